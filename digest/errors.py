@@ -1,0 +1,58 @@
+"""Every error paper-digest raises on purpose.
+
+DigestError            base: the CLI prints it as one line and exits 1
+ ├── ConfigError       a config key is missing or wrong; names the key and the fix
+ ├── DumpError         a dump cannot be read or parsed; names file:line
+ ├── StoreError        the state database is unusable (newer schema, locked, …)
+ ├── LockError         another run holds the lock on the state
+ ├── PublishError      a feed or archive file could not be written
+ └── DeliveryError     a message was not accepted; ``temporary`` says whether to retry
+"""
+
+from __future__ import annotations
+
+
+class DigestError(Exception):
+    """Base of every expected failure; ``str(err)`` is a complete one-line message."""
+
+
+class ConfigError(DigestError):
+    """A config value is missing or invalid."""
+
+    def __init__(self, key: str, problem: str, fix: str = "") -> None:
+        self.key = key
+        message = f"config key {key!r}: {problem}"
+        if fix:
+            message += f"; {fix}"
+        super().__init__(message)
+
+
+class DumpError(DigestError):
+    """A dump file cannot be read or parsed; ``line`` is 1-based, 0 for the whole file."""
+
+    def __init__(self, file: str, line: int, reason: str) -> None:
+        self.file = file
+        self.line = line
+        self.reason = reason
+        where = f"{file}:{line}" if line else file
+        super().__init__(f"{where}: {reason}")
+
+
+class StoreError(DigestError):
+    """The state database cannot be used as it is."""
+
+
+class LockError(DigestError):
+    """Another paper-digest process holds the lock on this state."""
+
+
+class PublishError(DigestError):
+    """An output file could not be written; nothing is marked published."""
+
+
+class DeliveryError(DigestError):
+    """A message was not accepted. ``temporary`` errors are retried later."""
+
+    def __init__(self, message: str, *, temporary: bool) -> None:
+        self.temporary = temporary
+        super().__init__(message)

@@ -1,0 +1,65 @@
+"""Stable identities: paper keys, GUIDs, archive URLs and Message-IDs.
+
+These never change between versions: feed readers and mail clients remember them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from urllib.parse import quote
+
+_NON_ALNUM = re.compile(r"[\W_]+")
+
+
+def paper_key(title: str) -> str:
+    """NFKC, casefold, every run of non-alphanumerics to one space, stripped. Idempotent."""
+    text = unicodedata.normalize("NFKC", title).casefold()
+    return _NON_ALNUM.sub(" ", text).strip()
+
+
+def key_hash(key: str) -> str:
+    """First 16 hex digits of the key's sha256: short, stable, URL- and id-safe."""
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()[:16]
+
+
+def paper_guid(key: str) -> str:
+    """The feed GUID / Atom id of a paper, stable forever."""
+    return f"urn:paper-digest:{key_hash(key)}"
+
+
+def paper_anchor(key: str) -> str:
+    """The fragment id of a paper on its digest's archive page."""
+    return f"p-{key_hash(key)}"
+
+
+def digest_path(slug: str) -> str:
+    """Path of a digest's archive page, relative to the site root."""
+    return f"digests/{slug}.html"
+
+
+def site_url(base_url: str, path: str = "") -> str:
+    """``path`` joined to the site's base URL (which always ends in a slash)."""
+    return base_url.rstrip("/") + "/" + path.lstrip("/")
+
+
+def archive_url(base_url: str, slug: str, key: str) -> str:
+    """Absolute URL of a paper's entry on its digest's archive page."""
+    return f"{site_url(base_url, digest_path(slug))}#{paper_anchor(key)}"
+
+
+def message_id(digest_id: int, recipient: str, domain: str) -> str:
+    """Message-ID of a digest for one recipient: the same on every retry and machine."""
+    who = hashlib.sha256(recipient.strip().lower().encode("utf-8")).hexdigest()[:16]
+    return f"<digest-{digest_id}.{who}@{domain}>"
+
+
+def arxiv_search_url(title: str) -> str:
+    """An arXiv title search for a paper the dump gave no URL for."""
+    return f"https://arxiv.org/search/?query={quote(title, safe='')}&searchtype=title"
+
+
+def hf_search_url(title: str) -> str:
+    """A Hugging Face papers search for the title."""
+    return f"https://huggingface.co/papers?q={quote(title, safe='')}"

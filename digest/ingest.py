@@ -1,0 +1,120 @@
+"""Edge: ingests the new dumps of the inbox into the state, one transaction per dump.
+
+A bad dump is recorded as failed with its reason (``file:line``) and never stops the
+others. Files already read (same name, size and mtime) are not opened again; a
+renamed copy is recognised by its content hash and not ingested twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from digest.config import Config
+from digest.errors import DigestError, DumpError
+from digest.parse import DumpParser
+from digest.sources import Candidate, read_lines, scan, settled, sha256_of
+from digest.store import Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class IngestReport:
+    seen: int = 0  # files in the inbox matching the pattern
+    ingested: int = 0
+    failed: int = 0
+    unsettled: int = 0  # still being written: left for a later poll
+    papers_found: int = 0
+    papers_new: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def _placeholder_hash(c: Candidate) -> str:
+    # A file we cannot hash still needs a stable identity for its failure record.
+    return hashlib.sha256(f"unreadable\0{c.name}\0{c.size}\0{c.mtime_ns}".encode()).hexdigest()
+
+
+def ingest_inbox(
+    config: Config,
+    store: Store,
+    now: datetime,
+    *,
+    retry_failed: bool = False,
+    settle_seconds: float | None = None,
+) -> IngestReport:
+    """Ingests every new dump in the inbox, in name order.
+
+    ``settle_seconds`` (the service's poll) skips files modified more recently than that.
+    ``retry_failed`` parses dumps that failed before once more.
+    """
+    report = IngestReport()
+    candidates = scan(config.sources.inbox, config.sources.pattern)
+    report.seen = len(candidates)
+    known = store.seen_files()
+    now_ns = int(now.timestamp() * 1e9)
+    for c in candidates:
+        cached = known.get(c.name)
+        unchanged = cached is not None and cached[:2] == (c.size, c.mtime_ns)
+        if unchanged and not (retry_failed and store.dump_status(cached[2]) == "failed"):  # type: ignore[index]
+            continue
+        if settle_seconds is not None and not settled(c, now_ns, settle_seconds):
+            report.unsettled += 1
+            continue
+        _ingest_one(config, store, c, now, retry_failed, report)
+    return report
+
+
+def _ingest_one(
+    config: Config,
+    store: Store,
+    c: Candidate,
+    now: datetime,
+    retry_failed: bool,
+    report: IngestReport,
+) -> None:
+    try:
+        sha = sha256_of(c.path, config.sources.max_bytes)
+    except DumpError as err:
+        _fail(store, c, _placeholder_hash(c), str(err), now, report)
+        return
+    status = store.dump_status(sha)
+    if status == "ingested" or (status == "failed" and not retry_failed):
+        # A renamed copy, or a failure kept until --retry-failed: remember, do not re-read.
+        store.remember_file(c.name, c.size, c.mtime_ns, sha)
+        return
+    parser = DumpParser(c.name)
+    try:
+        result = store.ingest(
+            name=c.name,
+            sha256=sha,
+            size=c.size,
+            mtime_ns=c.mtime_ns,
+            papers_in=parser.papers(read_lines(c.path)),
+            layout=lambda: parser.layout,
+            now=now,
+        )
+    except DumpError as err:
+        _fail(store, c, sha, str(err), now, report)
+        return
+    except DigestError:
+        raise  # the state itself is broken: stop the run
+    except Exception as err:  # a bug must not stop the other dumps; keep the evidence
+        log.exception("unexpected error while ingesting %s", c.name)
+        _fail(store, c, sha, f"{c.name}: internal error ({type(err).__name__}: {err})", now, report)
+        return
+    for warning in parser.warnings:
+        log.warning("%s", warning)
+    report.ingested += 1
+    report.papers_found += result.found
+    report.papers_new += result.new
+    log.info("%s: %d papers, %d new (%s layout)", c.name, result.found, result.new, result.layout)
+
+
+def _fail(store: Store, c: Candidate, sha: str, error: str, now: datetime, report: IngestReport) -> None:
+    log.error("dump failed: %s", error)
+    store.record_failure(name=c.name, sha256=sha, size=c.size, mtime_ns=c.mtime_ns, error=error, now=now)
+    report.failed += 1
+    report.errors.append(error)

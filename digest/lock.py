@@ -1,0 +1,47 @@
+"""An OS file lock beside the state, so two runs never build or send a digest at once.
+
+``fcntl.flock`` is released by the kernel when the holder dies, even by SIGKILL,
+so a crashed run never leaves a stale lock behind.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from digest.errors import LockError
+
+
+@contextmanager
+def run_lock(path: Path, *, wait: float = 0.0) -> Iterator[None]:
+    """Holds the exclusive lock on ``path`` for the block.
+
+    Waits up to ``wait`` seconds for another holder, then raises LockError.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise LockError(
+                        f"another paper-digest run holds {path}; it is probably still "
+                        "working: wait for it to finish (or pass --wait SECONDS)"
+                    ) from None
+                time.sleep(0.1)
+        try:
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)

@@ -1,0 +1,99 @@
+"""Plain values passed between the modules: frozen dataclasses, tuples, aware UTC datetimes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Paper:
+    """One paper as a dump lists it. ``key`` is :func:`digest.identity.paper_key` of the title."""
+
+    key: str
+    title: str
+    abstract: str
+    links: tuple[str, ...] = ()
+    listing_date: str | None = None  # as printed on the page ("Aug 8"); the page gives no year
+    arxiv_id: str | None = None
+    authors: tuple[str, ...] = ()
+    upvotes: int | None = None
+    line: int = 0  # 1-based line of the title in its dump, for messages
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedDump:
+    """What :func:`digest.parse.parse_dump` found in one file."""
+
+    layout: str  # "spaced", "compact" or "json"
+    papers: tuple[Paper, ...]
+    listing_date: str | None = None
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class StoredPaper:
+    """A paper as the state knows it: ``seq`` orders papers by when they were first seen."""
+
+    seq: int
+    paper: Paper
+    first_seen: datetime
+    dump_name: str
+
+    @property
+    def key(self) -> str:
+        return self.paper.key
+
+    @property
+    def title(self) -> str:
+        return self.paper.title
+
+
+@dataclass(frozen=True, slots=True)
+class Digest:
+    """Papers with ``first_seq <= seq <= last_seq``, created at ``created`` (UTC)."""
+
+    id: int
+    slug: str  # "2026-11-22", or "2026-11-22-2" for the second digest of that day
+    created: datetime
+    first_seq: int
+    last_seq: int
+    paper_count: int
+    published: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DigestPapers:
+    """A digest together with its papers, in seq order."""
+
+    digest: Digest
+    papers: tuple[StoredPaper, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One row of the outbox: a digest for one recipient."""
+
+    id: int
+    digest_id: int
+    recipient: str
+    status: str  # "pending", "sent", "failed" or "cancelled"
+    attempts: int
+    message_id: str
+    last_error: str | None = None
+    created: datetime | None = None
+    last_attempt: datetime | None = None
+    sent: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DumpRecord:
+    """One dump the state has seen, by content hash."""
+
+    sha256: str
+    name: str
+    seen: datetime
+    status: str  # "ingested" or "failed"
+    error: str | None
+    papers_found: int
+    papers_new: int

@@ -1,0 +1,239 @@
+"""Pure parser: the text of a "Daily Papers" listing page → papers.
+
+Reads nothing itself: callers hand in bytes (or byte lines, to stream a large file).
+Two layouts parse (see DESIGN.md): *spaced* (blank lines between title and abstract)
+and *compact* (``Subscribe`` glued to the first title, no blank lines). Every
+failure is a :class:`DumpError` naming ``file:line``.
+
+Encoding policy: UTF-8, with or without a BOM; UTF-16 with a BOM. Anything else
+(Latin-1, Windows-1252, binary) is refused rather than guessed, because a wrong
+guess would store mangled titles, and the title is the paper's identity forever.
+"""
+
+from __future__ import annotations
+
+import codecs
+import re
+from collections import deque
+from collections.abc import Iterable, Iterator
+from dataclasses import replace
+
+from digest import text
+from digest.errors import DumpError
+from digest.identity import paper_key
+from digest.model import Paper, ParsedDump
+
+FURNITURE = frozenset(
+    {
+        "new",
+        "get trending papers in your email inbox!",
+        "get trending papers in your email inbox once a day!",
+        "subscribe",
+        "daily papers",
+        "byak and the research community",
+    }
+)
+_MONTHS = "jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec"
+_DATE = re.compile(rf"^(?:{_MONTHS})[a-z]*\.? \d{{1,2}}(?:, \d{{4}})?$", re.IGNORECASE)
+_GLUED = "Subscribe"
+# A line is a paragraph (an abstract) rather than a title from this length or word count.
+_PARAGRAPH_CHARS = 300
+_PARAGRAPH_WORDS = 40
+_BOMS_16 = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+
+
+def _is_paragraph(line: str) -> bool:
+    return len(line) >= _PARAGRAPH_CHARS or line.count(" ") + 1 >= _PARAGRAPH_WORDS
+
+
+def _split_cr(line: str) -> list[str]:
+    """One LF-terminated line → its CR-separated parts (CRLF gives one part, lone CRs more)."""
+    if line.endswith("\r"):
+        line = line[:-1]
+    return line.split("\r") if "\r" in line else [line]
+
+
+def decode_lines(raw: Iterable[bytes], name: str) -> Iterator[tuple[int, str]]:
+    """Byte lines (as a binary file yields them) → ``(line_number, text)``, right-stripped.
+
+    Accepts LF, CRLF and lone CR line ends and a UTF-8 BOM; a UTF-16 file with a BOM is
+    decoded whole. Raises DumpError for a NUL byte or bytes that are not UTF-8.
+    """
+    chunks = iter(raw)
+    first = next(chunks, b"")
+    if first.startswith(_BOMS_16):
+        data = first + b"".join(chunks)
+        try:
+            whole = data.decode("utf-16")
+        except UnicodeDecodeError as err:
+            raise DumpError(name, 0, f"broken UTF-16 ({err.reason}); save the page as UTF-8") from err
+        lines: Iterable[str] = (ln + "\n" for ln in whole.split("\n"))
+        number = 0
+        for line in lines:
+            for part in _split_cr(line.removesuffix("\n")):
+                number += 1
+                if "\x00" in part:
+                    raise DumpError(name, number, "binary data (NUL byte); a dump must be text")
+                yield number, part.rstrip()
+        return
+    if first.startswith(codecs.BOM_UTF8):
+        first = first[len(codecs.BOM_UTF8) :]
+    number = 0
+    for chunk in _chain(first, chunks):
+        if b"\x00" in chunk:
+            raise DumpError(name, number + 1, "binary data (NUL byte); a dump must be the text of a page")
+        try:
+            decoded = chunk.decode("utf-8")
+        except UnicodeDecodeError as err:
+            bad = chunk[err.start]
+            raise DumpError(
+                name,
+                number + 1,
+                f"not UTF-8 (byte 0x{bad:02x} at column {err.start + 1}); "
+                "save the page as UTF-8 (Latin-1 and other encodings are not guessed)",
+            ) from err
+        for part in _split_cr(decoded.removesuffix("\n")):
+            number += 1
+            yield number, part.rstrip()
+
+
+def _chain(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
+    if first:
+        yield first
+    yield from rest
+
+
+class DumpParser:
+    """Parses one dump; after iterating :meth:`papers`, ``layout``, ``listing_date``
+    and ``warnings`` describe what was found.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.layout = "spaced"
+        self.listing_date: str | None = None
+        self.warnings: list[str] = []
+        self.count = 0
+
+    def _body(self, lines: Iterator[tuple[int, str]]) -> Iterator[tuple[int, str]]:
+        """Drops the page furniture before the first title; yields non-blank body lines."""
+        blank_in_body = False
+        in_header = True
+        saw_line = False
+        for number, line in lines:
+            line = line.strip()
+            if in_header:
+                if not line:
+                    continue
+                saw_line = True
+                if line.casefold() in FURNITURE:
+                    continue
+                if _DATE.match(line):
+                    self.listing_date = line
+                    continue
+                in_header = False
+                if line.startswith(_GLUED) and len(line) > len(_GLUED):
+                    # Compact pages glue the subscribe button's label to the first title.
+                    self.layout = "compact"
+                    line = line[len(_GLUED) :].strip()
+                yield number, line
+                continue
+            if not line:
+                blank_in_body = True
+                continue
+            yield number, line
+        if not saw_line:
+            raise DumpError(self.name, 0, "empty file; a dump is the saved text of a listing page")
+        if in_header:
+            raise DumpError(
+                self.name, 0, "only page furniture, no papers; was the page saved before it loaded?"
+            )
+        if not blank_in_body:
+            self.layout = "compact"
+
+    def papers(self, raw: Iterable[bytes]) -> Iterator[Paper]:
+        """Yields every paper of the dump in page order, each key once."""
+        body = self._body(decode_lines(raw, self.name))
+        window: deque[tuple[int, str]] = deque()
+        seen: set[str] = set()
+        last: Paper | None = None
+
+        def fill() -> None:
+            while len(window) < 3:
+                item = next(body, None)
+                if item is None:
+                    return
+                window.append(item)
+
+        fill()
+        started = False  # a title has been read (even one skipped as a duplicate)
+        while window:
+            number, title = window.popleft()
+            fill()
+            if _is_paragraph(title):
+                if not started:
+                    raise DumpError(
+                        self.name,
+                        number,
+                        f"expected a paper title, found a paragraph of {len(title)} characters",
+                    )
+                # A blank line inside an abstract splits it into two paragraphs.
+                self.warnings.append(f"{self.name}:{number}: paragraph joined to the abstract above")
+                if last is not None:
+                    joined = f"{last.abstract}\n\n{title}"
+                    last = replace(last, abstract=joined, links=text.links(joined))
+                continue
+            if not window:
+                raise DumpError(
+                    self.name,
+                    number,
+                    f"title {title[:80]!r} has no abstract: the file ends here (was it still being written?)",
+                )
+            abstract = window[0][1]
+            if not _is_paragraph(abstract) and len(window) > 1 and _is_paragraph(window[1][1]):
+                # Two short lines, then a paragraph: the first short line has no abstract.
+                if not started:
+                    self.warnings.append(f"{self.name}:{number}: skipped as page furniture")
+                    continue
+                self.warnings.append(f"{self.name}:{number}: title without an abstract")
+                abstract = ""
+            else:
+                window.popleft()
+                fill()
+            started = True
+            if last is not None:
+                yield last
+            last = self._paper(number, title, abstract, seen)
+        if last is not None:
+            yield last
+
+    def _paper(self, number: int, title: str, abstract: str, seen: set[str]) -> Paper | None:
+        key = paper_key(title)
+        if not key:
+            self.warnings.append(f"{self.name}:{number}: title has no letters or digits, skipped")
+            return None
+        if key in seen:
+            self.warnings.append(f"{self.name}:{number}: {title[:80]!r} listed twice, kept once")
+            return None
+        seen.add(key)
+        self.count += 1
+        return Paper(
+            key=key,
+            title=title,
+            abstract=abstract,
+            links=text.links(abstract),
+            listing_date=self.listing_date,
+            line=number,
+        )
+
+
+def parse_dump(data: bytes, name: str) -> ParsedDump:
+    """Parses a whole dump held in memory. Raises DumpError (file:line) on bad input."""
+    parser = DumpParser(name)
+    papers = tuple(parser.papers(data.splitlines(keepends=True) if data else ()))
+    return ParsedDump(
+        layout=parser.layout,
+        papers=papers,
+        listing_date=parser.listing_date,
+        warnings=tuple(parser.warnings),
+    )

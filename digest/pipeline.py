@@ -1,0 +1,129 @@
+"""The only orchestrator: ``run_once`` is what ``digest run`` and every service job call.
+
+    ingest new dumps → build the digest → publish feeds and archive → deliver the outbox
+
+It holds the run lock for the whole run (DESIGN.md invariant 7) and takes ``now``
+from its caller, so a run is reproducible.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from digest.config import Config
+from digest.deliver import FileTransport, Transport
+from digest.ingest import IngestReport, ingest_inbox
+from digest.lock import run_lock
+from digest.model import Digest
+from digest.outbox import DeliveryReport, deliver_pending
+from digest.site import PublishReport, publish
+from digest.store import Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class RunOptions:
+    """What one run does. The defaults are ``digest run``'s."""
+
+    build_digest: bool = True  # False: a service poll that only ingests
+    send: bool = True  # False (--no-send): the digest is recorded, nobody is mailed
+    retry_failed: bool = False  # parse dumps that failed before once more
+    settle_seconds: float | None = None  # the service's poll skips files still being written
+    dry_run_dir: Path | None = None  # write everything here and change no state
+    lock_wait: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class RunReport:
+    ingest: IngestReport
+    digest: Digest | None
+    published: PublishReport
+    delivery: DeliveryReport
+    seconds: float = 0.0
+    dry_run: bool = False
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def ok(self) -> bool:
+        """False when a delivery this run attempted did not end sent."""
+        return self.delivery.pending == 0 and self.delivery.failed == 0
+
+    def summary(self) -> str:
+        """One log line: what the run did."""
+        i, d = self.ingest, self.delivery
+        digest = (
+            f"digest {self.digest.slug} ({self.digest.paper_count} papers)" if self.digest else "no digest"
+        )
+        return (
+            f"{'dry run: ' if self.dry_run else ''}{i.seen} files, {i.ingested} ingested, {i.failed} failed, "
+            f"{i.papers_new} new papers; {digest}; {len(self.published.files)} files published; "
+            f"{d.sent} sent, {d.pending} pending, {d.failed} failed; {self.seconds:.2f}s"
+        )
+
+
+def run_once(
+    config: Config,
+    store: Store,
+    transport: Transport,
+    now: datetime,
+    options: RunOptions = RunOptions(),
+) -> RunReport:
+    """One complete run under the lock. With ``options.dry_run_dir`` every change to the
+    state is rolled back and outputs (site and ``.eml`` files) go to that folder."""
+    started = time.monotonic()
+    with run_lock(config.lock_path, wait=options.lock_wait):
+        if options.dry_run_dir is not None:
+            out = options.dry_run_dir
+            with store.dry_run() as scratch:
+                report = _run(config, scratch, FileTransport(out / "outbox"), now, options, out / "site")
+        else:
+            report = _run(config, store, transport, now, options, config.feed.output_dir)
+    final = RunReport(
+        ingest=report.ingest,
+        digest=report.digest,
+        published=report.published,
+        delivery=report.delivery,
+        seconds=time.monotonic() - started,
+        dry_run=options.dry_run_dir is not None,
+    )
+    log.info("%s", final.summary())
+    return final
+
+
+def _run(
+    config: Config,
+    store: Store,
+    transport: Transport,
+    now: datetime,
+    options: RunOptions,
+    site_dir: Path,
+) -> RunReport:
+    ingested = ingest_inbox(
+        config, store, now, retry_failed=options.retry_failed, settle_seconds=options.settle_seconds
+    )
+    digest = None
+    if options.build_digest:
+        recipients = config.email.recipients if options.send else ()
+        digest = store.create_digest(
+            now=now,
+            day=now.astimezone(config.tz).date(),
+            recipients=recipients,
+            domain=config.email.domain,
+        )
+        if digest:
+            log.info("digest %s created with %d papers", digest.slug, digest.paper_count)
+    published = publish(config, store, site_dir)
+    if published.digests:
+        store.mark_published(published.digests, now)
+    delivered = deliver_pending(config, store, transport, now) if options.send else DeliveryReport()
+    return RunReport(ingest=ingested, digest=digest, published=published, delivery=delivered)
+
+
+def make_transport(config: Config) -> Transport:
+    """The transport ``email.transport`` names."""
+    return FileTransport(config.email.outbox)

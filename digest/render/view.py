@@ -1,0 +1,95 @@
+"""The view model every renderer shares: what a paper or digest shows, computed once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from digest import identity, text
+from digest.model import Digest, StoredPaper
+
+
+@dataclass(frozen=True, slots=True)
+class PaperView:
+    """One paper as readers see it, with every link it offers."""
+
+    seq: int
+    key: str
+    title: str
+    abstract: str  # the abstract with ``url{url}`` artefacts removed
+    segments: tuple[tuple[str, str | None], ...]  # abstract as (text, url) runs
+    links: tuple[str, ...]
+    guid: str
+    anchor: str
+    url: str  # its entry on the digest's archive page
+    arxiv_url: str  # the paper itself when the dump gave an arXiv id, else a title search
+    hf_url: str
+    first_seen: datetime
+    listing_date: str | None
+    authors: tuple[str, ...]
+    upvotes: int | None
+    digest_slug: str
+
+
+@dataclass(frozen=True, slots=True)
+class DigestView:
+    """A digest as readers see it: where it lives and what date it carries."""
+
+    id: int
+    slug: str
+    created: datetime
+    day_label: str  # "22 Nov 2026" in the configured time zone
+    iso_date: str  # "2026-11-22"
+    url: str
+    path: str
+    count: int
+
+
+def paper_view(paper: StoredPaper, slug: str, base_url: str) -> PaperView:
+    p = paper.paper
+    if p.arxiv_id:
+        arxiv = f"https://arxiv.org/abs/{p.arxiv_id}"
+        hf = f"https://huggingface.co/papers/{p.arxiv_id}"
+    else:
+        arxiv = identity.arxiv_search_url(p.title)
+        hf = identity.hf_search_url(p.title)
+    segs = text.segments(p.abstract)
+    return PaperView(
+        seq=paper.seq,
+        key=p.key,
+        title=p.title,
+        abstract="".join(piece for piece, _ in segs),
+        segments=segs,
+        links=p.links,
+        guid=identity.paper_guid(p.key),
+        anchor=identity.paper_anchor(p.key),
+        url=identity.archive_url(base_url, slug, p.key),
+        arxiv_url=arxiv,
+        hf_url=hf,
+        first_seen=paper.first_seen,
+        listing_date=p.listing_date,
+        authors=p.authors,
+        upvotes=p.upvotes,
+        digest_slug=slug,
+    )
+
+
+def day_label(moment: datetime, tz: ZoneInfo) -> str:
+    """``22 Nov 2026``: unambiguous in every locale."""
+    local = moment.astimezone(tz)
+    return f"{local.day} {local:%b %Y}"
+
+
+def digest_view(digest: Digest, base_url: str, tz: ZoneInfo) -> DigestView:
+    path = identity.digest_path(digest.slug)
+    return DigestView(
+        id=digest.id,
+        slug=digest.slug,
+        created=digest.created,
+        day_label=day_label(digest.created, tz),
+        iso_date=digest.created.astimezone(tz).date().isoformat(),
+        url=identity.site_url(base_url, path),
+        path=path,
+        count=digest.paper_count,
+    )

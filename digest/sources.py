@@ -1,0 +1,100 @@
+"""Edge: finds dump files in the inbox and reads them. Never moves, changes or deletes one.
+
+A file is known by the sha256 of its bytes; the state's stat cache (name, size,
+mtime) lets a run skip files it has already read without opening them.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import os
+import stat
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from digest.errors import DumpError
+
+_SKIP_SUFFIXES = (".part", ".tmp", "~", ".crdownload", ".swp")
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A file in the inbox that looks like a dump, as it was when the inbox was scanned."""
+
+    path: Path
+    name: str
+    size: int
+    mtime_ns: int
+
+
+def _skipped(name: str) -> bool:
+    return name.startswith(".") or name.endswith(_SKIP_SUFFIXES)
+
+
+def scan(inbox: Path, pattern: str) -> list[Candidate]:
+    """Regular files in ``inbox`` matching ``pattern``, in name order.
+
+    Hidden and temporary names are skipped, and so are symlinks that lead out of
+    the inbox. Raises DumpError when the inbox itself cannot be listed.
+    """
+    try:
+        entries = list(os.scandir(inbox))
+    except FileNotFoundError as err:
+        raise DumpError(str(inbox), 0, "inbox folder does not exist; create it or fix sources.inbox") from err
+    except OSError as err:
+        raise DumpError(str(inbox), 0, f"cannot list the inbox ({err.strerror}); fix sources.inbox") from err
+    root = inbox.resolve()
+    found: list[Candidate] = []
+    for entry in entries:
+        if _skipped(entry.name) or not fnmatch.fnmatchcase(entry.name, pattern):
+            continue
+        path = Path(entry.path)
+        if entry.is_symlink() and not path.resolve().is_relative_to(root):
+            continue
+        try:
+            st = path.stat()
+        except OSError:
+            continue  # vanished or a dangling link
+        if not stat.S_ISREG(st.st_mode):
+            continue
+        found.append(Candidate(path=path, name=entry.name, size=st.st_size, mtime_ns=st.st_mtime_ns))
+    found.sort(key=lambda c: c.name)
+    return found
+
+
+def settled(candidate: Candidate, now_ns: int, settle_seconds: float) -> bool:
+    """True when the file has not been modified for ``settle_seconds``: a dump still being
+    written keeps bumping its mtime, so it is left for a later poll."""
+    return now_ns - candidate.mtime_ns >= settle_seconds * 1e9
+
+
+def sha256_of(path: Path, max_bytes: int) -> str:
+    """Content hash, read in chunks; DumpError for an unreadable or oversized file."""
+    digest = hashlib.sha256()
+    total = 0
+    try:
+        with path.open("rb") as fh:
+            while chunk := fh.read(1 << 20):
+                total += len(chunk)
+                if total > max_bytes:
+                    raise DumpError(
+                        path.name,
+                        0,
+                        f"larger than sources.max_bytes ({max_bytes} bytes); "
+                        "raise sources.max_bytes if this dump is genuine",
+                    )
+                digest.update(chunk)
+    except OSError as err:
+        raise DumpError(path.name, 0, f"cannot read ({err.strerror}); check its permissions") from err
+    return digest.hexdigest()
+
+
+def read_lines(path: Path) -> Iterator[bytes]:
+    """The file's byte lines, streamed; the file is only opened for reading."""
+    try:
+        with path.open("rb") as fh:
+            yield from fh
+    except OSError as err:
+        raise DumpError(path.name, 0, f"cannot read ({err.strerror}); check its permissions") from err

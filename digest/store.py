@@ -1,0 +1,593 @@
+"""The state: one database (a SQLite file by default) behind SQLAlchemy Core.
+
+Tables (DESIGN.md): ``dumps`` by content hash, ``seen_files`` (a stat cache so a run
+reads only new files), ``papers`` with a monotonic ``seq``, ``digests`` and
+``deliveries`` (the outbox). The schema is created and migrated by :data:`MIGRATIONS`,
+keyed by version; a database newer than the code is refused.
+
+Every write is one transaction. Callers hold the run lock (:mod:`digest.lock`), so
+the check-then-insert in :meth:`Store.ingest` does not race.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from itertools import islice
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from digest.config import sqlite_path
+from digest.errors import StoreError
+from digest.identity import message_id
+from digest.model import Delivery, Digest, DumpRecord, Paper, StoredPaper
+
+BATCH = 500  # papers per INSERT batch; also bounds memory while streaming a huge dump
+
+
+class UTCDateTime(sa.TypeDecorator[datetime]):
+    """Aware UTC datetimes in, aware UTC datetimes out, on every backend."""
+
+    impl = sa.DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+metadata = sa.MetaData()
+
+schema_version = sa.Table("schema_version", metadata, sa.Column("version", sa.Integer, nullable=False))
+
+dumps = sa.Table(
+    "dumps",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("sha256", sa.String(64), nullable=False, unique=True),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("seen_at", UTCDateTime, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("error", sa.Text),
+    sa.Column("layout", sa.String(16)),
+    sa.Column("papers_found", sa.Integer, nullable=False, default=0),
+    sa.Column("papers_new", sa.Integer, nullable=False, default=0),
+)
+
+seen_files = sa.Table(
+    "seen_files",
+    metadata,
+    sa.Column("name", sa.Text, primary_key=True),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("mtime_ns", sa.BigInteger, nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+)
+
+papers = sa.Table(
+    "papers",
+    metadata,
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("key", sa.Text, nullable=False, unique=True),
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("abstract", sa.Text, nullable=False),
+    sa.Column("links", sa.Text, nullable=False, default="[]"),
+    sa.Column("listing_date", sa.Text),
+    sa.Column("arxiv_id", sa.Text),
+    sa.Column("authors", sa.Text, nullable=False, default="[]"),
+    sa.Column("upvotes", sa.Integer),
+    sa.Column("first_seen", UTCDateTime, nullable=False),
+    sa.Column("dump_id", sa.Integer, sa.ForeignKey("dumps.id"), nullable=False),
+    sqlite_autoincrement=True,  # seq is never reused, even after a rollback
+)
+
+digests = sa.Table(
+    "digests",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("slug", sa.String(32), nullable=False, unique=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("first_seq", sa.Integer, nullable=False),
+    sa.Column("last_seq", sa.Integer, nullable=False),
+    sa.Column("paper_count", sa.Integer, nullable=False),
+    sa.Column("published_at", UTCDateTime),
+    sqlite_autoincrement=True,
+)
+
+deliveries = sa.Table(
+    "deliveries",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("digest_id", sa.Integer, sa.ForeignKey("digests.id"), nullable=False),
+    sa.Column("recipient", sa.Text, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("last_error", sa.Text),
+    sa.Column("message_id", sa.Text, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("last_attempt_at", UTCDateTime),
+    sa.Column("sent_at", UTCDateTime),
+    sa.UniqueConstraint("digest_id", "recipient"),
+)
+sa.Index("deliveries_status", deliveries.c.status)
+
+
+def _create(*tables: sa.Table) -> Callable[[Connection], None]:
+    def migrate(conn: Connection) -> None:
+        metadata.create_all(conn, tables=list(tables))
+
+    return migrate
+
+
+# Append only: migration N brings a database from version N-1 to N.
+MIGRATIONS: list[Callable[[Connection], None]] = [
+    _create(schema_version, dumps, seen_files, papers, digests, deliveries),
+]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+@dataclass(frozen=True, slots=True)
+class IngestResult:
+    found: int
+    new: int
+    layout: str
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    # pysqlite's own transaction handling is legacy; let SQLAlchemy's "begin" event decide.
+    dbapi_conn.isolation_level = None
+    cursor = dbapi_conn.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")  # readers never block the writer
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL survives a killed process
+    cursor.close()
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    # IMMEDIATE takes the write lock up front: no deadlock when a reader upgrades.
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _reason(err: BaseException) -> str:
+    """The driver's own message, without SQLAlchemy's multi-line background note."""
+    orig = getattr(err, "orig", None)
+    return str(orig or err).splitlines()[0]
+
+
+def create_engine(url: str) -> Engine:
+    """An engine for ``url``; SQLite gets WAL, a busy timeout and real transactions."""
+    try:
+        engine = sa.create_engine(url)
+    except (SQLAlchemyError, ImportError) as err:
+        raise StoreError(f"cannot use state.url {url!r}: {err}") from err
+    if engine.dialect.name == "sqlite":
+        sa.event.listen(engine, "connect", _sqlite_pragmas)
+        sa.event.listen(engine, "begin", _sqlite_begin)
+    return engine
+
+
+def migrate(engine: Engine) -> int:
+    """Brings the schema to :data:`SCHEMA_VERSION`; refuses a newer database."""
+    with engine.begin() as conn:
+        if not sa.inspect(conn).has_table("schema_version"):
+            current = 0
+        else:
+            current = conn.execute(sa.select(sa.func.max(schema_version.c.version))).scalar() or 0
+        if current > SCHEMA_VERSION:
+            raise StoreError(
+                f"the state database has schema version {current}, newer than this "
+                f"paper-digest knows ({SCHEMA_VERSION}); upgrade paper-digest"
+            )
+        for version in range(current + 1, SCHEMA_VERSION + 1):
+            MIGRATIONS[version - 1](conn)
+            conn.execute(sa.delete(schema_version))
+            conn.execute(sa.insert(schema_version).values(version=version))
+    return SCHEMA_VERSION
+
+
+def _batched(items: Iterable[Paper], size: int) -> Iterator[list[Paper]]:
+    it = iter(items)
+    while chunk := list(islice(it, size)):
+        yield chunk
+
+
+def _paper(row: Any) -> StoredPaper:
+    return StoredPaper(
+        seq=row.seq,
+        paper=Paper(
+            key=row.key,
+            title=row.title,
+            abstract=row.abstract,
+            links=tuple(json.loads(row.links)),
+            listing_date=row.listing_date,
+            arxiv_id=row.arxiv_id,
+            authors=tuple(json.loads(row.authors)),
+            upvotes=row.upvotes,
+        ),
+        first_seen=row.first_seen,
+        dump_name=row.dump_name,
+    )
+
+
+def _digest(row: Any) -> Digest:
+    return Digest(
+        id=row.id,
+        slug=row.slug,
+        created=row.created_at,
+        first_seq=row.first_seq,
+        last_seq=row.last_seq,
+        paper_count=row.paper_count,
+        published=row.published_at,
+    )
+
+
+def _delivery(row: Any) -> Delivery:
+    return Delivery(
+        id=row.id,
+        digest_id=row.digest_id,
+        recipient=row.recipient,
+        status=row.status,
+        attempts=row.attempts,
+        message_id=row.message_id,
+        last_error=row.last_error,
+        created=row.created_at,
+        last_attempt=row.last_attempt_at,
+        sent=row.sent_at,
+    )
+
+
+_PAPER_COLUMNS = [*papers.c, dumps.c.name.label("dump_name")]
+
+
+class Store:
+    """All reads and writes of the state. Create with :meth:`open`."""
+
+    def __init__(self, engine: Engine, connection: Connection | None = None) -> None:
+        self.engine = engine
+        self._conn = connection  # set in dry-run mode: everything happens inside one rollback
+
+    @classmethod
+    def open(cls, url: str) -> Store:
+        """Connects to ``url`` and migrates the schema."""
+        db = sqlite_path(url)
+        if db is not None:
+            db.parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url)
+        try:
+            migrate(engine)
+        except SQLAlchemyError as err:
+            engine.dispose()
+            raise StoreError(f"cannot open the state at {url!r}: {_reason(err)}") from err
+        return cls(engine)
+
+    def close(self) -> None:
+        if self._conn is None:
+            self.engine.dispose()
+
+    @contextmanager
+    def dry_run(self) -> Iterator[Store]:
+        """A Store whose every change is rolled back when the block ends."""
+        with self.engine.connect() as conn:
+            outer = conn.begin()
+            try:
+                yield Store(self.engine, conn)
+            finally:
+                outer.rollback()
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """One atomic unit of work: committed on success, rolled back on any error."""
+        try:
+            if self._conn is not None:
+                with self._conn.begin_nested():
+                    yield self._conn
+            else:
+                with self.engine.begin() as conn:
+                    yield conn
+        except SQLAlchemyError as err:
+            raise StoreError(f"state database error: {_reason(err)}") from err
+
+    # --- dumps -----------------------------------------------------------------------------
+
+    def seen_files(self) -> dict[str, tuple[int, int, str]]:
+        """name → (size, mtime_ns, sha256) of every file read before."""
+        with self.transaction() as conn:
+            rows = conn.execute(sa.select(seen_files)).all()
+        return {r.name: (r.size, r.mtime_ns, r.sha256) for r in rows}
+
+    def remember_file(self, name: str, size: int, mtime_ns: int, sha256: str) -> None:
+        with self.transaction() as conn:
+            self._remember(conn, name, size, mtime_ns, sha256)
+
+    @staticmethod
+    def _remember(conn: Connection, name: str, size: int, mtime_ns: int, sha256: str) -> None:
+        conn.execute(sa.delete(seen_files).where(seen_files.c.name == name))
+        conn.execute(sa.insert(seen_files).values(name=name, size=size, mtime_ns=mtime_ns, sha256=sha256))
+
+    def dump_status(self, sha256: str) -> str | None:
+        """ "ingested", "failed" or None for a dump never seen."""
+        with self.transaction() as conn:
+            return conn.execute(
+                sa.select(dumps.c.status).where(dumps.c.sha256 == sha256)
+            ).scalar_one_or_none()
+
+    def ingest(
+        self,
+        *,
+        name: str,
+        sha256: str,
+        size: int,
+        mtime_ns: int,
+        papers_in: Iterable[Paper],
+        layout: Callable[[], str],
+        now: datetime,
+    ) -> IngestResult:
+        """Stores one dump and its new papers in one transaction: all of them or none.
+
+        ``papers_in`` may be a generator (a streamed parse): it is consumed in batches
+        inside the transaction, so a parse error midway rolls the whole dump back.
+        """
+        found = new = 0
+        with self.transaction() as conn:
+            conn.execute(sa.delete(dumps).where(dumps.c.sha256 == sha256))  # a retried failure
+            dump_id = conn.execute(
+                sa.insert(dumps).values(sha256=sha256, name=name, size=size, seen_at=now, status="ingested")
+            ).inserted_primary_key[0]  # type: ignore[index]
+            for batch in _batched(papers_in, BATCH):
+                found += len(batch)
+                keys = [p.key for p in batch]
+                known = set(conn.execute(sa.select(papers.c.key).where(papers.c.key.in_(keys))).scalars())
+                rows = [
+                    {
+                        "key": p.key,
+                        "title": p.title,
+                        "abstract": p.abstract,
+                        "links": json.dumps(list(p.links)),
+                        "listing_date": p.listing_date,
+                        "arxiv_id": p.arxiv_id,
+                        "authors": json.dumps(list(p.authors)),
+                        "upvotes": p.upvotes,
+                        "first_seen": now,
+                        "dump_id": dump_id,
+                    }
+                    for p in batch
+                    if p.key not in known
+                ]
+                if rows:
+                    conn.execute(sa.insert(papers), rows)
+                    new += len(rows)
+            found_layout = layout()
+            conn.execute(
+                sa.update(dumps)
+                .where(dumps.c.id == dump_id)
+                .values(papers_found=found, papers_new=new, layout=found_layout)
+            )
+            self._remember(conn, name, size, mtime_ns, sha256)
+        return IngestResult(found=found, new=new, layout=found_layout)
+
+    def record_failure(
+        self, *, name: str, sha256: str, size: int, mtime_ns: int, error: str, now: datetime
+    ) -> None:
+        """Records a dump that could not be ingested, with the reason (file:line)."""
+        with self.transaction() as conn:
+            conn.execute(sa.delete(dumps).where(dumps.c.sha256 == sha256))
+            conn.execute(
+                sa.insert(dumps).values(
+                    sha256=sha256, name=name, size=size, seen_at=now, status="failed", error=error
+                )
+            )
+            self._remember(conn, name, size, mtime_ns, sha256)
+
+    def dump_records(self, status: str | None = None) -> list[DumpRecord]:
+        query = sa.select(dumps).order_by(dumps.c.id)
+        if status:
+            query = query.where(dumps.c.status == status)
+        with self.transaction() as conn:
+            rows = conn.execute(query).all()
+        return [
+            DumpRecord(
+                sha256=r.sha256,
+                name=r.name,
+                seen=r.seen_at,
+                status=r.status,
+                error=r.error,
+                papers_found=r.papers_found,
+                papers_new=r.papers_new,
+            )
+            for r in rows
+        ]
+
+    # --- digests ---------------------------------------------------------------------------
+
+    def create_digest(
+        self, *, now: datetime, day: date, recipients: Sequence[str], domain: str
+    ) -> Digest | None:
+        """Gathers every paper first seen since the last digest into a new digest, with a
+        pending delivery per recipient, in one transaction. None when nothing is new.
+        """
+        with self.transaction() as conn:
+            last = conn.execute(sa.select(sa.func.max(papers.c.seq))).scalar() or 0
+            done = conn.execute(sa.select(sa.func.max(digests.c.last_seq))).scalar() or 0
+            if last <= done:
+                return None
+            count = conn.execute(
+                sa.select(sa.func.count()).select_from(papers).where(papers.c.seq > done)
+            ).scalar_one()
+            base = day.isoformat()
+            taken = set(
+                conn.execute(sa.select(digests.c.slug).where(digests.c.slug.like(f"{base}%"))).scalars()
+            )
+            slug, n = base, 1
+            while slug in taken:
+                n += 1
+                slug = f"{base}-{n}"
+            digest_id = conn.execute(
+                sa.insert(digests).values(
+                    slug=slug, created_at=now, first_seq=done + 1, last_seq=last, paper_count=count
+                )
+            ).inserted_primary_key[0]  # type: ignore[index]
+            if recipients:
+                conn.execute(
+                    sa.insert(deliveries),
+                    [
+                        {
+                            "digest_id": digest_id,
+                            "recipient": r,
+                            "status": "pending",
+                            "attempts": 0,
+                            "message_id": message_id(digest_id, r, domain),
+                            "created_at": now,
+                        }
+                        for r in recipients
+                    ],
+                )
+            row = conn.execute(sa.select(digests).where(digests.c.id == digest_id)).one()
+        return _digest(row)
+
+    def digests(self, *, unpublished: bool = False, limit: int | None = None) -> list[Digest]:
+        """Digests, newest first."""
+        query = sa.select(digests).order_by(digests.c.id.desc()).limit(limit)
+        if unpublished:
+            query = query.where(digests.c.published_at.is_(None))
+        with self.transaction() as conn:
+            return [_digest(r) for r in conn.execute(query)]
+
+    def digest(self, digest_id: int) -> Digest:
+        with self.transaction() as conn:
+            row = conn.execute(sa.select(digests).where(digests.c.id == digest_id)).one_or_none()
+        if row is None:
+            raise StoreError(f"no digest with id {digest_id}")
+        return _digest(row)
+
+    def mark_published(self, digest_ids: Iterable[int], now: datetime) -> None:
+        with self.transaction() as conn:
+            conn.execute(
+                sa.update(digests)
+                .where(digests.c.id.in_(list(digest_ids)), digests.c.published_at.is_(None))
+                .values(published_at=now)
+            )
+
+    def digest_papers(self, digest: Digest) -> tuple[StoredPaper, ...]:
+        """The digest's papers in the order they were first seen."""
+        query = (
+            sa.select(*_PAPER_COLUMNS)
+            .join(dumps, dumps.c.id == papers.c.dump_id)
+            .where(papers.c.seq.between(digest.first_seq, digest.last_seq))
+            .order_by(papers.c.seq)
+        )
+        with self.transaction() as conn:
+            return tuple(_paper(r) for r in conn.execute(query))
+
+    def recent_papers(self, limit: int, up_to_seq: int) -> list[tuple[StoredPaper, Digest]]:
+        """The ``limit`` newest digested papers (seq ≤ ``up_to_seq``), newest first,
+        each with the digest that carried it."""
+        query = (
+            sa.select(*_PAPER_COLUMNS, *[c.label(f"d_{c.name}") for c in digests.c])
+            .join(dumps, dumps.c.id == papers.c.dump_id)
+            .join(
+                digests,
+                sa.and_(papers.c.seq >= digests.c.first_seq, papers.c.seq <= digests.c.last_seq),
+            )
+            .where(papers.c.seq <= up_to_seq)
+            .order_by(papers.c.seq.desc())
+            .limit(limit)
+        )
+        out: list[tuple[StoredPaper, Digest]] = []
+        with self.transaction() as conn:
+            for r in conn.execute(query):
+                d = Digest(
+                    id=r.d_id,
+                    slug=r.d_slug,
+                    created=r.d_created_at,
+                    first_seq=r.d_first_seq,
+                    last_seq=r.d_last_seq,
+                    paper_count=r.d_paper_count,
+                    published=r.d_published_at,
+                )
+                out.append((_paper(r), d))
+        return out
+
+    # --- outbox ----------------------------------------------------------------------------
+
+    def deliveries(self, status: str | None = None) -> list[Delivery]:
+        query = sa.select(deliveries).order_by(deliveries.c.digest_id, deliveries.c.id)
+        if status:
+            query = query.where(deliveries.c.status == status)
+        with self.transaction() as conn:
+            return [_delivery(r) for r in conn.execute(query)]
+
+    def mark_sent(self, delivery_id: int, now: datetime) -> None:
+        """Called only after the server accepted the message (invariant 4)."""
+        with self.transaction() as conn:
+            conn.execute(
+                sa.update(deliveries)
+                .where(deliveries.c.id == delivery_id)
+                .values(
+                    status="sent",
+                    sent_at=now,
+                    last_attempt_at=now,
+                    attempts=deliveries.c.attempts + 1,
+                    last_error=None,
+                )
+            )
+
+    def mark_attempt_failed(self, delivery_id: int, error: str, now: datetime, *, permanent: bool) -> None:
+        """A temporary failure stays pending for the next run; a permanent one is failed."""
+        with self.transaction() as conn:
+            conn.execute(
+                sa.update(deliveries)
+                .where(deliveries.c.id == delivery_id)
+                .values(
+                    status="failed" if permanent else "pending",
+                    last_attempt_at=now,
+                    attempts=deliveries.c.attempts + 1,
+                    last_error=error,
+                )
+            )
+
+    # --- status ----------------------------------------------------------------------------
+
+    def counts(self) -> dict[str, Any]:
+        """The numbers ``digest status --json`` prints."""
+        with self.transaction() as conn:
+            dump_counts: dict[str, int] = dict(
+                conn.execute(sa.select(dumps.c.status, sa.func.count()).group_by(dumps.c.status)).all()
+            )
+            delivery_counts: dict[str, int] = dict(
+                conn.execute(
+                    sa.select(deliveries.c.status, sa.func.count()).group_by(deliveries.c.status)
+                ).all()
+            )
+            n_papers = conn.execute(sa.select(sa.func.count()).select_from(papers)).scalar_one()
+            n_digests = conn.execute(sa.select(sa.func.count()).select_from(digests)).scalar_one()
+            undigested = conn.execute(
+                sa.select(sa.func.count())
+                .select_from(papers)
+                .where(
+                    papers.c.seq
+                    > sa.select(sa.func.coalesce(sa.func.max(digests.c.last_seq), 0)).scalar_subquery()
+                )
+            ).scalar_one()
+        return {
+            "dumps": {
+                "ingested": dump_counts.get("ingested", 0),
+                "failed": dump_counts.get("failed", 0),
+            },
+            "papers": n_papers,
+            "papers_waiting": undigested,
+            "digests": n_digests,
+            "deliveries": {s: delivery_counts.get(s, 0) for s in ("pending", "sent", "failed", "cancelled")},
+        }

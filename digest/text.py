@@ -1,0 +1,72 @@
+"""Pure text helpers shared by the parser and the renderers: code links in abstracts."""
+
+from __future__ import annotations
+
+import re
+
+# A URL runs until white space, a brace (the LaTeX artefact ``url{url}``) or an angle bracket.
+_URL = re.compile(r"https?://[^\s{}<>\"]+")
+_ARTEFACT = re.compile(r"\{(https?://[^\s{}]*)\}")
+_TRAILING = ".,;:!?'\""
+_OPENERS = {")": "(", "]": "["}
+
+
+def _clean(url: str) -> str:
+    """Drop trailing punctuation and closing brackets that have no opening one in the URL."""
+    while url:
+        last = url[-1]
+        opener = _OPENERS.get(last)
+        if last in _TRAILING or (opener and url.count(opener) < url.count(last)):
+            url = url[:-1]
+        else:
+            break
+    return url
+
+
+def segments(text: str) -> tuple[tuple[str, str | None], ...]:
+    """Split ``text`` into ``(piece, url)`` runs; ``url`` is None for plain text.
+
+    A ``url{url}`` artefact is shown once; punctuation after a URL stays as text.
+    Joining every piece gives ``text`` without the artefacts.
+    """
+    out: list[tuple[str, str | None]] = []
+    pos = 0
+    while match := _URL.search(text, pos):
+        start = match.start()
+        url = _clean(match.group())
+        if not url.partition("://")[2]:
+            out.append((text[pos : match.end()], None))
+            pos = match.end()
+            continue
+        if start > pos:
+            out.append((text[pos:start], None))
+        out.append((url, url))
+        pos = start + len(url)
+        # The artefact follows the URL directly: ``https://a/b{https://a/b}``.
+        artefact = _ARTEFACT.match(text, pos)
+        if artefact and _clean(artefact.group(1)) == url:
+            pos = artefact.end()
+    if pos < len(text):
+        out.append((text[pos:], None))
+    # Merge adjacent plain runs so callers see one piece per gap between links.
+    merged: list[tuple[str, str | None]] = []
+    for piece, link in out:
+        if link is None and merged and merged[-1][1] is None:
+            merged[-1] = (merged[-1][0] + piece, None)
+        else:
+            merged.append((piece, link))
+    return tuple(merged)
+
+
+def links(text: str) -> tuple[str, ...]:
+    """The distinct cleaned URLs in ``text``, in order of appearance."""
+    seen: dict[str, None] = {}
+    for _, url in segments(text):
+        if url is not None:
+            seen.setdefault(url)
+    return tuple(seen)
+
+
+def plain(text: str) -> str:
+    """``text`` with ``url{url}`` artefacts removed."""
+    return "".join(piece for piece, _ in segments(text))

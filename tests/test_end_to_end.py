@@ -1,0 +1,40 @@
+"""The README's example run, end to end, against real files."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+from html import unescape
+from pathlib import Path
+
+import feedparser
+
+from digest.config import Config
+from digest.deliver import FileTransport
+from digest.pipeline import run_once
+from digest.store import Store
+from tests.conftest import DUMP_000, DUMP_002, NOW, drop
+
+
+def test_example_run_publishes_feed_and_emails(config: Config, store: Store, inbox: Path) -> None:
+    drop(inbox, DUMP_000, DUMP_002)
+    report = run_once(config, store, FileTransport(config.email.outbox), NOW)
+    assert report.ingest.papers_new == 297
+    assert report.digest is not None and report.digest.paper_count == 297
+
+    parsed = feedparser.parse((config.feed.output_dir / "feed.xml").read_bytes())
+    assert parsed.bozo == 0
+    assert len(parsed.entries) == 297
+    assert len({e.id for e in parsed.entries}) == 297
+
+    emls = sorted(config.email.outbox.glob("*.eml"))
+    assert len(emls) == 1
+    msg = email.message_from_bytes(emls[0].read_bytes(), policy=email.policy.default)
+    assert msg.get_content_type() == "multipart/alternative"
+    text = msg.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    html = unescape(msg.get_body(("html",)).get_content())  # type: ignore[union-attr]
+    titles = [p.title for p in store.digest_papers(report.digest)]
+    assert len(titles) == 297
+    for title in titles:
+        assert " ".join(title.split()) in " ".join(text.split())
+        assert f">{title}</a>" in html
