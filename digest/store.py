@@ -342,7 +342,8 @@ class Store:
         """
         found = new = 0
         with self.transaction() as conn:
-            conn.execute(sa.delete(dumps).where(dumps.c.sha256 == sha256))  # a retried failure
+            # A retried failure replaces its record; an ingested dump is never replaced.
+            conn.execute(sa.delete(dumps).where(dumps.c.sha256 == sha256, dumps.c.status == "failed"))
             dump_id = conn.execute(
                 sa.insert(dumps).values(sha256=sha256, name=name, size=size, seen_at=now, status="ingested")
             ).inserted_primary_key[0]  # type: ignore[index]
@@ -383,7 +384,7 @@ class Store:
     ) -> None:
         """Records a dump that could not be ingested, with the reason (file:line)."""
         with self.transaction() as conn:
-            conn.execute(sa.delete(dumps).where(dumps.c.sha256 == sha256))
+            conn.execute(sa.delete(dumps).where(dumps.c.sha256 == sha256, dumps.c.status == "failed"))
             conn.execute(
                 sa.insert(dumps).values(
                     sha256=sha256, name=name, size=size, seen_at=now, status="failed", error=error

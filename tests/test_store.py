@@ -1,0 +1,166 @@
+"""The state on a real SQLite file: ingest, identity, digests, migrations (invariants 1, 2)."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from digest.config import Config
+from digest.deliver import FileTransport
+from digest.errors import DumpError, StoreError
+from digest.ingest import ingest_inbox
+from digest.model import Paper
+from digest.parse import DumpParser
+from digest.pipeline import run_once
+from digest.store import SCHEMA_VERSION, Store, schema_version
+from tests.conftest import DUMP_000, DUMP_002, NOW, drop
+
+
+def test_sample_counts_in_order(config: Config, store: Store, inbox: Path) -> None:
+    drop(inbox, DUMP_000)
+    first = ingest_inbox(config, store, NOW)
+    assert (first.papers_found, first.papers_new) == (81, 81)
+    drop(inbox, DUMP_002)
+    second = ingest_inbox(config, store, NOW)
+    assert (second.ingested, second.papers_found, second.papers_new) == (1, 231, 216)
+    assert store.counts()["papers"] == 297
+
+
+def test_reverse_order_gives_the_same_papers(make_config, inbox: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    keys = []
+    for order in ([DUMP_000, DUMP_002], [DUMP_002, DUMP_000]):
+        for f in inbox.iterdir():
+            f.unlink()
+        (tmp_path / "var").exists() and [p.unlink() for p in (tmp_path / "var").glob("digest.db*")]
+        config = make_config()
+        store = Store.open(config.state.url)
+        for dump in order:
+            drop(inbox, dump)
+            ingest_inbox(config, store, NOW)
+        with store.transaction() as conn:
+            keys.append(sorted(conn.execute(sa.text("select key from papers")).scalars()))
+        store.close()
+    assert len(keys[0]) == 297
+    assert keys[0] == keys[1]
+
+
+@pytest.mark.parametrize("order", list(itertools.permutations(range(3))))
+def test_a_paper_is_new_exactly_once_whatever_the_order(
+    config: Config, store: Store, order: tuple[int, ...]
+) -> None:
+    """Invariant 2: three overlapping dumps, any order, repeated: each key stored once."""
+    batches = [["a", "b", "c"], ["b", "c", "d"], ["d", "e", "a"]]
+    total_new = 0
+    for n, i in enumerate([*order, *order]):
+        papers = [Paper(key=k, title=k.upper(), abstract="x") for k in batches[i]]
+        result = store.ingest(
+            name=f"{i}.txt",
+            sha256=f"{n:064d}",
+            size=1,
+            mtime_ns=1,
+            papers_in=papers,
+            layout=lambda: "spaced",
+            now=NOW,
+        )
+        total_new += result.new
+    assert total_new == 5
+    assert store.counts()["papers"] == 5
+
+
+def test_failed_dump_stores_nothing(config: Config, store: Store, inbox: Path) -> None:
+    """Invariant 1: a parse error after several batches rolls the whole dump back."""
+    abstract = "A paragraph long enough to be an abstract. " * 10
+    lines = ["Subscribe" + "Paper 0", abstract]
+    for n in range(1, 1200):
+        lines += [f"Paper {n}", abstract]
+    lines.append("A title at the end without its abstract")
+    (inbox / "big.txt").write_text("\n".join(lines), encoding="utf-8")
+    drop(inbox, DUMP_000)
+    report = ingest_inbox(config, store, NOW)
+    assert (report.ingested, report.failed) == (1, 1)
+    assert report.papers_new == 81  # the good dump still went in
+    assert store.counts()["papers"] == 81
+    [failure] = store.dump_records("failed")
+    assert failure.name == "big.txt"
+    assert failure.error is not None and failure.error.startswith(f"big.txt:{len(lines)}: ")
+
+
+def test_parse_error_inside_transaction_rolls_back(store: Store) -> None:
+    parser = DumpParser("bad.txt")
+    with pytest.raises(DumpError):
+        store.ingest(
+            name="bad.txt",
+            sha256="f" * 64,
+            size=1,
+            mtime_ns=1,
+            papers_in=parser.papers([b"Subscribe" + b"T1\n", b"A" * 400 + b"\n", b"T2\n"]),
+            layout=lambda: parser.layout,
+            now=NOW,
+        )
+    assert store.counts()["papers"] == 0
+    assert store.dump_status("f" * 64) is None
+
+
+def test_rerun_finds_nothing_and_sends_nothing(config: Config, store: Store, inbox: Path) -> None:
+    drop(inbox, DUMP_000, DUMP_002)
+    transport = FileTransport(config.email.outbox)
+    first = run_once(config, store, transport, NOW)
+    assert first.digest is not None and first.delivery.sent == 1
+    again = run_once(config, store, transport, NOW)
+    assert again.digest is None
+    assert (again.ingest.ingested, again.ingest.papers_new, again.delivery.sent) == (0, 0, 0)
+    assert store.counts()["digests"] == 1
+    assert len(list(config.email.outbox.glob("*.eml"))) == 1
+
+
+def test_renamed_copy_is_not_ingested_twice_and_changed_file_is_new(
+    config: Config, store: Store, inbox: Path
+) -> None:
+    drop(inbox, DUMP_000)
+    ingest_inbox(config, store, NOW)
+    (inbox / "copy.txt").write_bytes(DUMP_000.read_bytes())
+    again = ingest_inbox(config, store, NOW)
+    assert (again.ingested, again.papers_new) == (0, 0)
+    assert len(store.dump_records()) == 1
+    # Same name, new bytes: a new dump whose new papers are stored.
+    (inbox / DUMP_000.name).write_bytes(DUMP_002.read_bytes())
+    changed = ingest_inbox(config, store, NOW)
+    assert (changed.ingested, changed.papers_new) == (1, 216)
+
+
+def test_digest_covers_papers_since_last_and_slugs_are_unique(
+    config: Config, store: Store, inbox: Path
+) -> None:
+    drop(inbox, DUMP_000)
+    ingest_inbox(config, store, NOW)
+    d1 = store.create_digest(now=NOW, day=NOW.date(), recipients=["a@x.org"], domain="x.org")
+    assert store.create_digest(now=NOW, day=NOW.date(), recipients=["a@x.org"], domain="x.org") is None
+    drop(inbox, DUMP_002)
+    ingest_inbox(config, store, NOW)
+    d2 = store.create_digest(now=NOW, day=NOW.date(), recipients=["a@x.org"], domain="x.org")
+    assert d1 is not None and d2 is not None
+    assert (d1.slug, d1.first_seq, d1.paper_count) == ("2026-11-22", 1, 81)
+    assert (d2.slug, d2.first_seq, d2.last_seq, d2.paper_count) == ("2026-11-22-2", 82, 297, 216)
+    assert [p.seq for p in store.digest_papers(d2)] == list(range(82, 298))
+    ids = {d.message_id for d in store.deliveries()}
+    assert len(ids) == 2
+
+
+def test_newer_schema_is_refused(config: Config, store: Store) -> None:
+    with store.transaction() as conn:
+        conn.execute(sa.update(schema_version).values(version=SCHEMA_VERSION + 1))
+    store.close()
+    with pytest.raises(StoreError, match="newer than this paper-digest knows"):
+        Store.open(config.state.url)
+
+
+def test_reopen_keeps_state(config: Config, store: Store, inbox: Path) -> None:
+    drop(inbox, DUMP_000)
+    ingest_inbox(config, store, NOW)
+    store.close()
+    reopened = Store.open(config.state.url)
+    assert reopened.counts()["papers"] == 81
+    reopened.close()
