@@ -1,0 +1,50 @@
+"""Inbox scanning: which files count as dumps, and the stat cache that skips known files."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from digest.config import Config
+from digest.ingest import ingest_inbox
+from digest.sources import scan, settled
+from digest.store import Store
+from tests.conftest import DUMP_000, DUMP_002, NOW, drop
+
+
+def test_scan_skips_hidden_temporary_and_unmatched(inbox: Path, tmp_path: Path) -> None:
+    for name in ["b.txt", "a.txt", ".hidden.txt", "x.txt.part", "y.tmp", "z.txt~", "notes.md"]:
+        (inbox / name).write_text("x")
+    (inbox / "sub.txt").mkdir()
+    outside = tmp_path / "outside.txt"
+    outside.write_text("secret")
+    (inbox / "link-out.txt").symlink_to(outside)
+    (inbox / "link-in.txt").symlink_to(inbox / "a.txt")
+    assert [c.name for c in scan(inbox, "*.txt")] == ["a.txt", "b.txt", "link-in.txt"]
+
+
+def test_unchanged_file_is_not_read_again(config: Config, store: Store, inbox: Path) -> None:
+    drop(inbox, DUMP_000)
+    assert ingest_inbox(config, store, NOW).ingested == 1
+    path = inbox / DUMP_000.name
+    st = path.stat()
+    # Same name, size and mtime but other bytes: the stat cache says "seen", so it is not opened.
+    data = bytearray(path.read_bytes())
+    data[-1:] = b"!"
+    path.write_bytes(bytes(data))
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    again = ingest_inbox(config, store, NOW)
+    assert (again.seen, again.ingested, again.failed) == (1, 0, 0)
+    assert len(store.dump_records()) == 1
+
+
+def test_settle_rule_leaves_recent_files_for_later(config: Config, store: Store, inbox: Path) -> None:
+    drop(inbox, DUMP_000, DUMP_002)
+    young = inbox / DUMP_002.name
+    now_ns = int(NOW.timestamp() * 1e9)
+    os.utime(inbox / DUMP_000.name, ns=(now_ns - 60 * 10**9, now_ns - 60 * 10**9))
+    os.utime(young, ns=(now_ns - 2 * 10**9, now_ns - 2 * 10**9))
+    [old_c, young_c] = scan(inbox, "*.txt")
+    assert settled(old_c, now_ns, 10) and not settled(young_c, now_ns, 10)
+    report = ingest_inbox(config, store, NOW, settle_seconds=10)
+    assert (report.ingested, report.unsettled) == (1, 1)
