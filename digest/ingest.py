@@ -75,6 +75,9 @@ def _ingest_one(
     retry_failed: bool,
     report: IngestReport,
 ) -> None:
+    if c.refused:
+        _fail(store, c, _placeholder_hash(c), f"{c.name}: {c.refused}", now, report)
+        return
     try:
         sha = sha256_of(c.path, config.sources.max_bytes)
     except DumpError as err:

@@ -16,7 +16,6 @@ import codecs
 import re
 from collections import deque
 from collections.abc import Iterable, Iterator
-from dataclasses import replace
 
 from digest import text
 from digest.errors import DumpError
@@ -40,6 +39,12 @@ _GLUED = "Subscribe"
 _PARAGRAPH_CHARS = 300
 _PARAGRAPH_WORDS = 40
 _BOMS_16 = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+# No line of a real listing page comes near this (the longest abstracts are a few KB); a
+# longer one is not a page, and refusing it keeps a one-line 200 MB file out of memory.
+# Readers hand in lines of at most MAX_LINE_BYTES + 1 bytes (digest.sources.read_lines).
+MAX_LINE_BYTES = 8 * 1024 * 1024
+# A title followed by paragraph after paragraph is joined into one abstract up to this size.
+MAX_ABSTRACT_CHARS = 8 * 1024 * 1024
 
 
 def _is_paragraph(line: str) -> bool:
@@ -57,44 +62,81 @@ def decode_lines(raw: Iterable[bytes], name: str) -> Iterator[tuple[int, str]]:
     """Byte lines (as a binary file yields them) → ``(line_number, text)``, right-stripped.
 
     Accepts LF, CRLF and lone CR line ends and a UTF-8 BOM; a UTF-16 file with a BOM is
-    decoded whole. Raises DumpError for a NUL byte or bytes that are not UTF-8.
+    decoded incrementally, so memory stays bounded for any size. Raises DumpError for a
+    NUL byte, bytes that are not UTF-8, or a line longer than :data:`MAX_LINE_BYTES`.
     """
     chunks = iter(raw)
     first = next(chunks, b"")
     if first.startswith(_BOMS_16):
-        data = first + b"".join(chunks)
-        try:
-            whole = data.decode("utf-16")
-        except UnicodeDecodeError as err:
-            raise DumpError(name, 0, f"broken UTF-16 ({err.reason}); save the page as UTF-8") from err
-        lines: Iterable[str] = (ln + "\n" for ln in whole.split("\n"))
-        number = 0
-        for line in lines:
-            for part in _split_cr(line.removesuffix("\n")):
-                number += 1
-                if "\x00" in part:
-                    raise DumpError(name, number, "binary data (NUL byte); a dump must be text")
-                yield number, part.rstrip()
+        yield from _decode_utf16(first, chunks, name)
         return
     if first.startswith(codecs.BOM_UTF8):
         first = first[len(codecs.BOM_UTF8) :]
     number = 0
     for chunk in _chain(first, chunks):
+        if len(chunk) > MAX_LINE_BYTES:
+            _too_long(name, number + 1)
         if b"\x00" in chunk:
             raise DumpError(name, number + 1, "binary data (NUL byte); a dump must be the text of a page")
         try:
             decoded = chunk.decode("utf-8")
         except UnicodeDecodeError as err:
             bad = chunk[err.start]
+            # The column counts characters, as an editor shows it, not bytes.
+            column = len(chunk[: err.start].decode("utf-8", errors="replace").split("\r")[-1]) + 1
             raise DumpError(
                 name,
-                number + 1,
-                f"not UTF-8 (byte 0x{bad:02x} at column {err.start + 1}); "
+                number + 1 + chunk[: err.start].count(b"\r"),
+                f"not UTF-8 (byte 0x{bad:02x} at column {column}); "
                 "save the page as UTF-8 (Latin-1 and other encodings are not guessed)",
             ) from err
         for part in _split_cr(decoded.removesuffix("\n")):
             number += 1
             yield number, part.rstrip()
+
+
+def _too_long(name: str, number: int) -> None:
+    raise DumpError(
+        name,
+        number,
+        f"a line longer than {MAX_LINE_BYTES} bytes; this is not the text of a listing page",
+    )
+
+
+def _decode_utf16(first: bytes, rest: Iterator[bytes], name: str) -> Iterator[tuple[int, str]]:
+    """UTF-16 (BOM first) → numbered lines. Byte lines split on 0x0A, which may fall inside
+    a UTF-16 code unit, so the bytes are decoded as one stream and split afterwards."""
+    decoder = codecs.getincrementaldecoder("utf-16")()
+    pending = ""
+    number = 0
+
+    def emit(line: str) -> Iterator[tuple[int, str]]:
+        nonlocal number
+        for part in _split_cr(line):
+            number += 1
+            if "\x00" in part:
+                raise DumpError(name, number, "binary data (NUL byte); a dump must be text")
+            if len(part) > MAX_LINE_BYTES // 2:
+                _too_long(name, number)
+            yield number, part.rstrip()
+
+    def lines_of(text: str, final: bool) -> Iterator[tuple[int, str]]:
+        nonlocal pending
+        pending += text
+        *complete, pending = pending.split("\n")
+        for line in complete:
+            yield from emit(line)
+        if len(pending) > MAX_LINE_BYTES // 2:  # two bytes a character
+            _too_long(name, number + 1)
+        if final and pending:
+            yield from emit(pending)
+
+    try:
+        for chunk in _chain(first, rest):
+            yield from lines_of(decoder.decode(chunk), final=False)
+        yield from lines_of(decoder.decode(b"", final=True), final=True)
+    except UnicodeDecodeError as err:
+        raise DumpError(name, number + 1, f"broken UTF-16 ({err.reason}); save the page as UTF-8") from err
 
 
 def _chain(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
@@ -156,7 +198,10 @@ class DumpParser:
         body = self._body(decode_lines(raw, self.name))
         window: deque[tuple[int, str]] = deque()
         seen: set[str] = set()
-        last: Paper | None = None
+        # The paper being read: (title line, title, abstract paragraphs). It is built only
+        # when the next title starts, so extra paragraphs join without re-copying the text.
+        last: tuple[int, str, list[str]] | None = None
+        last_size = 0
 
         def fill() -> None:
             while len(window) < 3:
@@ -180,8 +225,15 @@ class DumpParser:
                 # A blank line inside an abstract splits it into two paragraphs.
                 self.warnings.append(f"{self.name}:{number}: paragraph joined to the abstract above")
                 if last is not None:
-                    joined = f"{last.abstract}\n\n{title}"
-                    last = replace(last, abstract=joined, links=text.links(joined))
+                    last_size += len(title) + 2
+                    if last_size > MAX_ABSTRACT_CHARS:
+                        raise DumpError(
+                            self.name,
+                            number,
+                            f"the abstract of line {last[0]} grows past {MAX_ABSTRACT_CHARS} "
+                            "characters; this is not the text of a listing page",
+                        )
+                    last[2].append(title)
                 continue
             if not window:
                 raise DumpError(
@@ -201,13 +253,14 @@ class DumpParser:
                 window.popleft()
                 fill()
             started = True
-            if last is not None:
-                yield last
-            last = self._paper(number, title, abstract, seen)
-        if last is not None:
-            yield last
+            if last is not None and (paper := self._paper(*last, seen)) is not None:
+                yield paper
+            last, last_size = (number, title, [abstract]), len(abstract)
+        if last is not None and (paper := self._paper(*last, seen)) is not None:
+            yield paper
 
-    def _paper(self, number: int, title: str, abstract: str, seen: set[str]) -> Paper | None:
+    def _paper(self, number: int, title: str, paragraphs: list[str], seen: set[str]) -> Paper | None:
+        abstract = "\n\n".join(paragraphs)
         key = paper_key(title)
         if not key:
             self.warnings.append(f"{self.name}:{number}: title has no letters or digits, skipped")
