@@ -343,7 +343,7 @@ class Store:
         found = new = 0
         with self.transaction() as conn:
             # A retried failure replaces its record; an ingested dump is never replaced.
-            conn.execute(sa.delete(dumps).where(dumps.c.sha256 == sha256, dumps.c.status == "failed"))
+            self._drop_failures(conn, name, sha256)
             dump_id = conn.execute(
                 sa.insert(dumps).values(sha256=sha256, name=name, size=size, seen_at=now, status="ingested")
             ).inserted_primary_key[0]  # type: ignore[index]
@@ -384,13 +384,24 @@ class Store:
     ) -> None:
         """Records a dump that could not be ingested, with the reason (file:line)."""
         with self.transaction() as conn:
-            conn.execute(sa.delete(dumps).where(dumps.c.sha256 == sha256, dumps.c.status == "failed"))
+            self._drop_failures(conn, name, sha256)
             conn.execute(
                 sa.insert(dumps).values(
                     sha256=sha256, name=name, size=size, seen_at=now, status="failed", error=error
                 )
             )
             self._remember(conn, name, size, mtime_ns, sha256)
+
+    @staticmethod
+    def _drop_failures(conn: Connection, name: str, sha256: str) -> None:
+        # A failure is superseded by the next outcome for the same bytes (a retry) or the
+        # same file name (a truncated file now complete, an unreadable one now readable):
+        # status lists only failures that still stand.
+        conn.execute(
+            sa.delete(dumps).where(
+                dumps.c.status == "failed", sa.or_(dumps.c.sha256 == sha256, dumps.c.name == name)
+            )
+        )
 
     def dump_records(self, status: str | None = None) -> list[DumpRecord]:
         query = sa.select(dumps).order_by(dumps.c.id)
