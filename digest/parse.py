@@ -76,23 +76,24 @@ def decode_lines(raw: Iterable[bytes], name: str) -> Iterator[tuple[int, str]]:
     for chunk in _chain(first, chunks):
         if len(chunk) > MAX_LINE_BYTES:
             _too_long(name, number + 1)
-        if b"\x00" in chunk:
-            raise DumpError(name, number + 1, "binary data (NUL byte); a dump must be the text of a page")
-        try:
-            decoded = chunk.decode("utf-8")
-        except UnicodeDecodeError as err:
-            bad = chunk[err.start]
-            # The column counts characters, as an editor shows it, not bytes.
-            column = len(chunk[: err.start].decode("utf-8", errors="replace").split("\r")[-1]) + 1
-            raise DumpError(
-                name,
-                number + 1 + chunk[: err.start].count(b"\r"),
-                f"not UTF-8 (byte 0x{bad:02x} at column {column}); "
-                "save the page as UTF-8 (Latin-1 and other encodings are not guessed)",
-            ) from err
-        for part in _split_cr(decoded.removesuffix("\n")):
+        # A chunk is an LF-terminated line; lone CRs inside it end lines too. Each line is
+        # checked in order, so the first bad line is named, however the bytes were split.
+        for part in chunk.removesuffix(b"\n").removesuffix(b"\r").split(b"\r"):
             number += 1
-            yield number, part.rstrip()
+            if b"\x00" in part:
+                raise DumpError(name, number, "binary data (NUL byte); a dump must be the text of a page")
+            try:
+                decoded = part.decode("utf-8")
+            except UnicodeDecodeError as err:
+                bad = part[err.start]
+                column = len(part[: err.start].decode("utf-8")) + 1  # in characters, as an editor shows
+                raise DumpError(
+                    name,
+                    number,
+                    f"not UTF-8 (byte 0x{bad:02x} at column {column}); "
+                    "save the page as UTF-8 (Latin-1 and other encodings are not guessed)",
+                ) from err
+            yield number, decoded.rstrip()
 
 
 def _too_long(name: str, number: int) -> None:
@@ -103,10 +104,24 @@ def _too_long(name: str, number: int) -> None:
     )
 
 
+# Undecodable UTF-16 is marked in the text with a noncharacter and refused on the line it
+# falls on, so the line named does not depend on how the bytes were split into reads.
+_BAD_UTF16 = "\uffff"
+
+
+def _mark_bad_utf16(err: UnicodeError) -> tuple[str, int]:
+    if not isinstance(err, UnicodeDecodeError):
+        raise err
+    return _BAD_UTF16, err.end
+
+
+codecs.register_error("digest-mark-bad-utf16", _mark_bad_utf16)
+
+
 def _decode_utf16(first: bytes, rest: Iterator[bytes], name: str) -> Iterator[tuple[int, str]]:
     """UTF-16 (BOM first) → numbered lines. Byte lines split on 0x0A, which may fall inside
     a UTF-16 code unit, so the bytes are decoded as one stream and split afterwards."""
-    decoder = codecs.getincrementaldecoder("utf-16")()
+    decoder = codecs.getincrementaldecoder("utf-16")(errors="digest-mark-bad-utf16")
     pending = ""
     number = 0
 
@@ -116,6 +131,12 @@ def _decode_utf16(first: bytes, rest: Iterator[bytes], name: str) -> Iterator[tu
             number += 1
             if "\x00" in part:
                 raise DumpError(name, number, "binary data (NUL byte); a dump must be text")
+            if _BAD_UTF16 in part:
+                raise DumpError(
+                    name,
+                    number,
+                    "broken UTF-16 (a lone surrogate or a cut-off character); save the page as UTF-8",
+                )
             if len(part) > MAX_LINE_BYTES // 2:
                 _too_long(name, number)
             yield number, part.rstrip()
@@ -131,12 +152,9 @@ def _decode_utf16(first: bytes, rest: Iterator[bytes], name: str) -> Iterator[tu
         if final and pending:
             yield from emit(pending)
 
-    try:
-        for chunk in _chain(first, rest):
-            yield from lines_of(decoder.decode(chunk), final=False)
-        yield from lines_of(decoder.decode(b"", final=True), final=True)
-    except UnicodeDecodeError as err:
-        raise DumpError(name, number + 1, f"broken UTF-16 ({err.reason}); save the page as UTF-8") from err
+    for chunk in _chain(first, rest):
+        yield from lines_of(decoder.decode(chunk), final=False)
+    yield from lines_of(decoder.decode(b"", final=True), final=True)
 
 
 def _chain(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:

@@ -46,17 +46,17 @@ print(json.dumps({"ingested": report.ingest.ingested, "failed": report.ingest.fa
 
 def write_dump(path: Path, size_bytes: int) -> int:
     """Writes a spaced-layout dump of about ``size_bytes`` with unique titles; returns the
-    number of papers. Written in 4 MB blocks, so 200 MB takes a few seconds."""
+    number of papers. Written in blocks of 1000 papers, so 200 MB takes a few seconds."""
     count = 0
     written = 0
     with path.open("w", encoding="utf-8") as fh:
         fh.write(HEADER)
         while written < size_bytes:
             block = "".join(
-                f"Sparse Attention at Scale, Part {count + i}\n\n{ABSTRACT}\n\n" for i in range(10_000)
+                f"Sparse Attention at Scale, Part {count + i}\n\n{ABSTRACT}\n\n" for i in range(1_000)
             )
             fh.write(block)
-            count += 10_000
+            count += 1_000
             written += len(block)
     return count
 

@@ -341,13 +341,13 @@ def test_refused_above_max_bytes_and_retried_only_with_retry_failed(
     assert status["dumps"] == {"ingested": 1, "failed": 1}
     status = run("--retry-failed", config=large)
     assert status["dumps"] == {"ingested": 2, "failed": 0}
-    assert status["papers"] == 2 + 10_000
+    assert status["papers"] == 2 + 1_000
 
 
 def test_big_dump_is_streamed_in_bounded_memory(tmp_path: Path) -> None:
     """Peak RSS of an ingest run in a subprocess, over an empty inbox and over a big dump.
-    The suite uses 24 MiB; ``DIGEST_BIG_DUMP_MB=200`` opts into the 200 MB case."""
-    megabytes = int(os.environ.get("DIGEST_BIG_DUMP_MB", "24"))
+    The suite uses 8 MiB; ``DIGEST_BIG_DUMP_MB=200`` opts into the 200 MB case."""
+    megabytes = int(os.environ.get("DIGEST_BIG_DUMP_MB", "8"))
     config = bigdump.config_for(tmp_path)
     baseline = bigdump.run_measured(config)["maxrss_kib"]
     papers = bigdump.write_dump(tmp_path / "inbox" / "big.txt", megabytes * 2**20)
@@ -355,4 +355,6 @@ def test_big_dump_is_streamed_in_bounded_memory(tmp_path: Path) -> None:
     assert (result["ingested"], result["failed"], result["papers"]) == (1, 0, papers)
     # Streamed: the growth over an empty run is a fraction of the dump's size, whatever it is.
     growth_mib = (result["maxrss_kib"] - baseline) / 1024
-    assert growth_mib < 48, f"peak RSS grew {growth_mib:.0f} MiB for a {megabytes} MiB dump"
+    assert growth_mib < max(24, megabytes / 2), (
+        f"peak RSS grew {growth_mib:.0f} MiB for a {megabytes} MiB dump"
+    )
