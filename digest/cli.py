@@ -105,6 +105,24 @@ def cmd_check_config(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
+def cmd_publish(args: argparse.Namespace, config: Config) -> int:
+    from digest.pipeline import republish
+
+    output = Path(args.output).resolve() if args.output else None
+    store = Store.open(config.state.url)
+    try:
+        report = republish(config, store, _now(), output_dir=output, lock_wait=args.wait)
+    finally:
+        store.close()
+    target = output or config.feed.output_dir
+    if not report.files:
+        print(f"nothing to publish: no digest yet (the site in {target} is unchanged)")
+        return 0
+    pages = sum(1 for f in report.files if f.parent.name == "digests")
+    print(f"published {len(report.files)} files into {target}: {pages} digest pages, the index and 3 feeds")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="digest",
@@ -129,6 +147,17 @@ def build_parser() -> argparse.ArgumentParser:
     status = sub.add_parser("status", help="what the state holds: dumps, papers, digests, deliveries")
     status.add_argument("--json", action="store_true", help="print only JSON on stdout")
     status.set_defaults(func=cmd_status)
+
+    publish = sub.add_parser(
+        "publish", help="rebuild the whole site: every digest page, the index and the three feeds"
+    )
+    publish.add_argument(
+        "--output", metavar="DIR", help="write into DIR instead of feed.output_dir; change no state"
+    )
+    publish.add_argument(
+        "--wait", type=float, default=0.0, metavar="SECONDS", help="wait this long for another run's lock"
+    )
+    publish.set_defaults(func=cmd_publish)
 
     check = sub.add_parser("check-config", help="print the resolved config, secrets masked")
     check.set_defaults(func=cmd_check_config)

@@ -127,3 +127,18 @@ def _run(
 def make_transport(config: Config) -> Transport:
     """The transport ``email.transport`` names."""
     return FileTransport(config.email.outbox)
+
+
+def republish(
+    config: Config, store: Store, now: datetime, *, output_dir: Path | None = None, lock_wait: float = 0.0
+) -> PublishReport:
+    """``digest publish``: re-renders every digest page, the index and the feeds under the
+    run lock. Into ``feed.output_dir`` it also marks pending digests published; into
+    another ``output_dir`` (a preview) it changes no state."""
+    with run_lock(config.lock_path, wait=lock_wait):
+        target = output_dir if output_dir is not None else config.feed.output_dir
+        report = publish(config, store, target, everything=True)
+        if output_dir is None and report.digests:
+            store.mark_published(report.digests, now)
+    log.info("published %d files into %s", len(report.files), target)
+    return report
