@@ -2,8 +2,8 @@
 
 A run renders only what changed: the pages of the digests not yet published, the
 index and the feeds (``feed.xml`` RSS 2.0, ``atom.xml`` Atom 1.0, ``feed.json`` JSON
-Feed 1.1); ``everything=True`` re-renders every digest page too. Every file is written atomically, and a digest is marked
-published only after all its files are in place.
+Feed 1.1); ``everything=True`` re-renders every digest page too. Every file is written
+atomically, and a digest is marked published only after all its files are in place.
 """
 
 from __future__ import annotations

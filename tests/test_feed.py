@@ -210,7 +210,9 @@ def test_search_links_are_url_encoded() -> None:
     )
 
 
-@pytest.mark.parametrize(("title", "abstract"), [(TRICKY_TITLE, TRICKY_ABSTRACT), (TEMPLATE_TITLE, TEMPLATE_ABSTRACT)])
+@pytest.mark.parametrize(
+    ("title", "abstract"), [(TRICKY_TITLE, TRICKY_ABSTRACT), (TEMPLATE_TITLE, TEMPLATE_ABSTRACT)]
+)
 def test_markup_and_template_lookalikes_come_out_exactly_as_written(
     config: Config, store: Store, inbox: Path, title: str, abstract: str
 ) -> None:

@@ -71,8 +71,9 @@ def content_html(paper: PaperView, digest: DigestView) -> str:
     ]
     links.extend(_link(url, _short(url)) for url in paper.links)
     links.append(_link(paper.url, f"Digest of {digest.day_label}"))
-    votes = f" · {paper.upvotes} upvote{'' if paper.upvotes == 1 else 's'}" if paper.upvotes is not None else ""
-    parts.append(f"<p>{' · '.join(links)}{votes}</p>")
+    if paper.upvotes is not None:
+        links.append(_h(f"{paper.upvotes} upvote{'' if paper.upvotes == 1 else 's'}"))
+    parts.append(f"<p>{' · '.join(links)}</p>")
     return "\n".join(p for p in parts if p)
 
 
