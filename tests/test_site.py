@@ -26,6 +26,7 @@ from digest import identity
 from digest.cli import main
 from digest.config import Config
 from digest.deliver import FileTransport
+from digest.ingest import ingest_inbox
 from digest.pipeline import run_once
 from digest.store import Store
 from tests.conftest import DUMP_000, DUMP_002, NOW, drop
@@ -167,8 +168,6 @@ def test_digest_publish_marks_pending_digests_and_output_dir_changes_no_state(
     assert "nothing to publish: no digest yet" in capsys.readouterr().out
     drop(inbox, DUMP_000)
     # A run that only ingests (as the service's poll does), then a digest that nobody published.
-    from digest.ingest import ingest_inbox
-
     ingest_inbox(config, store, NOW)
     store.create_digest(now=NOW, day=NOW.date(), recipients=(), domain="example.org")
     assert len(store.digests(unpublished=True)) == 1
@@ -336,7 +335,8 @@ def newsboat(home: Path, url: str) -> tuple[int, list[str]]:
     result = subprocess.run(
         NEWSBOAT,
         cwd=home,
-        env={**os.environ, "HOME": str(home)},
+        # A fresh HOME, and no proxy between the reader and 127.0.0.1.
+        env={**{k: v for k, v in os.environ.items() if "proxy" not in k.lower()}, "HOME": str(home)},
         capture_output=True,
         text=True,
         timeout=60,
