@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from email.message import EmailMessage
 
 from digest.config import Config
@@ -37,6 +37,9 @@ def email_settings(config: Config) -> email.EmailSettings:
         sender=config.email.from_,
         subject=config.email.subject,
         language=config.digest.language,
+        abstract_chars=config.email.abstract_chars,
+        max_papers=config.email.max_papers,
+        unsubscribe=config.email.unsubscribe,
     )
 
 
@@ -55,13 +58,69 @@ def renderer(config: Config, store: Store) -> Callable[[Digest, str, str], Email
     return build
 
 
-def deliver_pending(config: Config, store: Store, transport: Transport, now: datetime) -> DeliveryReport:
-    """Tries every pending delivery once, oldest digest first."""
+BACKOFF_FIRST = 300.0  # seconds to wait after the first failed attempt
+BACKOFF_MAX = 4 * 3600.0
+
+
+def backoff(attempts: int) -> timedelta:
+    """How long the service waits after ``attempts`` failed attempts before trying again:
+    5 minutes, doubling, at most 4 hours."""
+    if attempts <= 0:
+        return timedelta(0)
+    return timedelta(seconds=min(BACKOFF_FIRST * 2 ** (attempts - 1), BACKOFF_MAX))
+
+
+def due(row: Delivery, now: datetime) -> bool:
+    """Whether the backoff after ``row``'s last failed attempt has run out."""
+    return row.last_attempt is None or row.last_attempt + backoff(row.attempts) <= now
+
+
+def cancel_unwanted(config: Config, store: Store, now: datetime) -> int:
+    """Cancels pending deliveries to addresses no longer in ``email.to`` or on the
+    suppression list; returns how many."""
+    wanted = {a.strip().lower() for a in config.email.to}
+    suppressed = store.suppressed()
+    removed: list[int] = []
+    unsubscribed: list[int] = []
+    for row in store.deliveries("pending"):
+        addr = row.recipient.strip().lower()
+        if addr in suppressed:
+            unsubscribed.append(row.id)
+        elif addr not in wanted:
+            removed.append(row.id)
+    n = store.cancel_deliveries(unsubscribed, "cancelled: the address unsubscribed", now)
+    n += store.cancel_deliveries(removed, "cancelled: the address is no longer in email.to", now)
+    if n:
+        log.info("cancelled %d pending deliveries to addresses no longer receiving the digest", n)
+    return n
+
+
+def deliver_pending(
+    config: Config,
+    store: Store,
+    transport: Transport,
+    now: datetime,
+    *,
+    respect_backoff: bool = False,
+) -> DeliveryReport:
+    """Tries every pending delivery once, oldest digest first.
+
+    With ``respect_backoff`` (the service's polls) a row whose last failed attempt was
+    less than :func:`backoff` ago is skipped; ``digest run`` retries everything at once.
+    A row still failing temporarily ``email.retry_for`` after it was created is marked
+    failed. Nothing is sent while ``email.enabled`` is false: rows wait.
+    """
+    if not config.email.enabled:
+        return DeliveryReport()
+    cancel_unwanted(config, store, now)
     pending: list[Delivery] = store.deliveries("pending")
+    if respect_backoff:
+        pending = [row for row in pending if due(row, now)]
     if not pending:
         return DeliveryReport()
     build = renderer(config, store)
     digests: dict[int, Digest] = {}
+    give_up = timedelta(seconds=config.email.retry_for)
     sent = retry = failed = 0
     errors: list[str] = []
     with transport:
@@ -71,13 +130,18 @@ def deliver_pending(config: Config, store: Store, transport: Transport, now: dat
             try:
                 transport.send(message, row.recipient)
             except DeliveryError as err:
-                store.mark_attempt_failed(row.id, str(err), now, permanent=not err.temporary)
-                errors.append(f"{row.recipient}: {err}")
-                if err.temporary:
-                    retry += 1
-                else:
+                reason = str(err)
+                permanent = not err.temporary
+                if err.temporary and row.created is not None and now - row.created >= give_up:
+                    permanent = True
+                    reason = f"gave up after {row.attempts + 1} attempts over {now - row.created}: {err}"
+                store.mark_attempt_failed(row.id, reason, now, permanent=permanent)
+                errors.append(f"{row.recipient}: {reason}")
+                if permanent:
                     failed += 1
-                log.warning("delivery of digest %s to %s failed: %s", row.digest_id, row.recipient, err)
+                else:
+                    retry += 1
+                log.warning("delivery of digest %s to %s failed: %s", row.digest_id, row.recipient, reason)
                 continue
             store.mark_sent(row.id, now)
             sent += 1
