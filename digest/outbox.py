@@ -5,16 +5,19 @@ run, a permanent one is marked failed without holding back the other recipients.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from email.message import EmailMessage
+from email.utils import parseaddr
 
+from digest import identity
 from digest.config import Config
 from digest.deliver import Transport
 from digest.errors import DeliveryError
-from digest.model import Delivery, Digest
+from digest.model import Delivery, Digest, Paper, StoredPaper
 from digest.render import email
 from digest.render.view import PaperView, digest_view, paper_view
 from digest.store import Store
@@ -146,3 +149,89 @@ def deliver_pending(
             store.mark_sent(row.id, now)
             sent += 1
     return DeliveryReport(sent=sent, pending=retry, failed=failed, errors=tuple(errors))
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    """An email rendered for a look, not for sending: what ``digest preview`` writes."""
+
+    digest: Digest
+    recipient: str
+    message: EmailMessage
+    what: str  # "the next digest", "a pending delivery" or "the latest digest"
+
+    @property
+    def html(self) -> str:
+        part = self.message.get_body(("html",))
+        return str(part.get_content()) if part is not None else ""
+
+
+def preview(config: Config, store: Store, now: datetime) -> Rendered | None:
+    """The email ``digest run`` would send next, changing nothing: the digest the papers
+    waiting would make, else the oldest digest with a pending delivery, else the latest
+    digest. None when there is no paper at all."""
+    default_to = config.email.to[0] if config.email.to else parseaddr(config.email.from_)[1]
+    with store.dry_run() as scratch:
+        what = "the next digest"
+        digest = scratch.create_digest(
+            now=now, day=now.astimezone(config.tz).date(), recipients=(), domain=config.email.domain
+        )
+        recipient = default_to
+        if digest is None:
+            pending = scratch.deliveries("pending")
+            if pending:
+                what, digest, recipient = (
+                    "a pending delivery",
+                    scratch.digest(pending[0].digest_id),
+                    pending[0].recipient,
+                )
+            else:
+                latest = scratch.digests(limit=1)
+                if not latest:
+                    return None
+                what, digest = "the latest digest", latest[0]
+        mid = identity.message_id(digest.id, recipient, config.email.domain)
+        message = renderer(config, scratch)(digest, recipient, mid)
+    return Rendered(digest=digest, recipient=recipient, message=message, what=what)
+
+
+SAMPLE = Paper(
+    key=identity.paper_key("A sample paper to check the mail settings"),
+    title="A sample paper to check the mail settings",
+    abstract=(
+        "This message was sent by digest send-test. If it reached you, the SMTP settings work: "
+        "real digests will look like this, with each new paper's title, the start of its "
+        "abstract, and links to the paper and its code, e.g. https://github.com/example/code."
+    ),
+    links=("https://github.com/example/code",),
+)
+
+
+def sample_message(config: Config, store: Store, address: str, now: datetime) -> EmailMessage:
+    """A sample digest for ``address``: up to three papers of the latest digest (or a
+    built-in sample) under a ``[test]`` subject, with a Message-ID of its own."""
+    latest = store.digests(limit=1)
+    base = config.digest.base_url
+    if latest:
+        digest = latest[0]
+        papers = [paper_view(p, digest.slug, base) for p in store.digest_papers(digest)[:3]]
+    else:
+        digest = Digest(
+            id=0,
+            slug=now.astimezone(config.tz).date().isoformat(),
+            created=now,
+            first_seq=0,
+            last_seq=0,
+            paper_count=1,
+        )
+        papers = [
+            paper_view(
+                StoredPaper(seq=0, paper=SAMPLE, first_seen=now, dump_name="sample"), digest.slug, base
+            )
+        ]
+    view = replace(digest_view(digest, base, config.tz), created=now, count=len(papers))
+    settings = email_settings(config)
+    settings = replace(settings, subject="[test] " + settings.subject)
+    stamp = hashlib.sha256(f"{address}\n{now.isoformat()}".encode()).hexdigest()[:16]
+    mid = f"<digest-test.{stamp}@{config.email.domain}>"
+    return email.message(settings, view, papers, address, mid)

@@ -71,25 +71,36 @@ def excerpt(
 ) -> tuple[tuple[tuple[str, str | None], ...], bool]:
     """The first ``limit`` characters of an abstract given as (text, url) runs, cut at a
     word boundary and never inside a link; True when something was cut."""
-    total = sum(len(piece) for piece, _ in segments)
-    if total <= limit:
+    full = "".join(piece for piece, _ in segments)
+    if len(full) <= limit:
         return tuple(segments), False
-    out: list[tuple[str, str | None]] = []
-    used = 0
+    # Where a cut may fall: before white space in plain text, before a link, or after a
+    # link that is not glued to a word.
+    cut = 0
+    offset = 0
     for piece, url in segments:
-        room = limit - used
-        if len(piece) <= room:
-            out.append((piece, url))
-            used += len(piece)
-            continue
+        if offset > limit:
+            break
         if url is None:
-            head = piece[: room + 1]
-            # Cut at the last white space that fits; a word longer than the room is dropped.
-            space = max(head.rfind(" "), head.rfind("\n"))
-            kept = head[:space] if space > 0 else ""
-            if kept.strip():
-                out.append((kept, None))
-        break
+            for i, char in enumerate(piece):
+                if offset + i > limit:
+                    break
+                if char.isspace():
+                    cut = offset + i
+        else:
+            cut = offset
+            end = offset + len(piece)
+            if end <= limit and (end == len(full) or not full[end].isalnum()):
+                cut = end
+        offset += len(piece)
+    out: list[tuple[str, str | None]] = []
+    offset = 0
+    for piece, url in segments:
+        if offset + len(piece) <= cut:
+            out.append((piece, url))
+        elif url is None and offset < cut:
+            out.append((piece[: cut - offset], None))
+        offset += len(piece)
     # Trailing spaces and dangling punctuation read badly before the ellipsis.
     while out and out[-1][1] is None:
         text = out[-1][0].rstrip(" \n\t,;:-–—(")
