@@ -228,7 +228,7 @@ segments_st = st.lists(
 )
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(segments_st, st.integers(min_value=1, max_value=120))
 def test_excerpt_never_cuts_inside_a_word_or_a_link(segs: list[tuple[str, str | None]], limit: int) -> None:
     out, cut = render.excerpt(segs, limit)

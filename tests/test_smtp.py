@@ -165,14 +165,9 @@ def test_three_recipients_get_one_message_each_over_one_connection(
     assert len(handler.offered) == before
 
 
-def test_login_over_starttls_with_a_self_signed_certificate(
-    start_server: StartServer,
-    smtp_config: Callable[..., Config],
-    inbox: Path,
-    store: Store,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+@pytest.fixture
+def certificate(tmp_path: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 and localhost: (cert, key)."""
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(
         ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
@@ -180,6 +175,19 @@ def test_login_over_starttls_with_a_self_signed_certificate(
          "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
         check=True, capture_output=True,
     )  # fmt: skip
+    return cert, key
+
+
+def test_login_over_starttls_with_a_self_signed_certificate(
+    start_server: StartServer,
+    smtp_config: Callable[..., Config],
+    inbox: Path,
+    store: Store,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    certificate: tuple[Path, Path],
+) -> None:
+    cert, key = certificate
     server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     server_tls.load_cert_chain(cert, key)
     handler = Recorder()
@@ -221,6 +229,34 @@ def test_login_over_starttls_with_a_self_signed_certificate(
     assert handler.logins == ["digest"]  # one login: one connection for the whole run
     assert sorted(r.rcpt_tos for r in handler.accepted) == [(a,) for a in READERS]
     assert {r.status for r in store.deliveries()} == {"sent"}
+
+
+def test_implicit_tls_and_an_untrusted_certificate(
+    start_server: StartServer,
+    smtp_config: Callable[..., Config],
+    inbox: Path,
+    store: Store,
+    monkeypatch: pytest.MonkeyPatch,
+    certificate: tuple[Path, Path],
+) -> None:
+    cert, key = certificate
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_tls.load_cert_chain(cert, key)
+    handler = Recorder()
+    server = start_server(handler, ssl_context=server_tls)
+    drop(inbox, DUMP_000)
+    config = smtp_config(server.port, security="ssl")
+    # Not trusted yet: the certificate is verified, so nothing goes out and nothing is lost.
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert) + ".missing")
+    monkeypatch.setenv("SSL_CERT_DIR", str(cert.parent / "none"))
+    assert run(config) == 1
+    rows = store.deliveries()
+    assert {r.status for r in rows} == {"pending"} and "CERTIFICATE_VERIFY_FAILED" in (
+        rows[0].last_error or ""
+    )
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    assert run(config) == 0
+    assert sorted(r.rcpt_tos for r in handler.accepted) == [(a,) for a in READERS]
 
 
 def test_a_451_leaves_everything_pending_and_the_next_run_delivers_exactly_once(

@@ -20,6 +20,7 @@ from email.utils import format_datetime, formataddr, parseaddr
 from functools import cache
 
 import css_inline
+import jinja2
 
 from digest import identity
 from digest.render import templates
@@ -195,13 +196,19 @@ def _context(
     }
 
 
-def text_part(
-    settings: EmailSettings, digest: DigestView, papers: Sequence[PaperView], recipient: str
-) -> str:
+@cache
+def _text_environment() -> jinja2.Environment:
     env = templates.environment().overlay()
     env.filters["wrap_title"] = lambda s, indent="   ": _wrap(s, indent).lstrip()
     env.filters["wrap_text"] = lambda s, indent="   ": _wrap(s, indent)
-    return env.get_template("email.txt").render(**_context(settings, digest, papers, recipient))
+    return env
+
+
+def text_part(
+    settings: EmailSettings, digest: DigestView, papers: Sequence[PaperView], recipient: str
+) -> str:
+    template = _text_environment().get_template("email.txt")
+    return template.render(**_context(settings, digest, papers, recipient))
 
 
 @cache
