@@ -210,8 +210,8 @@ def test_abstract_is_cut_at_a_word_boundary_with_continue_reading() -> None:
     text, html = parts(msg)
     view = paper_view(stored([p])[0], "2026-11-22", BASE)
     words = view.abstract.split()
-    shown = next(line for line in html.splitlines() if "continue reading" in line)
-    visible = re.sub(r"<[^>]+>", "", shown).replace("… continue reading", "")
+    shown = next(line for line in html.splitlines() if "continue&nbsp;reading" in line)
+    visible = re.sub(r"<[^>]+>", "", shown).replace("… continue&nbsp;reading", "")
     assert len(visible) <= 100
     assert view.abstract.startswith(visible)
     assert visible.split()[-1] in words  # the last word shown is whole
