@@ -380,3 +380,22 @@ def test_service_backoff_and_giving_up_after_retry_for(
     assert (row.last_error or "").startswith(
         "gave up after 4 attempts over 1 day, 0:01:00: cannot connect to"
     )
+
+
+def test_send_test_goes_through_the_smtp_server(
+    start_server: StartServer,
+    smtp_config: Callable[..., Config],
+    store: Store,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    handler = Recorder()
+    server = start_server(handler)
+    config = smtp_config(server.port)
+    assert main(["-c", str(config.path), "send-test", "me@example.org"]) == 0
+    assert f"via SMTP 127.0.0.1:{server.port} (none)" in capsys.readouterr().out
+    [got] = handler.accepted
+    assert got.rcpt_tos == ("me@example.org",) and got.message["Subject"].startswith("[test] ")
+    assert store.deliveries() == []
+    down = smtp_config(free_port())
+    assert main(["-c", str(down.path), "send-test", "me@example.org"]) == 1
+    assert "connection refused" in capsys.readouterr().err
