@@ -14,7 +14,7 @@ from pathlib import Path
 
 from digest import __version__
 from digest.config import Config, describe, find_config_file, load_config
-from digest.errors import DigestError
+from digest.errors import DigestError, PublishError
 from digest.store import Store
 
 log = logging.getLogger("digest")
@@ -123,6 +123,89 @@ def cmd_publish(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
+def _address_arg(value: str) -> str:
+    from email.utils import parseaddr
+
+    addr = parseaddr(value)[1]
+    if "\r" in value or "\n" in value or "@" not in addr:
+        raise DigestError(f"{value!r} is not an email address; write it like user@example.org")
+    return addr
+
+
+def cmd_send_test(args: argparse.Namespace, config: Config) -> int:
+    from digest.deliver import FileTransport, SmtpTransport, make_transport
+    from digest.outbox import sample_message
+
+    address = _address_arg(args.address)
+    store = Store.open(config.state.url)
+    try:
+        message = sample_message(config, store, address, _now())
+    finally:
+        store.close()
+    transport = make_transport(config)
+    with transport:
+        transport.send(message, address)
+    if isinstance(transport, SmtpTransport):
+        how = f"via SMTP {transport.where} ({transport.security})"
+    elif isinstance(transport, FileTransport):
+        how = f"as {transport.path_for(message, address)}"
+    else:  # pragma: no cover - only the two transports exist
+        how = ""
+    print(f"sent a test digest to {address} {how}; Message-ID {message['Message-ID']}")
+    return 0
+
+
+def cmd_unsubscribe(args: argparse.Namespace, config: Config) -> int:
+    address = _address_arg(args.address)
+    store = Store.open(config.state.url)
+    try:
+        if args.undo:
+            removed = store.unsuppress(address)
+            print(
+                f"{address} removed from the suppression list"
+                if removed
+                else f"{address} was not on the suppression list"
+            )
+            return 0
+        cancelled = store.suppress(address, _now())
+    finally:
+        store.close()
+    print(
+        f"{address} unsubscribed: no digest will be created for it; {cancelled} pending deliveries cancelled"
+    )
+    if address.lower() in {a.lower() for a in config.email.to}:
+        print(f"note: {address} is still listed in email.to; remove it there too", file=sys.stderr)
+    return 0
+
+
+def cmd_preview(args: argparse.Namespace, config: Config) -> int:
+    import tempfile
+
+    from digest.outbox import preview
+    from digest.publish import write_atomic
+    from digest.render.email import to_bytes
+
+    store = Store.open(config.state.url)
+    try:
+        rendered = preview(config, store, _now())
+    finally:
+        store.close()
+    if rendered is None:
+        raise DigestError("nothing to preview: no paper has been ingested yet; run `digest run` first")
+    out = Path(args.out).resolve() if args.out else Path(tempfile.mkdtemp(prefix="digest-preview-"))
+    html = out / f"{rendered.digest.slug}.html"
+    eml = out / f"{rendered.digest.slug}.eml"
+    try:
+        write_atomic(html, rendered.html.encode("utf-8"))
+        write_atomic(eml, to_bytes(rendered.message))
+    except OSError as err:
+        raise PublishError(f"cannot write the preview to {out}: {err.strerror}") from err
+    print(f"# {rendered.what} for {rendered.recipient}: {rendered.message['Subject']}", file=sys.stderr)
+    print(html)
+    print(eml)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="digest",
@@ -161,6 +244,28 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check-config", help="print the resolved config, secrets masked")
     check.set_defaults(func=cmd_check_config)
+
+    send_test = sub.add_parser(
+        "send-test", help="send a sample digest to ADDRESS through the configured transport"
+    )
+    send_test.add_argument("address", metavar="ADDRESS", help="where the sample goes")
+    send_test.set_defaults(func=cmd_send_test)
+
+    unsub = sub.add_parser(
+        "unsubscribe", help="stop mailing ADDRESS (suppression list) and cancel its pending deliveries"
+    )
+    unsub.add_argument("address", metavar="ADDRESS", help="the address to stop mailing")
+    unsub.add_argument("--undo", action="store_true", help="take ADDRESS off the suppression list again")
+    unsub.set_defaults(func=cmd_unsubscribe)
+
+    prev = sub.add_parser(
+        "preview",
+        help="render the next (or latest) digest email to an .html and an .eml file; change nothing",
+    )
+    prev.add_argument(
+        "--out", metavar="DIR", help="folder for the two files (default: a new temporary folder)"
+    )
+    prev.set_defaults(func=cmd_preview)
     return parser
 
 

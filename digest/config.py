@@ -74,8 +74,12 @@ class EmailSection:
     outbox: Path = Path("var/outbox")
     from_: str = "Paper Digest <digest@localhost>"
     to: tuple[str, ...] = ()
-    subject: str = "{count} new papers · {date}"
+    subject: str = "{count} new paper{s} · {date}"
     smtp: SmtpSection = field(default_factory=SmtpSection)
+    abstract_chars: int = 400  # abstracts longer than this are cut at a word boundary
+    max_papers: int = 50  # papers shown in full; the rest are listed by title
+    unsubscribe: tuple[str, ...] = ()  # mailto: and/or https: URLs; default mailto: the From address
+    retry_for: float = 3 * 86400.0  # seconds a delivery is retried before it is marked failed
 
     @property
     def recipients(self) -> tuple[str, ...]:
@@ -258,12 +262,34 @@ def _pattern(key: str, value: Any, base: Path) -> str:
 def _subject(key: str, value: Any, base: Path) -> str:
     text = _nonempty(key, value, base)
     try:
-        text.format(count=1, date="", title="")
+        text.format(count=1, date="", title="", s="")
     except (KeyError, IndexError, ValueError) as err:
         raise ConfigError(
-            key, f"bad placeholder in {text!r} ({err})", "use {count}, {date} and {title}"
+            key, f"bad placeholder in {text!r} ({err})", "use {count}, {s} (plural s), {date} and {title}"
         ) from err
     return text
+
+
+def _unsubscribe(key: str, value: Any, base: Path) -> tuple[str, ...]:
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list) or not items:
+        raise ConfigError(
+            key,
+            f"expected a URL or a list of URLs, got {value!r}",
+            'write unsubscribe = ["mailto:unsubscribe@example.org", "https://example.org/unsubscribe"]',
+        )
+    out: list[str] = []
+    for i, item in enumerate(items):
+        url = _nonempty(f"{key}[{i}]", item, base).strip()
+        ok = re.match(r"^mailto:[^@\s<>]+@[^@\s<>]+$", url) or re.match(r"^https://[^/\s<>]+\S*$", url)
+        if not ok or any(c in url for c in "\r\n<>,"):
+            raise ConfigError(
+                f"{key}[{i}]",
+                f"{url!r} is neither a mailto: nor an https: URL",
+                'write "mailto:unsubscribe@example.org" or "https://example.org/unsubscribe"',
+            )
+        out.append(url)
+    return tuple(out)
 
 
 SCHEMA: dict[str, dict[str, Reader]] = {
@@ -284,11 +310,15 @@ SCHEMA: dict[str, dict[str, Reader]] = {
     "feed": {"output_dir": _path, "max_items": _int_at_least(1), "ttl": _int_at_least(0)},
     "email": {
         "enabled": _bool,
-        "transport": _choice("file"),
+        "transport": _choice("file", "smtp"),
         "outbox": _path,
         "from": _address,
         "to": _addresses,
         "subject": _subject,
+        "abstract_chars": _int_at_least(40),
+        "max_papers": _int_at_least(1),
+        "unsubscribe": _unsubscribe,
+        "retry_for": _duration,
     },
     "email.smtp": {
         "host": _nonempty,

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from digest import deliver
 from digest.config import Config
 from digest.deliver import FileTransport, Transport
 from digest.ingest import IngestReport, ingest_inbox
@@ -36,6 +37,7 @@ class RunOptions:
     settle_seconds: float | None = None  # the service's poll skips files still being written
     dry_run_dir: Path | None = None  # write everything here and change no state
     lock_wait: float = 0.0
+    respect_backoff: bool = False  # the service: skip deliveries still in their retry backoff
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,13 +122,17 @@ def _run(
     published = publish(config, store, site_dir)
     if published.digests:
         store.mark_published(published.digests, now)
-    delivered = deliver_pending(config, store, transport, now) if options.send else DeliveryReport()
+    delivered = (
+        deliver_pending(config, store, transport, now, respect_backoff=options.respect_backoff)
+        if options.send
+        else DeliveryReport()
+    )
     return RunReport(ingest=ingested, digest=digest, published=published, delivery=delivered)
 
 
 def make_transport(config: Config) -> Transport:
     """The transport ``email.transport`` names."""
-    return FileTransport(config.email.outbox)
+    return deliver.make_transport(config)
 
 
 def republish(

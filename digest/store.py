@@ -123,6 +123,15 @@ deliveries = sa.Table(
 )
 sa.Index("deliveries_status", deliveries.c.status)
 
+# Addresses that asked not to be mailed (``digest unsubscribe``); stored lower-cased.
+suppressions = sa.Table(
+    "suppressions",
+    metadata,
+    sa.Column("address", sa.String(320), primary_key=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False, default="unsubscribed"),
+)
+
 
 def _create(*tables: sa.Table) -> Callable[[Connection], None]:
     def migrate(conn: Connection) -> None:
@@ -134,6 +143,7 @@ def _create(*tables: sa.Table) -> Callable[[Connection], None]:
 # Append only: migration N brings a database from version N-1 to N.
 MIGRATIONS: list[Callable[[Connection], None]] = [
     _create(schema_version, dumps, seen_files, papers, digests, deliveries),
+    _create(suppressions),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -440,6 +450,8 @@ class Store:
                     slug=slug, created_at=now, first_seq=done + 1, last_seq=last, paper_count=count
                 )
             ).inserted_primary_key[0]  # type: ignore[index]
+            blocked = set(conn.execute(sa.select(suppressions.c.address)).scalars())
+            recipients = [r for r in recipients if r.strip().lower() not in blocked]
             if recipients:
                 conn.execute(
                     sa.insert(deliveries),
@@ -558,6 +570,51 @@ class Store:
                     last_error=error,
                 )
             )
+
+    def cancel_deliveries(self, delivery_ids: Iterable[int], reason: str, now: datetime) -> int:
+        """Pending rows become ``cancelled`` with ``reason``; returns how many changed."""
+        ids = list(delivery_ids)
+        if not ids:
+            return 0
+        with self.transaction() as conn:
+            result = conn.execute(
+                sa.update(deliveries)
+                .where(deliveries.c.id.in_(ids), deliveries.c.status == "pending")
+                .values(status="cancelled", last_error=reason, last_attempt_at=now)
+            )
+        return int(result.rowcount)
+
+    # --- suppression list ------------------------------------------------------------------
+
+    def suppress(self, address: str, now: datetime, reason: str = "unsubscribed") -> int:
+        """Adds ``address`` to the suppression list (idempotent) and cancels its pending
+        deliveries in the same transaction; returns how many were cancelled."""
+        addr = address.strip().lower()
+        with self.transaction() as conn:
+            known = conn.execute(
+                sa.select(suppressions.c.address).where(suppressions.c.address == addr)
+            ).scalar_one_or_none()
+            if known is None:
+                conn.execute(sa.insert(suppressions).values(address=addr, created_at=now, reason=reason))
+            result = conn.execute(
+                sa.update(deliveries)
+                .where(sa.func.lower(deliveries.c.recipient) == addr, deliveries.c.status == "pending")
+                .values(status="cancelled", last_error=reason, last_attempt_at=now)
+            )
+        return int(result.rowcount)
+
+    def unsuppress(self, address: str) -> bool:
+        """Removes ``address`` from the suppression list; False when it was not on it."""
+        with self.transaction() as conn:
+            result = conn.execute(
+                sa.delete(suppressions).where(suppressions.c.address == address.strip().lower())
+            )
+        return bool(result.rowcount)
+
+    def suppressed(self) -> frozenset[str]:
+        """Every suppressed address, lower-cased."""
+        with self.transaction() as conn:
+            return frozenset(conn.execute(sa.select(suppressions.c.address)).scalars())
 
     # --- status ----------------------------------------------------------------------------
 
