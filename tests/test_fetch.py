@@ -9,7 +9,7 @@ import json
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ from digest.config import Config
 from digest.deliver import FileTransport
 from digest.errors import ConfigError
 from digest.fetch import USER_AGENT, fetch_all
+from digest.ingest import ingest_inbox
 from digest.pipeline import RunOptions, run_once
 from digest.store import Store
 from tests.conftest import DUMP_000, DUMP_002, NOW, MakeConfig, drop, write_toml
@@ -451,3 +452,16 @@ def test_fetch_config_keys(make_config: MakeConfig, sources: dict[str, Any], mes
     with pytest.raises(ConfigError) as err:
         make_config(sources=sources)
     assert str(err.value).startswith(message)
+
+
+def test_a_fetched_dump_is_settled_at_once_for_the_service_poll(
+    make_config: MakeConfig, inbox: Path, server: Server, client: httpx.Client, store: Store
+) -> None:
+    # write_atomic renames the whole file into place, so the settle rule need not wait for it.
+    server.routes["/daily.txt"] = lambda h: send(h, 200, DUMP_000.read_bytes())
+    config = fetch_config(make_config, server.url("/daily.txt"))
+    drop(inbox, DUMP_002)  # copied just now: still "being written" for a 1-day settle rule
+    fetch_all(config, store, client, NOW)
+    report = ingest_inbox(config, store, datetime.now(UTC), settle_seconds=86400)
+    assert (report.ingested, report.unsettled) == (1, 1)
+    assert [d.name for d in store.dump_records()] == fetched(inbox)[1:]
