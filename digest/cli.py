@@ -139,8 +139,8 @@ def cmd_status(args: argparse.Namespace, config: Config) -> int:
     for d in failed_dumps:
         print(f"  failed dump {d.name}: {d.error}")
     for f in fetch_failures:
-        ok = f"last good fetch {f.last_ok_at:%Y-%m-%d %H:%M}Z" if f.last_ok_at else "never fetched"
-        print(f"  failed fetch {f.url} ({f.failures}x, {ok}): {f.last_error}")
+        ok = f"last success {f.last_ok_at:%Y-%m-%d %H:%M} UTC" if f.last_ok_at else "never succeeded"
+        print(f"  failed fetch {f.url} ({f.failures} in a row, {ok}): {f.last_error}")
     for row in troubled:
         print(f"  {row.status} delivery of digest {row.digest_id} to {row.recipient}: {row.last_error}")
     return 0

@@ -418,7 +418,7 @@ def test_cli_fetch_and_status(
     assert main(["-c", str(config_file), "status"]) == 0
     out = capsys.readouterr().out
     assert "sources: 2 URLs, 1 failing" in out
-    assert f"  failed fetch {urls[1]} (1x, never fetched): HTTP 500 Internal Server Error" in out
+    assert f"  failed fetch {urls[1]} (1 in a row, never succeeded): HTTP 500 Internal Server Error" in out
     assert main(["-c", str(config_file), "status", "--json"]) == 0
     [failure] = json.loads(capsys.readouterr().out)["fetch_failures"]
     assert (failure["url"], failure["status"], failure["failures"]) == (urls[1], 500, 1)
