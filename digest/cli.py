@@ -69,7 +69,7 @@ def cmd_fetch(args: argparse.Namespace, config: Config) -> int:
     store = Store.open(config.state.url)
     try:
         with run_lock(config.lock_path, wait=args.wait), make_client(config) as client:
-            report = fetch_all(config, store, client, _now())
+            report = fetch_all(config, store, client, _now(), force=True)
     finally:
         store.close()
     for r in report.results:

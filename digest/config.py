@@ -49,6 +49,7 @@ class SourcesSection:
     fetch_max_bytes: int = 32 * 1024 * 1024  # a larger body is abandoned, nothing written
     fetch_retries: int = 2  # extra attempts after a 5xx, a timeout or a connection error
     fetch_backoff: float = 2.0  # seconds before the first retry; doubles for each further one
+    fetch_interval: float = 600.0  # a run fetches a URL at most this often (digest fetch: always)
 
 
 @dataclass(frozen=True)
@@ -325,6 +326,7 @@ SCHEMA: dict[str, dict[str, Reader]] = {
         "fetch_max_bytes": _int_at_least(1),
         "fetch_retries": _int_at_least(0),
         "fetch_backoff": _seconds,
+        "fetch_interval": _seconds,
     },
     "state": {"url": _state_url},
     "feed": {"output_dir": _path, "max_items": _int_at_least(1), "ttl": _int_at_least(0)},

@@ -10,6 +10,8 @@ For each URL, in config order:
   larger; nothing is written), and ``sources.fetch_retries`` retries with doubling
   backoff (``sources.fetch_backoff``) after a 5xx or 429 answer, a timeout or a
   connection error;
+- at most once per ``sources.fetch_interval`` per URL in a run or service poll
+  (``digest fetch`` by hand always fetches);
 - redirects on the same host are followed; to another host only with
   ``sources.follow_redirects = true``; from https to http never;
 - a body that differs from the last one (by sha256) and is not a dump the state already
@@ -57,7 +59,8 @@ _TEMPORARY_STATUS = frozenset({408, 425, 429})
 @dataclass(frozen=True, slots=True)
 class FetchResult:
     """What fetching one URL did. ``outcome`` is ``"written"`` (a new dump file),
-    ``"unchanged"`` (same body as before, nothing written), ``"not-modified"`` (304)
+    ``"unchanged"`` (same body as before, nothing written), ``"not-modified"`` (304),
+    ``"not-due"`` (fetched less than ``sources.fetch_interval`` ago; no request made)
     or ``"failed"`` (``error`` says why)."""
 
     url: str
@@ -84,12 +87,14 @@ class FetchReport:
         """``"URL: reason"`` for every failed URL."""
         return [f"{r.url}: {r.error}" for r in self.results if r.outcome == "failed"]
 
+    @property
+    def not_due(self) -> int:
+        return sum(r.outcome == "not-due" for r in self.results)
+
     def summary(self) -> str:
-        return (
-            f"{len(self.results)} URLs fetched, {self.written} new dumps, {self.failed} failed"
-            if self.results
-            else "no URLs fetched"
-        )
+        fetched = len(self.results) - self.not_due
+        later = f", {self.not_due} not due yet" if self.not_due else ""
+        return f"{fetched} URLs fetched, {self.written} new dumps, {self.failed} failed{later}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,10 +125,21 @@ def client_for(config: Config, client: httpx.Client | None) -> Iterator[httpx.Cl
         yield own
 
 
-def fetch_all(config: Config, store: Store, client: httpx.Client, now: datetime) -> FetchReport:
-    """Fetches every URL of ``sources.urls`` once. Never raises for a failing URL."""
+def fetch_all(
+    config: Config, store: Store, client: httpx.Client, now: datetime, *, force: bool = False
+) -> FetchReport:
+    """Fetches every URL of ``sources.urls`` once. Never raises for a failing URL.
+
+    A URL fetched (successfully or not) less than ``sources.fetch_interval`` before
+    ``now`` is left alone, so a service polling every minute stays polite; ``force``
+    (``digest fetch``) fetches every URL regardless.
+    """
     report = FetchReport()
     for url in config.sources.urls:
+        if not force and not _due(config, store.fetch_state(url), now):
+            report.results.append(FetchResult(url, "not-due"))
+            log.debug("fetch %s: fetched less than sources.fetch_interval ago; not due", url)
+            continue
         try:
             result = fetch_one(config, store, client, url, now)
         except DigestError:
@@ -137,6 +153,14 @@ def fetch_all(config: Config, store: Store, client: httpx.Client, now: datetime)
         else:
             log.info("fetch %s: %s%s", url, result.outcome, f" -> {result.file}" if result.file else "")
     return report
+
+
+def _due(config: Config, state: FetchState | None, now: datetime) -> bool:
+    if state is None or state.last_fetch_at is None:
+        return True
+    since = (now - state.last_fetch_at).total_seconds()
+    # A clock that went backwards must not silence a source: fetch then.
+    return since < 0 or since >= config.sources.fetch_interval
 
 
 def dump_name(now: datetime, sha256: str, body: bytes) -> str:

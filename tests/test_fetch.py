@@ -465,3 +465,22 @@ def test_a_fetched_dump_is_settled_at_once_for_the_service_poll(
     report = ingest_inbox(config, store, datetime.now(UTC), settle_seconds=86400)
     assert (report.ingested, report.unsettled) == (1, 1)
     assert [d.name for d in store.dump_records()] == fetched(inbox)[1:]
+
+
+def test_a_url_is_fetched_at_most_once_per_interval_unless_forced(
+    make_config: MakeConfig, inbox: Path, server: Server, client: httpx.Client, store: Store
+) -> None:
+    server.routes["/daily.txt"] = Versioned(DUMP_000.read_bytes(), '"v1"')
+    server.routes["/broken"] = lambda h: send(h, 503)
+    urls = [server.url("/daily.txt"), server.url("/broken")]
+    config = fetch_config(make_config, *urls, fetch_interval="10m")
+    fetch_all(config, store, client, NOW)
+    soon = fetch_all(config, store, client, NOW + timedelta(minutes=9))
+    assert [r.outcome for r in soon.results] == ["not-due", "not-due"]  # a failure waits too
+    assert soon.summary() == "0 URLs fetched, 0 new dumps, 0 failed, 2 not due yet"
+    assert len(server.requests) == 2
+    forced = fetch_all(config, store, client, NOW + timedelta(minutes=9), force=True)
+    assert [r.outcome for r in forced.results] == ["not-modified", "failed"]
+    later = fetch_all(config, store, client, NOW + timedelta(minutes=19))
+    assert [r.outcome for r in later.results] == ["not-modified", "failed"]
+    assert len(server.requests) == 6 and len(fetched(inbox)) == 1
