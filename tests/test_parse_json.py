@@ -10,7 +10,7 @@ import pytest
 
 from digest.errors import DumpError
 from digest.identity import paper_key
-from digest.parse import parse_dump
+from digest.parse import DumpParser, parse_dump
 from digest.parse_json import looks_like_json, sniff
 from tests.conftest import DUMP_000
 
@@ -166,3 +166,13 @@ def test_bom_and_utf16_are_read() -> None:
 def test_a_plain_list_of_papers_is_accepted() -> None:
     [paper] = parse_dump(b'[{"title": "World Models", "summary": "s", "id": "2308.01234"}]', "p.json").papers
     assert paper.arxiv_id == "2308.01234"
+
+
+def test_a_single_line_json_read_in_pieces_parses_the_same() -> None:
+    # The API answers with one long line; a reader that caps line length hands it on in pieces.
+    data = json.dumps([item("One"), item("Two", id="2308.00002")]).encode()
+    whole = parse_dump(data, "one-line.json").papers
+    parser = DumpParser("one-line.json")
+    pieces = [data[i : i + 7] for i in range(0, len(data), 7)]
+    assert tuple(parser.papers(iter(pieces))) == whole and len(whole) == 2
+    assert parser.layout == "json" and parser.listing_date == "Aug 8, 2023"
