@@ -40,6 +40,8 @@ def cmd_run(args: argparse.Namespace, config: Config) -> int:
     finally:
         store.close()
     print(report.summary())
+    for error in report.fetch.errors if report.fetch else ():
+        print(f"failed fetch: {error}", file=sys.stderr)
     for error in report.ingest.errors:
         print(f"failed dump: {error}", file=sys.stderr)
     for error in report.delivery.errors:
@@ -55,9 +57,39 @@ def cmd_run(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
+def cmd_fetch(args: argparse.Namespace, config: Config) -> int:
+    from digest.errors import ConfigError
+    from digest.fetch import fetch_all, make_client
+    from digest.lock import run_lock
+
+    if not config.sources.urls:
+        raise ConfigError(
+            "sources.urls", "is empty: nothing to fetch", 'list dump URLs: urls = ["https://…"]'
+        )
+    store = Store.open(config.state.url)
+    try:
+        with run_lock(config.lock_path, wait=args.wait), make_client(config) as client:
+            report = fetch_all(config, store, client, _now(), force=True)
+    finally:
+        store.close()
+    for r in report.results:
+        detail = f" -> {config.sources.inbox / r.file}" if r.file else f": {r.error}" if r.error else ""
+        print(f"{r.outcome}: {r.url}{detail}")
+    print(report.summary() + ("; the next run ingests the new dumps" if report.written else ""))
+    if report.failed:
+        print(
+            f"digest: error: {report.failed} of {len(report.results)} URLs failed; "
+            "they are retried on the next fetch",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
 def cmd_status(args: argparse.Namespace, config: Config) -> int:
     store = Store.open(config.state.url)
     try:
+        fetch_failures = store.fetch_failures(config.sources.urls)
         counts = store.counts()
         failed_dumps = store.dump_records("failed")
         troubled = [d for d in store.deliveries() if d.status in ("pending", "failed") and d.last_error]
@@ -75,6 +107,17 @@ def cmd_status(args: argparse.Namespace, config: Config) -> int:
             if latest
             else None
         )
+        counts["fetch_failures"] = [
+            {
+                "url": f.url,
+                "error": f.last_error,
+                "status": f.last_status,
+                "failures": f.failures,
+                "last_fetch": f.last_fetch_at.isoformat() if f.last_fetch_at else None,
+                "last_ok": f.last_ok_at.isoformat() if f.last_ok_at else None,
+            }
+            for f in fetch_failures
+        ]
         counts["delivery_errors"] = [
             {"recipient": d.recipient, "digest": d.digest_id, "status": d.status, "error": d.last_error}
             for d in troubled
@@ -91,8 +134,13 @@ def cmd_status(args: argparse.Namespace, config: Config) -> int:
         f"deliveries: {deliveries['pending']} pending, {deliveries['sent']} sent, "
         f"{deliveries['failed']} failed, {deliveries['cancelled']} cancelled"
     )
+    if config.sources.urls:
+        print(f"sources: {len(config.sources.urls)} URLs, {len(fetch_failures)} failing")
     for d in failed_dumps:
         print(f"  failed dump {d.name}: {d.error}")
+    for f in fetch_failures:
+        ok = f"last success {f.last_ok_at:%Y-%m-%d %H:%M} UTC" if f.last_ok_at else "never succeeded"
+        print(f"  failed fetch {f.url} ({f.failures} in a row, {ok}): {f.last_error}")
     for row in troubled:
         print(f"  {row.status} delivery of digest {row.digest_id} to {row.recipient}: {row.last_error}")
     return 0
@@ -226,6 +274,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--wait", type=float, default=0.0, metavar="SECONDS", help="wait this long for another run's lock"
     )
     run.set_defaults(func=cmd_run)
+
+    fetch = sub.add_parser("fetch", help="fetch the dumps of sources.urls into the inbox once, now")
+    fetch.add_argument(
+        "--wait", type=float, default=0.0, metavar="SECONDS", help="wait this long for another run's lock"
+    )
+    fetch.set_defaults(func=cmd_fetch)
 
     status = sub.add_parser("status", help="what the state holds: dumps, papers, digests, deliveries")
     status.add_argument("--json", action="store_true", help="print only JSON on stdout")

@@ -43,6 +43,13 @@ class SourcesSection:
     pattern: str = "*.txt"
     settle_seconds: float = 10.0
     max_bytes: int = 256 * 1024 * 1024
+    urls: tuple[str, ...] = ()  # dumps fetched over HTTP into the inbox before each run
+    follow_redirects: bool = False  # redirects to another host (same-host ones always)
+    fetch_timeout: float = 30.0  # seconds to connect, and between two reads
+    fetch_max_bytes: int = 32 * 1024 * 1024  # a larger body is abandoned, nothing written
+    fetch_retries: int = 2  # extra attempts after a 5xx, a timeout or a connection error
+    fetch_backoff: float = 2.0  # seconds before the first retry; doubles for each further one
+    fetch_interval: float = 600.0  # a run fetches a URL at most this often (digest fetch: always)
 
 
 @dataclass(frozen=True)
@@ -259,6 +266,40 @@ def _pattern(key: str, value: Any, base: Path) -> str:
     return text
 
 
+def _seconds(key: str, value: Any, base: Path) -> float:
+    # A bare number of seconds, or a duration string like "30s".
+    if isinstance(value, str):
+        return parse_duration(key, value)
+    return _number(key, value, base)
+
+
+def _timeout(key: str, value: Any, base: Path) -> float:
+    seconds = _seconds(key, value, base)
+    if seconds <= 0:
+        raise ConfigError(key, "must be more than 0 seconds", 'write it like "30s"')
+    return seconds
+
+
+def _urls(key: str, value: Any, base: Path) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list):
+        raise ConfigError(
+            key, f"expected a list of URLs, got {value!r}", 'write urls = ["https://…/dump.txt"]'
+        )
+    out: dict[str, None] = {}
+    for i, item in enumerate(value):
+        url = _nonempty(f"{key}[{i}]", item, base).strip()
+        if not re.match(r"^https?://[^/\s?#]+(?:[/?#]\S*)?$", url):
+            raise ConfigError(
+                f"{key}[{i}]",
+                f"{url!r} is not an http(s) URL",
+                'write it like "https://example.org/papers.txt"',
+            )
+        out.setdefault(url)
+    return tuple(out)
+
+
 def _subject(key: str, value: Any, base: Path) -> str:
     text = _nonempty(key, value, base)
     try:
@@ -305,6 +346,13 @@ SCHEMA: dict[str, dict[str, Reader]] = {
         "pattern": _pattern,
         "settle_seconds": _number,
         "max_bytes": _int_at_least(1),
+        "urls": _urls,
+        "follow_redirects": _bool,
+        "fetch_timeout": _timeout,
+        "fetch_max_bytes": _int_at_least(1),
+        "fetch_retries": _int_at_least(0),
+        "fetch_backoff": _seconds,
+        "fetch_interval": _seconds,
     },
     "state": {"url": _state_url},
     "feed": {"output_dir": _path, "max_items": _int_at_least(1), "ttl": _int_at_least(0)},

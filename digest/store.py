@@ -26,7 +26,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from digest.config import sqlite_path
 from digest.errors import StoreError
 from digest.identity import message_id
-from digest.model import Delivery, Digest, DumpRecord, Paper, StoredPaper
+from digest.model import Delivery, Digest, DumpRecord, FetchState, Paper, StoredPaper
 
 BATCH = 500  # papers per INSERT batch; also bounds memory while streaming a huge dump
 
@@ -132,6 +132,21 @@ suppressions = sa.Table(
     sa.Column("reason", sa.Text, nullable=False, default="unsubscribed"),
 )
 
+fetch_state = sa.Table(
+    "fetch_state",
+    metadata,
+    sa.Column("url", sa.Text, primary_key=True),
+    sa.Column("etag", sa.Text),
+    sa.Column("last_modified", sa.Text),
+    sa.Column("last_status", sa.Integer),
+    sa.Column("last_error", sa.Text),
+    sa.Column("last_fetch_at", UTCDateTime),
+    sa.Column("last_ok_at", UTCDateTime),
+    sa.Column("last_sha256", sa.String(64)),
+    sa.Column("last_file", sa.Text),
+    sa.Column("failures", sa.Integer, nullable=False, default=0),
+)
+
 
 def _create(*tables: sa.Table) -> Callable[[Connection], None]:
     def migrate(conn: Connection) -> None:
@@ -144,6 +159,7 @@ def _create(*tables: sa.Table) -> Callable[[Connection], None]:
 MIGRATIONS: list[Callable[[Connection], None]] = [
     _create(schema_version, dumps, seen_files, papers, digests, deliveries),
     _create(suppressions),
+    _create(fetch_state),  # remote sources (sources.urls)
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -153,6 +169,7 @@ class IngestResult:
     found: int
     new: int
     layout: str
+    enriched: int = 0  # known papers given an arXiv id, authors or upvotes they lacked
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -244,6 +261,21 @@ def _digest(row: Any) -> Digest:
     )
 
 
+def _fetch_state(row: Any) -> FetchState:
+    return FetchState(
+        url=row.url,
+        etag=row.etag,
+        last_modified=row.last_modified,
+        last_status=row.last_status,
+        last_error=row.last_error,
+        last_fetch_at=row.last_fetch_at,
+        last_ok_at=row.last_ok_at,
+        last_sha256=row.last_sha256,
+        last_file=row.last_file,
+        failures=row.failures,
+    )
+
+
 def _delivery(row: Any) -> Delivery:
     return Delivery(
         id=row.id,
@@ -260,6 +292,34 @@ def _delivery(row: Any) -> Delivery:
 
 
 _PAPER_COLUMNS = [*papers.c, dumps.c.name.label("dump_name")]
+
+
+def _enrich(conn: Connection, sightings: Sequence[Paper]) -> int:
+    """Fills in the arXiv id, authors and upvotes a known paper lacks (a paper first seen
+    in a text dump, later in a JSON one). Never overwrites a value, and never touches
+    seq, key, title, abstract or first_seen: only missing data is added."""
+    rich = {p.key: p for p in sightings if p.arxiv_id or p.authors or p.upvotes is not None}
+    if not rich:
+        return 0
+    rows = conn.execute(
+        sa.select(papers.c.key, papers.c.arxiv_id, papers.c.authors, papers.c.upvotes).where(
+            papers.c.key.in_(list(rich))
+        )
+    ).all()
+    changed = 0
+    for row in rows:
+        p = rich[row.key]
+        values: dict[str, Any] = {}
+        if row.arxiv_id is None and p.arxiv_id:
+            values["arxiv_id"] = p.arxiv_id
+        if row.authors == "[]" and p.authors:
+            values["authors"] = json.dumps(list(p.authors))
+        if row.upvotes is None and p.upvotes is not None:
+            values["upvotes"] = p.upvotes
+        if values:
+            conn.execute(sa.update(papers).where(papers.c.key == row.key).values(**values))
+            changed += 1
+    return changed
 
 
 class Store:
@@ -350,7 +410,7 @@ class Store:
         ``papers_in`` may be a generator (a streamed parse): it is consumed in batches
         inside the transaction, so a parse error midway rolls the whole dump back.
         """
-        found = new = 0
+        found = new = enriched = 0
         with self.transaction() as conn:
             # A retried failure replaces its record; an ingested dump is never replaced.
             conn.execute(sa.delete(dumps).where(dumps.c.sha256 == sha256, dumps.c.status == "failed"))
@@ -361,6 +421,7 @@ class Store:
                 found += len(batch)
                 keys = [p.key for p in batch]
                 known = set(conn.execute(sa.select(papers.c.key).where(papers.c.key.in_(keys))).scalars())
+                enriched += _enrich(conn, [p for p in batch if p.key in known])
                 rows = [
                     {
                         "key": p.key,
@@ -387,7 +448,7 @@ class Store:
                 .values(papers_found=found, papers_new=new, layout=found_layout)
             )
             self._remember(conn, name, size, mtime_ns, sha256)
-        return IngestResult(found=found, new=new, layout=found_layout)
+        return IngestResult(found=found, new=new, layout=found_layout, enriched=enriched)
 
     def record_failure(
         self, *, name: str, sha256: str, size: int, mtime_ns: int, error: str, now: datetime
@@ -615,6 +676,46 @@ class Store:
         """Every suppressed address, lower-cased."""
         with self.transaction() as conn:
             return frozenset(conn.execute(sa.select(suppressions.c.address)).scalars())
+
+    # --- remote sources --------------------------------------------------------------------
+
+    def fetch_state(self, url: str) -> FetchState | None:
+        """What the last fetch of ``url`` left behind; None if it was never fetched."""
+        with self.transaction() as conn:
+            row = conn.execute(sa.select(fetch_state).where(fetch_state.c.url == url)).one_or_none()
+        return None if row is None else _fetch_state(row)
+
+    def fetch_states(self, urls: Sequence[str] | None = None) -> list[FetchState]:
+        """Every URL fetched so far (only ``urls``, when given), by URL."""
+        query = sa.select(fetch_state).order_by(fetch_state.c.url)
+        if urls is not None:
+            query = query.where(fetch_state.c.url.in_(list(urls)))
+        with self.transaction() as conn:
+            return [_fetch_state(r) for r in conn.execute(query)]
+
+    def fetch_failures(self, urls: Sequence[str] | None = None) -> list[FetchState]:
+        """The URLs whose last fetch failed (only ``urls``, when given: pass
+        ``config.sources.urls`` so a URL removed from the config is not reported).
+        For ``digest status`` and health checks."""
+        return [s for s in self.fetch_states(urls) if s.failing]
+
+    def record_fetch(self, state: FetchState) -> None:
+        """Replaces what the state remembers about ``state.url``."""
+        values = {
+            "etag": state.etag,
+            "last_modified": state.last_modified,
+            "last_status": state.last_status,
+            "last_error": state.last_error,
+            "last_fetch_at": state.last_fetch_at,
+            "last_ok_at": state.last_ok_at,
+            "last_sha256": state.last_sha256,
+            "last_file": state.last_file,
+            "failures": state.failures,
+        }
+        with self.transaction() as conn:
+            done = conn.execute(sa.update(fetch_state).where(fetch_state.c.url == state.url).values(**values))
+            if not done.rowcount:
+                conn.execute(sa.insert(fetch_state).values(url=state.url, **values))
 
     # --- status ----------------------------------------------------------------------------
 
