@@ -105,6 +105,12 @@ def cmd_check_config(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace, config: Config) -> int:
+    from digest.schedule import serve
+
+    return serve(config, verbose=args.verbose)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="digest",
@@ -132,6 +138,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check-config", help="print the resolved config, secrets masked")
     check.set_defaults(func=cmd_check_config)
+
+    serve = sub.add_parser(
+        "serve",
+        help="run until stopped: poll the inbox, send the digest on schedule, serve the site over HTTP",
+        description="Run the service: poll every schedule.poll, build and send the digest at "
+        "schedule.digest, and serve feed.output_dir and /healthz on http.listen. "
+        "SIGTERM or Ctrl-C stops it cleanly.",
+    )
+    serve.set_defaults(func=cmd_serve)
     return parser
 
 

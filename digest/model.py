@@ -97,3 +97,15 @@ class DumpRecord:
     error: str | None
     papers_found: int
     papers_new: int
+
+
+@dataclass(frozen=True, slots=True)
+class JobRun:
+    """One run of a service job (``poll`` or ``digest``); ``ok`` is None while running."""
+
+    id: int
+    job: str
+    started: datetime
+    finished: datetime | None
+    ok: bool | None
+    summary: str
