@@ -180,7 +180,7 @@ class Service:
             try:
                 return run_once(self.config, self.store, make_transport(self.config), self.clock(), options)
             except LockError:
-                if time.monotonic() >= deadline or self.stopping.wait(1.0):
+                if time.monotonic() >= deadline or self.stopping.wait(0.25):
                     return None
                 log.debug("waiting for another run to release the lock")
 

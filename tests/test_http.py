@@ -16,7 +16,11 @@ import pytest
 from digest.errors import DigestError
 from digest.web import WebServer, make_app
 
-FEED = b"<?xml version='1.0' encoding='UTF-8'?>\n<rss version=\"2.0\"><channel>" + b"<item/>" * 200 + b"</channel></rss>"
+FEED = (
+    b"<?xml version='1.0' encoding='UTF-8'?>\n<rss version=\"2.0\"><channel>"
+    + b"<item/>" * 200
+    + b"</channel></rss>"
+)
 
 
 class Site:
@@ -101,7 +105,9 @@ def test_gzip_only_when_asked(site: Site) -> None:
     assert gzip.decompress(body) == FEED and len(body) < len(FEED)
 
 
-@pytest.mark.parametrize("target", ["/../secret.txt", "/digests/../../secret.txt", "/%2e%2e/secret.txt", "//etc/passwd"])
+@pytest.mark.parametrize(
+    "target", ["/../secret.txt", "/digests/../../secret.txt", "/%2e%2e/secret.txt", "//etc/passwd"]
+)
 def test_nothing_outside_the_folder(site: Site, target: str) -> None:
     response = site.raw(target)
     assert b"outside the site" not in response and b"root:" not in response

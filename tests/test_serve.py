@@ -101,7 +101,9 @@ def emails(outbox: Path) -> dict[str, list[tuple[str, str, int, int]]]:
     for path in sorted(outbox.glob("*.eml")):
         msg = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
         st = path.stat()
-        out.setdefault(str(msg["To"]), []).append((str(msg["Subject"]), str(msg["Message-ID"]), st.st_ino, st.st_mtime_ns))
+        out.setdefault(str(msg["To"]), []).append(
+            (str(msg["Subject"]), str(msg["Message-ID"]), st.st_ino, st.st_mtime_ns)
+        )
     return out
 
 
@@ -165,7 +167,9 @@ def test_serve_end_to_end(tmp_path: Path, inbox: Path, services: list[Serve]) ->
     parsed = feedparser.parse(feed.content)
     assert parsed.bozo == 0
     assert len(expected) == 216
-    assert sorted(" ".join(e.title.split()) for e in parsed.entries) == sorted(" ".join(t.split()) for t in expected)
+    assert sorted(" ".join(e.title.split()) for e in parsed.entries) == sorted(
+        " ".join(t.split()) for t in expected
+    )
 
     # Feed readers poll with conditional requests.
     etag, modified = feed.headers["etag"], feed.headers["last-modified"]
@@ -197,7 +201,10 @@ def test_serve_end_to_end(tmp_path: Path, inbox: Path, services: list[Serve]) ->
     services.append(again := Serve(path, tmp_path / "serve2.log"))
     wait_for(
         "a poll after the restart",
-        lambda: datetime.fromisoformat(httpx.get(f"{base}/healthz").json()["last_poll"]["finished"]) > restarted_at,
+        lambda: (
+            datetime.fromisoformat(httpx.get(f"{base}/healthz").json()["last_poll"]["finished"])
+            > restarted_at
+        ),
     )
     assert again.stop() == 0
     assert emails(config.email.outbox) == sent
