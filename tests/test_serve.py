@@ -77,8 +77,8 @@ class Serve:
     def text(self) -> str:
         return self.log.read_text(encoding="utf-8", errors="replace")
 
-    def stop(self) -> int:
-        self.proc.send_signal(signal.SIGTERM)
+    def stop(self, signum: int = signal.SIGTERM) -> int:
+        self.proc.send_signal(signum)
         return self.proc.wait(timeout=30)
 
     def kill(self) -> None:
@@ -296,5 +296,6 @@ def test_a_second_serve_is_refused(tmp_path: Path, inbox: Path, services: list[S
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 1
     assert "another `digest serve` is already running against this state" in err
-    assert first.stop() == 0
+    assert first.stop(signal.SIGINT) == 0  # Ctrl-C stops it cleanly too
+    assert "SIGINT received" in first.text() and "Traceback" not in first.text()
     assert config.lock_path.exists()
