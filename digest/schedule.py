@@ -148,7 +148,11 @@ class Service:
     def _job(self, job: str, options: RunOptions, *, lock_wait: float) -> None:
         if self.stopping.is_set():
             return
-        run_id = self.store.start_job_run(job, self.clock())
+        try:
+            run_id = self.store.start_job_run(job, self.clock())
+        except DigestError as err:
+            log.error("%s not run: cannot record it in the state (%s); the next run retries", job, err)
+            return
         ok, summary = False, ""
         try:
             report = self._run_waiting(options, lock_wait)
@@ -251,8 +255,10 @@ class Service:
             return
         trigger = digest_trigger(self.config)
         self.scheduler.add_job(self.digest_job, trigger, id=DIGEST, name=DIGEST)
+        # A digest job that failed or never got the lock does not count as done; one that
+        # failed after building the digest is covered by the digest's own time.
         done: list[datetime] = []
-        if (last_run := self.store.last_job_run(DIGEST)) is not None:
+        if (last_run := self.store.last_job_run(DIGEST, ok=True)) is not None:
             done.append(last_run.started)
         if latest := self.store.digests(limit=1):
             done.append(latest[0].created)  # a `digest run` by hand counts too
@@ -279,11 +285,13 @@ class Service:
     def stop(self) -> None:
         """No new job starts; a running one finishes; then the web server stops."""
         self.stopping.set()
-        if self.scheduler.running:
+        running = self.scheduler.running
+        if running:
             self.scheduler.shutdown(wait=True)
-        if self.web is not None:
+        if self.web is not None and self.web.thread.is_alive():
             self.web.stop()
-        log.info("paper-digest service stopped")
+        if running:
+            log.info("paper-digest service stopped")
 
 
 @contextmanager

@@ -593,13 +593,18 @@ class Store:
                 .values(finished_at=now, ok=ok, summary=summary)
             )
 
-    def last_job_run(self, job: str | None = None, *, finished: bool = False) -> JobRun | None:
-        """The newest run of ``job`` (of any job when None); only finished ones with ``finished``."""
+    def last_job_run(
+        self, job: str | None = None, *, finished: bool = False, ok: bool | None = None
+    ) -> JobRun | None:
+        """The newest run of ``job`` (of any job when None); only finished ones with
+        ``finished``; only those that ended with ``ok`` when it is given."""
         query = sa.select(job_runs).order_by(job_runs.c.id.desc()).limit(1)
         if job is not None:
             query = query.where(job_runs.c.job == job)
         if finished:
             query = query.where(job_runs.c.finished_at.is_not(None))
+        if ok is not None:
+            query = query.where(job_runs.c.ok == ok)
         with self.transaction() as conn:
             row = conn.execute(query).one_or_none()
         if row is None:

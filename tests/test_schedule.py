@@ -294,3 +294,17 @@ def test_on_ingest_has_no_digest_job(make_config: MakeConfig) -> None:
         assert [j.id for j in service.scheduler.get_jobs()] == [POLL]
     finally:
         store.close()
+
+
+def test_a_failed_digest_job_does_not_count_as_done(make_config: MakeConfig, inbox: Path) -> None:
+    config = make_config(schedule={"digest": "0 7 * * *"})
+    store = Store.open(config.state.url)
+    try:
+        inbox.rmdir()
+        Service(config, store, Clock(NOW.replace(hour=9))).digest_job()  # fails: no inbox
+        inbox.mkdir()
+        again = Service(config, store, Clock(NOW.replace(hour=9, minute=5)))
+        again.schedule_jobs()
+        assert "digest-missed" in {j.id for j in again.scheduler.get_jobs()}
+    finally:
+        store.close()
