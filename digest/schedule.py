@@ -197,9 +197,11 @@ class Service:
         return out
 
     def health(self) -> tuple[int, dict[str, Any]]:
-        """(HTTP status, JSON body) for /healthz: 503 when the last job failed."""
+        """(HTTP status, JSON body) for /healthz: 503 while the last run of a job failed."""
         try:
-            last = self.store.last_job_run(finished=True)
+            # Per job: in cron mode a poll that went well must not hide this morning's
+            # failed digest job.
+            last_runs = [self.store.last_job_run(job, finished=True) for job in (POLL, DIGEST)]
             counts = self.store.counts()
             latest = self.store.digests(limit=1)
             failed_dumps = self.store.dump_records("failed")
@@ -232,11 +234,11 @@ class Service:
             }
         except DigestError as err:
             return 503, {"status": "error", "error": str(err)}
-        failing = last is not None and last.ok is False
-        body = {"status": "failing" if failing else "ok", **body}
-        if failing and last is not None:
-            body["error"] = last.summary
-        return (503 if failing else 200), body
+        failed = [run.summary for run in last_runs if run is not None and run.ok is False]
+        body = {"status": "failing" if failed else "ok", **body}
+        if failed:
+            body["error"] = "; ".join(failed)
+        return (503 if failed else 200), body
 
     # --- life cycle ------------------------------------------------------------------------
 

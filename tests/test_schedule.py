@@ -308,3 +308,18 @@ def test_a_failed_digest_job_does_not_count_as_done(make_config: MakeConfig, inb
         assert "digest-missed" in {j.id for j in again.scheduler.get_jobs()}
     finally:
         store.close()
+
+
+def test_a_later_good_poll_does_not_hide_a_failed_digest_job(
+    config: Config, store: Store, inbox: Path
+) -> None:
+    service = Service(config, store, Clock(datetime.now(UTC)))
+    inbox.rmdir()
+    service.digest_job()
+    inbox.mkdir()
+    service.poll_job()
+    status, body = service.health()
+    assert status == 503 and body["last_poll"]["ok"] is True
+    assert body["error"].startswith("digest failed:")
+    service.digest_job()
+    assert service.health()[0] == 200
