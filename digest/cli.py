@@ -254,6 +254,12 @@ def cmd_preview(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace, config: Config) -> int:
+    from digest.schedule import serve
+
+    return serve(config, verbose=args.verbose)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="digest",
@@ -320,6 +326,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", metavar="DIR", help="folder for the two files (default: a new temporary folder)"
     )
     prev.set_defaults(func=cmd_preview)
+
+    serve = sub.add_parser(
+        "serve",
+        help="run until stopped: poll the inbox, send the digest on schedule, serve the site over HTTP",
+        description="Run the service: poll every schedule.poll, build and send the digest at "
+        "schedule.digest, and serve feed.output_dir and /healthz on http.listen. "
+        "SIGTERM or Ctrl-C stops it cleanly.",
+    )
+    serve.set_defaults(func=cmd_serve)
     return parser
 
 

@@ -26,6 +26,7 @@ PASSWORD_ENV = "DIGEST_SMTP_PASSWORD"
 DEFAULT_FILE = "digest.toml"
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+ON_INGEST = "on_ingest"
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,27 @@ class EmailSection:
 
 
 @dataclass(frozen=True)
+class ScheduleSection:
+    poll: float = 300.0  # seconds between polls of the inbox
+    digest: str = "0 7 * * *"  # a crontab line in digest.timezone, or "on_ingest"
+    misfire_grace: float = 6 * 3600.0  # a digest missed by less than this still runs
+
+    @property
+    def on_ingest(self) -> bool:
+        return self.digest == ON_INGEST
+
+
+@dataclass(frozen=True)
+class HttpSection:
+    listen: str = ""  # "host:port"; empty: no built-in web server
+
+    @property
+    def address(self) -> tuple[str, int] | None:
+        """(host, port) to bind, None when the listener is off."""
+        return split_listen(self.listen) if self.listen else None
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole configuration; ``path`` is the file it came from (None: defaults)."""
 
@@ -108,6 +130,8 @@ class Config:
     state: StateSection = field(default_factory=StateSection)
     feed: FeedSection = field(default_factory=FeedSection)
     email: EmailSection = field(default_factory=EmailSection)
+    schedule: ScheduleSection = field(default_factory=ScheduleSection)
+    http: HttpSection = field(default_factory=HttpSection)
     path: Path | None = None
 
     @property
@@ -333,6 +357,74 @@ def _unsubscribe(key: str, value: Any, base: Path) -> tuple[str, ...]:
     return tuple(out)
 
 
+def split_listen(text: str) -> tuple[str, int]:
+    """``"127.0.0.1:8080"`` or ``"[::1]:8080"`` → (host, port); ValueError otherwise."""
+    host, sep, port = text.strip().rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(text)
+    return host, int(port)
+
+
+def _listen(key: str, value: Any, base: Path) -> str:
+    text = _str(key, value, base).strip()
+    if text:
+        try:
+            split_listen(text)
+        except ValueError:
+            raise ConfigError(
+                key,
+                f"{text!r} is not host:port",
+                'write it like "127.0.0.1:8080" (or "" to turn the web server off)',
+            ) from None
+    return text
+
+
+def _positive_duration(key: str, value: Any, base: Path) -> float:
+    seconds = parse_duration(key, value)
+    if seconds <= 0:
+        raise ConfigError(key, "must be longer than 0 seconds", 'write it like "30s" or "5m"')
+    return seconds
+
+
+_WEEKDAY_FIELD = re.compile(r"^(\*|[a-z]{3}(-[a-z]{3})?)(,[a-z]{3}(-[a-z]{3})?)*$")
+
+
+def _crontab(key: str, value: Any, base: Path) -> str:
+    """A five-field crontab line for APScheduler 3, or ``"on_ingest"``.
+
+    APScheduler 3 counts weekdays from Monday = 0 while cron counts Sunday = 0, so a
+    numeric weekday would silently fire on the wrong day: only names are accepted.
+    """
+    text = " ".join(_nonempty(key, value, base).split())
+    if text == ON_INGEST:
+        return text
+    fields_ = text.split(" ")
+    if len(fields_) != 5:
+        raise ConfigError(
+            key,
+            f"{text!r} has {len(fields_)} fields, a crontab line has 5 (minute hour day month weekday)",
+            f'write it like "0 7 * * *", or "{ON_INGEST}" to send right after new papers arrive',
+        )
+    weekday = fields_[4].lower()
+    if not _WEEKDAY_FIELD.match(weekday):
+        raise ConfigError(
+            key,
+            f"weekday field {fields_[4]!r} is ambiguous or invalid (cron counts Sunday as 0, "
+            "the scheduler counts Monday as 0)",
+            'name the days instead, like "mon-fri" or "sat,sun"',
+        )
+    from apscheduler.triggers.cron import CronTrigger  # only needed to validate here
+
+    try:
+        CronTrigger.from_crontab(" ".join([*fields_[:4], weekday]))
+    except ValueError as err:
+        raise ConfigError(
+            key, f"{text!r} is not a valid crontab line ({err})", 'write it like "0 7 * * *"'
+        ) from err
+    return " ".join([*fields_[:4], weekday])
+
+
 SCHEMA: dict[str, dict[str, Reader]] = {
     "digest": {
         "title": _nonempty,
@@ -375,6 +467,8 @@ SCHEMA: dict[str, dict[str, Reader]] = {
         "username": _str,
         "timeout": _duration,
     },
+    "schedule": {"poll": _positive_duration, "digest": _crontab, "misfire_grace": _positive_duration},
+    "http": {"listen": _listen},
 }
 _SECTION_TYPES: dict[str, type] = {
     "digest": DigestSection,
@@ -383,6 +477,8 @@ _SECTION_TYPES: dict[str, type] = {
     "feed": FeedSection,
     "email": EmailSection,
     "email.smtp": SmtpSection,
+    "schedule": ScheduleSection,
+    "http": HttpSection,
 }
 _SECRETS = {"email.smtp.password": PASSWORD_ENV}
 

@@ -122,3 +122,15 @@ class FetchState:
     @property
     def failing(self) -> bool:
         return self.last_error is not None
+
+
+@dataclass(frozen=True, slots=True)
+class JobRun:
+    """One run of a service job (``poll`` or ``digest``); ``ok`` is None while running."""
+
+    id: int
+    job: str
+    started: datetime
+    finished: datetime | None
+    ok: bool | None
+    summary: str

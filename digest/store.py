@@ -26,7 +26,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from digest.config import sqlite_path
 from digest.errors import StoreError
 from digest.identity import message_id
-from digest.model import Delivery, Digest, DumpRecord, FetchState, Paper, StoredPaper
+from digest.model import Delivery, Digest, DumpRecord, FetchState, JobRun, Paper, StoredPaper
 
 BATCH = 500  # papers per INSERT batch; also bounds memory while streaming a huge dump
 
@@ -147,6 +147,21 @@ fetch_state = sa.Table(
     sa.Column("failures", sa.Integer, nullable=False, default=0),
 )
 
+# The service's job history: what ``digest serve`` did, kept across restarts so a missed
+# digest runs once (not twice) and /healthz can tell the last poll and digest.
+job_runs = sa.Table(
+    "job_runs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("job", sa.String(16), nullable=False),
+    sa.Column("started_at", UTCDateTime, nullable=False),
+    sa.Column("finished_at", UTCDateTime),
+    sa.Column("ok", sa.Boolean),
+    sa.Column("summary", sa.Text, nullable=False, default=""),
+    sqlite_autoincrement=True,
+)
+sa.Index("job_runs_job", job_runs.c.job, job_runs.c.id)
+
 
 def _create(*tables: sa.Table) -> Callable[[Connection], None]:
     def migrate(conn: Connection) -> None:
@@ -160,6 +175,7 @@ MIGRATIONS: list[Callable[[Connection], None]] = [
     _create(schema_version, dumps, seen_files, papers, digests, deliveries),
     _create(suppressions),
     _create(fetch_state),  # remote sources (sources.urls)
+    _create(job_runs),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -716,6 +732,49 @@ class Store:
             done = conn.execute(sa.update(fetch_state).where(fetch_state.c.url == state.url).values(**values))
             if not done.rowcount:
                 conn.execute(sa.insert(fetch_state).values(url=state.url, **values))
+
+    # --- service jobs ----------------------------------------------------------------------
+
+    def start_job_run(self, job: str, now: datetime) -> int:
+        """Records that a service job started; returns the run's id."""
+        with self.transaction() as conn:
+            run_id = conn.execute(
+                sa.insert(job_runs).values(job=job, started_at=now, summary="")
+            ).inserted_primary_key[0]  # type: ignore[index]
+        return int(run_id)
+
+    def finish_job_run(self, run_id: int, now: datetime, *, ok: bool, summary: str) -> None:
+        with self.transaction() as conn:
+            conn.execute(
+                sa.update(job_runs)
+                .where(job_runs.c.id == run_id)
+                .values(finished_at=now, ok=ok, summary=summary)
+            )
+
+    def last_job_run(
+        self, job: str | None = None, *, finished: bool = False, ok: bool | None = None
+    ) -> JobRun | None:
+        """The newest run of ``job`` (of any job when None); only finished ones with
+        ``finished``; only those that ended with ``ok`` when it is given."""
+        query = sa.select(job_runs).order_by(job_runs.c.id.desc()).limit(1)
+        if job is not None:
+            query = query.where(job_runs.c.job == job)
+        if finished:
+            query = query.where(job_runs.c.finished_at.is_not(None))
+        if ok is not None:
+            query = query.where(job_runs.c.ok == ok)
+        with self.transaction() as conn:
+            row = conn.execute(query).one_or_none()
+        if row is None:
+            return None
+        return JobRun(
+            id=row.id,
+            job=row.job,
+            started=row.started_at,
+            finished=row.finished_at,
+            ok=row.ok,
+            summary=row.summary,
+        )
 
     # --- status ----------------------------------------------------------------------------
 
