@@ -36,6 +36,7 @@ FURNITURE = frozenset(
 _MONTHS = "jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec"
 _DATE = re.compile(rf"^(?:{_MONTHS})[a-z]*\.? \d{{1,2}}(?:, \d{{4}})?$", re.IGNORECASE)
 _GLUED = "Subscribe"
+_CONTROL = re.compile("[\x01-\x08\x0b\x0c\x0e-\x1f\x7f]")
 # A line is a paragraph (an abstract) rather than a title from this length or word count.
 _PARAGRAPH_CHARS = 300
 _PARAGRAPH_WORDS = 40
@@ -182,7 +183,9 @@ class DumpParser:
         in_header = True
         saw_line = False
         for number, line in lines:
-            line = line.strip()
+            # A page's text has no control characters; one pasted in (a form feed, a vertical
+            # tab) is white space to a reader, and must not reach the XML feeds.
+            line = _CONTROL.sub(" ", line).strip()
             if in_header:
                 if not line:
                     continue
