@@ -31,7 +31,7 @@ def _write(path: Path, data: bytes) -> Path:
         write_atomic(path, data)
     except OSError as err:
         raise PublishError(
-            f"cannot write {path}: {err.strerror}; check that feed.output_dir is writable"
+            f"cannot write {path}: {err.strerror or err}; check that feed.output_dir is writable"
         ) from err
     return path
 
