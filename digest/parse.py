@@ -6,9 +6,13 @@ and *compact* (``Subscribe`` glued to the first title, no blank lines); a dump w
 content is a JSON list is the Hugging Face daily-papers format (:mod:`digest.parse_json`). Every
 failure is a :class:`DumpError` naming ``file:line``.
 
-Encoding policy: UTF-8, with or without a BOM; UTF-16 with a BOM. Anything else
-(Latin-1, Windows-1252, binary) is refused rather than guessed, because a wrong
-guess would store mangled titles, and the title is the paper's identity forever.
+Encoding policy: UTF-8, with or without a BOM; UTF-16 with a BOM (decoded as a stream).
+Anything else (Latin-1, Windows-1252, binary) is refused rather than guessed, naming the
+line and column of the first bad byte, because a wrong guess would store mangled titles,
+and the title is the paper's identity forever. A NUL byte means binary data: refused.
+Line ends: LF, CRLF and lone CR. Control characters (form feed, vertical tab, …) are
+white space. A line over :data:`MAX_LINE_BYTES`, or an abstract joined past
+:data:`MAX_ABSTRACT_CHARS`, is not a listing page: refused, so memory stays bounded.
 """
 
 from __future__ import annotations
