@@ -212,3 +212,32 @@ def test_email_bodies_show_markup_as_text(published: Path) -> None:
     for t in SHOWN + starts:
         assert norm(t) in text, t[:60]
     assert "{{ 7*7 }}" in text and "{% raw %}" in text
+
+
+def test_control_characters_from_a_json_dump_do_not_stop_publishing(tmp_path: Path, inbox: Path) -> None:
+    """A JSON dump skips the text parser's cleaning: the view drops what XML cannot carry,
+    or lxml would refuse the feed on this run and every later one."""
+    item = {
+        "paper": {
+            "id": "2308.01234",
+            "title": "Vertical\u000bTab \u0001Title",
+            "summary": "An abstract with a form feed \u000c and a noncharacter \ufffe in it.",
+            "authors": [{"name": "A\u0007nn"}],
+        },
+        "publishedAt": "2023-08-08T10:00:00.000Z",
+    }
+    (inbox / "daily.json").write_text(json.dumps([item]), encoding="utf-8")
+    config = write_toml(
+        tmp_path / "digest.toml",
+        {
+            "sources": {"inbox": str(inbox), "pattern": "*.json"},
+            "feed": {"output_dir": "site"},
+            "email": {"to": []},
+        },
+    )
+    assert main(["-c", str(config), "run"]) == 0
+    for name in ("feed.xml", "atom.xml"):
+        path = tmp_path / "site" / name
+        if path.exists():
+            parsed = feedparser.parse(path.read_bytes())
+            assert parsed.bozo == 0 and [norm(e.title) for e in parsed.entries] == ["Vertical Tab Title"]
