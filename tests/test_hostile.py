@@ -153,6 +153,13 @@ CASES: list[tuple[str, bytes, tuple[Any, ...]]] = [
         ("ok", {"Paper With An Abstract", "Orphan Title", "Next Paper"}),
     ),
     (
+        # At the top of a page a short line followed by a title is taken for furniture the
+        # parser does not know (a new banner, say): skipped with a warning, not a failure.
+        "twotop.txt",
+        (HEADER + f"Unknown Banner Line\nFirst Real Paper\n\n{abstract('z')}\n").encode(),
+        ("ok", {"First Real Paper"}),
+    ),
+    (
         "onemb.txt",
         (HEADER + "A Paper With A Huge Abstract\n\n" + "longword " * 120_000 + "\n").encode(),
         ("ok", {"A Paper With A Huge Abstract"}),
@@ -193,7 +200,7 @@ def test_two_titles_in_a_row_keep_the_orphan_with_an_empty_abstract(
 
 
 def test_one_megabyte_abstract_is_kept_whole(config_file: Path, inbox: Path, run: Run) -> None:
-    (inbox / "big.txt").write_bytes(CASES[12][1])
+    (inbox / "big.txt").write_bytes(CASES[13][1])
     run()
     config = load_config(config_file, {})
     store = Store.open(config.state.url)
