@@ -17,7 +17,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from tests.conftest import DUMP_000, drop, write_toml
-from tests.test_smtp import Recorder, free_port
+from tests.smtpsink import Recorder, free_port
 
 PASSWORD = "hunter2-Zq9!secret-7f3a"
 USER = "digest-bot"
