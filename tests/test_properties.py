@@ -19,6 +19,7 @@ and abstracts, whole or streamed line by line.
 from __future__ import annotations
 
 import io
+import os
 import string
 from collections.abc import Callable
 from pathlib import Path
@@ -31,7 +32,9 @@ from digest.errors import DumpError
 from digest.identity import paper_key
 from digest.parse import _DATE, FURNITURE, DumpParser, parse_dump
 
-SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# Few examples in the suite (it must stay fast); DIGEST_HYPOTHESIS_EXAMPLES=1500 for a deep run.
+EXAMPLES = int(os.environ.get("DIGEST_HYPOTHESIS_EXAMPLES", "40"))
+SETTINGS = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 LETTERS = string.ascii_letters + "éèüößçñåøÉÜ" + "αβγΔΣλ" + "中文模型学习" + string.digits
 PUNCT = ":-,.()[]_+'?!&/"
