@@ -360,8 +360,10 @@ def test_big_dump_is_streamed_in_bounded_memory(tmp_path: Path) -> None:
     papers = bigdump.write_dump(tmp_path / "inbox" / "big.txt", megabytes * 2**20)
     result = bigdump.run_measured(config)
     assert (result["ingested"], result["failed"], result["papers"]) == (1, 0, papers)
-    # Streamed: the growth over an empty run is a fraction of the dump's size, whatever it is.
+    # Streamed: the growth over an empty run is a fraction of the dump's size (what grows is
+    # the set of titles seen, for the in-dump duplicate check: ~150 bytes a paper). Holding
+    # the dump in memory would take several times its size.
     growth_mib = (result["maxrss_kib"] - baseline) / 1024
-    assert growth_mib < max(24, megabytes / 2), (
+    assert growth_mib < max(24, megabytes * 3 / 4), (
         f"peak RSS grew {growth_mib:.0f} MiB for a {megabytes} MiB dump"
     )
