@@ -11,14 +11,18 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from digest import __version__
-from digest.config import Config, describe, find_config_file, load_config
 from digest.errors import DigestError
-from digest.store import Store
+
+# The config, the store (SQLAlchemy) and the pipeline are imported by the commands that
+# use them, so `digest --help` and usage errors answer at once (see bench/, start-up).
+if TYPE_CHECKING:
+    from digest.config import Config
 
 log = logging.getLogger("digest")
-Command = Callable[[argparse.Namespace, Config], int]
+Command = Callable[[argparse.Namespace, "Config"], int]
 
 
 def _now() -> datetime:
@@ -27,6 +31,7 @@ def _now() -> datetime:
 
 def cmd_run(args: argparse.Namespace, config: Config) -> int:
     from digest.pipeline import RunOptions, make_transport, run_once
+    from digest.store import Store
 
     options = RunOptions(
         send=not args.no_send,
@@ -56,6 +61,8 @@ def cmd_run(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_status(args: argparse.Namespace, config: Config) -> int:
+    from digest.store import Store
+
     store = Store.open(config.state.url)
     try:
         counts = store.counts()
@@ -99,6 +106,8 @@ def cmd_status(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_check_config(args: argparse.Namespace, config: Config) -> int:
+    from digest.config import describe
+
     print(f"# {config.path}")
     print(json.dumps(describe(config), indent=2, ensure_ascii=False))
     print("config OK", file=sys.stderr)
@@ -144,6 +153,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         stream=sys.stderr,
     )
     try:
+        from digest.config import find_config_file, load_config
+
         path = find_config_file(args.config, os.environ, Path.cwd())
         config = load_config(path, os.environ)
         func: Command = args.func

@@ -80,6 +80,16 @@ def decode_lines(raw: Iterable[bytes], name: str) -> Iterator[tuple[int, str]]:
         first = first[len(codecs.BOM_UTF8) :]
     number = 0
     for chunk in _chain(first, chunks):
+        if b"\x00" not in chunk and b"\r" not in chunk:
+            # The common line: no NUL, no CR. Decoding is the only check left.
+            try:
+                decoded = chunk.decode("utf-8")
+            except UnicodeDecodeError:
+                pass  # reported with its column below
+            else:
+                number += 1
+                yield number, decoded.rstrip()
+                continue
         if b"\x00" in chunk:
             raise DumpError(name, number + 1, "binary data (NUL byte); a dump must be the text of a page")
         try:

@@ -54,7 +54,7 @@ def scan(inbox: Path, pattern: str) -> list[Candidate]:
         if entry.is_symlink() and not path.resolve().is_relative_to(root):
             continue
         try:
-            st = path.stat()
+            st = entry.stat()  # scandir's entry: no second path lookup per file
         except OSError:
             continue  # vanished or a dangling link
         if not stat.S_ISREG(st.st_mode):

@@ -60,6 +60,8 @@ def segments(text: str) -> tuple[tuple[str, str | None], ...]:
 
 def links(text: str) -> tuple[str, ...]:
     """The distinct cleaned URLs in ``text``, in order of appearance."""
+    if "http" not in text:
+        return ()  # most abstracts: nothing the URL pattern could match
     seen: dict[str, None] = {}
     for _, url in segments(text):
         if url is not None:
