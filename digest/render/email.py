@@ -7,7 +7,6 @@ from the outbox row, and the MIME boundary is derived from the Message-ID.
 from __future__ import annotations
 
 import hashlib
-import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 from email.message import EmailMessage
@@ -17,6 +16,7 @@ from email.utils import format_datetime
 from digest import identity
 from digest.render import templates
 from digest.render.view import DigestView, PaperView
+from digest.text import fill as text_fill
 
 WIDTH = 72
 
@@ -41,15 +41,9 @@ def subject(settings: EmailSettings, digest: DigestView, papers: Sequence[PaperV
 
 
 def _wrap(text: str, indent: str, first_indent: str | None = None) -> str:
-    # Titles must never break inside a word or at a hyphen.
-    return textwrap.fill(
-        text,
-        width=WIDTH,
-        initial_indent=indent if first_indent is None else first_indent,
-        subsequent_indent=indent,
-        break_long_words=False,
-        break_on_hyphens=False,
-    )
+    # Titles must never break inside a word or at a hyphen. text.fill gives textwrap's
+    # output several times faster: wrapping was most of the email's render time (bench/).
+    return text_fill(text, WIDTH, indent, first_indent)
 
 
 def text_part(
