@@ -4,32 +4,35 @@ usage errors exit 2; tracebacks only with ``-v``."""
 from __future__ import annotations
 
 import argparse
-import json
-import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
-from pathlib import Path
-from typing import TYPE_CHECKING
 
 from digest import __version__
 from digest.errors import DigestError
 
-# The config, the store (SQLAlchemy) and the pipeline are imported by the commands that
-# use them, so `digest --help` and usage errors answer at once (see bench/, start-up).
+# Only what `digest --help` needs is imported up front: the config, the store
+# (SQLAlchemy), the pipeline, even logging and pathlib are imported where they are
+# used, so help and usage errors answer at once (bench/: start-up under 3x a bare
+# interpreter). TYPE_CHECKING is spelled out to spare importing typing.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from digest.config import Config
 
-log = logging.getLogger("digest")
 Command = Callable[[argparse.Namespace, "Config"], int]
 
 
 def _now() -> datetime:
+    from datetime import UTC, datetime
+
     return datetime.now(UTC)
 
 
 def cmd_run(args: argparse.Namespace, config: Config) -> int:
+    from pathlib import Path
+
     from digest.pipeline import RunOptions, make_transport, run_once
     from digest.store import Store
 
@@ -61,6 +64,8 @@ def cmd_run(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_status(args: argparse.Namespace, config: Config) -> int:
+    import json
+
     from digest.store import Store
 
     store = Store.open(config.state.url)
@@ -106,6 +111,8 @@ def cmd_status(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_check_config(args: argparse.Namespace, config: Config) -> int:
+    import json
+
     from digest.config import describe
 
     print(f"# {config.path}")
@@ -147,6 +154,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    import logging
+    from pathlib import Path
+
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -161,7 +171,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return func(args, config)
     except DigestError as err:
         if args.verbose:
-            log.exception("failed")
+            logging.getLogger("digest").exception("failed")
         print(f"digest: error: {err}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
