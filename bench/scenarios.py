@@ -90,7 +90,11 @@ def write_config(folder: Path, **email: Any) -> Path:
     """A digest.toml for a state, inbox and site inside ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "inbox").mkdir(exist_ok=True)
-    mail = {"outbox": "outbox", "from": "Paper Digest <digest@example.org>", "to": ["reader@example.org"]}
+    mail: dict[str, Any] = {
+        "outbox": "outbox",
+        "from": "Paper Digest <digest@example.org>",
+        "to": ["reader@example.org"],
+    }
     mail.update(email)
     smtp = mail.pop("smtp", None)
     lines = [
@@ -278,7 +282,7 @@ def _timed_runs(config: Any, runs: int, per_dump: int, seed: int) -> list[float]
 
 
 def growth(work: Path, sizes: Sizes) -> Result:
-    results = {}
+    results: dict[str, dict[str, Any]] = {}
     for label, n in (("small", sizes.growth_small), ("big", sizes.growth_big)):
         root = work / f"growth_{label}"
         config = _load(write_config(root))
