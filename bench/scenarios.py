@@ -384,6 +384,9 @@ def render(work: Path, sizes: Sizes) -> list[Result]:
     from digest.outbox import email_settings
 
     settings = email_settings(config)
+    site = archive.Site(
+        title="Bench Digest", description="bench", language="en", base_url=config.digest.base_url
+    )
     cases: list[tuple[str, str, Callable[[], object], float]] = [
         (f"feed-{label}", f"{len(items)} items", lambda fn=fn: fn(channel, items), floor_feed)  # type: ignore[misc]
         for label, fn in _feed_formats().items()
@@ -392,7 +395,7 @@ def render(work: Path, sizes: Sizes) -> list[Result]:
         (
             "archive",
             f"{len(views)}-paper digest page",
-            lambda: archive.digest_page("Bench Digest", "en", dview, views),
+            lambda: archive.digest_page(site, dview, views),
             floor_all,
         )
     )

@@ -2,7 +2,8 @@
 
 Reads nothing itself: callers hand in bytes (or byte lines, to stream a large file).
 Two layouts parse (see DESIGN.md): *spaced* (blank lines between title and abstract)
-and *compact* (``Subscribe`` glued to the first title, no blank lines). Every
+and *compact* (``Subscribe`` glued to the first title, no blank lines); a dump whose
+content is a JSON list is the Hugging Face daily-papers format (:mod:`digest.parse_json`). Every
 failure is a :class:`DumpError` naming ``file:line``.
 
 Encoding policy: UTF-8, with or without a BOM; UTF-16 with a BOM. Anything else
@@ -18,7 +19,7 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
 
-from digest import text
+from digest import parse_json, text
 from digest.errors import DumpError
 from digest.identity import paper_key
 from digest.model import Paper, ParsedDump
@@ -162,7 +163,12 @@ class DumpParser:
             self.layout = "compact"
 
     def papers(self, raw: Iterable[bytes]) -> Iterator[Paper]:
-        """Yields every paper of the dump in page order, each key once."""
+        """Yields every paper of the dump in page order, each key once. A dump whose content
+        is the daily-papers JSON list is handed to :class:`~digest.parse_json.JsonDumpParser`."""
+        raw, is_json = parse_json.sniff(raw)
+        if is_json:
+            yield from self._json(raw)
+            return
         body = self._body(decode_lines(raw, self.name))
         window: deque[tuple[int, str]] = deque()
         seen: set[str] = set()
@@ -216,6 +222,16 @@ class DumpParser:
             last = self._paper(number, title, abstract, seen)
         if last is not None:
             yield last
+
+    def _json(self, raw: Iterable[bytes]) -> Iterator[Paper]:
+        parser = parse_json.JsonDumpParser(self.name)
+        self.layout = parser.layout
+        self.warnings = parser.warnings
+        try:
+            yield from parser.papers(raw)
+        finally:
+            self.listing_date = parser.listing_date
+            self.count = parser.count
 
     def _paper(self, number: int, title: str, abstract: str, seen: set[str]) -> Paper | None:
         key = paper_key(title)

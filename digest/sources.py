@@ -17,6 +17,15 @@ from pathlib import Path
 from digest.errors import DumpError
 
 _SKIP_SUFFIXES = (".part", ".tmp", "~", ".crdownload", ".swp")
+# Files written by digest.fetch (``fetched-20261122T070000Z-1a2b3c4d.json``) are dumps
+# whatever sources.pattern says: the fetcher names them, and JSON ones end in .json.
+FETCHED_PREFIX = "fetched-"
+FETCHED_PATTERNS = ("fetched-*Z-*.txt", "fetched-*Z-*.json")
+
+
+def is_fetched(name: str) -> bool:
+    """True for a file name :mod:`digest.fetch` writes into the inbox."""
+    return any(fnmatch.fnmatchcase(name, p) for p in FETCHED_PATTERNS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +43,8 @@ def _skipped(name: str) -> bool:
 
 
 def scan(inbox: Path, pattern: str) -> list[Candidate]:
-    """Regular files in ``inbox`` matching ``pattern``, in name order.
+    """Regular files in ``inbox`` matching ``pattern`` (or named as fetched dumps), in
+    name order.
 
     Hidden and temporary names are skipped, and so are symlinks that lead out of
     the inbox. Raises DumpError when the inbox itself cannot be listed.
@@ -48,7 +58,7 @@ def scan(inbox: Path, pattern: str) -> list[Candidate]:
     root = inbox.resolve()
     found: list[Candidate] = []
     for entry in entries:
-        if _skipped(entry.name) or not fnmatch.fnmatchcase(entry.name, pattern):
+        if _skipped(entry.name) or not (fnmatch.fnmatchcase(entry.name, pattern) or is_fetched(entry.name)):
             continue
         path = Path(entry.path)
         if entry.is_symlink() and not path.resolve().is_relative_to(root):
@@ -66,7 +76,10 @@ def scan(inbox: Path, pattern: str) -> list[Candidate]:
 
 def settled(candidate: Candidate, now_ns: int, settle_seconds: float) -> bool:
     """True when the file has not been modified for ``settle_seconds``: a dump still being
-    written keeps bumping its mtime, so it is left for a later poll."""
+    written keeps bumping its mtime, so it is left for a later poll. A fetched dump is
+    renamed into place whole (write_atomic), so it is settled as soon as it exists."""
+    if is_fetched(candidate.name):
+        return True
     return now_ns - candidate.mtime_ns >= settle_seconds * 1e9
 
 

@@ -30,6 +30,7 @@ class PaperView:
     authors: tuple[str, ...]
     upvotes: int | None
     digest_slug: str
+    arxiv_id: str | None = None  # set when the source gave one (the Hugging Face JSON does)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +73,7 @@ def paper_view(paper: StoredPaper, slug: str, base_url: str) -> PaperView:
         authors=p.authors,
         upvotes=p.upvotes,
         digest_slug=slug,
+        arxiv_id=p.arxiv_id,
     )
 
 
