@@ -518,22 +518,34 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, report.papers_new)
 """
 
 
+def _fresh(command: list[str]) -> list[str]:
+    """``command`` started from a small intermediate interpreter: Linux carries a
+    process's ru_maxrss across fork and exec, so a child of this (by now large) bench
+    process would report the bench's own peak, not its own."""
+    return [sys.executable, "-S", "-c", _SPAWN, *command]
+
+
+_SPAWN = "import subprocess, sys; sys.exit(subprocess.run(sys.argv[1:]).returncode)"
+
+
 def memory(work: Path, sizes: Sizes) -> Result:
     root = work / "memory"
     path = write_config(root)
     n = gen.write_big_dump(root / "inbox" / "big.txt", sizes.memory_bytes)
     size = (root / "inbox" / "big.txt").stat().st_size
     out = subprocess.run(
-        [sys.executable, "-c", _CHILD, str(path)], check=True, capture_output=True, text=True
+        _fresh([sys.executable, "-c", _CHILD, str(path)]), check=True, capture_output=True, text=True
     ).stdout.split()
     # The same interpreter doing nothing: how much of the peak is the program itself.
     idle = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "import resource, digest.ingest, digest.store; "
-            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)",
-        ],
+        _fresh(
+            [
+                sys.executable,
+                "-c",
+                "import resource, digest.ingest, digest.store; "
+                "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)",
+            ]
+        ),
         check=True,
         capture_output=True,
         text=True,
