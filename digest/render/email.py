@@ -83,11 +83,13 @@ def excerpt(
         if offset > limit:
             break
         if url is None:
-            for i, char in enumerate(piece):
-                if offset + i > limit:
-                    break
-                if char.isspace():
+            # The last white space at or before the limit; searched from the end, since
+            # a character-by-character scan of every abstract cost most of a send.
+            window = piece[: limit - offset + 1]
+            for i in range(len(window) - 1, -1, -1):
+                if window[i].isspace():
                     cut = offset + i
+                    break
         else:
             cut = offset
             end = offset + len(piece)
