@@ -38,7 +38,7 @@ class Sizes:
     growth_runs: int = 3
     render_papers: int = 500
     feed_items: int = 100
-    render_repeats: int = 5
+    render_repeats: int = 15
     delivery_recipients: int = 2_000
     delivery_papers: int = 30
     memory_bytes: int = 200 * MIB
