@@ -452,6 +452,7 @@ def delivery(work: Path, sizes: Sizes) -> Result:
     port = free_port()
     recipients = [f"reader{i}@example.org" for i in range(sizes.delivery_recipients)]
     root = work / "delivery"
+    reason = "make_transport gives no SMTP transport for email.transport = 'smtp'"
     try:
         config = _load(
             write_config(
@@ -465,7 +466,6 @@ def delivery(work: Path, sizes: Sizes) -> Result:
     except ConfigError as err:
         transport, reason = None, str(err)
     if transport is None or isinstance(transport, FileTransport):
-        reason = locals().get("reason") or "make_transport gives no SMTP transport"
         return Result("delivery", what, None, None, "msg/s", None, ">= 0.50", None, {"n/a": reason})
 
     gen.write_dumps(config.sources.inbox, n_dumps=1, per_dump=sizes.delivery_papers)
