@@ -129,12 +129,15 @@ class Service:
         settle = self.config.sources.settle_seconds
         if self.config.schedule.on_ingest:
             # A full run: builds and sends a digest only when the poll found new papers.
-            return RunOptions(build_digest=True, settle_seconds=settle)
-        # Only ingest (and publish anything left unpublished); sending is the digest job's.
-        return RunOptions(build_digest=False, send=False, settle_seconds=settle)
+            return RunOptions(build_digest=True, settle_seconds=settle, respect_backoff=True)
+        # Ingest, publish anything left unpublished and retry deliveries that failed
+        # temporarily (each after its backoff); building a digest is the digest job's.
+        return RunOptions(build_digest=False, settle_seconds=settle, respect_backoff=True)
 
     def digest_options(self) -> RunOptions:
-        return RunOptions(build_digest=True, settle_seconds=self.config.sources.settle_seconds)
+        return RunOptions(
+            build_digest=True, settle_seconds=self.config.sources.settle_seconds, respect_backoff=True
+        )
 
     def poll_job(self) -> None:
         # A poll gives up at once when another run holds the lock: the next poll retries.
@@ -231,6 +234,10 @@ class Service:
                     "sent": counts["deliveries"]["sent"],
                 },
                 "failed_dumps": [{"name": d.name, "error": d.error} for d in failed_dumps],
+                "fetch_failures": [
+                    {"url": f.url, "error": f.last_error, "failures": f.failures}
+                    for f in self.store.fetch_failures(self.config.sources.urls)
+                ],
             }
         except DigestError as err:
             return 503, {"status": "error", "error": str(err)}

@@ -17,7 +17,7 @@ from digest.ingest import ingest_inbox
 from digest.pipeline import run_once
 from digest.store import Store
 from tests.conftest import DUMP_000, DUMP_002, NOW, MakeConfig, drop
-from tests.test_smtp import free_port
+from tests.smtpsink import free_port
 
 
 def outbox_files(config: Config) -> list[Path]:
