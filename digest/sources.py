@@ -68,7 +68,8 @@ def scan(inbox: Path, pattern: str) -> list[Candidate]:
         path = Path(entry.path)
         refused = _refusal(path, root)
         try:
-            st = path.lstat() if refused else path.stat()
+            # scandir's entry: no second path lookup; a refused link is not followed.
+            st = entry.stat(follow_symlinks=refused is None)
         except OSError:
             continue  # vanished meanwhile
         if refused is None and not stat.S_ISREG(st.st_mode):
