@@ -15,7 +15,7 @@ from datetime import datetime
 from digest.config import Config
 from digest.errors import DigestError, DumpChangedError, DumpError
 from digest.parse import DumpParser
-from digest.sources import Candidate, read_lines, scan, settled, sha256_of
+from digest.sources import Candidate, read_lines, scan, scan_changed, settled, sha256_of
 from digest.store import Store
 
 log = logging.getLogger(__name__)
@@ -52,15 +52,25 @@ def ingest_inbox(
     ``retry_failed`` parses dumps that failed before once more.
     """
     report = IngestReport()
-    candidates = scan(config.sources.inbox, config.sources.pattern)
-    report.seen = len(candidates)
-    known = store.seen_files()
+    if retry_failed:
+        # Every file, so that unchanged ones whose dump failed are parsed once more.
+        candidates = scan(config.sources.inbox, config.sources.pattern)
+        report.seen = len(candidates)
+        known = store.seen_files()
+        todo = []
+        for c in candidates:
+            cached = known.get(c.name)
+            if (
+                cached is None
+                or cached[:2] != (c.size, c.mtime_ns)
+                or store.dump_status(cached[2]) == "failed"
+            ):
+                todo.append(c)
+    else:
+        # The stat cache skips every file read before, at the cost of one stat each.
+        report.seen, todo = scan_changed(config.sources.inbox, config.sources.pattern, store.stat_cache())
     now_ns = int(now.timestamp() * 1e9)
-    for c in candidates:
-        cached = known.get(c.name)
-        unchanged = cached is not None and cached[:2] == (c.size, c.mtime_ns)
-        if unchanged and not (retry_failed and store.dump_status(cached[2]) == "failed"):  # type: ignore[index]
-            continue
+    for c in todo:
         if settle_seconds is not None and not settled(c, now_ns, settle_seconds):
             report.unsettled += 1
             continue

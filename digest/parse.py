@@ -18,6 +18,7 @@ white space. A line over :data:`MAX_LINE_BYTES`, or an abstract joined past
 from __future__ import annotations
 
 import codecs
+import itertools
 import re
 from collections import deque
 from collections.abc import Iterable, Iterator
@@ -174,9 +175,8 @@ def _decode_utf16(first: bytes, rest: Iterator[bytes], name: str) -> Iterator[tu
 
 
 def _chain(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
-    if first:
-        yield first
-    yield from rest
+    # itertools.chain, not a generator: one Python frame less for every line of a dump.
+    return itertools.chain((first,), rest) if first else rest
 
 
 class DumpParser:
@@ -199,7 +199,9 @@ class DumpParser:
         for number, line in lines:
             # A page's text has no control characters; one pasted in (a form feed, a vertical
             # tab) is white space to a reader, and must not reach the XML feeds.
-            line = _CONTROL.sub(" ", line).strip()
+            if not line.isprintable():  # cheap test first: almost every line is printable
+                line = _CONTROL.sub(" ", line)
+            line = line.strip()
             if in_header:
                 if not line:
                     continue

@@ -9,8 +9,9 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import os
+import re
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,31 +55,63 @@ def scan(inbox: Path, pattern: str) -> list[Candidate]:
     of the inbox could publish any file the service can read. Raises DumpError when the
     inbox itself cannot be listed.
     """
+    return _scan(inbox, pattern, None)[1]
+
+
+def scan_changed(
+    inbox: Path, pattern: str, known: Mapping[str, tuple[int, int]]
+) -> tuple[int, list[Candidate]]:
+    """:func:`scan`, leaving out the regular files whose ``(size, mtime_ns)`` is what
+    ``known`` (the stat cache, by name) says: returns how many files matched and the
+    candidates that are new, changed or refused, in name order.
+
+    A run's cost must grow with the new dumps, not with the inbox's history: a file the
+    cache skips costs one ``stat`` and one dict lookup, and no Path object.
+    """
+    return _scan(inbox, pattern, known)
+
+
+def _scan(
+    inbox: Path, pattern: str, known: Mapping[str, tuple[int, int]] | None
+) -> tuple[int, list[Candidate]]:
     try:
         entries = list(os.scandir(inbox))
     except FileNotFoundError as err:
         raise DumpError(str(inbox), 0, "inbox folder does not exist; create it or fix sources.inbox") from err
     except OSError as err:
         raise DumpError(str(inbox), 0, f"cannot list the inbox ({err.strerror}); fix sources.inbox") from err
-    root = inbox.resolve()
+    matches = re.compile(fnmatch.translate(pattern)).match  # what fnmatchcase does, compiled once
+    root: Path | None = None
+    seen = 0
     found: list[Candidate] = []
     for entry in entries:
-        if _skipped(entry.name) or not (fnmatch.fnmatchcase(entry.name, pattern) or is_fetched(entry.name)):
+        name = entry.name
+        if _skipped(name) or not (matches(name) or (name.startswith(FETCHED_PREFIX) and is_fetched(name))):
             continue
-        path = Path(entry.path)
-        refused = _refusal(path, root)
+        refused: str | None = None
         try:
-            # scandir's entry: no second path lookup; a refused link is not followed.
-            st = entry.stat(follow_symlinks=refused is None)
+            # scandir's entry: no second path lookup (is_symlink needs no system call on
+            # Linux); a refused link is not followed.
+            if entry.is_symlink():
+                root = root or inbox.resolve()
+                refused = _refusal(Path(entry.path), root)
+                st = entry.stat(follow_symlinks=refused is None)
+            else:
+                st = entry.stat(follow_symlinks=False)
         except OSError:
             continue  # vanished meanwhile
+        seen += 1
+        if known is not None and known.get(name) == (st.st_size, st.st_mtime_ns):
+            continue  # read (or refused) before, unchanged
         if refused is None and not stat.S_ISREG(st.st_mode):
             refused = "not a regular file (a folder, FIFO or device); dumps must be plain files"
         found.append(
-            Candidate(path=path, name=entry.name, size=st.st_size, mtime_ns=st.st_mtime_ns, refused=refused)
+            Candidate(
+                path=Path(entry.path), name=name, size=st.st_size, mtime_ns=st.st_mtime_ns, refused=refused
+            )
         )
     found.sort(key=lambda c: c.name)
-    return found
+    return seen, found
 
 
 def _refusal(path: Path, root: Path) -> str | None:

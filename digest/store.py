@@ -339,6 +339,52 @@ def _enrich(conn: Connection, sightings: Sequence[Paper]) -> int:
     return changed
 
 
+_PAPER_INSERT = ("key", "title", "abstract", "links", "listing_date", "arxiv_id", "authors", "upvotes")
+
+
+class _BulkInsert:
+    """``INSERT INTO table`` of many rows through the driver's own ``executemany``.
+
+    ``conn.execute(sa.insert(table), dicts)`` builds and type-processes a parameter
+    dict per row inside SQLAlchemy, most of an ingest's time. Here the statement is
+    compiled once for the connection's dialect (so its parameter style stays right on
+    SQLite and PostgreSQL alike), the ``constants`` (the same in every row, e.g. a
+    timestamp) are type-processed once, and each row is a plain tuple of ``columns``.
+    The columns must need no bind processing (text and integers do not)."""
+
+    def __init__(self, conn: Connection, table: sa.Table, columns: Sequence[str], **constants: Any) -> None:
+        dialect = conn.dialect
+        for name in columns:
+            if table.c[name].type.bind_processor(dialect) is not None:
+                raise TypeError(f"{table.name}.{name} needs bind processing; pass it as a constant")
+        fixed = {}
+        for name, value in constants.items():
+            process = table.c[name].type.bind_processor(dialect)
+            fixed[name] = process(value) if process is not None else value
+        keys = [*columns, *fixed]
+        compiled = sa.insert(table).compile(dialect=dialect, column_keys=keys)
+        self._conn = conn
+        self._sql = compiled.string
+        self._columns = tuple(columns)
+        self._fixed = fixed
+        self._tail = tuple(fixed.values())
+        # Positional styles (SQLite's qmark) take tuples in the statement's order, which
+        # is the order asked for; named styles (psycopg's pyformat) take dicts.
+        self._positional = compiled.positional
+        if compiled.positional and list(compiled.positiontup or ()) != keys:
+            raise AssertionError(f"unexpected parameter order {compiled.positiontup} for {keys}")
+
+    def __call__(self, rows: Sequence[tuple[Any, ...]]) -> None:
+        params: list[Any]
+        if self._positional:
+            tail = self._tail
+            params = [row + tail for row in rows]
+        else:
+            columns, fixed = self._columns, self._fixed
+            params = [{**dict(zip(columns, row, strict=True)), **fixed} for row in rows]
+        self._conn.exec_driver_sql(self._sql, params)
+
+
 class Store:
     """All reads and writes of the state. Create with :meth:`open`."""
 
@@ -395,6 +441,13 @@ class Store:
             rows = conn.execute(sa.select(seen_files)).all()
         return {r.name: (r.size, r.mtime_ns, r.sha256) for r in rows}
 
+    def stat_cache(self) -> dict[str, tuple[int, int]]:
+        """name → (size, mtime_ns) of every file read before: what a run compares the
+        inbox against (:func:`digest.sources.scan_changed`)."""
+        query = sa.select(seen_files.c.name, seen_files.c.size, seen_files.c.mtime_ns)
+        with self.transaction() as conn:
+            return {name: (size, mtime_ns) for name, size, mtime_ns in conn.execute(query).tuples()}
+
     def remember_file(self, name: str, size: int, mtime_ns: int, sha256: str) -> None:
         with self.transaction() as conn:
             self._remember(conn, name, size, mtime_ns, sha256)
@@ -434,29 +487,29 @@ class Store:
             dump_id = conn.execute(
                 sa.insert(dumps).values(sha256=sha256, name=name, size=size, seen_at=now, status="ingested")
             ).inserted_primary_key[0]  # type: ignore[index]
+            insert = _BulkInsert(conn, papers, _PAPER_INSERT, first_seen=now, dump_id=dump_id)
             for batch in _batched(papers_in, BATCH):
                 found += len(batch)
                 keys = [p.key for p in batch]
                 known = set(conn.execute(sa.select(papers.c.key).where(papers.c.key.in_(keys))).scalars())
-                enriched += _enrich(conn, [p for p in batch if p.key in known])
+                if known:
+                    enriched += _enrich(conn, [p for p in batch if p.key in known])
                 rows = [
-                    {
-                        "key": p.key,
-                        "title": p.title,
-                        "abstract": p.abstract,
-                        "links": json.dumps(list(p.links)) if p.links else "[]",
-                        "listing_date": p.listing_date,
-                        "arxiv_id": p.arxiv_id,
-                        "authors": json.dumps(list(p.authors)) if p.authors else "[]",
-                        "upvotes": p.upvotes,
-                        "first_seen": now,
-                        "dump_id": dump_id,
-                    }
+                    (
+                        p.key,
+                        p.title,
+                        p.abstract,
+                        json.dumps(list(p.links)) if p.links else "[]",
+                        p.listing_date,
+                        p.arxiv_id,
+                        json.dumps(list(p.authors)) if p.authors else "[]",
+                        p.upvotes,
+                    )
                     for p in batch
                     if p.key not in known
                 ]
                 if rows:
-                    conn.execute(sa.insert(papers), rows)
+                    insert(rows)
                     new += len(rows)
             found_layout = layout()
             conn.execute(
