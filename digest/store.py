@@ -339,6 +339,27 @@ def _enrich(conn: Connection, sightings: Sequence[Paper]) -> int:
     return changed
 
 
+# Statements run once per dump (or per batch), built once: building an expression and
+# its cache key costs more than running it on a small table.
+_DUMP_STATUS = sa.select(dumps.c.status).where(dumps.c.sha256 == sa.bindparam("sha256"))
+_FORGET_FILE = sa.delete(seen_files).where(seen_files.c.name == sa.bindparam("name"))
+_REMEMBER_FILE = sa.insert(seen_files)
+_DROP_FAILURES = sa.delete(dumps).where(
+    dumps.c.status == "failed",
+    sa.or_(dumps.c.sha256 == sa.bindparam("sha256"), dumps.c.name == sa.bindparam("name")),
+)
+_KNOWN_KEYS = sa.select(papers.c.key).where(papers.c.key.in_(sa.bindparam("keys", expanding=True)))
+_INSERT_DUMP = sa.insert(dumps)
+_DUMP_COUNTS = (
+    sa.update(dumps)
+    .where(dumps.c.id == sa.bindparam("dump_id"))
+    .values(
+        papers_found=sa.bindparam("found"),
+        papers_new=sa.bindparam("new"),
+        layout=sa.bindparam("found_layout"),
+    )
+)
+_INSERT_SQL: dict[tuple[str, str, tuple[str, ...]], tuple[str, bool, tuple[str, ...]]] = {}
 _PAPER_INSERT = ("key", "title", "abstract", "links", "listing_date", "arxiv_id", "authors", "upvotes")
 
 
@@ -361,18 +382,25 @@ class _BulkInsert:
         for name, value in constants.items():
             process = table.c[name].type.bind_processor(dialect)
             fixed[name] = process(value) if process is not None else value
-        keys = [*columns, *fixed]
-        compiled = sa.insert(table).compile(dialect=dialect, column_keys=keys)
+        keys = (*columns, *fixed)
+        cached = _INSERT_SQL.get((dialect.name, table.name, keys))
+        if cached is None:
+            compiled = sa.insert(table).compile(dialect=dialect, column_keys=list(keys))
+            order = tuple(compiled.positiontup or ()) if compiled.positional else keys
+            cached = _INSERT_SQL[dialect.name, table.name, keys] = (
+                compiled.string,
+                compiled.positional,
+                order,
+            )
         self._conn = conn
-        self._sql = compiled.string
+        self._sql, self._positional, order = cached
         self._columns = tuple(columns)
         self._fixed = fixed
         self._tail = tuple(fixed.values())
         # Positional styles (SQLite's qmark) take tuples in the statement's order, which
         # is the order asked for; named styles (psycopg's pyformat) take dicts.
-        self._positional = compiled.positional
-        if compiled.positional and list(compiled.positiontup or ()) != keys:
-            raise AssertionError(f"unexpected parameter order {compiled.positiontup} for {keys}")
+        if order != keys:
+            raise AssertionError(f"unexpected parameter order {order} for {keys}")
 
     def __call__(self, rows: Sequence[tuple[Any, ...]]) -> None:
         params: list[Any]
@@ -454,15 +482,13 @@ class Store:
 
     @staticmethod
     def _remember(conn: Connection, name: str, size: int, mtime_ns: int, sha256: str) -> None:
-        conn.execute(sa.delete(seen_files).where(seen_files.c.name == name))
-        conn.execute(sa.insert(seen_files).values(name=name, size=size, mtime_ns=mtime_ns, sha256=sha256))
+        conn.execute(_FORGET_FILE, {"name": name})
+        conn.execute(_REMEMBER_FILE, {"name": name, "size": size, "mtime_ns": mtime_ns, "sha256": sha256})
 
     def dump_status(self, sha256: str) -> str | None:
         """ "ingested", "failed" or None for a dump never seen."""
         with self.transaction() as conn:
-            return conn.execute(
-                sa.select(dumps.c.status).where(dumps.c.sha256 == sha256)
-            ).scalar_one_or_none()
+            return conn.execute(_DUMP_STATUS, {"sha256": sha256}).scalar_one_or_none()
 
     def ingest(
         self,
@@ -485,13 +511,14 @@ class Store:
             # A retried failure replaces its record; an ingested dump is never replaced.
             self._drop_failures(conn, name, sha256)
             dump_id = conn.execute(
-                sa.insert(dumps).values(sha256=sha256, name=name, size=size, seen_at=now, status="ingested")
+                _INSERT_DUMP,
+                {"sha256": sha256, "name": name, "size": size, "seen_at": now, "status": "ingested"},
             ).inserted_primary_key[0]  # type: ignore[index]
             insert = _BulkInsert(conn, papers, _PAPER_INSERT, first_seen=now, dump_id=dump_id)
             for batch in _batched(papers_in, BATCH):
                 found += len(batch)
                 keys = [p.key for p in batch]
-                known = set(conn.execute(sa.select(papers.c.key).where(papers.c.key.in_(keys))).scalars())
+                known = set(conn.execute(_KNOWN_KEYS, {"keys": keys}).scalars())
                 if known:
                     enriched += _enrich(conn, [p for p in batch if p.key in known])
                 rows = [
@@ -513,9 +540,7 @@ class Store:
                     new += len(rows)
             found_layout = layout()
             conn.execute(
-                sa.update(dumps)
-                .where(dumps.c.id == dump_id)
-                .values(papers_found=found, papers_new=new, layout=found_layout)
+                _DUMP_COUNTS, {"dump_id": dump_id, "found": found, "new": new, "found_layout": found_layout}
             )
             self._remember(conn, name, size, mtime_ns, sha256)
         return IngestResult(found=found, new=new, layout=found_layout, enriched=enriched)
@@ -538,11 +563,7 @@ class Store:
         # A failure is superseded by the next outcome for the same bytes (a retry) or the
         # same file name (a truncated file now complete, an unreadable one now readable):
         # status lists only failures that still stand.
-        conn.execute(
-            sa.delete(dumps).where(
-                dumps.c.status == "failed", sa.or_(dumps.c.sha256 == sha256, dumps.c.name == name)
-            )
-        )
+        conn.execute(_DROP_FAILURES, {"sha256": sha256, "name": name})
 
     def dump_records(self, status: str | None = None) -> list[DumpRecord]:
         query = sa.select(dumps).order_by(dumps.c.id)

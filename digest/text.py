@@ -71,9 +71,13 @@ def links(text: str) -> tuple[str, ...]:
     """The distinct cleaned URLs in ``text``, in order of appearance."""
     if "http" not in text:
         return ()  # most abstracts: nothing the URL pattern could match
+    # The URLs :func:`segments` finds, without building the runs: what a cleaned URL
+    # leaves of its match is closing punctuation, where no other URL can start, and an
+    # artefact ``{url}`` repeats a URL already seen.
     seen: dict[str, None] = {}
-    for _, url in segments(text):
-        if url is not None:
+    for match in _URL.findall(text):
+        url = _clean(match)
+        if url.partition("://")[2]:
             seen.setdefault(url)
     return tuple(seen)
 
