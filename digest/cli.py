@@ -187,7 +187,11 @@ def cmd_publish(args: argparse.Namespace, config: Config) -> int:
         print(f"nothing to publish: no digest yet (the site in {target} is unchanged)")
         return 0
     pages = sum(1 for f in report.files if f.parent.name == "digests")
-    print(f"published {len(report.files)} files into {target}: {pages} digest pages, the index and 3 feeds")
+    years = sum(1 for f in report.files if f.parent.name == "archive")
+    print(
+        f"published {len(report.files)} files into {target}: {pages} digest pages, "
+        f"{years} year page{'' if years == 1 else 's'}, the index and 3 feeds"
+    )
     return 0
 
 

@@ -163,6 +163,24 @@ job_runs = sa.Table(
 )
 sa.Index("job_runs_job", job_runs.c.job, job_runs.c.id)
 
+# What a run reads must not grow with the history (bench/, growth): the archive index
+# reads recent digests and per-year totals by date, a run finds the last digested seq
+# and the unpublished digests, and a dump's failures are dropped by name.
+_HISTORY_INDEXES = (
+    sa.Index("digests_created", digests.c.created_at, digests.c.paper_count),
+    sa.Index("digests_last_seq", digests.c.last_seq),
+    sa.Index("digests_published", digests.c.published_at),
+    sa.Index("dumps_name", dumps.c.name),
+)
+
+
+def _create_indexes(*indexes: sa.Index) -> Callable[[Connection], None]:
+    def migrate(conn: Connection) -> None:
+        for index in indexes:
+            index.create(conn, checkfirst=True)
+
+    return migrate
+
 
 def _create(*tables: sa.Table) -> Callable[[Connection], None]:
     def migrate(conn: Connection) -> None:
@@ -177,6 +195,7 @@ MIGRATIONS: list[Callable[[Connection], None]] = [
     _create(suppressions),
     _create(fetch_state),  # remote sources (sources.urls)
     _create(job_runs),
+    _create_indexes(*_HISTORY_INDEXES),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -240,6 +259,12 @@ def migrate(engine: Engine) -> int:
             conn.execute(sa.delete(schema_version))
             conn.execute(sa.insert(schema_version).values(version=version))
     return SCHEMA_VERSION
+
+
+def _utc(value: datetime | str) -> datetime:
+    if isinstance(value, str):  # SQLite hands an aggregate of a DATETIME back as text
+        value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _batched(items: Iterable[Paper], size: int) -> Iterator[list[Paper]]:
@@ -474,7 +499,7 @@ class Store:
         inbox against (:func:`digest.sources.scan_changed`)."""
         query = sa.select(seen_files.c.name, seen_files.c.size, seen_files.c.mtime_ns)
         with self.transaction() as conn:
-            return {name: (size, mtime_ns) for name, size, mtime_ns in conn.execute(query).tuples()}
+            return {name: (size, mtime_ns) for name, size, mtime_ns in conn.execute(query)}
 
     def remember_file(self, name: str, size: int, mtime_ns: int, sha256: str) -> None:
         with self.transaction() as conn:
@@ -640,6 +665,63 @@ class Store:
             query = query.where(digests.c.published_at.is_(None))
         with self.transaction() as conn:
             return [_digest(r) for r in conn.execute(query)]
+
+    def digests_between(self, start: datetime | None = None, end: datetime | None = None) -> list[Digest]:
+        """Digests created at or after ``start`` and before ``end`` (either open when
+        None), newest first. Served by an index on the creation time."""
+        query = sa.select(digests).order_by(digests.c.id.desc())
+        if start is not None:
+            query = query.where(digests.c.created_at >= start)
+        if end is not None:
+            query = query.where(digests.c.created_at < end)
+        with self.transaction() as conn:
+            return [_digest(r) for r in conn.execute(query)]
+
+    def digest_totals(self, start: datetime | None = None, end: datetime | None = None) -> tuple[int, int]:
+        """(digests, papers in them) created at or after ``start`` and before ``end``."""
+        query = sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(digests.c.paper_count), 0))
+        if start is not None:
+            query = query.where(digests.c.created_at >= start)
+        if end is not None:
+            query = query.where(digests.c.created_at < end)
+        with self.transaction() as conn:
+            count, papers_in = conn.execute(query).one()
+        return int(count), int(papers_in)
+
+    def digest_totals_per_range(self, bounds: Sequence[datetime]) -> list[tuple[int, int]]:
+        """(digests, papers in them) created in each range ``[bounds[i], bounds[i + 1])``,
+        in one query (a year per range, for the archive's index)."""
+        if len(bounds) < 2:
+            return []
+        created = digests.c.created_at
+        bucket = sa.case(*[(created < end, i) for i, end in enumerate(bounds[1:])], else_=-1).label("bucket")
+        query = (
+            sa.select(bucket, sa.func.count(), sa.func.coalesce(sa.func.sum(digests.c.paper_count), 0))
+            .where(created >= bounds[0], created < bounds[-1])
+            .group_by(bucket)
+        )
+        totals = [(0, 0)] * (len(bounds) - 1)
+        with self.transaction() as conn:
+            for i, count, papers_in in conn.execute(query):
+                totals[i] = (int(count), int(papers_in))
+        return totals
+
+    def digest_span(self) -> tuple[datetime, datetime] | None:
+        """When the first and the last digest were created; None before the first."""
+        with self.transaction() as conn:
+            first = conn.execute(sa.select(sa.func.min(digests.c.created_at))).scalar()
+            last = conn.execute(sa.select(sa.func.max(digests.c.created_at))).scalar()
+        if first is None or last is None:
+            return None
+        # An aggregate's result skips the column's type on SQLite: make sure of both.
+        return _utc(first), _utc(last)
+
+    def previous_digest(self, digest_id: int) -> Digest | None:
+        """The digest created just before ``digest_id`` (the page's "previous" link)."""
+        query = sa.select(digests).where(digests.c.id < digest_id).order_by(digests.c.id.desc()).limit(1)
+        with self.transaction() as conn:
+            row = conn.execute(query).one_or_none()
+        return None if row is None else _digest(row)
 
     def digest(self, digest_id: int) -> Digest:
         with self.transaction() as conn:

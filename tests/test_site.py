@@ -45,7 +45,7 @@ from tests.sitedata import (
 
 BASE = "https://example.org/digest/"
 FEEDS = ("feed.xml", "atom.xml", "feed.json")
-PAGES = ("index.html", "digests/2026-11-21.html", "digests/2026-11-22.html")
+PAGES = ("index.html", "archive/2026.html", "digests/2026-11-21.html", "digests/2026-11-22.html")
 
 
 class Page(HTMLParser):
@@ -126,7 +126,7 @@ def test_site_goldens(site: Path) -> None:
         check_golden((site / path).read_bytes(), GOLDEN / "site" / path)
 
 
-def test_a_normal_run_renders_only_the_new_page_the_index_and_the_feeds(
+def test_a_normal_run_renders_only_the_new_page_its_year_the_index_and_the_feeds(
     config: Config, store: Store, inbox: Path
 ) -> None:
     transport = FileTransport(config.email.outbox)
@@ -135,6 +135,7 @@ def test_a_normal_run_renders_only_the_new_page_the_index_and_the_feeds(
     first = run_once(config, store, transport, DAY1)
     assert {p.relative_to(site).as_posix() for p in first.published.files} == {
         "digests/2026-11-21.html",
+        "archive/2026.html",
         "index.html",
         *FEEDS,
     }
@@ -143,6 +144,7 @@ def test_a_normal_run_renders_only_the_new_page_the_index_and_the_feeds(
     second = run_once(config, store, transport, NOW)
     assert {p.relative_to(site).as_posix() for p in second.published.files} == {
         "digests/2026-11-22.html",
+        "archive/2026.html",
         "index.html",
         *FEEDS,
     }
@@ -159,7 +161,7 @@ def test_digest_publish_rebuilds_the_whole_site_byte_for_byte(
     shutil.rmtree(site)
     assert main(["-c", str(config.path), "publish"]) == 0
     out = capsys.readouterr().out
-    assert f"published 6 files into {site}: 2 digest pages, the index and 3 feeds" in out
+    assert f"published 7 files into {site}: 2 digest pages, 1 year page, the index and 3 feeds" in out
     assert tree(site) == before  # a full rebuild equals what the normal runs wrote
 
 

@@ -1,9 +1,12 @@
-"""Pure: the static archive site, an index of digests and one page per digest.
+"""Pure: the static archive site: an index of the recent digests, one page per year
+listing that year's digests, and one page per digest.
 
 Pages are self-contained (inline CSS, no scripts, fonts or images), readable with CSS
 off, and link to each other and to the feeds with relative URLs, so the site works from
-any host or straight from disk. A page depends only on its digest and the one before it,
-so a normal run can render just the new page and the index.
+any host or straight from disk. A digest's page depends only on its digest and the one
+before it, a year's page only on that year's digests, and the index on the recent
+months and the per-year totals, so a normal run renders the new page, its year's page
+and the index, however long the history.
 """
 
 from __future__ import annotations
@@ -65,6 +68,29 @@ class Month:
     digests: tuple[DigestView, ...]
 
 
+# The index lists the digests of this many calendar months, up to the newest digest's;
+# older ones are on the year pages.
+RECENT_MONTHS = 12
+
+
+@dataclass(frozen=True, slots=True)
+class Year:
+    """One year of the archive, for the links to the year pages."""
+
+    year: int
+    digests: int
+    papers: int
+
+    @property
+    def path(self) -> str:
+        return year_path(self.year)
+
+
+def year_path(year: int) -> str:
+    """Path of a year's page, relative to the site root."""
+    return f"archive/{year}.html"
+
+
 def edition(digest: DigestView) -> int:
     """1 for a day's first digest, 2 for ``2026-11-22-2`` and so on."""
     suffix = digest.slug.removeprefix(digest.iso_date).lstrip("-")
@@ -111,18 +137,39 @@ def digest_page(
     return html.encode("utf-8")
 
 
-def index_page(site: Site, digests: Sequence[DigestView]) -> bytes:
-    """The archive's front page: digests newest first, grouped by month, with their
-    paper counts, and the feeds (linked and announced for autodiscovery)."""
+def index_page(
+    site: Site, recent: Sequence[DigestView], years: Sequence[Year], *, digest_count: int, paper_count: int
+) -> bytes:
+    """The archive's front page: the ``recent`` digests (newest first, grouped by month)
+    with their paper counts, a link to each year's page, the totals of the whole archive
+    and the feeds (linked and announced for autodiscovery)."""
     html = templates.render(
         "index.html",
         site=site,
-        months=by_month(digests),
-        editions={d.id: edition(d) for d in digests},
-        digest_count=len(digests),
-        paper_count=sum(d.count for d in digests),
+        months=by_month(recent),
+        editions={d.id: edition(d) for d in recent},
+        years=years,
+        digest_count=digest_count,
+        paper_count=paper_count,
         feeds=_feeds(site),
         canonical=site.base_url,
         root="",
+    )
+    return html.encode("utf-8")
+
+
+def year_page(site: Site, year: Year, digests: Sequence[DigestView], years: Sequence[Year]) -> bytes:
+    """One year's page: its digests (newest first, grouped by month) and links to the
+    other years' pages."""
+    html = templates.render(
+        "year.html",
+        site=site,
+        year=year,
+        months=by_month(digests),
+        editions={d.id: edition(d) for d in digests},
+        years=years,
+        feeds=_feeds(site),
+        canonical=identity.site_url(site.base_url, year.path),
+        root="../",
     )
     return html.encode("utf-8")
