@@ -54,6 +54,18 @@ MAX_LINE_BYTES = 8 * 1024 * 1024
 MAX_ABSTRACT_CHARS = 8 * 1024 * 1024
 
 
+_CONTROL_BYTES = bytes([*range(0x01, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F])
+
+
+def _has_control(line: str) -> bool:
+    """Whether ``line`` holds a character :data:`_CONTROL` matches; for an ASCII line (most
+    of them) by deleting those bytes, several times faster than the regex or isprintable."""
+    if line.isascii():
+        raw = line.encode("ascii")
+        return len(raw.translate(None, _CONTROL_BYTES)) != len(raw)
+    return _CONTROL.search(line) is not None
+
+
 def _is_paragraph(line: str) -> bool:
     return len(line) >= _PARAGRAPH_CHARS or line.count(" ") + 1 >= _PARAGRAPH_WORDS
 
@@ -199,7 +211,7 @@ class DumpParser:
         for number, line in lines:
             # A page's text has no control characters; one pasted in (a form feed, a vertical
             # tab) is white space to a reader, and must not reach the XML feeds.
-            if not line.isprintable():  # cheap test first: almost every line is printable
+            if _has_control(line):
                 line = _CONTROL.sub(" ", line)
             line = line.strip()
             if in_header:

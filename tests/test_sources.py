@@ -81,3 +81,16 @@ def test_a_file_rewritten_between_hash_and_parse_stores_nothing(store: Store, in
     assert store.seen_files() == {}
     # The hash that matches the bytes streams through untouched.
     assert list(read_lines(path, sha256_of(path, 1 << 30))) == path.read_bytes().splitlines(keepends=True)
+
+
+@pytest.mark.parametrize("end", [b"\r\n", b"\r", b"\n"])
+def test_read_lines_streams_blocks_without_changing_a_line(tmp_path: Path, end: bytes) -> None:
+    # Lines cross the 1 MiB read blocks at every offset, a CRLF among them split in two.
+    line = b"x" * 1000 + end
+    data = line * 1100 + b"last line without an end"
+    path = tmp_path / "big.txt"
+    path.write_bytes(data)
+    lines = list(read_lines(path, sha256_of(path, 1 << 30)))
+    assert b"".join(lines) == data
+    assert lines[:-1] == [line] * 1100
+    assert lines[-1] == b"last line without an end"
