@@ -377,7 +377,6 @@ _DROP_FAILURES = sa.delete(dumps).where(
     dumps.c.status == "failed",
     sa.or_(dumps.c.sha256 == sa.bindparam("sha256"), dumps.c.name == sa.bindparam("name")),
 )
-_KNOWN_KEYS = sa.select(papers.c.key).where(papers.c.key.in_(sa.bindparam("keys", expanding=True)))
 _INSERT_DUMP = sa.insert(dumps)
 _DUMP_COUNTS = (
     sa.update(dumps)
@@ -440,6 +439,28 @@ class _BulkInsert:
             columns, fixed = self._columns, self._fixed
             params = [{**dict(zip(columns, row, strict=True)), **fixed} for row in rows]
         self._conn.exec_driver_sql(self._sql, params)
+
+
+_KNOWN_SQL: dict[tuple[str, int], tuple[str, bool]] = {}
+
+
+def _known_keys(conn: Connection, keys: Sequence[str]) -> set[str]:
+    """Which of ``keys`` the papers table holds. The ``IN (...)`` is compiled once per
+    dialect and batch size and run by the driver: an expanding parameter re-renders the
+    SQL on every call, and this runs once per batch of every dump."""
+    cached = _KNOWN_SQL.get((conn.dialect.name, len(keys)))
+    if cached is None:
+        names = [f"k{i}" for i in range(len(keys))]
+        query = sa.select(papers.c.key).where(papers.c.key.in_([sa.bindparam(n) for n in names]))
+        compiled = query.compile(dialect=conn.dialect)
+        if compiled.positional and list(compiled.positiontup or ()) != names:
+            raise AssertionError(f"unexpected parameter order {compiled.positiontup}")
+        cached = _KNOWN_SQL[conn.dialect.name, len(keys)] = (compiled.string, compiled.positional)
+    sql, positional = cached
+    params: tuple[str, ...] | dict[str, str] = (
+        tuple(keys) if positional else {f"k{i}": key for i, key in enumerate(keys)}
+    )
+    return set(conn.exec_driver_sql(sql, params).scalars())
 
 
 class Store:
@@ -547,7 +568,7 @@ class Store:
             for batch in _batched(papers_in, BATCH):
                 found += len(batch)
                 keys = [p.key for p in batch]
-                known = set(conn.execute(_KNOWN_KEYS, {"keys": keys}).scalars())
+                known = _known_keys(conn, keys)
                 if known:
                     enriched += _enrich(conn, [p for p in batch if p.key in known])
                 rows = [
