@@ -72,16 +72,18 @@ def publish(config: Config, store: Store, output_dir: Path, *, everything: bool 
         written.append(_write(output_dir / view.path, page))
 
     years = _years(config, store)
+    # A year's page changes with its digests; a year's first digest also gives the year
+    # before it a "next year" link.
     pending_years = Counter(_local(config, d.created).year for d in pending)
-    if everything or any(y.digests == pending_years[y.year] for y in years if y.year in pending_years):
-        touched = {y.year for y in years}  # a year's first digest: every year page links to it
-    else:
-        touched = set(pending_years)
-    for year in years:
-        if year.year in touched:
+    for i, year in enumerate(years):  # newest first
+        prior = years[i + 1] if i + 1 < len(years) else None
+        after = years[i - 1] if i > 0 else None
+        new_year_after = after is not None and after.digests == pending_years[after.year]
+        if everything or year.year in pending_years or new_year_after:
             start, end = _year_bounds(config, year.year)
             views = [_view(config, d) for d in store.digests_between(start, end)]
-            written.append(_write(output_dir / year.path, archive.year_page(site, year, views, years)))
+            page = archive.year_page(site, year, views, older=prior, newer=after)
+            written.append(_write(output_dir / year.path, page))
 
     recent = [_view(config, d) for d in store.digests_between(_recent_start(config, latest[0].created))]
     digest_count, paper_count = store.digest_totals()

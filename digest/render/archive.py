@@ -4,9 +4,9 @@ listing that year's digests, and one page per digest.
 Pages are self-contained (inline CSS, no scripts, fonts or images), readable with CSS
 off, and link to each other and to the feeds with relative URLs, so the site works from
 any host or straight from disk. A digest's page depends only on its digest and the one
-before it, a year's page only on that year's digests, and the index on the recent
-months and the per-year totals, so a normal run renders the new page, its year's page
-and the index, however long the history.
+before it, a year's page on that year's digests and the years before and after it, and
+the index on the recent months and the per-year totals: a normal run renders the new
+page, its year's page and the index, however long the history.
 """
 
 from __future__ import annotations
@@ -158,16 +158,19 @@ def index_page(
     return html.encode("utf-8")
 
 
-def year_page(site: Site, year: Year, digests: Sequence[DigestView], years: Sequence[Year]) -> bytes:
+def year_page(
+    site: Site, year: Year, digests: Sequence[DigestView], *, older: Year | None, newer: Year | None
+) -> bytes:
     """One year's page: its digests (newest first, grouped by month) and links to the
-    other years' pages."""
+    years before and after it that have digests."""
     html = templates.render(
         "year.html",
         site=site,
         year=year,
         months=by_month(digests),
         editions={d.id: edition(d) for d in digests},
-        years=years,
+        older=older,
+        newer=newer,
         feeds=_feeds(site),
         canonical=identity.site_url(site.base_url, year.path),
         root="../",
