@@ -11,7 +11,7 @@ from digest.config import Config
 from digest.errors import DumpChangedError
 from digest.ingest import ingest_inbox
 from digest.parse import DumpParser
-from digest.sources import read_lines, scan, settled, sha256_of
+from digest.sources import read_lines, scan, scan_changed, settled, sha256_of
 from digest.store import Store
 from tests.conftest import DUMP_000, DUMP_002, NOW, drop
 
@@ -94,3 +94,29 @@ def test_read_lines_streams_blocks_without_changing_a_line(tmp_path: Path, end: 
     assert b"".join(lines) == data
     assert lines[:-1] == [line] * 1100
     assert lines[-1] == b"last line without an end"
+
+
+def test_stat_cache_skips_only_files_whose_name_size_and_mtime_match(
+    config: Config, store: Store, inbox: Path
+) -> None:
+    drop(inbox, DUMP_000, DUMP_002)
+    assert ingest_inbox(config, store, NOW).ingested == 2
+    assert store.stat_cache().keys() == {DUMP_000.name, DUMP_002.name}
+    seen, changed = scan_changed(inbox, "*.txt", store.stat_cache())
+    assert (seen, changed) == (2, [])
+    # A new mtime (same bytes): read and hashed again, known by its hash, not re-ingested.
+    old = inbox / DUMP_000.name
+    st = old.stat()
+    os.utime(old, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    # A renamed copy: a new name, read, and known by its hash too.
+    (inbox / "copy.txt").write_bytes(DUMP_002.read_bytes())
+    seen, changed = scan_changed(inbox, "*.txt", store.stat_cache())
+    assert seen == 3 and [c.name for c in changed] == [DUMP_000.name, "copy.txt"]
+    again = ingest_inbox(config, store, NOW)
+    assert (again.seen, again.ingested, again.papers_new) == (3, 0, 0)
+    assert scan_changed(inbox, "*.txt", store.stat_cache()) == (3, [])
+    # Other bytes, another size: a changed dump, read and ingested.
+    old.write_bytes(
+        DUMP_000.read_bytes() + b"\nA New Paper Title\n\nIts abstract, long enough to read as one.\n"
+    )
+    assert ingest_inbox(config, store, NOW).ingested == 1
