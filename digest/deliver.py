@@ -10,8 +10,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import Protocol
 
+from digest.crashpoints import crash_point
 from digest.errors import DeliveryError
-from digest.publish import write_atomic
+from digest.publish import remove_stale_temps, write_atomic
 from digest.render.email import to_bytes
 
 
@@ -38,6 +39,8 @@ class FileTransport:
         self.outbox = outbox
 
     def __enter__(self) -> FileTransport:
+        # A run killed mid-write left a hidden temp file; its delivery is still pending.
+        remove_stale_temps(self.outbox)
         return self
 
     def __exit__(
@@ -58,3 +61,4 @@ class FileTransport:
             raise DeliveryError(
                 f"cannot write to the outbox {self.outbox}: {err.strerror}", temporary=True
             ) from err
+        crash_point("deliver.file_written")

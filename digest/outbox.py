@@ -12,6 +12,7 @@ from datetime import datetime
 from email.message import EmailMessage
 
 from digest.config import Config
+from digest.crashpoints import crash_point
 from digest.deliver import Transport
 from digest.errors import DeliveryError
 from digest.model import Delivery, Digest
@@ -79,6 +80,8 @@ def deliver_pending(config: Config, store: Store, transport: Transport, now: dat
                     failed += 1
                 log.warning("delivery of digest %s to %s failed: %s", row.digest_id, row.recipient, err)
                 continue
+            crash_point("outbox.accepted")
             store.mark_sent(row.id, now)
+            crash_point("outbox.marked_sent")
             sent += 1
     return DeliveryReport(sent=sent, pending=retry, failed=failed, errors=tuple(errors))

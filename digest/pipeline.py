@@ -15,6 +15,7 @@ from datetime import datetime
 from pathlib import Path
 
 from digest.config import Config
+from digest.crashpoints import crash_point
 from digest.deliver import FileTransport, Transport
 from digest.ingest import IngestReport, ingest_inbox
 from digest.lock import run_lock
@@ -117,9 +118,12 @@ def _run(
         )
         if digest:
             log.info("digest %s created with %d papers", digest.slug, digest.paper_count)
+            crash_point("pipeline.digest_created")
     published = publish(config, store, site_dir)
     if published.digests:
+        crash_point("pipeline.published")
         store.mark_published(published.digests, now)
+        crash_point("pipeline.marked_published")
     delivered = deliver_pending(config, store, transport, now) if options.send else DeliveryReport()
     return RunReport(ingest=ingested, digest=digest, published=published, delivery=delivered)
 

@@ -7,6 +7,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from digest.crashpoints import crash_point
+
 
 def write_atomic(path: Path, data: bytes) -> None:
     """Replaces ``path`` with ``data``; a reader sees the old file or the new one, never
@@ -19,8 +21,25 @@ def write_atomic(path: Path, data: bytes) -> None:
             fh.flush()
             os.fsync(fh.fileno())
         os.chmod(tmp, 0o644)
+        crash_point("publish.temp_written")
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def remove_stale_temps(folder: Path) -> list[Path]:
+    """Deletes the temp files :func:`write_atomic` left under ``folder`` when a process was
+    killed between writing and renaming. Call only under the run lock, when no other
+    writer can be mid-write. Hidden ``.*.tmp`` names are never published, so this is
+    tidying, not repair. Returns what was removed."""
+    if not folder.is_dir():
+        return []
+    removed: list[Path] = []
+    for tmp in folder.rglob(".*.tmp"):
+        if tmp.is_file() and not tmp.is_symlink():
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+                removed.append(tmp)
+    return removed

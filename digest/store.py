@@ -24,6 +24,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from digest.config import sqlite_path
+from digest.crashpoints import crash_point
 from digest.errors import StoreError
 from digest.identity import message_id
 from digest.model import Delivery, Digest, DumpRecord, Paper, StoredPaper
@@ -370,6 +371,7 @@ class Store:
                 if rows:
                     conn.execute(sa.insert(papers), rows)
                     new += len(rows)
+                crash_point("ingest.batch")
             found_layout = layout()
             conn.execute(
                 sa.update(dumps)
