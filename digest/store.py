@@ -12,6 +12,8 @@ the check-then-insert in :meth:`Store.ingest` does not race.
 from __future__ import annotations
 
 import json
+import sqlite3
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -146,12 +148,27 @@ class IngestResult:
     layout: str
 
 
+def _set_wal(cursor: Any, patience: float = 30.0) -> None:
+    """Switches the file to WAL. When several first runs open a new file at once the switch
+    can fail with "database is locked" without SQLite's busy handler ever waiting, so
+    wait here, as long as ``busy_timeout`` would."""
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as err:
+            if "locked" not in str(err) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.05)
+
+
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     # pysqlite's own transaction handling is legacy; let SQLAlchemy's "begin" event decide.
     dbapi_conn.isolation_level = None
     cursor = dbapi_conn.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")  # readers never block the writer
     cursor.execute("PRAGMA busy_timeout=30000")
+    _set_wal(cursor)  # readers never block the writer
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL survives a killed process
     cursor.close()
