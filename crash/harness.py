@@ -187,7 +187,9 @@ Dump = tuple[str, bytes]
 Row = tuple[Any, ...]  # a row read back from the state
 
 
-def dump_batches(rng: random.Random, *, large: int = 1100) -> tuple[list[Dump], list[Dump]]:
+def dump_batches(
+    rng: random.Random, *, large: int = 1100, samples: bool = True
+) -> tuple[list[Dump], list[Dump]]:
     """Two batches of dumps: (first, later). Papers overlap between synthetic dumps and
     within a batch; one dump is larger than a store batch; a sample appears again under
     a new name; one file is binary garbage (a recorded failure)."""
@@ -196,15 +198,16 @@ def dump_batches(rng: random.Random, *, large: int = 1100) -> tuple[list[Dump], 
     def pick(k: int) -> list[tuple[str, str]]:
         return rng.sample(pool, k)
 
-    first: list[Dump] = [(p.name, p.read_bytes()) for p in SAMPLES]
+    first: list[Dump] = [(p.name, p.read_bytes()) for p in SAMPLES] if samples else []
     first.append(("100_large.txt", _render(pick(large), compact=False, crlf=rng.random() < 0.5)))
     first.append(("101_small.txt", _render(pick(rng.randint(5, 40)), compact=True, crlf=False)))
     first.append(("102_garbage.txt", bytes(rng.randrange(256) for _ in range(3000))))
     later: list[Dump] = [
         ("200_more.txt", _render(pick(rng.randint(30, 120)), compact=rng.random() < 0.5, crlf=False)),
         ("201_more.txt", _render(pick(rng.randint(5, 60)), compact=False, crlf=True)),
-        ("202_copy.txt", SAMPLES[0].read_bytes()),  # the same bytes under a second name
     ]
+    if samples:
+        later.append(("202_copy.txt", SAMPLES[0].read_bytes()))  # the same bytes under a second name
     return first, later
 
 
@@ -478,13 +481,15 @@ class TrialResult:
 
 
 class Trial:
-    def __init__(self, seed: int, root: Path, mode: str, duration: float, *, large: int = 1100) -> None:
+    def __init__(
+        self, seed: int, root: Path, mode: str, duration: float, *, large: int = 1100, samples: bool = True
+    ) -> None:
         self.rng = random.Random(seed)
         self.result = TrialResult(seed)
         self.install = make_install(root)
         self.mode = mode
         self.duration = duration
-        self.first, self.later = dump_batches(self.rng, large=large)
+        self.first, self.later = dump_batches(self.rng, large=large, samples=samples)
         self.dropped: list[Dump] = []
 
     def _run(self, kill: Kill | None) -> Ran:
@@ -537,6 +542,15 @@ class Trial:
             self.result.problems.append(f"an idle run did something: {ran.stdout.strip()}")
         with sqlite3.connect(f"file:{self.install.db}?mode=ro", uri=True) as db:
             self.result.digests = db.execute("SELECT count(*) FROM digests").fetchone()[0]
+        return self.result
+
+    def crash_once(self, kill: Kill) -> TrialResult:
+        """The short trial the test suite runs: drop the first dumps, kill one run at
+        ``kill``, drop the later dumps, recover and check."""
+        self._drop(self.first)
+        self._run(kill)
+        self._drop(self.later)
+        self._recover("recovery")
         return self.result
 
     def _drop(self, dumps: list[Dump]) -> None:
