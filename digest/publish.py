@@ -1,4 +1,6 @@
-"""Edge: writes published files atomically (temp file in the same folder, fsync, rename)."""
+"""Edge: writes published files atomically (temp file in the same folder, fsync, rename,
+fsync the folder). A process killed midway leaves only a hidden ``.<name>.*.tmp`` file,
+which is never published and is removed by the next run (:func:`remove_stale_temps`)."""
 
 from __future__ import annotations
 
@@ -27,6 +29,17 @@ def write_atomic(path: Path, data: bytes) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    # The rename is durable only once the folder is synced; the state may record the file
+    # as published (or a message as sent) right after this returns.
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def remove_stale_temps(folder: Path) -> list[Path]:
