@@ -311,6 +311,43 @@ def pending_with_file(install: Install) -> dict[str, str]:
     return found
 
 
+def progress(install: Install) -> tuple[int, ...]:
+    """(dumps, papers, digests, published digests, sent deliveries, pending deliveries)."""
+    if not install.db.exists():
+        return (0, 0, 0, 0, 0, 0)
+    with sqlite3.connect(f"file:{install.db}?mode=ro", uri=True) as db:
+        try:
+            return tuple(
+                db.execute(q).fetchone()[0]
+                for q in (
+                    "SELECT count(*) FROM dumps",
+                    "SELECT count(*) FROM papers",
+                    "SELECT count(*) FROM digests",
+                    "SELECT count(*) FROM digests WHERE published_at IS NOT NULL",
+                    "SELECT count(*) FROM deliveries WHERE status = 'sent'",
+                    "SELECT count(*) FROM deliveries WHERE status = 'pending'",
+                )
+            )
+        except sqlite3.OperationalError:
+            return (0, 0, 0, 0, 0, 0)
+
+
+def stage(before: tuple[int, ...], after: tuple[int, ...], window: bool) -> str:
+    """Where a killed run died, judged from what it committed."""
+    dumps, _, digests, published, sent, _ = (a - b for a, b in zip(after, before, strict=True))
+    if window:
+        return "accept→mark_sent"
+    if sent:
+        return "delivering" if after[5] else "after delivery"
+    if published:
+        return "published, before delivery"
+    if digests or after[2] > after[3]:
+        return "digest created, not published"
+    if dumps:
+        return "ingest (dumps committed, no digest yet)"
+    return "start-up (nothing committed)"
+
+
 def check(install: Install, dropped: Sequence[Dump]) -> list[str]:
     """Every problem with the state and outputs after a completed run; [] when all is well."""
     problems: list[str] = []
@@ -477,6 +514,7 @@ class TrialResult:
     landed: int = 0  # runs actually killed
     runs: int = 0
     redelivered: int = 0  # messages written again after a crash in the accept→mark_sent window
+    stages: collections.Counter[str] = dataclasses.field(default_factory=collections.Counter)
     digests: int = 0
 
 
@@ -495,11 +533,15 @@ class Trial:
     def _run(self, kill: Kill | None) -> Ran:
         window = pending_with_file(self.install)
         before = outbox_snapshot(self.install)
+        counts = progress(self.install)
         ran = run_digest(self.install, kill)
         self.result.runs += 1
         if kill is not None:
             self.result.kills.append(kill.point or "delay")
             self.result.landed += ran.killed
+            if ran.killed and not kill.point:
+                died = stage(counts, progress(self.install), bool(pending_with_file(self.install)))
+                self.result.stages[died] += 1
         if "Traceback" in ran.stderr:
             self.result.problems.append(f"traceback after {kill.label() if kill else 'a clean start'}")
         after = outbox_snapshot(self.install)
@@ -581,6 +623,7 @@ def run_trial(
 def summarize(results: Sequence[TrialResult]) -> str:
     aimed = collections.Counter(k for r in results for k in r.kills)
     failed = [r for r in results if r.problems]
+    stages = sum((r.stages for r in results), collections.Counter[str]())
     lines = [
         f"{len(results)} trials, {sum(r.runs for r in results)} runs of digest, "
         f"{sum(len(r.kills) for r in results)} kills aimed, {sum(r.landed for r in results)} landed "
@@ -589,6 +632,7 @@ def summarize(results: Sequence[TrialResult]) -> str:
         f"{sum(r.redelivered for r in results)} messages re-delivered after a crash in the "
         "accept→mark_sent window (each byte-identical, same Message-ID)",
         "kills by target: " + ", ".join(f"{k} {n}" for k, n in sorted(aimed.items())),
+        "random-delay kills died at: " + ", ".join(f"{k} {n}" for k, n in stages.most_common()),
         f"{len(failed)} trials with problems",
     ]
     return "\n".join(lines)
