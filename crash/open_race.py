@@ -42,7 +42,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="digest-open-race-") as tmp:
         for n in range(args.rounds):
             url = f"sqlite:///{tmp}/state-{n}.db"
-            barrier, results = multiprocessing.Barrier(args.procs), multiprocessing.Queue()
+            barrier = multiprocessing.Barrier(args.procs)
+            results: multiprocessing.Queue[str] = multiprocessing.Queue()
             procs = [
                 multiprocessing.Process(target=_open, args=(url, barrier, results)) for _ in range(args.procs)
             ]
