@@ -387,9 +387,9 @@ def check(install: Install, dropped: Sequence[Dump]) -> list[str]:
         status, err = dumps.get(sha, ("missing", None))
         if status != "failed" or not err or name not in err:
             problems.append(f"bad dump {name}: status {status}, error {err!r}")
-    for name, _ in dropped:
-        if name not in seen:
-            problems.append(f"{name} missing from the stat cache")
+    for name, data in dropped:
+        if seen.get(name) != _sha(data):
+            problems.append(f"{name}: the stat cache holds {seen.get(name)}, not its content hash")
 
     # Papers: exactly the keys of the good dumps, each once, each from a dump listing it.
     keys = [k for _, k, _ in papers]
