@@ -9,7 +9,9 @@ file; three recipients; the file transport), then:
    :mod:`digest.crashpoints`) or after a random wall-clock delay;
 2. sometimes drops more dumps and kills a second run;
 3. runs ``digest run`` again until it exits 0 and checks the whole state and outputs;
-4. drops the rest of the dumps (if not yet dropped), kills again, recovers, checks again.
+4. drops the rest of the dumps (if not yet dropped), kills again, recovers, checks again;
+5. saves one dump again, grown, under the same name, kills again, recovers, checks again;
+6. runs once more, which must find nothing new and send nothing.
 
 What a check demands (DESIGN.md invariants 1-6): every paper of every good dump stored
 exactly once, each in exactly one digest; every bad dump recorded as failed with its
@@ -353,10 +355,11 @@ def check(install: Install, dropped: Sequence[Dump]) -> list[str]:
     problems: list[str] = []
     expected: dict[str, set[str]] = {}  # dump sha → keys
     bad: dict[str, str] = {}  # name → sha
-    for name, data in dropped:
-        on_disk = (install.inbox / name).read_bytes()
-        if on_disk != data:
+    latest = dict(dropped)  # a name dropped twice holds its second version
+    for name, data in latest.items():
+        if (install.inbox / name).read_bytes() != data:
             problems.append(f"input {name} was changed")
+    for name, data in dropped:
         try:
             expected[_sha(data)] = {p.key for p in parse_dump(data, name).papers}
         except DumpError:
@@ -387,7 +390,7 @@ def check(install: Install, dropped: Sequence[Dump]) -> list[str]:
         status, err = dumps.get(sha, ("missing", None))
         if status != "failed" or not err or name not in err:
             problems.append(f"bad dump {name}: status {status}, error {err!r}")
-    for name, data in dropped:
+    for name, data in latest.items():
         if seen.get(name) != _sha(data):
             problems.append(f"{name}: the stat cache holds {seen.get(name)}, not its content hash")
 
@@ -577,6 +580,13 @@ class Trial:
             self._drop(self.later)
             self._run(choose_kill(rng, self.mode, self.duration / 2))
             self._recover("phase 2")
+        # The same name with new bytes (a dump saved again, grown): the stat cache must notice.
+        name, data = next(d for d in self.dropped if d[0] == "101_small.txt")
+        grown = [(_title(rng, 90_000 + n), _abstract(rng, 90_000 + n)) for n in range(rng.randint(1, 8))]
+        extra = b"".join(f"{t}\n{a}\n".encode() for t, a in grown)
+        self._drop([(name, data + extra)])
+        self._run(choose_kill(rng, self.mode, self.duration / 2))
+        self._recover("phase 3")
         # Nothing new: one more run must change nothing and send nothing.
         before = outbox_snapshot(self.install)
         ran = self._run(None)
