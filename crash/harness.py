@@ -37,6 +37,7 @@ import dataclasses
 import email
 import email.policy
 import hashlib
+import json
 import os
 import random
 import shutil
@@ -58,6 +59,7 @@ from digest.deliver import FileTransport
 from digest.errors import DumpError
 from digest.identity import digest_path, message_id, paper_anchor, paper_guid
 from digest.parse import parse_dump
+from digest.render import feed
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = sorted((ROOT / "examples" / "dumps").glob("*.txt"))
@@ -436,16 +438,25 @@ def _check_site(
         )
     if not digests:
         return problems
-    feed_path = install.site / "feed.xml"
-    if not feed_path.exists():
-        return [*problems, "feed.xml missing"]
-    parsed = feedparser.parse(feed_path.read_bytes())
-    if parsed.bozo:
-        problems.append(f"feed.xml does not parse: {parsed.bozo_exception}")
-    ids = [e.get("id") for e in parsed.entries]
     want = {paper_guid(k) for _, k, _ in papers}
-    if len(ids) != len(set(ids)) or set(ids) != want:
-        problems.append(f"feed.xml: {len(ids)} entries, {len(set(ids) & want)} of {len(want)} papers")
+    for name in (feed.RSS_FILE, feed.ATOM_FILE, feed.JSON_FILE):
+        path = install.site / name
+        if not path.exists():
+            problems.append(f"{name} missing")
+            continue
+        if name == feed.JSON_FILE:
+            try:
+                ids = [item.get("id") for item in json.loads(path.read_bytes())["items"]]
+            except (ValueError, KeyError) as err:
+                problems.append(f"{name} is not a JSON Feed: {err}")
+                continue
+        else:
+            parsed = feedparser.parse(path.read_bytes())
+            if parsed.bozo:
+                problems.append(f"{name} does not parse: {parsed.bozo_exception}")
+            ids = [e.get("id") for e in parsed.entries]
+        if len(ids) != len(set(ids)) or set(ids) != want:
+            problems.append(f"{name}: {len(ids)} entries, {len(set(ids) & want)} of {len(want)} papers")
     index = (
         (install.site / "index.html").read_text(encoding="utf-8")
         if (install.site / "index.html").exists()
@@ -456,16 +467,16 @@ def _check_site(
     by_seq = {s: k for s, k, _ in papers}
     for _, slug, first, last, count, _ in digests:
         path = install.site / digest_path(slug)
-        if f'href="{digest_path(slug)}"' not in index:
+        if f'{digest_path(slug)}"' not in index:
             problems.append(f"index.html does not link {slug}")
         if not path.exists():
             problems.append(f"page of digest {slug} missing")
             continue
         page = path.read_text(encoding="utf-8")
         anchors = {paper_anchor(k) for s, k in by_seq.items() if first <= s <= last}
-        if not page.rstrip().endswith("</html>") or page.count("<article id=") != count:
+        if not page.rstrip().endswith("</html>") or page.count('class="paper" id=') != count:
             problems.append(f"page of digest {slug} incomplete")
-        elif any(f'<article id="{a}">' not in page for a in anchors):
+        elif any(f'class="paper" id="{a}"' not in page for a in anchors):
             problems.append(f"page of digest {slug} lacks some of its papers")
     return problems
 

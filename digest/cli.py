@@ -14,7 +14,7 @@ from pathlib import Path
 
 from digest import __version__
 from digest.config import Config, describe, find_config_file, load_config
-from digest.errors import DigestError
+from digest.errors import DigestError, PublishError
 from digest.store import Store
 
 log = logging.getLogger("digest")
@@ -40,6 +40,8 @@ def cmd_run(args: argparse.Namespace, config: Config) -> int:
     finally:
         store.close()
     print(report.summary())
+    for error in report.fetch.errors if report.fetch else ():
+        print(f"failed fetch: {error}", file=sys.stderr)
     for error in report.ingest.errors:
         print(f"failed dump: {error}", file=sys.stderr)
     for error in report.delivery.errors:
@@ -55,9 +57,39 @@ def cmd_run(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
+def cmd_fetch(args: argparse.Namespace, config: Config) -> int:
+    from digest.errors import ConfigError
+    from digest.fetch import fetch_all, make_client
+    from digest.lock import run_lock
+
+    if not config.sources.urls:
+        raise ConfigError(
+            "sources.urls", "is empty: nothing to fetch", 'list dump URLs: urls = ["https://…"]'
+        )
+    store = Store.open(config.state.url)
+    try:
+        with run_lock(config.lock_path, wait=args.wait), make_client(config) as client:
+            report = fetch_all(config, store, client, _now(), force=True)
+    finally:
+        store.close()
+    for r in report.results:
+        detail = f" -> {config.sources.inbox / r.file}" if r.file else f": {r.error}" if r.error else ""
+        print(f"{r.outcome}: {r.url}{detail}")
+    print(report.summary() + ("; the next run ingests the new dumps" if report.written else ""))
+    if report.failed:
+        print(
+            f"digest: error: {report.failed} of {len(report.results)} URLs failed; "
+            "they are retried on the next fetch",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
 def cmd_status(args: argparse.Namespace, config: Config) -> int:
     store = Store.open(config.state.url)
     try:
+        fetch_failures = store.fetch_failures(config.sources.urls)
         counts = store.counts()
         failed_dumps = store.dump_records("failed")
         troubled = [d for d in store.deliveries() if d.status in ("pending", "failed") and d.last_error]
@@ -75,6 +107,17 @@ def cmd_status(args: argparse.Namespace, config: Config) -> int:
             if latest
             else None
         )
+        counts["fetch_failures"] = [
+            {
+                "url": f.url,
+                "error": f.last_error,
+                "status": f.last_status,
+                "failures": f.failures,
+                "last_fetch": f.last_fetch_at.isoformat() if f.last_fetch_at else None,
+                "last_ok": f.last_ok_at.isoformat() if f.last_ok_at else None,
+            }
+            for f in fetch_failures
+        ]
         counts["delivery_errors"] = [
             {"recipient": d.recipient, "digest": d.digest_id, "status": d.status, "error": d.last_error}
             for d in troubled
@@ -91,8 +134,13 @@ def cmd_status(args: argparse.Namespace, config: Config) -> int:
         f"deliveries: {deliveries['pending']} pending, {deliveries['sent']} sent, "
         f"{deliveries['failed']} failed, {deliveries['cancelled']} cancelled"
     )
+    if config.sources.urls:
+        print(f"sources: {len(config.sources.urls)} URLs, {len(fetch_failures)} failing")
     for d in failed_dumps:
         print(f"  failed dump {d.name}: {d.error}")
+    for f in fetch_failures:
+        ok = f"last success {f.last_ok_at:%Y-%m-%d %H:%M} UTC" if f.last_ok_at else "never succeeded"
+        print(f"  failed fetch {f.url} ({f.failures} in a row, {ok}): {f.last_error}")
     for row in troubled:
         print(f"  {row.status} delivery of digest {row.digest_id} to {row.recipient}: {row.last_error}")
     return 0
@@ -103,6 +151,113 @@ def cmd_check_config(args: argparse.Namespace, config: Config) -> int:
     print(json.dumps(describe(config), indent=2, ensure_ascii=False))
     print("config OK", file=sys.stderr)
     return 0
+
+
+def cmd_publish(args: argparse.Namespace, config: Config) -> int:
+    from digest.pipeline import republish
+
+    output = Path(args.output).resolve() if args.output else None
+    store = Store.open(config.state.url)
+    try:
+        report = republish(config, store, _now(), output_dir=output, lock_wait=args.wait)
+    finally:
+        store.close()
+    target = output or config.feed.output_dir
+    if not report.files:
+        print(f"nothing to publish: no digest yet (the site in {target} is unchanged)")
+        return 0
+    pages = sum(1 for f in report.files if f.parent.name == "digests")
+    print(f"published {len(report.files)} files into {target}: {pages} digest pages, the index and 3 feeds")
+    return 0
+
+
+def _address_arg(value: str) -> str:
+    from email.utils import parseaddr
+
+    addr = parseaddr(value)[1]
+    if "\r" in value or "\n" in value or "@" not in addr:
+        raise DigestError(f"{value!r} is not an email address; write it like user@example.org")
+    return addr
+
+
+def cmd_send_test(args: argparse.Namespace, config: Config) -> int:
+    from digest.deliver import FileTransport, SmtpTransport, make_transport
+    from digest.outbox import sample_message
+
+    address = _address_arg(args.address)
+    store = Store.open(config.state.url)
+    try:
+        message = sample_message(config, store, address, _now())
+    finally:
+        store.close()
+    transport = make_transport(config)
+    with transport:
+        transport.send(message, address)
+    if isinstance(transport, SmtpTransport):
+        how = f"via SMTP {transport.where} ({transport.security})"
+    elif isinstance(transport, FileTransport):
+        how = f"as {transport.path_for(message, address)}"
+    else:  # pragma: no cover - only the two transports exist
+        how = ""
+    print(f"sent a test digest to {address} {how}; Message-ID {message['Message-ID']}")
+    return 0
+
+
+def cmd_unsubscribe(args: argparse.Namespace, config: Config) -> int:
+    address = _address_arg(args.address)
+    store = Store.open(config.state.url)
+    try:
+        if args.undo:
+            removed = store.unsuppress(address)
+            print(
+                f"{address} removed from the suppression list"
+                if removed
+                else f"{address} was not on the suppression list"
+            )
+            return 0
+        cancelled = store.suppress(address, _now())
+    finally:
+        store.close()
+    print(
+        f"{address} unsubscribed: no digest will be created for it; {cancelled} pending deliveries cancelled"
+    )
+    if address.lower() in {a.lower() for a in config.email.to}:
+        print(f"note: {address} is still listed in email.to; remove it there too", file=sys.stderr)
+    return 0
+
+
+def cmd_preview(args: argparse.Namespace, config: Config) -> int:
+    import tempfile
+
+    from digest.outbox import preview
+    from digest.publish import write_atomic
+    from digest.render.email import to_bytes
+
+    store = Store.open(config.state.url)
+    try:
+        rendered = preview(config, store, _now())
+    finally:
+        store.close()
+    if rendered is None:
+        raise DigestError("nothing to preview: no paper has been ingested yet; run `digest run` first")
+    out = Path(args.out).resolve() if args.out else Path(tempfile.mkdtemp(prefix="digest-preview-"))
+    html = out / f"{rendered.digest.slug}.html"
+    eml = out / f"{rendered.digest.slug}.eml"
+    try:
+        write_atomic(html, rendered.html.encode("utf-8"))
+        write_atomic(eml, to_bytes(rendered.message))
+    except OSError as err:
+        raise PublishError(f"cannot write the preview to {out}: {err.strerror}") from err
+    print(f"# {rendered.what} for {rendered.recipient}: {rendered.message['Subject']}", file=sys.stderr)
+    print(html)
+    print(eml)
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace, config: Config) -> int:
+    from digest.schedule import serve
+
+    return serve(config, verbose=args.verbose)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -126,12 +281,60 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.set_defaults(func=cmd_run)
 
+    fetch = sub.add_parser("fetch", help="fetch the dumps of sources.urls into the inbox once, now")
+    fetch.add_argument(
+        "--wait", type=float, default=0.0, metavar="SECONDS", help="wait this long for another run's lock"
+    )
+    fetch.set_defaults(func=cmd_fetch)
+
     status = sub.add_parser("status", help="what the state holds: dumps, papers, digests, deliveries")
     status.add_argument("--json", action="store_true", help="print only JSON on stdout")
     status.set_defaults(func=cmd_status)
 
+    publish = sub.add_parser(
+        "publish", help="rebuild the whole site: every digest page, the index and the three feeds"
+    )
+    publish.add_argument(
+        "--output", metavar="DIR", help="write into DIR instead of feed.output_dir; change no state"
+    )
+    publish.add_argument(
+        "--wait", type=float, default=0.0, metavar="SECONDS", help="wait this long for another run's lock"
+    )
+    publish.set_defaults(func=cmd_publish)
+
     check = sub.add_parser("check-config", help="print the resolved config, secrets masked")
     check.set_defaults(func=cmd_check_config)
+
+    send_test = sub.add_parser(
+        "send-test", help="send a sample digest to ADDRESS through the configured transport"
+    )
+    send_test.add_argument("address", metavar="ADDRESS", help="where the sample goes")
+    send_test.set_defaults(func=cmd_send_test)
+
+    unsub = sub.add_parser(
+        "unsubscribe", help="stop mailing ADDRESS (suppression list) and cancel its pending deliveries"
+    )
+    unsub.add_argument("address", metavar="ADDRESS", help="the address to stop mailing")
+    unsub.add_argument("--undo", action="store_true", help="take ADDRESS off the suppression list again")
+    unsub.set_defaults(func=cmd_unsubscribe)
+
+    prev = sub.add_parser(
+        "preview",
+        help="render the next (or latest) digest email to an .html and an .eml file; change nothing",
+    )
+    prev.add_argument(
+        "--out", metavar="DIR", help="folder for the two files (default: a new temporary folder)"
+    )
+    prev.set_defaults(func=cmd_preview)
+
+    serve = sub.add_parser(
+        "serve",
+        help="run until stopped: poll the inbox, send the digest on schedule, serve the site over HTTP",
+        description="Run the service: poll every schedule.poll, build and send the digest at "
+        "schedule.digest, and serve feed.output_dir and /healthz on http.listen. "
+        "SIGTERM or Ctrl-C stops it cleanly.",
+    )
+    serve.set_defaults(func=cmd_serve)
     return parser
 
 

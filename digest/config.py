@@ -26,6 +26,7 @@ PASSWORD_ENV = "DIGEST_SMTP_PASSWORD"
 DEFAULT_FILE = "digest.toml"
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+ON_INGEST = "on_ingest"
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,13 @@ class SourcesSection:
     pattern: str = "*.txt"
     settle_seconds: float = 10.0
     max_bytes: int = 256 * 1024 * 1024
+    urls: tuple[str, ...] = ()  # dumps fetched over HTTP into the inbox before each run
+    follow_redirects: bool = False  # redirects to another host (same-host ones always)
+    fetch_timeout: float = 30.0  # seconds to connect, and between two reads
+    fetch_max_bytes: int = 32 * 1024 * 1024  # a larger body is abandoned, nothing written
+    fetch_retries: int = 2  # extra attempts after a 5xx, a timeout or a connection error
+    fetch_backoff: float = 2.0  # seconds before the first retry; doubles for each further one
+    fetch_interval: float = 600.0  # a run fetches a URL at most this often (digest fetch: always)
 
 
 @dataclass(frozen=True)
@@ -74,8 +82,12 @@ class EmailSection:
     outbox: Path = Path("var/outbox")
     from_: str = "Paper Digest <digest@localhost>"
     to: tuple[str, ...] = ()
-    subject: str = "{count} new papers · {date}"
+    subject: str = "{count} new paper{s} · {date}"
     smtp: SmtpSection = field(default_factory=SmtpSection)
+    abstract_chars: int = 400  # abstracts longer than this are cut at a word boundary
+    max_papers: int = 50  # papers shown in full; the rest are listed by title
+    unsubscribe: tuple[str, ...] = ()  # mailto: and/or https: URLs; default mailto: the From address
+    retry_for: float = 3 * 86400.0  # seconds a delivery is retried before it is marked failed
 
     @property
     def recipients(self) -> tuple[str, ...]:
@@ -89,6 +101,27 @@ class EmailSection:
 
 
 @dataclass(frozen=True)
+class ScheduleSection:
+    poll: float = 300.0  # seconds between polls of the inbox
+    digest: str = "0 7 * * *"  # a crontab line in digest.timezone, or "on_ingest"
+    misfire_grace: float = 6 * 3600.0  # a digest missed by less than this still runs
+
+    @property
+    def on_ingest(self) -> bool:
+        return self.digest == ON_INGEST
+
+
+@dataclass(frozen=True)
+class HttpSection:
+    listen: str = ""  # "host:port"; empty: no built-in web server
+
+    @property
+    def address(self) -> tuple[str, int] | None:
+        """(host, port) to bind, None when the listener is off."""
+        return split_listen(self.listen) if self.listen else None
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole configuration; ``path`` is the file it came from (None: defaults)."""
 
@@ -97,6 +130,8 @@ class Config:
     state: StateSection = field(default_factory=StateSection)
     feed: FeedSection = field(default_factory=FeedSection)
     email: EmailSection = field(default_factory=EmailSection)
+    schedule: ScheduleSection = field(default_factory=ScheduleSection)
+    http: HttpSection = field(default_factory=HttpSection)
     path: Path | None = None
 
     @property
@@ -255,15 +290,139 @@ def _pattern(key: str, value: Any, base: Path) -> str:
     return text
 
 
+def _seconds(key: str, value: Any, base: Path) -> float:
+    # A bare number of seconds, or a duration string like "30s".
+    if isinstance(value, str):
+        return parse_duration(key, value)
+    return _number(key, value, base)
+
+
+def _timeout(key: str, value: Any, base: Path) -> float:
+    seconds = _seconds(key, value, base)
+    if seconds <= 0:
+        raise ConfigError(key, "must be more than 0 seconds", 'write it like "30s"')
+    return seconds
+
+
+def _urls(key: str, value: Any, base: Path) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list):
+        raise ConfigError(
+            key, f"expected a list of URLs, got {value!r}", 'write urls = ["https://…/dump.txt"]'
+        )
+    out: dict[str, None] = {}
+    for i, item in enumerate(value):
+        url = _nonempty(f"{key}[{i}]", item, base).strip()
+        if not re.match(r"^https?://[^/\s?#]+(?:[/?#]\S*)?$", url):
+            raise ConfigError(
+                f"{key}[{i}]",
+                f"{url!r} is not an http(s) URL",
+                'write it like "https://example.org/papers.txt"',
+            )
+        out.setdefault(url)
+    return tuple(out)
+
+
 def _subject(key: str, value: Any, base: Path) -> str:
     text = _nonempty(key, value, base)
     try:
-        text.format(count=1, date="", title="")
+        text.format(count=1, date="", title="", s="")
     except (KeyError, IndexError, ValueError) as err:
         raise ConfigError(
-            key, f"bad placeholder in {text!r} ({err})", "use {count}, {date} and {title}"
+            key, f"bad placeholder in {text!r} ({err})", "use {count}, {s} (plural s), {date} and {title}"
         ) from err
     return text
+
+
+def _unsubscribe(key: str, value: Any, base: Path) -> tuple[str, ...]:
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list) or not items:
+        raise ConfigError(
+            key,
+            f"expected a URL or a list of URLs, got {value!r}",
+            'write unsubscribe = ["mailto:unsubscribe@example.org", "https://example.org/unsubscribe"]',
+        )
+    out: list[str] = []
+    for i, item in enumerate(items):
+        url = _nonempty(f"{key}[{i}]", item, base).strip()
+        ok = re.match(r"^mailto:[^@\s<>]+@[^@\s<>]+$", url) or re.match(r"^https://[^/\s<>]+\S*$", url)
+        if not ok or any(c in url for c in "\r\n<>,"):
+            raise ConfigError(
+                f"{key}[{i}]",
+                f"{url!r} is neither a mailto: nor an https: URL",
+                'write "mailto:unsubscribe@example.org" or "https://example.org/unsubscribe"',
+            )
+        out.append(url)
+    return tuple(out)
+
+
+def split_listen(text: str) -> tuple[str, int]:
+    """``"127.0.0.1:8080"`` or ``"[::1]:8080"`` → (host, port); ValueError otherwise."""
+    host, sep, port = text.strip().rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(text)
+    return host, int(port)
+
+
+def _listen(key: str, value: Any, base: Path) -> str:
+    text = _str(key, value, base).strip()
+    if text:
+        try:
+            split_listen(text)
+        except ValueError:
+            raise ConfigError(
+                key,
+                f"{text!r} is not host:port",
+                'write it like "127.0.0.1:8080" (or "" to turn the web server off)',
+            ) from None
+    return text
+
+
+def _positive_duration(key: str, value: Any, base: Path) -> float:
+    seconds = parse_duration(key, value)
+    if seconds <= 0:
+        raise ConfigError(key, "must be longer than 0 seconds", 'write it like "30s" or "5m"')
+    return seconds
+
+
+_WEEKDAY_FIELD = re.compile(r"^(\*|[a-z]{3}(-[a-z]{3})?)(,[a-z]{3}(-[a-z]{3})?)*$")
+
+
+def _crontab(key: str, value: Any, base: Path) -> str:
+    """A five-field crontab line for APScheduler 3, or ``"on_ingest"``.
+
+    APScheduler 3 counts weekdays from Monday = 0 while cron counts Sunday = 0, so a
+    numeric weekday would silently fire on the wrong day: only names are accepted.
+    """
+    text = " ".join(_nonempty(key, value, base).split())
+    if text == ON_INGEST:
+        return text
+    fields_ = text.split(" ")
+    if len(fields_) != 5:
+        raise ConfigError(
+            key,
+            f"{text!r} has {len(fields_)} fields, a crontab line has 5 (minute hour day month weekday)",
+            f'write it like "0 7 * * *", or "{ON_INGEST}" to send right after new papers arrive',
+        )
+    weekday = fields_[4].lower()
+    if not _WEEKDAY_FIELD.match(weekday):
+        raise ConfigError(
+            key,
+            f"weekday field {fields_[4]!r} is ambiguous or invalid (cron counts Sunday as 0, "
+            "the scheduler counts Monday as 0)",
+            'name the days instead, like "mon-fri" or "sat,sun"',
+        )
+    from apscheduler.triggers.cron import CronTrigger  # only needed to validate here
+
+    try:
+        CronTrigger.from_crontab(" ".join([*fields_[:4], weekday]))
+    except ValueError as err:
+        raise ConfigError(
+            key, f"{text!r} is not a valid crontab line ({err})", 'write it like "0 7 * * *"'
+        ) from err
+    return " ".join([*fields_[:4], weekday])
 
 
 SCHEMA: dict[str, dict[str, Reader]] = {
@@ -279,16 +438,27 @@ SCHEMA: dict[str, dict[str, Reader]] = {
         "pattern": _pattern,
         "settle_seconds": _number,
         "max_bytes": _int_at_least(1),
+        "urls": _urls,
+        "follow_redirects": _bool,
+        "fetch_timeout": _timeout,
+        "fetch_max_bytes": _int_at_least(1),
+        "fetch_retries": _int_at_least(0),
+        "fetch_backoff": _seconds,
+        "fetch_interval": _seconds,
     },
     "state": {"url": _state_url},
     "feed": {"output_dir": _path, "max_items": _int_at_least(1), "ttl": _int_at_least(0)},
     "email": {
         "enabled": _bool,
-        "transport": _choice("file"),
+        "transport": _choice("file", "smtp"),
         "outbox": _path,
         "from": _address,
         "to": _addresses,
         "subject": _subject,
+        "abstract_chars": _int_at_least(40),
+        "max_papers": _int_at_least(1),
+        "unsubscribe": _unsubscribe,
+        "retry_for": _duration,
     },
     "email.smtp": {
         "host": _nonempty,
@@ -297,6 +467,8 @@ SCHEMA: dict[str, dict[str, Reader]] = {
         "username": _str,
         "timeout": _duration,
     },
+    "schedule": {"poll": _positive_duration, "digest": _crontab, "misfire_grace": _positive_duration},
+    "http": {"listen": _listen},
 }
 _SECTION_TYPES: dict[str, type] = {
     "digest": DigestSection,
@@ -305,6 +477,8 @@ _SECTION_TYPES: dict[str, type] = {
     "feed": FeedSection,
     "email": EmailSection,
     "email.smtp": SmtpSection,
+    "schedule": ScheduleSection,
+    "http": HttpSection,
 }
 _SECRETS = {"email.smtp.password": PASSWORD_ENV}
 

@@ -5,11 +5,15 @@ was accepted) or raises DeliveryError, whose ``temporary`` flag says whether to 
 from __future__ import annotations
 
 import hashlib
+import smtplib
+import ssl
 from email.message import EmailMessage
+from email.utils import parseaddr
 from pathlib import Path
 from types import TracebackType
 from typing import Protocol
 
+from digest.config import Config
 from digest.crashpoints import crash_point
 from digest.errors import DeliveryError
 from digest.publish import remove_stale_temps, write_atomic
@@ -62,3 +66,180 @@ class FileTransport:
                 f"cannot write to the outbox {self.outbox}: {err.strerror}", temporary=True
             ) from err
         crash_point("deliver.file_written")
+
+
+def _reply(code: int, text: bytes | str) -> str:
+    reply = text.decode("utf-8", "replace") if isinstance(text, bytes) else text
+    return f"{code} {' '.join(reply.split())}".strip()
+
+
+class SmtpTransport:
+    """Sends over SMTP: one connection for every message of a run, reconnecting once
+    when the server drops it.
+
+    Error classes (DeliveryError.temporary): a 4xx reply, connection refused, a timeout,
+    a TLS failure, a disconnect or a refused login are temporary (the row stays pending;
+    a login or TLS problem is a setting to fix, not a reason to give up on a reader); a
+    5xx reply to the message or the recipient is permanent for that recipient only.
+    After the connection could not be opened, the rest of the run fails fast with the
+    same error instead of waiting out the timeout for every recipient.
+    """
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        security: str = "starttls",
+        username: str = "",
+        password: str = "",
+        timeout: float = 30.0,
+        context: ssl.SSLContext | None = None,
+        local_hostname: str | None = None,
+    ) -> None:
+        if security not in ("starttls", "ssl", "none"):
+            raise ValueError(f"unknown SMTP security {security!r}")
+        self.host, self.port, self.security = host, port, security
+        self.username, self.password, self.timeout = username, password, timeout
+        self.context = context
+        self.local_hostname = local_hostname
+        self._smtp: smtplib.SMTP | None = None
+        self._broken: DeliveryError | None = None
+
+    @property
+    def where(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def __enter__(self) -> SmtpTransport:
+        self._broken = None
+        return self
+
+    def __exit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        smtp, self._smtp = self._smtp, None
+        if smtp is None:
+            return
+        try:
+            smtp.quit()
+        except (smtplib.SMTPException, OSError):
+            smtp.close()
+
+    def _context(self) -> ssl.SSLContext:
+        return self.context or ssl.create_default_context()
+
+    def _connect(self) -> smtplib.SMTP:
+        smtp: smtplib.SMTP
+        stage = "connect to"
+        try:
+            if self.security == "ssl":
+                smtp = smtplib.SMTP_SSL(
+                    self.host,
+                    self.port,
+                    timeout=self.timeout,
+                    context=self._context(),
+                    local_hostname=self.local_hostname,
+                )
+            else:
+                smtp = smtplib.SMTP(
+                    self.host, self.port, timeout=self.timeout, local_hostname=self.local_hostname
+                )
+            try:
+                smtp.ehlo()
+                if self.security == "starttls":
+                    stage = "start TLS with"
+                    smtp.starttls(context=self._context())
+                    smtp.ehlo()
+                if self.username:
+                    stage = "log in to"
+                    smtp.login(self.username, self.password)
+            except BaseException:
+                smtp.close()
+                raise
+        except smtplib.SMTPNotSupportedError as err:
+            raise DeliveryError(
+                f"cannot {stage} {self.where}: {err} (check email.smtp.security)", temporary=True
+            ) from err
+        except smtplib.SMTPAuthenticationError as err:
+            raise DeliveryError(
+                f"cannot log in to {self.where} as {self.username!r}: {_reply(err.smtp_code, err.smtp_error)}"
+                " (check email.smtp.username and DIGEST_SMTP_PASSWORD)",
+                temporary=True,
+            ) from err
+        except smtplib.SMTPResponseException as err:
+            raise DeliveryError(
+                f"cannot {stage} {self.where}: {_reply(err.smtp_code, err.smtp_error)}", temporary=True
+            ) from err
+        except (smtplib.SMTPException, OSError) as err:
+            raise DeliveryError(f"cannot {stage} {self.where}: {_oserror(err)}", temporary=True) from err
+        return smtp
+
+    def send(self, message: EmailMessage, recipient: str) -> None:
+        if self._broken is not None:
+            raise self._broken
+        data = to_bytes(message)
+        sender = parseaddr(str(message["From"]))[1]
+        for attempt in (1, 2):
+            if self._smtp is None:
+                try:
+                    self._smtp = self._connect()
+                except DeliveryError as err:
+                    self._broken = err
+                    raise
+            try:
+                refused = self._smtp.sendmail(sender, [recipient], data)
+            except smtplib.SMTPServerDisconnected as err:
+                self._smtp = None
+                if attempt == 1:
+                    continue  # the server dropped an idle connection: reconnect once
+                raise DeliveryError(f"{self.where} closed the connection: {err}", temporary=True) from err
+            except smtplib.SMTPRecipientsRefused as err:
+                code, text = err.recipients.get(recipient, (550, b"recipient refused"))
+                raise _classified(code, text, "refused the recipient") from err
+            except smtplib.SMTPSenderRefused as err:
+                raise _classified(err.smtp_code, err.smtp_error, "refused the sender") from err
+            except smtplib.SMTPResponseException as err:
+                raise _classified(err.smtp_code, err.smtp_error, "refused the message") from err
+            except (smtplib.SMTPException, OSError) as err:
+                # A timeout or reset mid-message: the connection cannot be trusted any more.
+                smtp, self._smtp = self._smtp, None
+                if smtp is not None:
+                    smtp.close()
+                raise DeliveryError(
+                    f"sending to {self.where} failed: {_oserror(err)}", temporary=True
+                ) from err
+            if refused:
+                code, text = refused[recipient]
+                raise _classified(code, text, "refused the recipient")
+            return
+
+
+def _classified(code: int, text: bytes | str, what: str) -> DeliveryError:
+    permanent = 500 <= code < 600
+    return DeliveryError(f"server {what}: {_reply(code, text)}", temporary=not permanent)
+
+
+def _oserror(err: BaseException) -> str:
+    if isinstance(err, TimeoutError):
+        return "timed out"
+    if isinstance(err, ConnectionRefusedError):
+        return "connection refused"
+    return str(err) or type(err).__name__
+
+
+def make_transport(config: Config) -> Transport:
+    """The transport ``email.transport`` names: ``file`` (the default) or ``smtp``."""
+    if config.email.transport == "smtp":
+        s = config.email.smtp
+        return SmtpTransport(
+            s.host,
+            s.port,
+            security=s.security,
+            username=s.username,
+            password=s.password,
+            timeout=s.timeout,
+        )
+    return FileTransport(config.email.outbox)

@@ -6,7 +6,13 @@ DigestError            base: the CLI prints it as one line and exits 1
  ├── StoreError        the state database is unusable (newer schema, locked, …)
  ├── LockError         another run holds the lock on the state
  ├── PublishError      a feed or archive file could not be written
- └── DeliveryError     a message was not accepted; ``temporary`` says whether to retry
+ ├── DeliveryError     a message was not accepted; ``temporary`` says whether to retry
+ └── FetchError        a source URL could not be fetched; ``temporary`` says whether to retry
+
+digest.fetch turns httpx's errors into FetchError: httpx.TimeoutException and the other
+httpx.TransportError (connect, read, protocol errors such as a body cut short) are
+temporary; httpx.UnsupportedProtocol, a 4xx answer, a body over the size limit and a
+refused redirect are not.
 """
 
 from __future__ import annotations
@@ -55,4 +61,14 @@ class DeliveryError(DigestError):
 
     def __init__(self, message: str, *, temporary: bool) -> None:
         self.temporary = temporary
+        super().__init__(message)
+
+
+class FetchError(DigestError):
+    """A source URL gave no usable body. ``temporary`` errors are retried with backoff;
+    ``status`` is the HTTP status when the server answered."""
+
+    def __init__(self, message: str, *, temporary: bool, status: int | None = None) -> None:
+        self.temporary = temporary
+        self.status = status
         super().__init__(message)

@@ -30,6 +30,7 @@ class IngestReport:
     unsettled: int = 0  # still being written: left for a later poll
     papers_found: int = 0
     papers_new: int = 0
+    papers_enriched: int = 0  # known papers given the arXiv id / authors a JSON dump carried
     errors: list[str] = field(default_factory=list)
 
 
@@ -76,6 +77,9 @@ def _ingest_one(
     retry_failed: bool,
     report: IngestReport,
 ) -> None:
+    if c.refused:
+        _fail(store, c, _placeholder_hash(c), f"{c.name}: {c.refused}", now, report)
+        return
     try:
         sha = sha256_of(c.path, config.sources.max_bytes)
     except DumpError as err:
@@ -112,7 +116,10 @@ def _ingest_one(
     report.ingested += 1
     report.papers_found += result.found
     report.papers_new += result.new
+    report.papers_enriched += result.enriched
     log.info("%s: %d papers, %d new (%s layout)", c.name, result.found, result.new, result.layout)
+    if result.enriched:
+        log.info("%s: %d known papers gained an arXiv id, authors or upvotes", c.name, result.enriched)
 
 
 def _fail(store: Store, c: Candidate, sha: str, error: str, now: datetime, report: IngestReport) -> None:

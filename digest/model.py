@@ -97,3 +97,40 @@ class DumpRecord:
     error: str | None
     papers_found: int
     papers_new: int
+
+
+@dataclass(frozen=True, slots=True)
+class FetchState:
+    """What the state remembers about one source URL between fetches.
+
+    ``etag`` / ``last_modified`` make the next request conditional; ``last_sha256`` is
+    the last body written (an identical body is not written again). ``failures`` counts
+    consecutive failed fetches; ``last_error`` is None after a success.
+    """
+
+    url: str
+    etag: str | None = None
+    last_modified: str | None = None
+    last_status: int | None = None  # the HTTP status of the last answer, None if there was none
+    last_error: str | None = None
+    last_fetch_at: datetime | None = None
+    last_ok_at: datetime | None = None
+    last_sha256: str | None = None
+    last_file: str | None = None  # the inbox file the last changed body was written to
+    failures: int = 0
+
+    @property
+    def failing(self) -> bool:
+        return self.last_error is not None
+
+
+@dataclass(frozen=True, slots=True)
+class JobRun:
+    """One run of a service job (``poll`` or ``digest``); ``ok`` is None while running."""
+
+    id: int
+    job: str
+    started: datetime
+    finished: datetime | None
+    ok: bool | None
+    summary: str

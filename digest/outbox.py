@@ -5,17 +5,20 @@ run, a permanent one is marked failed without holding back the other recipients.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from email.message import EmailMessage
+from email.utils import parseaddr
 
+from digest import identity
 from digest.config import Config
 from digest.crashpoints import crash_point
 from digest.deliver import Transport
 from digest.errors import DeliveryError
-from digest.model import Delivery, Digest
+from digest.model import Delivery, Digest, Paper, StoredPaper
 from digest.render import email
 from digest.render.view import PaperView, digest_view, paper_view
 from digest.store import Store
@@ -38,6 +41,9 @@ def email_settings(config: Config) -> email.EmailSettings:
         sender=config.email.from_,
         subject=config.email.subject,
         language=config.digest.language,
+        abstract_chars=config.email.abstract_chars,
+        max_papers=config.email.max_papers,
+        unsubscribe=config.email.unsubscribe,
     )
 
 
@@ -56,13 +62,69 @@ def renderer(config: Config, store: Store) -> Callable[[Digest, str, str], Email
     return build
 
 
-def deliver_pending(config: Config, store: Store, transport: Transport, now: datetime) -> DeliveryReport:
-    """Tries every pending delivery once, oldest digest first."""
+BACKOFF_FIRST = 300.0  # seconds to wait after the first failed attempt
+BACKOFF_MAX = 4 * 3600.0
+
+
+def backoff(attempts: int) -> timedelta:
+    """How long the service waits after ``attempts`` failed attempts before trying again:
+    5 minutes, doubling, at most 4 hours."""
+    if attempts <= 0:
+        return timedelta(0)
+    return timedelta(seconds=min(BACKOFF_FIRST * 2 ** (attempts - 1), BACKOFF_MAX))
+
+
+def due(row: Delivery, now: datetime) -> bool:
+    """Whether the backoff after ``row``'s last failed attempt has run out."""
+    return row.last_attempt is None or row.last_attempt + backoff(row.attempts) <= now
+
+
+def cancel_unwanted(config: Config, store: Store, now: datetime) -> int:
+    """Cancels pending deliveries to addresses no longer in ``email.to`` or on the
+    suppression list; returns how many."""
+    wanted = {a.strip().lower() for a in config.email.to}
+    suppressed = store.suppressed()
+    removed: list[int] = []
+    unsubscribed: list[int] = []
+    for row in store.deliveries("pending"):
+        addr = row.recipient.strip().lower()
+        if addr in suppressed:
+            unsubscribed.append(row.id)
+        elif addr not in wanted:
+            removed.append(row.id)
+    n = store.cancel_deliveries(unsubscribed, "cancelled: the address unsubscribed", now)
+    n += store.cancel_deliveries(removed, "cancelled: the address is no longer in email.to", now)
+    if n:
+        log.info("cancelled %d pending deliveries to addresses no longer receiving the digest", n)
+    return n
+
+
+def deliver_pending(
+    config: Config,
+    store: Store,
+    transport: Transport,
+    now: datetime,
+    *,
+    respect_backoff: bool = False,
+) -> DeliveryReport:
+    """Tries every pending delivery once, oldest digest first.
+
+    With ``respect_backoff`` (the service's polls) a row whose last failed attempt was
+    less than :func:`backoff` ago is skipped; ``digest run`` retries everything at once.
+    A row still failing temporarily ``email.retry_for`` after it was created is marked
+    failed. Nothing is sent while ``email.enabled`` is false: rows wait.
+    """
+    if not config.email.enabled:
+        return DeliveryReport()
+    cancel_unwanted(config, store, now)
     pending: list[Delivery] = store.deliveries("pending")
+    if respect_backoff:
+        pending = [row for row in pending if due(row, now)]
     if not pending:
         return DeliveryReport()
     build = renderer(config, store)
     digests: dict[int, Digest] = {}
+    give_up = timedelta(seconds=config.email.retry_for)
     sent = retry = failed = 0
     errors: list[str] = []
     with transport:
@@ -72,16 +134,107 @@ def deliver_pending(config: Config, store: Store, transport: Transport, now: dat
             try:
                 transport.send(message, row.recipient)
             except DeliveryError as err:
-                store.mark_attempt_failed(row.id, str(err), now, permanent=not err.temporary)
-                errors.append(f"{row.recipient}: {err}")
-                if err.temporary:
-                    retry += 1
-                else:
+                reason = str(err)
+                permanent = not err.temporary
+                if err.temporary and row.created is not None and now - row.created >= give_up:
+                    permanent = True
+                    reason = f"gave up after {row.attempts + 1} attempts over {now - row.created}: {err}"
+                store.mark_attempt_failed(row.id, reason, now, permanent=permanent)
+                errors.append(f"{row.recipient}: {reason}")
+                if permanent:
                     failed += 1
-                log.warning("delivery of digest %s to %s failed: %s", row.digest_id, row.recipient, err)
+                else:
+                    retry += 1
+                log.warning("delivery of digest %s to %s failed: %s", row.digest_id, row.recipient, reason)
                 continue
             crash_point("outbox.accepted")
             store.mark_sent(row.id, now)
             crash_point("outbox.marked_sent")
             sent += 1
     return DeliveryReport(sent=sent, pending=retry, failed=failed, errors=tuple(errors))
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    """An email rendered for a look, not for sending: what ``digest preview`` writes."""
+
+    digest: Digest
+    recipient: str
+    message: EmailMessage
+    what: str  # "the next digest", "a pending delivery" or "the latest digest"
+
+    @property
+    def html(self) -> str:
+        part = self.message.get_body(("html",))
+        return str(part.get_content()) if part is not None else ""
+
+
+def preview(config: Config, store: Store, now: datetime) -> Rendered | None:
+    """The email ``digest run`` would send next, changing nothing: the digest the papers
+    waiting would make, else the oldest digest with a pending delivery, else the latest
+    digest. None when there is no paper at all."""
+    default_to = config.email.to[0] if config.email.to else parseaddr(config.email.from_)[1]
+    with store.dry_run() as scratch:
+        what = "the next digest"
+        digest = scratch.create_digest(
+            now=now, day=now.astimezone(config.tz).date(), recipients=(), domain=config.email.domain
+        )
+        recipient = default_to
+        if digest is None:
+            pending = scratch.deliveries("pending")
+            if pending:
+                what, digest, recipient = (
+                    "a pending delivery",
+                    scratch.digest(pending[0].digest_id),
+                    pending[0].recipient,
+                )
+            else:
+                latest = scratch.digests(limit=1)
+                if not latest:
+                    return None
+                what, digest = "the latest digest", latest[0]
+        mid = identity.message_id(digest.id, recipient, config.email.domain)
+        message = renderer(config, scratch)(digest, recipient, mid)
+    return Rendered(digest=digest, recipient=recipient, message=message, what=what)
+
+
+SAMPLE = Paper(
+    key=identity.paper_key("A sample paper to check the mail settings"),
+    title="A sample paper to check the mail settings",
+    abstract=(
+        "This message was sent by digest send-test. If it reached you, the SMTP settings work: "
+        "real digests will look like this, with each new paper's title, the start of its "
+        "abstract, and links to the paper and its code, e.g. https://github.com/example/code."
+    ),
+    links=("https://github.com/example/code",),
+)
+
+
+def sample_message(config: Config, store: Store, address: str, now: datetime) -> EmailMessage:
+    """A sample digest for ``address``: up to three papers of the latest digest (or a
+    built-in sample) under a ``[test]`` subject, with a Message-ID of its own."""
+    latest = store.digests(limit=1)
+    base = config.digest.base_url
+    if latest:
+        digest = latest[0]
+        papers = [paper_view(p, digest.slug, base) for p in store.digest_papers(digest)[:3]]
+    else:
+        digest = Digest(
+            id=0,
+            slug=now.astimezone(config.tz).date().isoformat(),
+            created=now,
+            first_seq=0,
+            last_seq=0,
+            paper_count=1,
+        )
+        papers = [
+            paper_view(
+                StoredPaper(seq=0, paper=SAMPLE, first_seen=now, dump_name="sample"), digest.slug, base
+            )
+        ]
+    view = replace(digest_view(digest, base, config.tz), created=now, count=len(papers))
+    settings = email_settings(config)
+    settings = replace(settings, subject="[test] " + settings.subject)
+    stamp = hashlib.sha256(f"{address}\n{now.isoformat()}".encode()).hexdigest()[:16]
+    mid = f"<digest-test.{stamp}@{config.email.domain}>"
+    return email.message(settings, view, papers, address, mid)

@@ -2,12 +2,17 @@
 
 Reads nothing itself: callers hand in bytes (or byte lines, to stream a large file).
 Two layouts parse (see DESIGN.md): *spaced* (blank lines between title and abstract)
-and *compact* (``Subscribe`` glued to the first title, no blank lines). Every
+and *compact* (``Subscribe`` glued to the first title, no blank lines); a dump whose
+content is a JSON list is the Hugging Face daily-papers format (:mod:`digest.parse_json`). Every
 failure is a :class:`DumpError` naming ``file:line``.
 
-Encoding policy: UTF-8, with or without a BOM; UTF-16 with a BOM. Anything else
-(Latin-1, Windows-1252, binary) is refused rather than guessed, because a wrong
-guess would store mangled titles, and the title is the paper's identity forever.
+Encoding policy: UTF-8, with or without a BOM; UTF-16 with a BOM (decoded as a stream).
+Anything else (Latin-1, Windows-1252, binary) is refused rather than guessed, naming the
+line and column of the first bad byte, because a wrong guess would store mangled titles,
+and the title is the paper's identity forever. A NUL byte means binary data: refused.
+Line ends: LF, CRLF and lone CR. Control characters (form feed, vertical tab, …) are
+white space. A line over :data:`MAX_LINE_BYTES`, or an abstract joined past
+:data:`MAX_ABSTRACT_CHARS`, is not a listing page: refused, so memory stays bounded.
 """
 
 from __future__ import annotations
@@ -16,9 +21,8 @@ import codecs
 import re
 from collections import deque
 from collections.abc import Iterable, Iterator
-from dataclasses import replace
 
-from digest import text
+from digest import parse_json, text
 from digest.errors import DumpError
 from digest.identity import paper_key
 from digest.model import Paper, ParsedDump
@@ -36,10 +40,17 @@ FURNITURE = frozenset(
 _MONTHS = "jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec"
 _DATE = re.compile(rf"^(?:{_MONTHS})[a-z]*\.? \d{{1,2}}(?:, \d{{4}})?$", re.IGNORECASE)
 _GLUED = "Subscribe"
+_CONTROL = re.compile("[\x01-\x08\x0b\x0c\x0e-\x1f\x7f]")
 # A line is a paragraph (an abstract) rather than a title from this length or word count.
 _PARAGRAPH_CHARS = 300
 _PARAGRAPH_WORDS = 40
 _BOMS_16 = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+# No line of a real listing page comes near this (the longest abstracts are a few KB); a
+# longer one is not a page, and refusing it keeps a one-line 200 MB file out of memory.
+# Readers hand in lines of at most MAX_LINE_BYTES + 1 bytes (digest.sources.read_lines).
+MAX_LINE_BYTES = 8 * 1024 * 1024
+# A title followed by paragraph after paragraph is joined into one abstract up to this size.
+MAX_ABSTRACT_CHARS = 8 * 1024 * 1024
 
 
 def _is_paragraph(line: str) -> bool:
@@ -57,44 +68,99 @@ def decode_lines(raw: Iterable[bytes], name: str) -> Iterator[tuple[int, str]]:
     """Byte lines (as a binary file yields them) → ``(line_number, text)``, right-stripped.
 
     Accepts LF, CRLF and lone CR line ends and a UTF-8 BOM; a UTF-16 file with a BOM is
-    decoded whole. Raises DumpError for a NUL byte or bytes that are not UTF-8.
+    decoded incrementally, so memory stays bounded for any size. Raises DumpError for a
+    NUL byte, bytes that are not UTF-8, or a line longer than :data:`MAX_LINE_BYTES`.
     """
     chunks = iter(raw)
     first = next(chunks, b"")
     if first.startswith(_BOMS_16):
-        data = first + b"".join(chunks)
-        try:
-            whole = data.decode("utf-16")
-        except UnicodeDecodeError as err:
-            raise DumpError(name, 0, f"broken UTF-16 ({err.reason}); save the page as UTF-8") from err
-        lines: Iterable[str] = (ln + "\n" for ln in whole.split("\n"))
-        number = 0
-        for line in lines:
-            for part in _split_cr(line.removesuffix("\n")):
-                number += 1
-                if "\x00" in part:
-                    raise DumpError(name, number, "binary data (NUL byte); a dump must be text")
-                yield number, part.rstrip()
+        yield from _decode_utf16(first, chunks, name)
         return
     if first.startswith(codecs.BOM_UTF8):
         first = first[len(codecs.BOM_UTF8) :]
     number = 0
     for chunk in _chain(first, chunks):
-        if b"\x00" in chunk:
-            raise DumpError(name, number + 1, "binary data (NUL byte); a dump must be the text of a page")
-        try:
-            decoded = chunk.decode("utf-8")
-        except UnicodeDecodeError as err:
-            bad = chunk[err.start]
-            raise DumpError(
-                name,
-                number + 1,
-                f"not UTF-8 (byte 0x{bad:02x} at column {err.start + 1}); "
-                "save the page as UTF-8 (Latin-1 and other encodings are not guessed)",
-            ) from err
-        for part in _split_cr(decoded.removesuffix("\n")):
+        if len(chunk) > MAX_LINE_BYTES:
+            _too_long(name, number + 1)
+        # A chunk is an LF-terminated line; lone CRs inside it end lines too. Each line is
+        # checked in order, so the first bad line is named, however the bytes were split.
+        for part in chunk.removesuffix(b"\n").removesuffix(b"\r").split(b"\r"):
             number += 1
+            if b"\x00" in part:
+                raise DumpError(name, number, "binary data (NUL byte); a dump must be the text of a page")
+            try:
+                decoded = part.decode("utf-8")
+            except UnicodeDecodeError as err:
+                bad = part[err.start]
+                column = len(part[: err.start].decode("utf-8")) + 1  # in characters, as an editor shows
+                raise DumpError(
+                    name,
+                    number,
+                    f"not UTF-8 (byte 0x{bad:02x} at column {column}); "
+                    "save the page as UTF-8 (Latin-1 and other encodings are not guessed)",
+                ) from err
+            yield number, decoded.rstrip()
+
+
+def _too_long(name: str, number: int) -> None:
+    raise DumpError(
+        name,
+        number,
+        f"a line longer than {MAX_LINE_BYTES} bytes; this is not the text of a listing page",
+    )
+
+
+# Undecodable UTF-16 is marked in the text with a noncharacter and refused on the line it
+# falls on, so the line named does not depend on how the bytes were split into reads.
+_BAD_UTF16 = "\uffff"
+
+
+def _mark_bad_utf16(err: UnicodeError) -> tuple[str, int]:
+    if not isinstance(err, UnicodeDecodeError):
+        raise err
+    return _BAD_UTF16, err.end
+
+
+codecs.register_error("digest-mark-bad-utf16", _mark_bad_utf16)
+
+
+def _decode_utf16(first: bytes, rest: Iterator[bytes], name: str) -> Iterator[tuple[int, str]]:
+    """UTF-16 (BOM first) → numbered lines. Byte lines split on 0x0A, which may fall inside
+    a UTF-16 code unit, so the bytes are decoded as one stream and split afterwards."""
+    decoder = codecs.getincrementaldecoder("utf-16")(errors="digest-mark-bad-utf16")
+    pending = ""
+    number = 0
+
+    def emit(line: str) -> Iterator[tuple[int, str]]:
+        nonlocal number
+        for part in _split_cr(line):
+            number += 1
+            if "\x00" in part:
+                raise DumpError(name, number, "binary data (NUL byte); a dump must be text")
+            if _BAD_UTF16 in part:
+                raise DumpError(
+                    name,
+                    number,
+                    "broken UTF-16 (a lone surrogate or a cut-off character); save the page as UTF-8",
+                )
+            if len(part) > MAX_LINE_BYTES // 2:
+                _too_long(name, number)
             yield number, part.rstrip()
+
+    def lines_of(text: str, final: bool) -> Iterator[tuple[int, str]]:
+        nonlocal pending
+        pending += text
+        *complete, pending = pending.split("\n")
+        for line in complete:
+            yield from emit(line)
+        if len(pending) > MAX_LINE_BYTES // 2:  # two bytes a character
+            _too_long(name, number + 1)
+        if final and pending:
+            yield from emit(pending)
+
+    for chunk in _chain(first, rest):
+        yield from lines_of(decoder.decode(chunk), final=False)
+    yield from lines_of(decoder.decode(b"", final=True), final=True)
 
 
 def _chain(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
@@ -121,7 +187,9 @@ class DumpParser:
         in_header = True
         saw_line = False
         for number, line in lines:
-            line = line.strip()
+            # A page's text has no control characters; one pasted in (a form feed, a vertical
+            # tab) is white space to a reader, and must not reach the XML feeds.
+            line = _CONTROL.sub(" ", line).strip()
             if in_header:
                 if not line:
                     continue
@@ -152,11 +220,19 @@ class DumpParser:
             self.layout = "compact"
 
     def papers(self, raw: Iterable[bytes]) -> Iterator[Paper]:
-        """Yields every paper of the dump in page order, each key once."""
+        """Yields every paper of the dump in page order, each key once. A dump whose content
+        is the daily-papers JSON list is handed to :class:`~digest.parse_json.JsonDumpParser`."""
+        raw, is_json = parse_json.sniff(raw)
+        if is_json:
+            yield from self._json(raw)
+            return
         body = self._body(decode_lines(raw, self.name))
         window: deque[tuple[int, str]] = deque()
         seen: set[str] = set()
-        last: Paper | None = None
+        # The paper being read: (title line, title, abstract paragraphs). It is built only
+        # when the next title starts, so extra paragraphs join without re-copying the text.
+        last: tuple[int, str, list[str]] | None = None
+        last_size = 0
 
         def fill() -> None:
             while len(window) < 3:
@@ -180,8 +256,15 @@ class DumpParser:
                 # A blank line inside an abstract splits it into two paragraphs.
                 self.warnings.append(f"{self.name}:{number}: paragraph joined to the abstract above")
                 if last is not None:
-                    joined = f"{last.abstract}\n\n{title}"
-                    last = replace(last, abstract=joined, links=text.links(joined))
+                    last_size += len(title) + 2
+                    if last_size > MAX_ABSTRACT_CHARS:
+                        raise DumpError(
+                            self.name,
+                            number,
+                            f"the abstract of line {last[0]} grows past {MAX_ABSTRACT_CHARS} "
+                            "characters; this is not the text of a listing page",
+                        )
+                    last[2].append(title)
                 continue
             if not window:
                 raise DumpError(
@@ -201,13 +284,24 @@ class DumpParser:
                 window.popleft()
                 fill()
             started = True
-            if last is not None:
-                yield last
-            last = self._paper(number, title, abstract, seen)
-        if last is not None:
-            yield last
+            if last is not None and (paper := self._paper(*last, seen)) is not None:
+                yield paper
+            last, last_size = (number, title, [abstract]), len(abstract)
+        if last is not None and (paper := self._paper(*last, seen)) is not None:
+            yield paper
 
-    def _paper(self, number: int, title: str, abstract: str, seen: set[str]) -> Paper | None:
+    def _json(self, raw: Iterable[bytes]) -> Iterator[Paper]:
+        parser = parse_json.JsonDumpParser(self.name)
+        self.layout = parser.layout
+        self.warnings = parser.warnings
+        try:
+            yield from parser.papers(raw)
+        finally:
+            self.listing_date = parser.listing_date
+            self.count = parser.count
+
+    def _paper(self, number: int, title: str, paragraphs: list[str], seen: set[str]) -> Paper | None:
+        abstract = "\n\n".join(paragraphs)
         key = paper_key(title)
         if not key:
             self.warnings.append(f"{self.name}:{number}: title has no letters or digits, skipped")

@@ -1,6 +1,7 @@
 """The only orchestrator: ``run_once`` is what ``digest run`` and every service job call.
 
-    ingest new dumps → build the digest → publish feeds and archive → deliver the outbox
+    [fetch sources.urls] → ingest new dumps → build the digest → publish feeds and archive
+    → deliver the outbox
 
 It holds the run lock for the whole run (DESIGN.md invariant 7) and takes ``now``
 from its caller, so a run is reproducible.
@@ -14,9 +15,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+import httpx
+
+from digest import deliver
 from digest.config import Config
 from digest.crashpoints import crash_point
 from digest.deliver import FileTransport, Transport
+from digest.fetch import FetchReport, client_for, fetch_all
 from digest.ingest import IngestReport, ingest_inbox
 from digest.lock import run_lock
 from digest.model import Digest
@@ -37,6 +42,7 @@ class RunOptions:
     settle_seconds: float | None = None  # the service's poll skips files still being written
     dry_run_dir: Path | None = None  # write everything here and change no state
     lock_wait: float = 0.0
+    respect_backoff: bool = False  # the service: skip deliveries still in their retry backoff
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +54,7 @@ class RunReport:
     seconds: float = 0.0
     dry_run: bool = False
     notes: tuple[str, ...] = field(default_factory=tuple)
+    fetch: FetchReport | None = None  # None when sources.urls is empty or in a dry run
 
     @property
     def ok(self) -> bool:
@@ -60,8 +67,9 @@ class RunReport:
         digest = (
             f"digest {self.digest.slug} ({self.digest.paper_count} papers)" if self.digest else "no digest"
         )
+        prefix = ("dry run: " if self.dry_run else "") + (f"{self.fetch.summary()}; " if self.fetch else "")
         return (
-            f"{'dry run: ' if self.dry_run else ''}{i.seen} files, {i.ingested} ingested, {i.failed} failed, "
+            f"{prefix}{i.seen} files, {i.ingested} ingested, {i.failed} failed, "
             f"{i.papers_new} new papers; {digest}; {len(self.published.files)} files published; "
             f"{d.sent} sent, {d.pending} pending, {d.failed} failed; {self.seconds:.2f}s"
         )
@@ -73,11 +81,23 @@ def run_once(
     transport: Transport,
     now: datetime,
     options: RunOptions = RunOptions(),
+    client: httpx.Client | None = None,
 ) -> RunReport:
     """One complete run under the lock. With ``options.dry_run_dir`` every change to the
-    state is rolled back and outputs (site and ``.eml`` files) go to that folder."""
+    state is rolled back and outputs (site and ``.eml`` files) go to that folder.
+
+    When ``sources.urls`` is set, they are fetched into the inbox first (with ``client``,
+    or a client made from the config); a failing URL is recorded and the run goes on.
+    A dry run fetches nothing: it would change the inbox and the state."""
     started = time.monotonic()
+    fetched: FetchReport | None = None
+    notes: tuple[str, ...] = ()
     with run_lock(config.lock_path, wait=options.lock_wait):
+        if config.sources.urls and options.dry_run_dir is None:
+            with client_for(config, client) as http:
+                fetched = fetch_all(config, store, http, now)
+        elif config.sources.urls:
+            notes = ("sources.urls not fetched in a dry run",)
         if options.dry_run_dir is not None:
             out = options.dry_run_dir
             with store.dry_run() as scratch:
@@ -91,6 +111,8 @@ def run_once(
         delivery=report.delivery,
         seconds=time.monotonic() - started,
         dry_run=options.dry_run_dir is not None,
+        notes=report.notes + notes,
+        fetch=fetched,
     )
     log.info("%s", final.summary())
     return final
@@ -124,10 +146,29 @@ def _run(
         crash_point("pipeline.published")
         store.mark_published(published.digests, now)
         crash_point("pipeline.marked_published")
-    delivered = deliver_pending(config, store, transport, now) if options.send else DeliveryReport()
+    delivered = (
+        deliver_pending(config, store, transport, now, respect_backoff=options.respect_backoff)
+        if options.send
+        else DeliveryReport()
+    )
     return RunReport(ingest=ingested, digest=digest, published=published, delivery=delivered)
 
 
 def make_transport(config: Config) -> Transport:
     """The transport ``email.transport`` names."""
-    return FileTransport(config.email.outbox)
+    return deliver.make_transport(config)
+
+
+def republish(
+    config: Config, store: Store, now: datetime, *, output_dir: Path | None = None, lock_wait: float = 0.0
+) -> PublishReport:
+    """``digest publish``: re-renders every digest page, the index and the feeds under the
+    run lock. Into ``feed.output_dir`` it also marks pending digests published; into
+    another ``output_dir`` (a preview) it changes no state."""
+    with run_lock(config.lock_path, wait=lock_wait):
+        target = output_dir if output_dir is not None else config.feed.output_dir
+        report = publish(config, store, target, everything=True)
+        if output_dir is None and report.digests:
+            store.mark_published(report.digests, now)
+    log.info("published %d files into %s", len(report.files), target)
+    return report

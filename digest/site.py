@@ -1,8 +1,9 @@
 """Edge: publishes the feeds and the archive into ``feed.output_dir``.
 
 A run renders only what changed: the pages of the digests not yet published, the
-index and the feeds. Every file is written atomically, and a digest is marked
-published only after all its files are in place.
+index and the feeds (``feed.xml`` RSS 2.0, ``atom.xml`` Atom 1.0, ``feed.json`` JSON
+Feed 1.1); ``everything=True`` re-renders every digest page too. Every file is written
+atomically, and a digest is marked published only after all its files are in place.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ def _write(path: Path, data: bytes) -> Path:
         write_atomic(path, data)
     except OSError as err:
         raise PublishError(
-            f"cannot write {path}: {err.strerror}; check that feed.output_dir is writable"
+            f"cannot write {path}: {err.strerror or err}; check that feed.output_dir is writable"
         ) from err
     crash_point("site.file_written")
     return path
@@ -45,8 +46,9 @@ def _view(config: Config, digest: Digest) -> DigestView:
 
 
 def publish(config: Config, store: Store, output_dir: Path, *, everything: bool = False) -> PublishReport:
-    """Writes the unpublished digests' pages (all pages with ``everything``), the index and
-    the feeds. Returns what was written; nothing when there is nothing to publish.
+    """Writes the unpublished digests' pages (every page with ``everything``, which
+    ``digest publish`` uses), the index and the three feeds. Returns what was written and
+    which digests were pending; nothing when there is nothing to publish.
 
     Temp files a killed run left behind are removed first (the caller holds the lock)."""
     for leftover in remove_stale_temps(output_dir):
@@ -58,15 +60,18 @@ def publish(config: Config, store: Store, output_dir: Path, *, everything: bool 
     if not all_digests:
         return PublishReport((), ())
     base = config.digest.base_url
-    written: list[Path] = []
-    for digest in all_digests if everything else pending:
-        view = _view(config, digest)
-        papers = [paper_view(p, digest.slug, base) for p in store.digest_papers(digest)]
-        page = archive.digest_page(config.digest.title, config.digest.language, view, papers)
-        written.append(_write(output_dir / view.path, page))
+    site = _site(config)
     views = [_view(config, d) for d in all_digests]
-    index = archive.index_page(config.digest.title, config.digest.description, config.digest.language, views)
-    written.append(_write(output_dir / "index.html", index))
+    written: list[Path] = []
+    position_of = {d.id: i for i, d in enumerate(all_digests)}
+    for digest in all_digests if everything else pending:
+        position = position_of[digest.id]
+        view = views[position]
+        older = views[position + 1] if position + 1 < len(views) else None
+        papers = [paper_view(p, digest.slug, base) for p in store.digest_papers(digest)]
+        page = archive.digest_page(site, view, papers, older=older)
+        written.append(_write(output_dir / view.path, page))
+    written.append(_write(output_dir / "index.html", archive.index_page(site, views)))
 
     newest = all_digests[0]
     limit = max(config.feed.max_items, newest.paper_count)
@@ -82,5 +87,19 @@ def publish(config: Config, store: Store, output_dir: Path, *, everything: bool 
         ttl=config.feed.ttl,
         updated=newest.created,
     )
-    written.append(_write(output_dir / "feed.xml", feed.rss(channel, items)))
+    for name, render in (
+        (feed.RSS_FILE, feed.rss),
+        (feed.ATOM_FILE, feed.atom),
+        (feed.JSON_FILE, feed.json_feed),
+    ):
+        written.append(_write(output_dir / name, render(channel, items)))
     return PublishReport(tuple(d.id for d in pending), tuple(written))
+
+
+def _site(config: Config) -> archive.Site:
+    return archive.Site(
+        title=config.digest.title,
+        description=config.digest.description,
+        language=config.digest.language,
+        base_url=config.digest.base_url,
+    )

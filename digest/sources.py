@@ -15,8 +15,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from digest.errors import DumpError
+from digest.parse import MAX_LINE_BYTES
 
 _SKIP_SUFFIXES = (".part", ".tmp", "~", ".crdownload", ".swp")
+# Files written by digest.fetch (``fetched-20261122T070000Z-1a2b3c4d.json``) are dumps
+# whatever sources.pattern says: the fetcher names them, and JSON ones end in .json.
+FETCHED_PREFIX = "fetched-"
+FETCHED_PATTERNS = ("fetched-*Z-*.txt", "fetched-*Z-*.json")
+
+
+def is_fetched(name: str) -> bool:
+    """True for a file name :mod:`digest.fetch` writes into the inbox."""
+    return any(fnmatch.fnmatchcase(name, p) for p in FETCHED_PATTERNS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +37,7 @@ class Candidate:
     name: str
     size: int
     mtime_ns: int
+    refused: str | None = None  # why the file is not read at all (recorded as a failed dump)
 
 
 def _skipped(name: str) -> bool:
@@ -34,10 +45,14 @@ def _skipped(name: str) -> bool:
 
 
 def scan(inbox: Path, pattern: str) -> list[Candidate]:
-    """Regular files in ``inbox`` matching ``pattern``, in name order.
+    """Regular files in ``inbox`` matching ``pattern`` (or named as fetched dumps), in
+    name order.
 
-    Hidden and temporary names are skipped, and so are symlinks that lead out of
-    the inbox. Raises DumpError when the inbox itself cannot be listed.
+    Hidden and temporary names are skipped. A matching name that is a symlink leading
+    out of the inbox, or not a regular file (a folder, a FIFO, a device), is returned
+    with ``refused`` set and is never opened: a FIFO would block the run, and a link out
+    of the inbox could publish any file the service can read. Raises DumpError when the
+    inbox itself cannot be listed.
     """
     try:
         entries = list(os.scandir(inbox))
@@ -48,25 +63,41 @@ def scan(inbox: Path, pattern: str) -> list[Candidate]:
     root = inbox.resolve()
     found: list[Candidate] = []
     for entry in entries:
-        if _skipped(entry.name) or not fnmatch.fnmatchcase(entry.name, pattern):
+        if _skipped(entry.name) or not (fnmatch.fnmatchcase(entry.name, pattern) or is_fetched(entry.name)):
             continue
         path = Path(entry.path)
-        if entry.is_symlink() and not path.resolve().is_relative_to(root):
-            continue
+        refused = _refusal(path, root)
         try:
-            st = path.stat()
+            st = path.lstat() if refused else path.stat()
         except OSError:
-            continue  # vanished or a dangling link
-        if not stat.S_ISREG(st.st_mode):
-            continue
-        found.append(Candidate(path=path, name=entry.name, size=st.st_size, mtime_ns=st.st_mtime_ns))
+            continue  # vanished meanwhile
+        if refused is None and not stat.S_ISREG(st.st_mode):
+            refused = "not a regular file (a folder, FIFO or device); dumps must be plain files"
+        found.append(
+            Candidate(path=path, name=entry.name, size=st.st_size, mtime_ns=st.st_mtime_ns, refused=refused)
+        )
     found.sort(key=lambda c: c.name)
     return found
 
 
+def _refusal(path: Path, root: Path) -> str | None:
+    if not path.is_symlink():
+        return None
+    try:
+        target = path.resolve(strict=True)
+    except (OSError, RuntimeError):
+        return "a dangling or looping symlink; point it at a dump inside the inbox"
+    if not target.is_relative_to(root):
+        return f"a symlink to {target}, outside the inbox; copy the dump into the inbox instead"
+    return None
+
+
 def settled(candidate: Candidate, now_ns: int, settle_seconds: float) -> bool:
     """True when the file has not been modified for ``settle_seconds``: a dump still being
-    written keeps bumping its mtime, so it is left for a later poll."""
+    written keeps bumping its mtime, so it is left for a later poll. A fetched dump is
+    renamed into place whole (write_atomic), so it is settled as soon as it exists."""
+    if is_fetched(candidate.name):
+        return True
     return now_ns - candidate.mtime_ns >= settle_seconds * 1e9
 
 
@@ -91,10 +122,17 @@ def sha256_of(path: Path, max_bytes: int) -> str:
     return digest.hexdigest()
 
 
+# Bytes per read of one line: a longer line is handed on in pieces, the first of which
+# the parser refuses as too long, so memory stays bounded whatever the file holds.
+LINE_READ_LIMIT = MAX_LINE_BYTES + 1
+
+
 def read_lines(path: Path) -> Iterator[bytes]:
-    """The file's byte lines, streamed; the file is only opened for reading."""
+    """The file's byte lines, streamed, none longer than :data:`LINE_READ_LIMIT` bytes;
+    the file is only opened for reading."""
     try:
         with path.open("rb") as fh:
-            yield from fh
+            while line := fh.readline(LINE_READ_LIMIT):
+                yield line
     except OSError as err:
         raise DumpError(path.name, 0, f"cannot read ({err.strerror}); check its permissions") from err

@@ -29,7 +29,7 @@ from digest.config import sqlite_path
 from digest.crashpoints import crash_point
 from digest.errors import StoreError
 from digest.identity import message_id
-from digest.model import Delivery, Digest, DumpRecord, Paper, StoredPaper
+from digest.model import Delivery, Digest, DumpRecord, FetchState, JobRun, Paper, StoredPaper
 
 BATCH = 500  # papers per INSERT batch; also bounds memory while streaming a huge dump
 
@@ -126,6 +126,45 @@ deliveries = sa.Table(
 )
 sa.Index("deliveries_status", deliveries.c.status)
 
+# Addresses that asked not to be mailed (``digest unsubscribe``); stored lower-cased.
+suppressions = sa.Table(
+    "suppressions",
+    metadata,
+    sa.Column("address", sa.String(320), primary_key=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False, default="unsubscribed"),
+)
+
+fetch_state = sa.Table(
+    "fetch_state",
+    metadata,
+    sa.Column("url", sa.Text, primary_key=True),
+    sa.Column("etag", sa.Text),
+    sa.Column("last_modified", sa.Text),
+    sa.Column("last_status", sa.Integer),
+    sa.Column("last_error", sa.Text),
+    sa.Column("last_fetch_at", UTCDateTime),
+    sa.Column("last_ok_at", UTCDateTime),
+    sa.Column("last_sha256", sa.String(64)),
+    sa.Column("last_file", sa.Text),
+    sa.Column("failures", sa.Integer, nullable=False, default=0),
+)
+
+# The service's job history: what ``digest serve`` did, kept across restarts so a missed
+# digest runs once (not twice) and /healthz can tell the last poll and digest.
+job_runs = sa.Table(
+    "job_runs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("job", sa.String(16), nullable=False),
+    sa.Column("started_at", UTCDateTime, nullable=False),
+    sa.Column("finished_at", UTCDateTime),
+    sa.Column("ok", sa.Boolean),
+    sa.Column("summary", sa.Text, nullable=False, default=""),
+    sqlite_autoincrement=True,
+)
+sa.Index("job_runs_job", job_runs.c.job, job_runs.c.id)
+
 
 def _create(*tables: sa.Table) -> Callable[[Connection], None]:
     def migrate(conn: Connection) -> None:
@@ -137,6 +176,9 @@ def _create(*tables: sa.Table) -> Callable[[Connection], None]:
 # Append only: migration N brings a database from version N-1 to N.
 MIGRATIONS: list[Callable[[Connection], None]] = [
     _create(schema_version, dumps, seen_files, papers, digests, deliveries),
+    _create(suppressions),
+    _create(fetch_state),  # remote sources (sources.urls)
+    _create(job_runs),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -146,6 +188,7 @@ class IngestResult:
     found: int
     new: int
     layout: str
+    enriched: int = 0  # known papers given an arXiv id, authors or upvotes they lacked
 
 
 def _set_wal(cursor: Any, patience: float = 30.0) -> None:
@@ -252,6 +295,21 @@ def _digest(row: Any) -> Digest:
     )
 
 
+def _fetch_state(row: Any) -> FetchState:
+    return FetchState(
+        url=row.url,
+        etag=row.etag,
+        last_modified=row.last_modified,
+        last_status=row.last_status,
+        last_error=row.last_error,
+        last_fetch_at=row.last_fetch_at,
+        last_ok_at=row.last_ok_at,
+        last_sha256=row.last_sha256,
+        last_file=row.last_file,
+        failures=row.failures,
+    )
+
+
 def _delivery(row: Any) -> Delivery:
     return Delivery(
         id=row.id,
@@ -268,6 +326,34 @@ def _delivery(row: Any) -> Delivery:
 
 
 _PAPER_COLUMNS = [*papers.c, dumps.c.name.label("dump_name")]
+
+
+def _enrich(conn: Connection, sightings: Sequence[Paper]) -> int:
+    """Fills in the arXiv id, authors and upvotes a known paper lacks (a paper first seen
+    in a text dump, later in a JSON one). Never overwrites a value, and never touches
+    seq, key, title, abstract or first_seen: only missing data is added."""
+    rich = {p.key: p for p in sightings if p.arxiv_id or p.authors or p.upvotes is not None}
+    if not rich:
+        return 0
+    rows = conn.execute(
+        sa.select(papers.c.key, papers.c.arxiv_id, papers.c.authors, papers.c.upvotes).where(
+            papers.c.key.in_(list(rich))
+        )
+    ).all()
+    changed = 0
+    for row in rows:
+        p = rich[row.key]
+        values: dict[str, Any] = {}
+        if row.arxiv_id is None and p.arxiv_id:
+            values["arxiv_id"] = p.arxiv_id
+        if row.authors == "[]" and p.authors:
+            values["authors"] = json.dumps(list(p.authors))
+        if row.upvotes is None and p.upvotes is not None:
+            values["upvotes"] = p.upvotes
+        if values:
+            conn.execute(sa.update(papers).where(papers.c.key == row.key).values(**values))
+            changed += 1
+    return changed
 
 
 class Store:
@@ -358,10 +444,10 @@ class Store:
         ``papers_in`` may be a generator (a streamed parse): it is consumed in batches
         inside the transaction, so a parse error midway rolls the whole dump back.
         """
-        found = new = 0
+        found = new = enriched = 0
         with self.transaction() as conn:
             # A retried failure replaces its record; an ingested dump is never replaced.
-            conn.execute(sa.delete(dumps).where(dumps.c.sha256 == sha256, dumps.c.status == "failed"))
+            self._drop_failures(conn, name, sha256)
             dump_id = conn.execute(
                 sa.insert(dumps).values(sha256=sha256, name=name, size=size, seen_at=now, status="ingested")
             ).inserted_primary_key[0]  # type: ignore[index]
@@ -369,6 +455,7 @@ class Store:
                 found += len(batch)
                 keys = [p.key for p in batch]
                 known = set(conn.execute(sa.select(papers.c.key).where(papers.c.key.in_(keys))).scalars())
+                enriched += _enrich(conn, [p for p in batch if p.key in known])
                 rows = [
                     {
                         "key": p.key,
@@ -396,20 +483,31 @@ class Store:
                 .values(papers_found=found, papers_new=new, layout=found_layout)
             )
             self._remember(conn, name, size, mtime_ns, sha256)
-        return IngestResult(found=found, new=new, layout=found_layout)
+        return IngestResult(found=found, new=new, layout=found_layout, enriched=enriched)
 
     def record_failure(
         self, *, name: str, sha256: str, size: int, mtime_ns: int, error: str, now: datetime
     ) -> None:
         """Records a dump that could not be ingested, with the reason (file:line)."""
         with self.transaction() as conn:
-            conn.execute(sa.delete(dumps).where(dumps.c.sha256 == sha256, dumps.c.status == "failed"))
+            self._drop_failures(conn, name, sha256)
             conn.execute(
                 sa.insert(dumps).values(
                     sha256=sha256, name=name, size=size, seen_at=now, status="failed", error=error
                 )
             )
             self._remember(conn, name, size, mtime_ns, sha256)
+
+    @staticmethod
+    def _drop_failures(conn: Connection, name: str, sha256: str) -> None:
+        # A failure is superseded by the next outcome for the same bytes (a retry) or the
+        # same file name (a truncated file now complete, an unreadable one now readable):
+        # status lists only failures that still stand.
+        conn.execute(
+            sa.delete(dumps).where(
+                dumps.c.status == "failed", sa.or_(dumps.c.sha256 == sha256, dumps.c.name == name)
+            )
+        )
 
     def dump_records(self, status: str | None = None) -> list[DumpRecord]:
         query = sa.select(dumps).order_by(dumps.c.id)
@@ -459,6 +557,8 @@ class Store:
                     slug=slug, created_at=now, first_seq=done + 1, last_seq=last, paper_count=count
                 )
             ).inserted_primary_key[0]  # type: ignore[index]
+            blocked = set(conn.execute(sa.select(suppressions.c.address)).scalars())
+            recipients = [r for r in recipients if r.strip().lower() not in blocked]
             if recipients:
                 conn.execute(
                     sa.insert(deliveries),
@@ -577,6 +677,134 @@ class Store:
                     last_error=error,
                 )
             )
+
+    def cancel_deliveries(self, delivery_ids: Iterable[int], reason: str, now: datetime) -> int:
+        """Pending rows become ``cancelled`` with ``reason``; returns how many changed."""
+        ids = list(delivery_ids)
+        if not ids:
+            return 0
+        with self.transaction() as conn:
+            result = conn.execute(
+                sa.update(deliveries)
+                .where(deliveries.c.id.in_(ids), deliveries.c.status == "pending")
+                .values(status="cancelled", last_error=reason, last_attempt_at=now)
+            )
+        return int(result.rowcount)
+
+    # --- suppression list ------------------------------------------------------------------
+
+    def suppress(self, address: str, now: datetime, reason: str = "unsubscribed") -> int:
+        """Adds ``address`` to the suppression list (idempotent) and cancels its pending
+        deliveries in the same transaction; returns how many were cancelled."""
+        addr = address.strip().lower()
+        with self.transaction() as conn:
+            known = conn.execute(
+                sa.select(suppressions.c.address).where(suppressions.c.address == addr)
+            ).scalar_one_or_none()
+            if known is None:
+                conn.execute(sa.insert(suppressions).values(address=addr, created_at=now, reason=reason))
+            result = conn.execute(
+                sa.update(deliveries)
+                .where(sa.func.lower(deliveries.c.recipient) == addr, deliveries.c.status == "pending")
+                .values(status="cancelled", last_error=reason, last_attempt_at=now)
+            )
+        return int(result.rowcount)
+
+    def unsuppress(self, address: str) -> bool:
+        """Removes ``address`` from the suppression list; False when it was not on it."""
+        with self.transaction() as conn:
+            result = conn.execute(
+                sa.delete(suppressions).where(suppressions.c.address == address.strip().lower())
+            )
+        return bool(result.rowcount)
+
+    def suppressed(self) -> frozenset[str]:
+        """Every suppressed address, lower-cased."""
+        with self.transaction() as conn:
+            return frozenset(conn.execute(sa.select(suppressions.c.address)).scalars())
+
+    # --- remote sources --------------------------------------------------------------------
+
+    def fetch_state(self, url: str) -> FetchState | None:
+        """What the last fetch of ``url`` left behind; None if it was never fetched."""
+        with self.transaction() as conn:
+            row = conn.execute(sa.select(fetch_state).where(fetch_state.c.url == url)).one_or_none()
+        return None if row is None else _fetch_state(row)
+
+    def fetch_states(self, urls: Sequence[str] | None = None) -> list[FetchState]:
+        """Every URL fetched so far (only ``urls``, when given), by URL."""
+        query = sa.select(fetch_state).order_by(fetch_state.c.url)
+        if urls is not None:
+            query = query.where(fetch_state.c.url.in_(list(urls)))
+        with self.transaction() as conn:
+            return [_fetch_state(r) for r in conn.execute(query)]
+
+    def fetch_failures(self, urls: Sequence[str] | None = None) -> list[FetchState]:
+        """The URLs whose last fetch failed (only ``urls``, when given: pass
+        ``config.sources.urls`` so a URL removed from the config is not reported).
+        For ``digest status`` and health checks."""
+        return [s for s in self.fetch_states(urls) if s.failing]
+
+    def record_fetch(self, state: FetchState) -> None:
+        """Replaces what the state remembers about ``state.url``."""
+        values = {
+            "etag": state.etag,
+            "last_modified": state.last_modified,
+            "last_status": state.last_status,
+            "last_error": state.last_error,
+            "last_fetch_at": state.last_fetch_at,
+            "last_ok_at": state.last_ok_at,
+            "last_sha256": state.last_sha256,
+            "last_file": state.last_file,
+            "failures": state.failures,
+        }
+        with self.transaction() as conn:
+            done = conn.execute(sa.update(fetch_state).where(fetch_state.c.url == state.url).values(**values))
+            if not done.rowcount:
+                conn.execute(sa.insert(fetch_state).values(url=state.url, **values))
+
+    # --- service jobs ----------------------------------------------------------------------
+
+    def start_job_run(self, job: str, now: datetime) -> int:
+        """Records that a service job started; returns the run's id."""
+        with self.transaction() as conn:
+            run_id = conn.execute(
+                sa.insert(job_runs).values(job=job, started_at=now, summary="")
+            ).inserted_primary_key[0]  # type: ignore[index]
+        return int(run_id)
+
+    def finish_job_run(self, run_id: int, now: datetime, *, ok: bool, summary: str) -> None:
+        with self.transaction() as conn:
+            conn.execute(
+                sa.update(job_runs)
+                .where(job_runs.c.id == run_id)
+                .values(finished_at=now, ok=ok, summary=summary)
+            )
+
+    def last_job_run(
+        self, job: str | None = None, *, finished: bool = False, ok: bool | None = None
+    ) -> JobRun | None:
+        """The newest run of ``job`` (of any job when None); only finished ones with
+        ``finished``; only those that ended with ``ok`` when it is given."""
+        query = sa.select(job_runs).order_by(job_runs.c.id.desc()).limit(1)
+        if job is not None:
+            query = query.where(job_runs.c.job == job)
+        if finished:
+            query = query.where(job_runs.c.finished_at.is_not(None))
+        if ok is not None:
+            query = query.where(job_runs.c.ok == ok)
+        with self.transaction() as conn:
+            row = conn.execute(query).one_or_none()
+        if row is None:
+            return None
+        return JobRun(
+            id=row.id,
+            job=row.job,
+            started=row.started_at,
+            finished=row.finished_at,
+            ok=row.ok,
+            summary=row.summary,
+        )
 
     # --- status ----------------------------------------------------------------------------
 

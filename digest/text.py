@@ -8,7 +8,16 @@ import re
 _URL = re.compile(r"https?://[^\s{}<>\"]+")
 _ARTEFACT = re.compile(r"\{(https?://[^\s{}]*)\}")
 _TRAILING = ".,;:!?'\""
+# Characters XML 1.0 forbids (C0 controls but tab, CR and LF; surrogates; U+FFFE/U+FFFF).
+# lxml refuses them outright, so one in a title would stop every feed from being written.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 _OPENERS = {")": "(", "]": "["}
+
+
+def displayable(text: str) -> str:
+    """``text`` with every character XML cannot carry replaced by a space: safe for the
+    feeds, the pages and the email alike."""
+    return _NOT_XML.sub(" ", text)
 
 
 def _clean(url: str) -> str:

@@ -13,6 +13,9 @@ import pytest
 from digest.config import Config, load_config
 from digest.store import Store
 
+# The SMTP sink's fixture (start_server) for every test module.
+pytest_plugins = ["tests.smtpsink"]
+
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples" / "dumps"
 DUMP_000 = EXAMPLES / "000_1837666521755300.txt"

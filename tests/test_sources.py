@@ -20,7 +20,12 @@ def test_scan_skips_hidden_temporary_and_unmatched(inbox: Path, tmp_path: Path) 
     outside.write_text("secret")
     (inbox / "link-out.txt").symlink_to(outside)
     (inbox / "link-in.txt").symlink_to(inbox / "a.txt")
-    assert [c.name for c in scan(inbox, "*.txt")] == ["a.txt", "b.txt", "link-in.txt"]
+    found = scan(inbox, "*.txt")
+    assert [c.name for c in found if not c.refused] == ["a.txt", "b.txt", "link-in.txt"]
+    # A folder or a link out of the inbox is never read, but reported (a failed dump).
+    refused = {c.name: c.refused for c in found if c.refused}
+    assert sorted(refused) == ["link-out.txt", "sub.txt"]
+    assert "outside the inbox" in str(refused["link-out.txt"])
 
 
 def test_unchanged_file_is_not_read_again(config: Config, store: Store, inbox: Path) -> None:

@@ -1,24 +1,33 @@
 """Pure: a digest → one MIME message per recipient (text part, then HTML part).
 
 Byte-identical for the same input: Date is the digest's time, the Message-ID comes
-from the outbox row, and the MIME boundary is derived from the Message-ID.
+from the outbox row, and the MIME boundary is derived from the Message-ID. The HTML
+part's CSS is inlined into ``style`` attributes (css-inline, no network) so it survives
+mail clients that strip ``<style>``; only the dark-mode and narrow-screen ``@media``
+rules stay in a ``<style>`` block, where the clients that understand them look.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.policy import SMTP
-from email.utils import format_datetime
+from email.utils import format_datetime, formataddr, parseaddr
+from functools import cache
+
+import css_inline
+import jinja2
 
 from digest import identity
 from digest.render import templates
 from digest.render.view import DigestView, PaperView
 
 WIDTH = 72
+MAX_AUTHORS = 4  # more are shown as "A, B, C, D and 7 others"
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,8 +35,22 @@ class EmailSettings:
     title: str
     base_url: str
     sender: str
-    subject: str  # a format string with {count}, {date} and {title}
+    subject: str  # a format string with {count}, {s}, {date} and {title}
     language: str
+    abstract_chars: int = 400
+    max_papers: int = 50
+    unsubscribe: tuple[str, ...] = ()  # mailto: / https: URLs; empty: mailto: the sender
+
+
+@dataclass(frozen=True, slots=True)
+class EmailPaper:
+    """A paper as the email shows it: the view plus its (possibly cut) abstract."""
+
+    view: PaperView
+    excerpt: tuple[tuple[str, str | None], ...]
+    cut: bool  # the abstract was shortened: offer "continue reading"
+    byline: str  # authors (shortened) and upvotes, "" when the source gave neither
+    code: tuple[tuple[str, str], ...]  # (label, url) of each code link
 
 
 def one_line(value: str) -> str:
@@ -37,11 +60,110 @@ def one_line(value: str) -> str:
 
 def subject(settings: EmailSettings, digest: DigestView, papers: Sequence[PaperView]) -> str:
     first = papers[0].title if papers else ""
-    return one_line(settings.subject.format(count=digest.count, date=digest.day_label, title=first))
+    return one_line(
+        settings.subject.format(
+            count=digest.count, s="" if digest.count == 1 else "s", date=digest.day_label, title=first
+        )
+    )
+
+
+def excerpt(
+    segments: Sequence[tuple[str, str | None]], limit: int
+) -> tuple[tuple[tuple[str, str | None], ...], bool]:
+    """The first ``limit`` characters of an abstract given as (text, url) runs, cut at a
+    word boundary and never inside a link; True when something was cut."""
+    full = "".join(piece for piece, _ in segments)
+    if len(full) <= limit:
+        return tuple(segments), False
+    # Where a cut may fall: before white space in plain text, before a link, or after a
+    # link that is not glued to a word.
+    cut = 0
+    offset = 0
+    for piece, url in segments:
+        if offset > limit:
+            break
+        if url is None:
+            for i, char in enumerate(piece):
+                if offset + i > limit:
+                    break
+                if char.isspace():
+                    cut = offset + i
+        else:
+            cut = offset
+            end = offset + len(piece)
+            if end <= limit and (end == len(full) or not full[end].isalnum()):
+                cut = end
+        offset += len(piece)
+    out: list[tuple[str, str | None]] = []
+    offset = 0
+    for piece, url in segments:
+        if offset + len(piece) <= cut:
+            out.append((piece, url))
+        elif url is None and offset < cut:
+            out.append((piece[: cut - offset], None))
+        offset += len(piece)
+    # Trailing spaces and dangling punctuation read badly before the ellipsis.
+    while out and out[-1][1] is None:
+        text = out[-1][0].rstrip(" \n\t,;:-–—(")
+        if text:
+            out[-1] = (text, None)
+            break
+        out.pop()
+    return tuple(out), True
+
+
+def _byline(p: PaperView) -> str:
+    parts: list[str] = []
+    if p.authors:
+        names = list(p.authors)
+        if len(names) > MAX_AUTHORS + 1:
+            parts.append(", ".join(names[:MAX_AUTHORS]) + f" and {len(names) - MAX_AUTHORS} others")
+        else:
+            parts.append(", ".join(names))
+    if p.upvotes is not None:
+        parts.append(f"▲ {p.upvotes} upvote{'' if p.upvotes == 1 else 's'}")
+    return " · ".join(parts)
+
+
+def _code_label(url: str) -> str:
+    return re.sub(r"^https?://(www\.)?", "", url).rstrip("/")
+
+
+def email_paper(p: PaperView, limit: int) -> EmailPaper:
+    cut_segments, cut = excerpt(p.segments, limit)
+    return EmailPaper(
+        view=p,
+        excerpt=cut_segments,
+        cut=cut,
+        byline=_byline(p),
+        code=tuple((_code_label(u), u) for u in p.links),
+    )
+
+
+def unsubscribe_urls(settings: EmailSettings) -> tuple[str, ...]:
+    """``email.unsubscribe``, or ``mailto:`` the sender asking to unsubscribe."""
+    if settings.unsubscribe:
+        return settings.unsubscribe
+    return (f"mailto:{parseaddr(settings.sender)[1]}?subject=unsubscribe",)
+
+
+def list_id(settings: EmailSettings) -> str:
+    """RFC 2919 List-Id: the title as its phrase, a dot-atom under the sender's domain."""
+    domain = parseaddr(settings.sender)[1].rpartition("@")[2] or "localhost"
+    label = re.sub(r"[^a-z0-9]+", "-", identity.paper_key(settings.title)).strip("-") or "digest"
+    return formataddr((one_line(settings.title), f"{label}.{domain}"))
+
+
+def preheader(digest: DigestView, papers: Sequence[PaperView]) -> str:
+    """The line inboxes show after the subject: the first titles."""
+    shown = [p.title for p in papers[:3]]
+    rest = len(papers) - len(shown)
+    text = " · ".join(shown)
+    return one_line(text + (f" and {rest} more" if rest > 0 else ""))
 
 
 def _wrap(text: str, indent: str, first_indent: str | None = None) -> str:
-    # Titles must never break inside a word or at a hyphen.
+    # Titles must never break inside a word or at a hyphen; URLs stay whole.
     return textwrap.fill(
         text,
         width=WIDTH,
@@ -52,34 +174,54 @@ def _wrap(text: str, indent: str, first_indent: str | None = None) -> str:
     )
 
 
-def text_part(
-    settings: EmailSettings, digest: DigestView, papers: Sequence[PaperView], recipient: str
-) -> str:
-    env = templates.environment().overlay()
-    env.filters["wrap_title"] = lambda s: _wrap(s, "   ").lstrip()
-    env.filters["wrap_text"] = lambda s: _wrap(s, "   ")
-    return env.get_template("email.txt").render(**_context(settings, digest, papers, recipient))
-
-
 def _context(
     settings: EmailSettings, digest: DigestView, papers: Sequence[PaperView], recipient: str
 ) -> dict[str, object]:
+    urls = unsubscribe_urls(settings)
+    mailto = next((u for u in urls if u.startswith("mailto:")), None)
     return {
         "title": settings.title,
         "language": settings.language,
         "digest": digest,
-        "papers": papers,
+        "papers": [email_paper(p, settings.abstract_chars) for p in papers[: settings.max_papers]],
+        "more": list(papers[settings.max_papers :]),
         "recipient": recipient,
         "subject": subject(settings, digest, papers),
+        "preheader": preheader(digest, papers),
         "feed_url": identity.site_url(settings.base_url, "feed.xml"),
         "archive_url": settings.base_url,
+        "unsubscribe_https": next((u for u in urls if u.startswith("https:")), None),
+        "unsubscribe_mailto": mailto,
+        "unsubscribe_address": mailto[len("mailto:") :].partition("?")[0] if mailto else None,
     }
+
+
+@cache
+def _text_environment() -> jinja2.Environment:
+    env = templates.environment().overlay()
+    env.filters["wrap_title"] = lambda s, indent="   ": _wrap(s, indent).lstrip()
+    env.filters["wrap_text"] = lambda s, indent="   ": _wrap(s, indent)
+    return env
+
+
+def text_part(
+    settings: EmailSettings, digest: DigestView, papers: Sequence[PaperView], recipient: str
+) -> str:
+    template = _text_environment().get_template("email.txt")
+    return template.render(**_context(settings, digest, papers, recipient))
+
+
+@cache
+def _inliner() -> css_inline.CSSInliner:
+    # keep_at_rules: @media (dark mode, narrow screens) cannot be inlined and stays in <style>.
+    return css_inline.CSSInliner(keep_at_rules=True, load_remote_stylesheets=False, minify_css=True)
 
 
 def html_part(
     settings: EmailSettings, digest: DigestView, papers: Sequence[PaperView], recipient: str
 ) -> str:
-    return templates.render("email.html", **_context(settings, digest, papers, recipient))
+    html = templates.render("email.html", **_context(settings, digest, papers, recipient))
+    return str(_inliner().inline(html))
 
 
 def message(
@@ -97,6 +239,12 @@ def message(
     msg["Date"] = format_datetime(digest.created)
     msg["Message-ID"] = message_id
     msg["MIME-Version"] = "1.0"
+    msg["List-Id"] = list_id(settings)
+    urls = unsubscribe_urls(settings)
+    msg["List-Unsubscribe"] = ", ".join(f"<{u}>" for u in urls)
+    if any(u.startswith("https:") for u in urls):
+        msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    msg["Auto-Submitted"] = "auto-generated"
     msg.set_content(text_part(settings, digest, papers, recipient), cte="quoted-printable")
     msg.add_alternative(
         html_part(settings, digest, papers, recipient), subtype="html", cte="quoted-printable"

@@ -1,14 +1,27 @@
-"""Pure: the newest papers → RSS 2.0 bytes, built with feedgen.
+"""Pure: the newest papers → RSS 2.0 and Atom 1.0 (built with feedgen) and JSON Feed 1.1.
 
-feedgen stamps ``now`` and its own version unless told otherwise; everything here
-is set explicitly so the same state gives byte-identical feeds.
+Every renderer takes the same ``(paper, digest)`` items, newest first, and a
+:class:`Channel`, and returns bytes that depend on nothing else: feedgen stamps ``now``
+and its own version and prepends entries unless told otherwise, so the update time,
+the generator and ``order="append"`` are always set explicitly here.
+
+Text that only looks like markup (``<``, ``&``, ``{{ x }}``) must come out as written:
+
+- Atom titles and summaries are ``type="text"``; the content is ``type="html"``.
+- RSS has no such types. Its spec makes ``title`` plain text (newsboat and most
+  readers show it as such), so it is XML-escaped once; ``description`` "may contain
+  entity-encoded HTML" and every reader renders it as HTML, so the abstract goes in
+  HTML-escaped: a reader shows ``a <b> c`` and never a bold ``c``.
+- JSON Feed separates ``content_text`` from ``content_html``; ``title`` is plain text.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from html import escape
 
 from feedgen.feed import FeedGenerator
 
@@ -17,6 +30,12 @@ from digest.render.view import DigestView, PaperView
 
 GENERATOR = "paper-digest"
 GENERATOR_URI = "https://github.com/paper-digest/paper-digest"
+RSS_FILE = "feed.xml"
+ATOM_FILE = "atom.xml"
+JSON_FILE = "feed.json"
+JSON_FEED_VERSION = "https://jsonfeed.org/version/1.1"
+
+Item = tuple[PaperView, DigestView]
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,12 +50,43 @@ class Channel:
     updated: datetime  # the newest digest's time, never the clock
 
 
+def _h(text: str) -> str:
+    return escape(text, quote=True)
+
+
+def _link(url: str, label: str) -> str:
+    return f'<a href="{_h(url)}">{_h(label)}</a>'
+
+
+def content_html(paper: PaperView, digest: DigestView) -> str:
+    """The item's HTML body: the abstract with its code links clickable, then who wrote
+    it (when known) and where to read it. Every piece of text is escaped."""
+    abstract = "".join(_link(url, piece) if url else _h(piece) for piece, url in paper.segments)
+    parts = [f"<p>{abstract}</p>" if abstract else ""]
+    if paper.authors:
+        parts.append(f"<p>{_h(', '.join(paper.authors))}</p>")
+    links = [
+        _link(paper.arxiv_url, f"arXiv {paper.arxiv_id}" if paper.arxiv_id else "Search arXiv"),
+        _link(paper.hf_url, "Hugging Face" if paper.arxiv_id else "Search Hugging Face"),
+    ]
+    links.extend(_link(url, _short(url)) for url in paper.links)
+    links.append(_link(paper.url, f"Digest of {digest.day_label}"))
+    if paper.upvotes is not None:
+        links.append(_h(f"{paper.upvotes} upvote{'' if paper.upvotes == 1 else 's'}"))
+    parts.append(f"<p>{' · '.join(links)}</p>")
+    return "\n".join(p for p in parts if p)
+
+
+def _short(url: str) -> str:
+    """``https://github.com/a/b`` → ``github.com/a/b``: what a reader needs to recognise."""
+    return url.split("://", 1)[-1].rstrip("/")
+
+
 def _generator(channel: Channel, file_name: str) -> FeedGenerator:
     fg = FeedGenerator()
-    fg.title(channel.title)
-    fg.description(channel.description)
-    fg.link(href=channel.base_url, rel="alternate")
+    # feedgen's RSS <link> is the *last* link added (its comment says first): self goes first.
     fg.link(href=identity.site_url(channel.base_url, file_name), rel="self")
+    fg.link(href=channel.base_url, rel="alternate")
     fg.language(channel.language)
     fg.lastBuildDate(channel.updated)
     fg.updated(channel.updated)
@@ -46,16 +96,87 @@ def _generator(channel: Channel, file_name: str) -> FeedGenerator:
     return fg
 
 
-def rss(channel: Channel, items: Sequence[tuple[PaperView, DigestView]]) -> bytes:
-    """RSS 2.0 with one item per paper, in the order given (newest first)."""
-    fg = _generator(channel, "feed.xml")
+def rss(channel: Channel, items: Sequence[Item]) -> bytes:
+    """RSS 2.0, one item per paper in the order given (newest first). ``description`` is
+    the abstract as (escaped) text, ``content:encoded`` the HTML, ``dc:creator`` the authors."""
+    fg = _generator(channel, RSS_FILE)
+    fg.load_extension("dc", atom=False, rss=True)
+    fg.title(channel.title)
+    fg.description(_h(channel.description or channel.title))
+    fg.pubDate(channel.updated)
     for paper, digest in items:
         fe = fg.add_entry(order="append")
         fe.guid(paper.guid, permalink=False)
         fe.title(paper.title)
         fe.link(href=paper.url)
         fe.pubDate(paper.first_seen)
-        fe.description(paper.abstract or paper.title)
-        fe.category(term=digest.iso_date, label=f"Digest of {digest.day_label}")
+        fe.content(content_html(paper, digest), type="CDATA")
+        fe.description(_h(paper.abstract or paper.title))
+        fe.category(term=digest.iso_date, label=digest.iso_date)
+        if paper.authors:
+            fe.dc.dc_creator(list(paper.authors))
     data: bytes = fg.rss_str(pretty=True)
     return data
+
+
+def atom(channel: Channel, items: Sequence[Item]) -> bytes:
+    """Atom 1.0: ``summary`` is the abstract as text, ``content`` the HTML, one ``author``
+    per known author; the feed's own author is the site, as Atom requires."""
+    fg = _generator(channel, ATOM_FILE)
+    fg.title(channel.title)
+    if channel.description:
+        fg.subtitle(channel.description)
+    fg.author({"name": channel.title, "uri": channel.base_url})
+    for paper, digest in items:
+        fe = fg.add_entry(order="append")
+        fe.id(paper.guid)
+        fe.title(paper.title)
+        # One link only: feedgen 1.0 drops the rel/type of entry links (a shadowed variable),
+        # so a second one would read as a duplicate "alternate". arXiv is in the content.
+        fe.link(href=paper.url, rel="alternate")
+        fe.published(paper.first_seen)
+        fe.updated(paper.first_seen)
+        fe.content(content_html(paper, digest), type="html")
+        fe.summary(paper.abstract or paper.title, type="text")
+        fe.category(term=digest.iso_date, label=f"Digest of {digest.day_label}")
+        for name in paper.authors:
+            fe.author({"name": name})
+    data: bytes = fg.atom_str(pretty=True)
+    return data
+
+
+def json_feed(channel: Channel, items: Sequence[Item]) -> bytes:
+    """JSON Feed 1.1 (https://jsonfeed.org/version/1.1), UTF-8, keys in a fixed order."""
+    entries = []
+    for paper, digest in items:
+        entry: dict[str, object] = {
+            "id": paper.guid,
+            "url": paper.url,
+            "title": paper.title,
+            "content_html": content_html(paper, digest),
+            "content_text": paper.abstract or paper.title,
+            "date_published": paper.first_seen.isoformat(),
+            "tags": [digest.iso_date],
+        }
+        if paper.arxiv_id:
+            entry["external_url"] = paper.arxiv_url
+        if paper.authors:
+            entry["authors"] = [{"name": name} for name in paper.authors]
+        entry["_paper_digest"] = {
+            "digest": digest.slug,
+            "arxiv_url": paper.arxiv_url,
+            "huggingface_url": paper.hf_url,
+            "code_urls": list(paper.links),
+            "upvotes": paper.upvotes,
+        }
+        entries.append(entry)
+    doc = {
+        "version": JSON_FEED_VERSION,
+        "title": channel.title,
+        "home_page_url": channel.base_url,
+        "feed_url": identity.site_url(channel.base_url, JSON_FILE),
+        "description": channel.description,
+        "language": channel.language,
+        "items": entries,
+    }
+    return (json.dumps(doc, ensure_ascii=False, indent=2) + "\n").encode("utf-8")

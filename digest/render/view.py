@@ -30,6 +30,7 @@ class PaperView:
     authors: tuple[str, ...]
     upvotes: int | None
     digest_slug: str
+    arxiv_id: str | None = None  # set when the source gave one (the Hugging Face JSON does)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,11 +55,13 @@ def paper_view(paper: StoredPaper, slug: str, base_url: str) -> PaperView:
     else:
         arxiv = identity.arxiv_search_url(p.title)
         hf = identity.hf_search_url(p.title)
-    segs = text.segments(p.abstract)
+    # Stored text may predate the parser's cleaning or come from a JSON dump: render only
+    # what every output format can carry.
+    segs = text.segments(text.displayable(p.abstract))
     return PaperView(
         seq=paper.seq,
         key=p.key,
-        title=p.title,
+        title=text.displayable(p.title),
         abstract="".join(piece for piece, _ in segs),
         segments=segs,
         links=p.links,
@@ -69,9 +72,10 @@ def paper_view(paper: StoredPaper, slug: str, base_url: str) -> PaperView:
         hf_url=hf,
         first_seen=paper.first_seen,
         listing_date=p.listing_date,
-        authors=p.authors,
+        authors=tuple(text.displayable(a) for a in p.authors),
         upvotes=p.upvotes,
         digest_slug=slug,
+        arxiv_id=p.arxiv_id,
     )
 
 

@@ -1,0 +1,346 @@
+"""The long-running service, ``digest serve``: APScheduler 3 jobs over ``pipeline.run_once``.
+
+Two jobs, each ``max_instances=1``, coalesced, with ``schedule.misfire_grace``:
+
+- **poll**, every ``schedule.poll``: ingests new, settled dumps (a file modified less
+  than ``sources.settle_seconds`` ago is left for a later poll). With
+  ``schedule.digest = "on_ingest"`` the poll is a full run: a poll that found new papers
+  builds, publishes and sends the digest at once.
+- **digest**, at the ``schedule.digest`` crontab in ``digest.timezone``: a full run.
+
+Both take the run lock per run (:mod:`digest.lock`), so a ``digest run`` by hand waits
+or gives up with a clear message. Every job run is recorded in the state's
+``job_runs`` table: APScheduler's memory job store forgets everything on restart, so on
+start the service compares the crontab's previous fire time with the last digest-job
+run and the last digest, and runs a missed digest once (never twice). The same table
+feeds ``/healthz``.
+
+SIGTERM and SIGINT stop the service: no new job starts, a running job finishes, exit 0.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.date import DateTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from digest.config import Config
+from digest.errors import DigestError, LockError
+from digest.lock import run_lock
+from digest.model import JobRun
+from digest.pipeline import RunOptions, RunReport, make_transport, run_once
+from digest.store import Store
+
+if TYPE_CHECKING:
+    from digest.web import WebServer
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+POLL, DIGEST = "poll", "digest"
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def digest_trigger(config: Config) -> CronTrigger:
+    """The digest job's trigger: ``schedule.digest`` in ``digest.timezone``."""
+    return CronTrigger.from_crontab(config.schedule.digest, timezone=config.tz)
+
+
+def missed_digest(
+    trigger: CronTrigger, last_done: datetime | None, now: datetime, grace: float
+) -> datetime | None:
+    """The fire time a service that was down missed, or None.
+
+    ``last_done`` is when a digest was last run or built. A fire time after it and
+    no more than ``grace`` seconds before ``now`` was missed; older ones are too
+    stale to send now, and the next scheduled run covers their papers anyway.
+    """
+    reference = now - timedelta(seconds=grace)
+    if last_done is not None and last_done > reference:
+        # +1 µs: a run that started exactly at a fire time covers that fire time.
+        reference = last_done + timedelta(microseconds=1)
+    fire: datetime | None = trigger.get_next_fire_time(None, reference)
+    return fire if fire is not None and fire <= now else None
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.astimezone(UTC).isoformat() if value is not None else None
+
+
+def _run_json(run: JobRun | None) -> dict[str, Any] | None:
+    if run is None:
+        return None
+    return {
+        "started": _iso(run.started),
+        "finished": _iso(run.finished),
+        "ok": run.ok,
+        "summary": run.summary,
+    }
+
+
+def job_summary(job: str, report: RunReport) -> str:
+    """The one log line a job writes about what it did."""
+    i, d = report.ingest, report.delivery
+    still = f" ({i.unsettled} still being written)" if i.unsettled else ""
+    digest = (
+        f"digest {report.digest.slug} ({report.digest.paper_count} papers)" if report.digest else "no digest"
+    )
+    return (
+        f"{job}: {i.seen} files seen{still}, {i.ingested} ingested, {i.failed} failed, "
+        f"{i.papers_new} new papers; {digest}; {d.sent} sent, {d.pending} pending, {d.failed} failed; "
+        f"{report.seconds:.2f}s"
+    )
+
+
+class Service:
+    """The scheduler, its jobs and (when ``http.listen`` is set) the web server."""
+
+    def __init__(self, config: Config, store: Store, clock: Clock = utc_now) -> None:
+        self.config = config
+        self.store = store
+        self.clock = clock
+        self.stopping = threading.Event()
+        grace = max(1, int(config.schedule.misfire_grace))
+        self.scheduler = BackgroundScheduler(
+            timezone=config.tz,
+            executors={"default": ThreadPoolExecutor(max_workers=2)},
+            job_defaults={"max_instances": 1, "coalesce": True, "misfire_grace_time": grace},
+        )
+        self.web: WebServer | None = None
+
+    # --- jobs ------------------------------------------------------------------------------
+
+    def poll_options(self) -> RunOptions:
+        settle = self.config.sources.settle_seconds
+        if self.config.schedule.on_ingest:
+            # A full run: builds and sends a digest only when the poll found new papers.
+            return RunOptions(build_digest=True, settle_seconds=settle, respect_backoff=True)
+        # Ingest, publish anything left unpublished and retry deliveries that failed
+        # temporarily (each after its backoff); building a digest is the digest job's.
+        return RunOptions(build_digest=False, settle_seconds=settle, respect_backoff=True)
+
+    def digest_options(self) -> RunOptions:
+        return RunOptions(
+            build_digest=True, settle_seconds=self.config.sources.settle_seconds, respect_backoff=True
+        )
+
+    def poll_job(self) -> None:
+        # A poll gives up at once when another run holds the lock: the next poll retries.
+        self._job(POLL, self.poll_options(), lock_wait=0.0)
+
+    def digest_job(self) -> None:
+        # The digest waits for the lock (a poll or a `digest run` will finish), but never
+        # longer than the misfire grace, and stops waiting when the service stops.
+        self._job(DIGEST, self.digest_options(), lock_wait=self.config.schedule.misfire_grace)
+
+    def _job(self, job: str, options: RunOptions, *, lock_wait: float) -> None:
+        if self.stopping.is_set():
+            return
+        try:
+            run_id = self.store.start_job_run(job, self.clock())
+        except DigestError as err:
+            log.error("%s not run: cannot record it in the state (%s); the next run retries", job, err)
+            return
+        ok, summary = False, ""
+        try:
+            report = self._run_waiting(options, lock_wait)
+            if report is None:
+                ok, summary = job == POLL, f"{job}: skipped, another paper-digest run holds the lock"
+                log.warning("%s", summary)
+                return
+            ok, summary = report.ok, job_summary(job, report)
+            log.info("%s", summary)
+            for error in report.delivery.errors:
+                log.warning("%s: delivery: %s", job, error)
+        except DigestError as err:
+            summary = f"{job} failed: {err}"
+            log.error("%s; the next run retries", summary)
+        except Exception as err:  # a bug must not stop the service; keep the evidence
+            summary = f"{job} failed: internal error ({type(err).__name__}: {err})"
+            log.exception("%s; the next run retries", summary)
+        finally:
+            try:
+                self.store.finish_job_run(run_id, self.clock(), ok=ok, summary=summary)
+            except DigestError as err:
+                log.error("cannot record the %s job's result: %s", job, err)
+
+    def _run_waiting(self, options: RunOptions, lock_wait: float) -> RunReport | None:
+        """run_once, retrying while another process holds the lock, up to ``lock_wait``
+        seconds or until the service stops; None when the lock never came free."""
+        deadline = time.monotonic() + lock_wait
+        while True:
+            try:
+                return run_once(self.config, self.store, make_transport(self.config), self.clock(), options)
+            except LockError:
+                if time.monotonic() >= deadline or self.stopping.wait(0.25):
+                    return None
+                log.debug("waiting for another run to release the lock")
+
+    # --- health ----------------------------------------------------------------------------
+
+    def next_runs(self) -> dict[str, str | None]:
+        out: dict[str, str | None] = {}
+        for job in self.scheduler.get_jobs():
+            out[job.id] = _iso(job.next_run_time)
+        return out
+
+    def health(self) -> tuple[int, dict[str, Any]]:
+        """(HTTP status, JSON body) for /healthz: 503 while the last run of a job failed."""
+        try:
+            # Per job: in cron mode a poll that went well must not hide this morning's
+            # failed digest job.
+            last_runs = [self.store.last_job_run(job, finished=True) for job in (POLL, DIGEST)]
+            counts = self.store.counts()
+            latest = self.store.digests(limit=1)
+            failed_dumps = self.store.dump_records("failed")
+            body: dict[str, Any] = {
+                "last_poll": _run_json(self.store.last_job_run(POLL)),
+                "last_digest_job": _run_json(self.store.last_job_run(DIGEST)),
+                "last_digest": (
+                    {
+                        "slug": latest[0].slug,
+                        "created": _iso(latest[0].created),
+                        "papers": latest[0].paper_count,
+                    }
+                    if latest
+                    else None
+                ),
+                "next_run": self.next_runs(),
+                "schedule": {
+                    "poll_seconds": self.config.schedule.poll,
+                    "digest": self.config.schedule.digest,
+                },
+                "papers": counts["papers"],
+                "papers_waiting": counts["papers_waiting"],
+                "digests": counts["digests"],
+                "deliveries": {
+                    "pending": counts["deliveries"]["pending"],
+                    "failed": counts["deliveries"]["failed"],
+                    "sent": counts["deliveries"]["sent"],
+                },
+                "failed_dumps": [{"name": d.name, "error": d.error} for d in failed_dumps],
+                "fetch_failures": [
+                    {"url": f.url, "error": f.last_error, "failures": f.failures}
+                    for f in self.store.fetch_failures(self.config.sources.urls)
+                ],
+            }
+        except DigestError as err:
+            return 503, {"status": "error", "error": str(err)}
+        failed = [run.summary for run in last_runs if run is not None and run.ok is False]
+        body = {"status": "failing" if failed else "ok", **body}
+        if failed:
+            body["error"] = "; ".join(failed)
+        return (503 if failed else 200), body
+
+    # --- life cycle ------------------------------------------------------------------------
+
+    def schedule_jobs(self) -> None:
+        """Adds the poll (first run now), the digest job and, when one was missed, a
+        catch-up digest run now."""
+        now = self.clock()
+        self.scheduler.add_job(
+            self.poll_job,
+            IntervalTrigger(seconds=self.config.schedule.poll, timezone=self.config.tz),
+            id=POLL,
+            name=POLL,
+            next_run_time=now,
+        )
+        if self.config.schedule.on_ingest:
+            return
+        trigger = digest_trigger(self.config)
+        self.scheduler.add_job(self.digest_job, trigger, id=DIGEST, name=DIGEST)
+        # A digest job that failed or never got the lock does not count as done; one that
+        # failed after building the digest is covered by the digest's own time.
+        done: list[datetime] = []
+        if (last_run := self.store.last_job_run(DIGEST, ok=True)) is not None:
+            done.append(last_run.started)
+        if latest := self.store.digests(limit=1):
+            done.append(latest[0].created)  # a `digest run` by hand counts too
+        missed = missed_digest(trigger, max(done, default=None), now, self.config.schedule.misfire_grace)
+        if missed is not None:
+            log.info("the digest due at %s was missed while the service was stopped: running it now", missed)
+            self.scheduler.add_job(
+                self.digest_job, DateTrigger(run_date=now), id="digest-missed", name="missed digest"
+            )
+
+    def start(self) -> None:
+        from digest.web import WebServer, make_app  # the web stack only when serving
+
+        address = self.config.http.address
+        if address is not None:
+            self.web = WebServer(make_app(self.config.feed.output_dir, self.health), *address)
+        self.schedule_jobs()
+        self.scheduler.start()
+        if self.web is not None:
+            self.web.start()
+        jobs = ", ".join(f"{k} next at {v}" for k, v in self.next_runs().items())
+        log.info("paper-digest service started: %s", jobs)
+
+    def stop(self) -> None:
+        """No new job starts; a running one finishes; then the web server stops."""
+        self.stopping.set()
+        running = self.scheduler.running
+        if running:
+            self.scheduler.shutdown(wait=True)
+        if self.web is not None and self.web.thread.is_alive():
+            self.web.stop()
+        if running:
+            log.info("paper-digest service stopped")
+
+
+@contextmanager
+def service_lock(config: Config) -> Iterator[None]:
+    """One ``digest serve`` per state: a second one is refused with a clear message."""
+    path = config.lock_path.with_name(config.lock_path.name + ".serve")
+    try:
+        with run_lock(path):
+            yield
+    except LockError:
+        raise LockError(
+            f"another `digest serve` is already running against this state (lock {path}); "
+            "stop it first, or point this one at another state.url"
+        ) from None
+
+
+def serve(config: Config, *, verbose: bool = False) -> int:
+    """Runs the service until SIGTERM or SIGINT; returns the exit status (0)."""
+    if not verbose:
+        # The service writes its own line per job; APScheduler's "job executed" lines and
+        # the pipeline's summary would repeat it.
+        logging.getLogger("apscheduler").setLevel(logging.WARNING)
+        logging.getLogger("digest.pipeline").setLevel(logging.WARNING)
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        log.info("%s received: stopping after the running job", signal.Signals(signum).name)
+        stop.set()
+
+    with service_lock(config):
+        store = Store.open(config.state.url)
+        service = Service(config, store)
+        previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            service.start()
+            while not stop.wait(1.0):
+                pass
+        finally:
+            service.stop()
+            store.close()
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+    return 0

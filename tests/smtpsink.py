@@ -1,0 +1,79 @@
+"""A real SMTP server for tests: aiosmtpd on 127.0.0.1 in the test process, recording
+what it accepted and refusing on cue."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import socket
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+
+
+def free_port() -> int:
+    # aiosmtpd 1.4.6 cannot bind port 0: ask the OS for a free port first.
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Received:
+    rcpt_tos: tuple[str, ...]
+    mail_from: str
+    message: EmailMessage
+    peer: Any
+
+
+@dataclass
+class Recorder:
+    """An aiosmtpd handler that records what it accepted and can refuse on cue."""
+
+    rcpt_replies: dict[str, str] = field(default_factory=dict)  # address → reply, e.g. "550 …"
+    data_replies: list[str] = field(default_factory=list)  # replies to the next DATA commands
+    accepted: list[Received] = field(default_factory=list)
+    offered: list[str] = field(default_factory=list)  # Message-IDs seen at DATA, accepted or not
+    logins: list[str] = field(default_factory=list)
+    offered_bytes: list[bytes] = field(default_factory=list)
+
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:
+        if address in self.rcpt_replies:
+            return self.rcpt_replies[address]
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        msg = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        assert isinstance(msg, EmailMessage)
+        self.offered.append(str(msg["Message-ID"]))
+        self.offered_bytes.append(bytes(envelope.original_content))
+        if self.data_replies:
+            return self.data_replies.pop(0)
+        self.accepted.append(Received(tuple(envelope.rcpt_tos), envelope.mail_from, msg, session.peer))
+        return "250 2.0.0 accepted"
+
+    def to(self, address: str) -> list[Received]:
+        return [r for r in self.accepted if address in r.rcpt_tos]
+
+
+StartServer = Callable[..., Controller]
+
+
+@pytest.fixture
+def start_server() -> Iterator[StartServer]:
+    started: list[Controller] = []
+
+    def start(handler: Recorder, port: int | None = None, **smtp: Any) -> Controller:
+        controller = Controller(handler, hostname="127.0.0.1", port=port or free_port(), **smtp)
+        controller.start()
+        started.append(controller)
+        return controller
+
+    yield start
+    for c in started:
+        c.stop()

@@ -1,0 +1,170 @@
+"""The outbox around the transport: who gets which digest, the suppression list,
+cancellation, and the email commands (preview, send-test, unsubscribe)."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from digest.cli import main
+from digest.config import Config
+from digest.deliver import FileTransport
+from digest.ingest import ingest_inbox
+from digest.pipeline import run_once
+from digest.store import Store
+from tests.conftest import DUMP_000, DUMP_002, NOW, MakeConfig, drop
+from tests.smtpsink import free_port
+
+
+def outbox_files(config: Config) -> list[Path]:
+    return sorted(config.email.outbox.glob("*.eml")) if config.email.outbox.is_dir() else []
+
+
+def test_later_recipients_get_new_digests_not_the_backlog(
+    make_config: MakeConfig, inbox: Path, store: Store
+) -> None:
+    first = make_config(email={"to": ["ann@example.org"]})
+    drop(inbox, DUMP_000)
+    run_once(first, store, FileTransport(first.email.outbox), NOW)
+    later = make_config(email={"to": ["ann@example.org", "new@example.org"]})
+    drop(inbox, DUMP_002)
+    run_once(later, store, FileTransport(later.email.outbox), NOW)
+    got = sorted((r.digest_id, r.recipient, r.status) for r in store.deliveries())
+    assert got == [
+        (1, "ann@example.org", "sent"),
+        (2, "ann@example.org", "sent"),
+        (2, "new@example.org", "sent"),
+    ]
+
+
+def test_unsubscribe_cancels_pending_and_suppresses_future_digests(
+    make_config: MakeConfig, inbox: Path, store: Store, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = make_config(
+        email={"to": ["ann@example.org", "Bob@Example.org"], "transport": "smtp"},
+        email__smtp={"host": "127.0.0.1", "port": free_port(), "security": "none", "timeout": "2s"},
+    )
+    drop(inbox, DUMP_000)
+    assert main(["-c", str(config.path), "run"]) == 1  # nobody listens there: both stay pending
+    assert main(["-c", str(config.path), "unsubscribe", "bob@example.org"]) == 0
+    out = capsys.readouterr()
+    assert "bob@example.org unsubscribed" in out.out and "1 pending deliveries cancelled" in out.out
+    assert "still listed in email.to" in out.err
+    rows = {r.recipient: (r.status, r.last_error) for r in store.deliveries()}
+    assert rows["Bob@Example.org"] == ("cancelled", "unsubscribed")
+    assert rows["ann@example.org"][0] == "pending"
+    # A new digest has no row for the suppressed address, whatever its case in email.to.
+    drop(inbox, DUMP_002)
+    file_config = make_config(email={"to": ["ann@example.org", "Bob@Example.org"]})
+    run_once(file_config, store, FileTransport(file_config.email.outbox), NOW)
+    rows2 = sorted((r.digest_id, r.recipient, r.status) for r in store.deliveries())
+    assert rows2 == [
+        (1, "Bob@Example.org", "cancelled"),
+        (1, "ann@example.org", "sent"),
+        (2, "ann@example.org", "sent"),
+    ]
+    # --undo takes the address off the list; the next digest reaches it again.
+    assert main(["-c", str(config.path), "unsubscribe", "--undo", "BOB@example.org"]) == 0
+    assert store.suppressed() == frozenset()
+
+
+def test_pending_rows_to_addresses_removed_from_the_config_are_cancelled(
+    make_config: MakeConfig, inbox: Path, store: Store
+) -> None:
+    down = make_config(
+        email={"to": ["ann@example.org", "gone@example.org"], "transport": "smtp"},
+        email__smtp={"host": "127.0.0.1", "port": free_port(), "security": "none", "timeout": "2s"},
+    )
+    drop(inbox, DUMP_000)
+    assert main(["-c", str(down.path), "run"]) == 1
+    config = make_config(email={"to": ["ann@example.org"]})
+    report = run_once(config, store, FileTransport(config.email.outbox), NOW)
+    assert report.ok and report.delivery.sent == 1
+    rows = {r.recipient: (r.status, r.last_error) for r in store.deliveries()}
+    assert rows == {
+        "ann@example.org": ("sent", None),
+        "gone@example.org": ("cancelled", "cancelled: the address is no longer in email.to"),
+    }
+    assert [p.name.split("-")[-2] for p in outbox_files(config)] == ["ann@example.org"]
+
+
+def test_disabled_email_keeps_pending_rows_waiting(
+    make_config: MakeConfig, inbox: Path, store: Store
+) -> None:
+    down = make_config(
+        email={"transport": "smtp"},
+        email__smtp={"host": "127.0.0.1", "port": free_port(), "security": "none", "timeout": "2s"},
+    )
+    drop(inbox, DUMP_000)
+    assert main(["-c", str(down.path), "run"]) == 1
+    off = make_config(email={"enabled": False})
+    report = run_once(off, store, FileTransport(off.email.outbox), NOW)
+    assert report.ok and [r.status for r in store.deliveries()] == ["pending"]
+    on = make_config()
+    assert run_once(on, store, FileTransport(on.email.outbox), NOW).delivery.sent == 1
+
+
+def db_fingerprint(config: Config, store: Store) -> tuple[object, ...]:
+    return (store.counts(), store.deliveries(), store.digests())
+
+
+def test_preview_renders_the_next_digest_and_changes_nothing(
+    config: Config, store: Store, inbox: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["-c", str(config.path), "preview"]) == 1
+    assert "nothing to preview" in capsys.readouterr().err
+    drop(inbox, DUMP_000)
+    assert main(["-c", str(config.path), "run", "--no-send"]) == 0  # 81 papers digested
+    drop(inbox, DUMP_002)
+    ingest_inbox(config, store, NOW)  # 216 papers wait for the next digest, as after a service poll
+    before = db_fingerprint(config, store)
+    site = sorted(p.name for p in config.feed.output_dir.rglob("*"))
+    capsys.readouterr()
+    out_dir = tmp_path / "preview"
+    assert main(["-c", str(config.path), "preview", "--out", str(out_dir)]) == 0
+    captured = capsys.readouterr()
+    html_path, eml_path = (Path(line) for line in captured.out.split())
+    assert html_path.parent == eml_path.parent == out_dir
+    assert "the next digest for reader@example.org: 216 new papers" in captured.err
+    assert db_fingerprint(config, store) == before
+    assert sorted(p.name for p in config.feed.output_dir.rglob("*")) == site
+    assert outbox_files(config) == []
+    msg = email.message_from_bytes(eml_path.read_bytes(), policy=email.policy.default)
+    assert msg["To"] == "reader@example.org" and msg["Subject"].startswith("216 new papers")
+    html = html_path.read_text(encoding="utf-8")
+    assert html.startswith("<!DOCTYPE html>") and "216 more papers" not in html and "166 more papers" in html
+
+
+def test_preview_falls_back_to_the_latest_digest(
+    config: Config, store: Store, inbox: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    drop(inbox, DUMP_000)
+    assert main(["-c", str(config.path), "run"]) == 0
+    capsys.readouterr()
+    assert main(["-c", str(config.path), "preview", "--out", str(tmp_path / "p")]) == 0
+    captured = capsys.readouterr()
+    assert "the latest digest for reader@example.org: 81 new papers" in captured.err
+    # The preview is the very message that was delivered, byte for byte.
+    [sent] = outbox_files(config)
+    eml = Path(captured.out.split()[1])
+    assert hashlib.sha256(eml.read_bytes()).digest() == hashlib.sha256(sent.read_bytes()).digest()
+
+
+def test_send_test_sends_a_sample(
+    config: Config, store: Store, inbox: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["-c", str(config.path), "send-test", "me@example.org"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("sent a test digest to me@example.org as ")
+    [path] = outbox_files(config)
+    msg = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+    assert msg["To"] == "me@example.org"
+    assert msg["Subject"].startswith("[test] 1 new paper · ")
+    assert "A sample paper to check the mail settings" in msg.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert store.deliveries() == [] and store.digests() == []  # nothing recorded
+    assert main(["-c", str(config.path), "send-test", "not an address"]) == 1
+    assert "is not an email address" in capsys.readouterr().err

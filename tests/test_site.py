@@ -1,0 +1,481 @@
+"""The static archive: goldens, what a normal run renders, ``digest publish``, links that
+resolve, exact text, no external assets; and newsboat reading the feeds over HTTP."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import struct
+import subprocess
+import threading
+import zlib
+from collections.abc import Iterator
+from datetime import timedelta
+from functools import partial
+from html.parser import HTMLParser
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import urldefrag, urljoin
+
+import feedparser
+import pytest
+
+from digest import identity
+from digest.cli import main
+from digest.config import Config
+from digest.deliver import FileTransport
+from digest.ingest import ingest_inbox
+from digest.pipeline import run_once
+from digest.store import Store
+from tests.conftest import DUMP_000, DUMP_002, NOW, drop
+from tests.sitedata import (
+    DAY1,
+    GOLDEN,
+    TEMPLATE_ABSTRACT,
+    TEMPLATE_TITLE,
+    TRICKY_ABSTRACT,
+    TRICKY_TITLE,
+    build_fixed_state,
+    check_golden,
+    head_compact,
+    head_spaced,
+)
+
+BASE = "https://example.org/digest/"
+FEEDS = ("feed.xml", "atom.xml", "feed.json")
+PAGES = ("index.html", "digests/2026-11-21.html", "digests/2026-11-22.html")
+
+
+class Page(HTMLParser):
+    """What a browser with CSS off would use: ids, links, <link> tags and the text of
+    each paper's entry (by anchor) and of each heading."""
+
+    def __init__(self, html: str) -> None:
+        super().__init__(convert_charrefs=True)
+        self.ids: set[str] = set()
+        self.hrefs: list[str] = []
+        self.links: list[dict[str, str]] = []
+        self.srcs: list[str] = []
+        self.tags: list[str] = []
+        self.entries: dict[str, list[str]] = {}
+        self.headings: list[str] = []
+        self._entry: str | None = None
+        self._heading: list[str] | None = None
+        self._style = False
+        self.style = ""
+        self.feed(html)
+        self.close()
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = {k: v or "" for k, v in attrs}
+        self.tags.append(tag)
+        if "id" in a:
+            self.ids.add(a["id"])
+            if tag == "li" and a["id"].startswith("p-"):
+                self._entry = a["id"]
+                self.entries[self._entry] = []
+        if tag == "a" and "href" in a:
+            self.hrefs.append(a["href"])
+        if tag == "link":
+            self.links.append(a)
+        if "src" in a:
+            self.srcs.append(a["src"])
+        if tag in ("h1", "h2"):
+            self._heading = []
+        self._style = tag == "style"
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "li" and self._entry is not None and tag == "li":
+            self._entry = None
+        if tag in ("h1", "h2") and self._heading is not None:
+            self.headings.append("".join(self._heading).strip())
+            self._heading = None
+        self._style = False
+
+    def handle_data(self, data: str) -> None:
+        if self._style:
+            self.style += data
+        if self._entry is not None:
+            self.entries[self._entry].append(data)
+        if self._heading is not None:
+            self._heading.append(data)
+
+    def entry_text(self, anchor: str) -> str:
+        return "".join(self.entries[anchor])
+
+
+def page(site: Path, path: str) -> Page:
+    return Page((site / path).read_text(encoding="utf-8"))
+
+
+def tree(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture
+def site(config: Config, store: Store, inbox: Path) -> Path:
+    build_fixed_state(config, store, inbox)
+    return config.feed.output_dir
+
+
+def test_site_goldens(site: Path) -> None:
+    assert sorted(tree(site)) == sorted([*FEEDS, *PAGES])
+    for path in PAGES:
+        check_golden((site / path).read_bytes(), GOLDEN / "site" / path)
+
+
+def test_a_normal_run_renders_only_the_new_page_the_index_and_the_feeds(
+    config: Config, store: Store, inbox: Path
+) -> None:
+    transport = FileTransport(config.email.outbox)
+    site = config.feed.output_dir
+    drop(inbox, DUMP_000)
+    first = run_once(config, store, transport, DAY1)
+    assert {p.relative_to(site).as_posix() for p in first.published.files} == {
+        "digests/2026-11-21.html",
+        "index.html",
+        *FEEDS,
+    }
+    (site / "digests/2026-11-21.html").unlink()  # a normal run must not need (or redo) it
+    drop(inbox, DUMP_002)
+    second = run_once(config, store, transport, NOW)
+    assert {p.relative_to(site).as_posix() for p in second.published.files} == {
+        "digests/2026-11-22.html",
+        "index.html",
+        *FEEDS,
+    }
+    assert not (site / "digests/2026-11-21.html").exists()
+    assert all(d.published == NOW for d in store.digests()[:1])
+    # Nothing new: nothing is written at all.
+    assert run_once(config, store, transport, NOW + timedelta(hours=1)).published.files == ()
+
+
+def test_digest_publish_rebuilds_the_whole_site_byte_for_byte(
+    config: Config, site: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = tree(site)
+    shutil.rmtree(site)
+    assert main(["-c", str(config.path), "publish"]) == 0
+    out = capsys.readouterr().out
+    assert f"published 6 files into {site}: 2 digest pages, the index and 3 feeds" in out
+    assert tree(site) == before  # a full rebuild equals what the normal runs wrote
+
+
+def test_digest_publish_marks_pending_digests_and_output_dir_changes_no_state(
+    config: Config, store: Store, inbox: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["-c", str(config.path), "publish"]) == 0
+    assert "nothing to publish: no digest yet" in capsys.readouterr().out
+    drop(inbox, DUMP_000)
+    # A run that only ingests (as the service's poll does), then a digest that nobody published.
+    ingest_inbox(config, store, NOW)
+    store.create_digest(now=NOW, day=NOW.date(), recipients=(), domain="example.org")
+    assert len(store.digests(unpublished=True)) == 1
+
+    preview = tmp_path / "preview"
+    assert main(["-c", str(config.path), "publish", "--output", str(preview)]) == 0
+    assert (preview / "digests/2026-11-22.html").is_file() and (preview / "atom.xml").is_file()
+    assert len(store.digests(unpublished=True)) == 1  # a preview changes no state
+    assert not config.feed.output_dir.exists()
+
+    assert main(["-c", str(config.path), "publish"]) == 0
+    assert store.digests(unpublished=True) == []
+    assert tree(config.feed.output_dir) == tree(preview)
+
+
+def test_every_link_resolves_and_nothing_is_loaded_from_elsewhere(site: Path) -> None:
+    for path in PAGES:
+        p = page(site, path)
+        assert p.srcs == [] and "script" not in p.tags and "img" not in p.tags
+        assert "url(" not in p.style and "@import" not in p.style
+        assert [lk for lk in p.links if lk.get("rel") == "stylesheet"] == []
+        for href in p.hrefs:
+            if href.startswith("https://"):
+                continue  # arXiv, Hugging Face and code links
+            target, fragment = urldefrag(urljoin(f"http://site/{path}", href))
+            assert target.startswith("http://site/"), href
+            local = site / target.removeprefix("http://site/")
+            assert local.is_file(), f"{path}: {href} points at a missing file"
+            if fragment:
+                assert fragment in page(site, local.relative_to(site).as_posix()).ids, f"{path}: {href}"
+    # Every feed item links to an anchor that exists on its digest's page.
+    for entry in feedparser.parse((site / "feed.xml").read_bytes()).entries:
+        target, fragment = urldefrag(entry.link)
+        assert target.startswith(BASE)
+        assert fragment in page(site, target.removeprefix(BASE)).ids
+
+
+def test_index_lists_digests_newest_first_and_announces_the_feeds(site: Path) -> None:
+    p = page(site, "index.html")
+    alternates = [(lk["type"], lk["href"]) for lk in p.links if lk.get("rel") == "alternate"]
+    assert alternates == [
+        ("application/rss+xml", "feed.xml"),
+        ("application/atom+xml", "atom.xml"),
+        ("application/feed+json", "feed.json"),
+    ]
+    digest_links = [h for h in p.hrefs if h.startswith("digests/")]
+    assert digest_links == ["digests/2026-11-22.html", "digests/2026-11-21.html"]
+    html = (site / "index.html").read_text(encoding="utf-8")
+    assert html.index("22 Nov 2026") < html.index("21 Nov 2026")
+    assert '<span class="count">6 papers</span>' in html and '<span class="count">3 papers</span>' in html
+    assert "9 papers in 2 digests" in html
+    for name in FEEDS:
+        assert f"<code>{BASE}{name}</code>" in html
+    # The digest pages announce the feeds too, relative to their own folder.
+    sub = page(site, "digests/2026-11-22.html")
+    assert [lk["href"] for lk in sub.links if lk.get("rel") == "alternate"] == [f"../{n}" for n in FEEDS]
+
+
+def test_pages_show_titles_and_abstracts_exactly_as_written(site: Path, store: Store) -> None:
+    p = page(site, "digests/2026-11-22.html")
+    for title, abstract in ((TRICKY_TITLE, TRICKY_ABSTRACT), (TEMPLATE_TITLE, TEMPLATE_ABSTRACT)):
+        anchor = identity.paper_anchor(identity.paper_key(title))
+        assert f"{title} #" in p.headings
+        text = abstract.replace("{https://github.com/ex/ample}", "")
+        assert text in p.entry_text(anchor)
+    raw = (site / "digests/2026-11-22.html").read_text(encoding="utf-8")
+    assert "<b>Bold</b>" not in raw and "<script>" not in raw and "<i>this</i>" not in raw
+    assert "&lt;b&gt;Bold&lt;/b&gt;" in raw and "{{ x }}" in raw and "{% if x %}" in raw and "🦀" in raw
+    # Every paper of the digest has its own entry, in the order first seen.
+    digest = store.digests()[0]
+    anchors = [identity.paper_anchor(sp.key) for sp in store.digest_papers(digest)]
+    assert list(p.entries) == anchors
+    authored = p.entry_text(anchors[0])
+    assert "Ashish Vaswani, Noam Shazeer, Niki Parmar" in authored and "42 upvotes" in authored
+    assert 'href="https://arxiv.org/abs/1706.03762"' in raw
+
+
+def test_pages_are_self_contained_responsive_and_dark_aware(site: Path) -> None:
+    for path in PAGES:
+        html = (site / path).read_text(encoding="utf-8")
+        assert html.startswith('<!DOCTYPE html>\n<html lang="en">')
+        assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in html
+        assert '<meta name="color-scheme" content="light dark">' in html
+        assert "@media (prefers-color-scheme: dark)" in html
+        assert html.count("<style>") == 1 and "<script" not in html
+        # Nothing is styled or hidden outside the one style sheet, so CSS off shows it all.
+        assert " style=" not in html and " hidden" not in html
+
+
+def test_with_css_off_every_paper_reads_in_order(site: Path, store: Store) -> None:
+    html = (site / "digests/2026-11-22.html").read_text(encoding="utf-8")
+    bare = Page(html[: html.index("<style>")] + html[html.index("</style>") + len("</style>") :])
+    assert bare.style == ""
+    papers = store.digest_papers(store.digests()[0])
+    assert [h.removesuffix(" #") for h in bare.headings[1:]] == [sp.title for sp in papers]
+    for sp in papers:
+        assert sp.paper.abstract.split("{")[0].strip() in bare.entry_text(identity.paper_anchor(sp.key))
+
+
+def test_second_digest_of_a_day_gets_its_own_page(config: Config, store: Store, inbox: Path) -> None:
+    transport = FileTransport(config.email.outbox)
+    (inbox / "a.txt").write_text(head_spaced(DUMP_000, 2), encoding="utf-8")
+    run_once(config, store, transport, NOW)
+    (inbox / "b.txt").write_text(head_compact(DUMP_002, 2), encoding="utf-8")
+    run_once(config, store, transport, NOW + timedelta(hours=3))
+    site = config.feed.output_dir
+    assert (site / "digests/2026-11-22.html").is_file() and (site / "digests/2026-11-22-2.html").is_file()
+    index = (site / "index.html").read_text(encoding="utf-8")
+    assert "22 Nov 2026</time> (#2)" in index
+    newer = (site / "digests/2026-11-22-2.html").read_text(encoding="utf-8")
+    assert "edition 2" in newer
+    assert 'rel="prev" href="../digests/2026-11-22.html"' in newer
+
+
+# --- a real feed reader --------------------------------------------------------------------
+
+
+class _QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def http_site(config: Config) -> Iterator[str]:
+    """Serves feed.output_dir on 127.0.0.1 with a real HTTP server in a thread."""
+    config.feed.output_dir.mkdir(parents=True, exist_ok=True)
+    handler = partial(_QuietHandler, directory=str(config.feed.output_dir))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+# As a subscriber runs it, without a terminal; -l 4 -d log records errors (it exits 0 anyway).
+NEWSBOAT = [
+    "newsboat",
+    "-u",
+    "urls",
+    "-c",
+    "cache.db",
+    "-C",
+    "/dev/null",
+    "-x",
+    "reload",
+    "print-unread",
+    "-l",
+    "4",
+    "-d",
+    "log",
+]
+
+
+def newsboat(home: Path, url: str) -> tuple[int, list[str]]:
+    """One subscriber polling ``url`` as newsboat does: returns its unread count and the
+    titles in its cache. Fails on any error newsboat logs (it exits 0 even then)."""
+    home.mkdir(exist_ok=True)
+    (home / "urls").write_text(url + "\n", encoding="utf-8")
+    log = home / "log"
+    log.unlink(missing_ok=True)
+    result = subprocess.run(
+        NEWSBOAT,
+        cwd=home,
+        # A fresh HOME, and no proxy between the reader and 127.0.0.1.
+        env={**{k: v for k, v in os.environ.items() if "proxy" not in k.lower()}, "HOME": str(home)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    errors = (
+        [line for line in log.read_text(encoding="utf-8").splitlines() if "ERROR" in line]
+        if log.exists()
+        else []
+    )
+    assert errors == [], errors
+    unread = int(result.stdout.split()[0])
+    assert result.stdout.strip() == f"{unread} unread articles"
+    with sqlite3.connect(home / "cache.db") as db:
+        titles = [row[0] for row in db.execute("SELECT title FROM rss_item ORDER BY id")]
+    return unread, titles
+
+
+@pytest.mark.newsboat
+@pytest.mark.skipif(
+    shutil.which("newsboat") is None, reason="newsboat is not installed (apt-get install newsboat)"
+)
+def test_newsboat_reads_rss_and_atom_over_http_without_duplicates(
+    config: Config, store: Store, inbox: Path, tmp_path: Path, http_site: str
+) -> None:
+    transport = FileTransport(config.email.outbox)
+    feeds = ("feed.xml", "atom.xml")
+    readers = {feed: tmp_path / f"newsboat-{feed}" for feed in feeds}  # one cache per feed
+    drop(inbox, DUMP_000)
+    run_once(config, store, transport, NOW)
+    for feed in feeds:
+        assert newsboat(readers[feed], http_site + feed)[0] == 81
+
+    drop(inbox, DUMP_002)
+    run_once(config, store, transport, NOW + timedelta(days=1))
+    stored = {sp.title for d in store.digests() for sp in store.digest_papers(d)}
+    seen = {}
+    for feed in feeds:
+        unread, titles = newsboat(readers[feed], http_site + feed)
+        assert unread == 81 + 216  # the feed carries all 216 new papers; the 81 stay unread
+        assert len(titles) == 297 and set(titles) == stored  # exact titles, no duplicate
+        seen[feed] = (unread, titles)
+
+    run_once(config, store, transport, NOW + timedelta(days=2))  # no new dump
+    for feed in feeds:
+        assert newsboat(readers[feed], http_site + feed) == seen[feed]
+
+
+# --- a real browser -------------------------------------------------------------------------
+
+
+def png_pixels(data: bytes) -> tuple[int, int, list[bytes]]:
+    """Decodes an 8-bit RGB or RGBA, non-interlaced PNG (what Chromium writes) into rows of
+    RGB bytes: enough to look at a screenshot without an imaging library."""
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    pos, idat, width, height, channels = 8, b"", 0, 0, 3
+    while pos < len(data):
+        (length,) = struct.unpack(">I", data[pos : pos + 4])
+        kind, body = data[pos + 4 : pos + 8], data[pos + 8 : pos + 8 + length]
+        if kind == b"IHDR":
+            width, height, depth, color, _, _, interlace = struct.unpack(">IIBBBBB", body)
+            assert (depth, interlace) == (8, 0) and color in (2, 6)
+            channels = 3 if color == 2 else 4
+        elif kind == b"IDAT":
+            idat += body
+        pos += 12 + length
+    raw = zlib.decompress(idat)
+    stride = width * channels
+    rows: list[bytes] = []
+    prev = bytearray(stride)
+    for y in range(height):
+        kind = raw[y * (stride + 1)]
+        line = bytearray(raw[y * (stride + 1) + 1 : (y + 1) * (stride + 1)])
+        for i in range(stride):
+            a = line[i - channels] if i >= channels else 0
+            b = prev[i]
+            c = prev[i - channels] if i >= channels else 0
+            if kind == 1:
+                line[i] = (line[i] + a) & 0xFF
+            elif kind == 2:
+                line[i] = (line[i] + b) & 0xFF
+            elif kind == 3:
+                line[i] = (line[i] + (a + b) // 2) & 0xFF
+            elif kind == 4:
+                p = a + b - c
+                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+                line[i] = (line[i] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 0xFF
+        prev = line
+        rgb = bytes(line) if channels == 3 else bytes(v for i, v in enumerate(line) if i % 4 != 3)
+        rows.append(rgb)
+    return width, height, rows
+
+
+def luminance(rgb: bytes, x: int) -> float:
+    r, g, b = rgb[3 * x : 3 * x + 3]
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+def screenshot(page_url: Path, out: Path, width: int, height: int, *, dark: bool) -> bytes:
+    profile = out.parent / f"profile-{out.stem}"
+    args = [
+        shutil.which("chromium") or "chromium",
+        *("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run"),
+        *("--disable-background-networking", "--disable-component-update", "--disable-sync"),
+        "--hide-scrollbars",
+        f"--user-data-dir={profile}",
+        f"--screenshot={out}",
+        f"--window-size={width},{height}",
+    ]
+    if dark:
+        args += ["--force-dark-mode", "--blink-settings=preferredColorScheme=0"]
+    subprocess.run([*args, page_url.as_uri()], capture_output=True, timeout=90, check=True)
+    return out.read_bytes()
+
+
+@pytest.mark.chromium
+@pytest.mark.skipif(
+    shutil.which("chromium") is None, reason="headless Chromium is not installed (apt-get install chromium)"
+)
+@pytest.mark.parametrize("dark", [False, True], ids=["light", "dark"])
+def test_archive_page_on_a_phone_in_light_and_dark(site: Path, tmp_path: Path, dark: bool) -> None:
+    """Chromium renders the digest page 390 px wide: the background follows the colour
+    scheme, text is painted in contrast to it, and nothing runs into the right edge."""
+    width, height, rows = png_pixels(
+        screenshot(site / "digests/2026-11-22.html", tmp_path / "shot.png", 390, 700, dark=dark)
+    )
+    assert (width, height) == (390, 700)
+    background = luminance(rows[-1], width - 1)
+    if dark:
+        assert background < 50
+    else:
+        assert background > 230
+    ink = [luminance(row, x) for row in rows[::4] for x in range(0, width, 2)]
+    contrast = [v for v in ink if abs(v - background) > 120]
+    assert len(contrast) > len(ink) // 100  # text was painted, legibly
+    # The page has a 16 px margin at this width: no text reaches the rightmost 8 columns
+    # (only full-width hairlines do, at a third of the text's contrast).
+    edge = [luminance(row, x) for row in rows for x in range(width - 8, width)]
+    assert max(abs(v - background) for v in edge) < 60
