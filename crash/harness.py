@@ -42,10 +42,12 @@ import os
 import random
 import shutil
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -53,6 +55,7 @@ from pathlib import Path
 from typing import Any
 
 import feedparser  # type: ignore[import-untyped]
+from aiosmtpd.controller import Controller
 
 from digest.crashpoints import ENV, POINTS
 from digest.deliver import FileTransport
@@ -117,9 +120,15 @@ class Install:
         return self.root / "var" / "digest.db"
 
 
-def make_install(root: Path) -> Install:
-    """A config with the file transport, three recipients and a feed long enough for all."""
+def make_install(root: Path, smtp_port: int | None = None) -> Install:
+    """A config with three recipients and a feed long enough for all; the file transport,
+    or SMTP to 127.0.0.1:``smtp_port``."""
     install = Install(root)
+    transport = (
+        f'transport = "smtp"\n[email.smtp]\nhost = "127.0.0.1"\nport = {smtp_port}\nsecurity = "none"\n'
+        if smtp_port
+        else 'transport = "file"\n'
+    )
     install.inbox.mkdir(parents=True)
     to = ", ".join(f'"{r}"' for r in RECIPIENTS)
     install.config.write_text(
@@ -134,10 +143,9 @@ def make_install(root: Path) -> Install:
         'output_dir = "var/site"\n'
         "max_items = 100000\n"
         "[email]\n"
-        'transport = "file"\n'
         'outbox = "var/outbox"\n'
         f'from = "Crash Digest <digest@{DOMAIN}>"\n'
-        f"to = [{to}]\n",
+        f"to = [{to}]\n" + transport,
         encoding="utf-8",
     )
     return install
@@ -222,6 +230,45 @@ def drop(install: Install, dumps: Iterable[Dump]) -> None:
         tmp.rename(install.inbox / name)
 
 
+# --- an SMTP sink ------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    # aiosmtpd 1.4.6 cannot bind port 0: ask the OS for a free port first.
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Sink:
+    """A real SMTP server (aiosmtpd) in this process, counting what it accepted per
+    (Message-ID, recipient) and keeping the bytes."""
+
+    def __init__(self) -> None:
+        self.received: dict[tuple[str, str], list[bytes]] = collections.defaultdict(list)
+        self.lock = threading.Lock()
+        self.port = free_port()
+        self.controller = Controller(self, hostname="127.0.0.1", port=self.port)
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        msg = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        with self.lock:
+            for rcpt in envelope.rcpt_tos:
+                self.received[(str(msg["Message-ID"]), rcpt)].append(bytes(envelope.content))
+        return "250 2.0.0 accepted"
+
+    def count(self, mid: str, recipient: str) -> int:
+        with self.lock:
+            return len(self.received.get((mid, recipient), []))
+
+    def __enter__(self) -> Sink:
+        self.controller.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.controller.stop()
+
+
 # --- running digest --------------------------------------------------------------------------
 
 
@@ -292,21 +339,28 @@ def outbox_snapshot(install: Install) -> dict[str, str]:
     return {p.name: _sha(p.read_bytes()) for p in install.outbox.glob("*.eml")}
 
 
+def pending_rows(install: Install) -> list[tuple[str, str]]:
+    """(recipient, Message-ID) of every pending delivery."""
+    if not install.db.exists():
+        return []
+    with sqlite3.connect(f"file:{install.db}?mode=ro", uri=True) as db:
+        try:
+            return [
+                (r, m)
+                for r, m in db.execute(
+                    "SELECT recipient, message_id FROM deliveries WHERE status = 'pending'"
+                )
+            ]
+        except sqlite3.OperationalError:
+            return []
+
+
 def pending_with_file(install: Install) -> dict[str, str]:
     """Pending deliveries whose ``.eml`` already exists: the accept→mark_sent window.
     file name → Message-ID."""
-    if not install.db.exists():
-        return {}
     found: dict[str, str] = {}
-    with sqlite3.connect(f"file:{install.db}?mode=ro", uri=True) as db:
-        try:
-            rows = db.execute(
-                "SELECT recipient, message_id FROM deliveries WHERE status = 'pending'"
-            ).fetchall()
-        except sqlite3.OperationalError:
-            return {}
     transport = FileTransport(install.outbox)
-    for recipient, mid in rows:
+    for recipient, mid in pending_rows(install):
         msg = email.message.EmailMessage()
         msg["Message-ID"] = mid
         path = transport.path_for(msg, recipient)
@@ -352,8 +406,9 @@ def stage(before: tuple[int, ...], after: tuple[int, ...], window: bool) -> str:
     return "start-up (nothing committed)"
 
 
-def check(install: Install, dropped: Sequence[Dump]) -> list[str]:
-    """Every problem with the state and outputs after a completed run; [] when all is well."""
+def check(install: Install, dropped: Sequence[Dump], *, smtp: bool = False) -> list[str]:
+    """Every problem with the state and outputs after a completed run; [] when all is well.
+    With ``smtp`` the messages went to a sink (checked by the trial), not to ``.eml`` files."""
     problems: list[str] = []
     expected: dict[str, set[str]] = {}  # dump sha → keys
     bad: dict[str, str] = {}  # name → sha
@@ -423,7 +478,7 @@ def check(install: Install, dropped: Sequence[Dump]) -> list[str]:
         problems.append("digest ranges do not cover every paper exactly once")
 
     problems += _check_site(install, papers, digests)
-    problems += _check_outbox(install, digests, deliveries)
+    problems += _check_outbox(install, digests, deliveries, files=not smtp)
     return problems
 
 
@@ -481,7 +536,9 @@ def _check_site(
     return problems
 
 
-def _check_outbox(install: Install, digests: Sequence[Row], deliveries: Sequence[Row]) -> list[str]:
+def _check_outbox(
+    install: Install, digests: Sequence[Row], deliveries: Sequence[Row], *, files: bool = True
+) -> list[str]:
     problems: list[str] = []
     leftovers = temp_leftovers(install.outbox)
     if leftovers:
@@ -497,6 +554,8 @@ def _check_outbox(install: Install, digests: Sequence[Row], deliveries: Sequence
                 continue
             if mid != message_id(did, r, DOMAIN):
                 problems.append(f"delivery of {slug} to {r} has Message-ID {mid}")
+            if not files:
+                continue
             msg = email.message.EmailMessage()
             msg["Message-ID"] = mid
             path = transport.path_for(msg, r)
@@ -510,7 +569,7 @@ def _check_outbox(install: Install, digests: Sequence[Row], deliveries: Sequence
     if len(rows) != len(digests) * len(RECIPIENTS):
         problems.append(f"{len(rows)} outbox rows for {len(digests)} digests")
     have = set(outbox_snapshot(install))
-    if have != want_files:
+    if files and have != want_files:
         problems.append(
             f"outbox: {len(have - want_files)} unexpected .eml files, {len(want_files - have)} missing"
         )
@@ -534,11 +593,23 @@ class TrialResult:
 
 class Trial:
     def __init__(
-        self, seed: int, root: Path, mode: str, duration: float, *, large: int = 1100, samples: bool = True
+        self,
+        seed: int,
+        root: Path,
+        mode: str,
+        duration: float,
+        *,
+        large: int = 1100,
+        samples: bool = True,
+        sink: Sink | None = None,
     ) -> None:
         self.rng = random.Random(seed)
         self.result = TrialResult(seed)
-        self.install = make_install(root)
+        self.sink = sink
+        self.install = make_install(root, sink.port if sink else None)
+        # (Message-ID, recipient) → copies the sink held while the row was still pending
+        # after a killed run: the accept→mark_sent window; one more copy follows.
+        self.window_copies: dict[tuple[str, str], int] = {}
         self.mode = mode
         self.duration = duration
         self.first, self.later = dump_batches(self.rng, large=large, samples=samples)
@@ -553,8 +624,12 @@ class Trial:
         if kill is not None:
             self.result.kills.append(kill.point or "delay")
             self.result.landed += ran.killed
+            if ran.killed and self.sink is not None:
+                for r, mid in pending_rows(self.install):
+                    if self.sink.count(mid, r):
+                        self.window_copies[(mid, r)] = self.sink.count(mid, r)
             if ran.killed and not kill.point:
-                died = stage(counts, progress(self.install), bool(pending_with_file(self.install)))
+                died = stage(counts, progress(self.install), self._in_window())
                 self.result.stages[died] += 1
         if "Traceback" in ran.stderr:
             self.result.problems.append(f"traceback after {kill.label() if kill else 'a clean start'}")
@@ -566,6 +641,33 @@ class Trial:
         self.result.redelivered += sum(1 for name in window if name in after and not ran.killed)
         return ran
 
+    def _in_window(self) -> bool:
+        if self.sink is None:
+            return bool(pending_with_file(self.install))
+        return any(self.sink.count(mid, r) for r, mid in pending_rows(self.install))
+
+    def _check_sink(self) -> list[str]:
+        """Each sent delivery reached the sink once, plus once per crash in its window,
+        every copy byte-identical; nothing else reached it."""
+        assert self.sink is not None
+        problems: list[str] = []
+        with sqlite3.connect(f"file:{self.install.db}?mode=ro", uri=True) as db:
+            rows = db.execute("SELECT recipient, message_id FROM deliveries WHERE status = 'sent'").fetchall()
+        sent = {(mid, r) for r, mid in rows}
+        with self.sink.lock:
+            received = {k: list(v) for k, v in self.sink.received.items()}
+        for key in sent:
+            copies = received.get(key, [])
+            want = self.window_copies.get(key, 0) + 1
+            if len(copies) != want:
+                problems.append(f"{key[1]} got {len(copies)} copies of {key[0]}, expected {want}")
+            if len(set(copies)) > 1:
+                problems.append(f"the copies of {key[0]} to {key[1]} differ")
+        for key in set(received) - sent:
+            problems.append(f"the sink got {key[0]} for {key[1]}, which is not a sent delivery")
+        self.result.redelivered = sum(self.window_copies.values())
+        return problems
+
     def _recover(self, what: str) -> None:
         for _ in range(MAX_RECOVERY_RUNS):
             ran = self._run(None)
@@ -574,7 +676,9 @@ class Trial:
             self.result.problems.append(
                 f"{what}: recovery run exited {ran.returncode}: {ran.stderr.strip()[-300:]}"
             )
-        problems = check(self.install, self.dropped)
+        problems = check(self.install, self.dropped, smtp=self.sink is not None)
+        if self.sink is not None:
+            problems += self._check_sink()
         self.result.problems += [f"{what}: {p}" for p in problems]
 
     def run(self) -> TrialResult:
@@ -603,6 +707,8 @@ class Trial:
         ran = self._run(None)
         if ran.returncode != 0 or "no digest" not in ran.stdout or outbox_snapshot(self.install) != before:
             self.result.problems.append(f"an idle run did something: {ran.stdout.strip()}")
+        if self.sink is not None:
+            self.result.problems += [f"after an idle run: {p}" for p in self._check_sink()]
         with sqlite3.connect(f"file:{self.install.db}?mode=ro", uri=True) as db:
             self.result.digests = db.execute("SELECT count(*) FROM digests").fetchone()[0]
         return self.result
@@ -631,10 +737,14 @@ def calibrate(workdir: Path, large: int = 1100) -> float:
 
 
 def run_trial(
-    seed: int, workdir: Path, mode: str, duration: float, keep: Path | None, large: int
+    seed: int, workdir: Path, mode: str, duration: float, keep: Path | None, large: int, smtp: bool = False
 ) -> TrialResult:
     root = workdir / f"trial-{seed}"
-    result = Trial(seed, root, mode, duration, large=large).run()
+    if smtp:
+        with Sink() as sink:
+            result = Trial(seed, root, mode, duration, large=large, sink=sink).run()
+    else:
+        result = Trial(seed, root, mode, duration, large=large).run()
     if result.problems and keep is not None:
         shutil.copytree(root, keep / root.name, dirs_exist_ok=True)
     shutil.rmtree(root, ignore_errors=True)
@@ -667,6 +777,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=1, help="trials run at once")
     parser.add_argument("--large", type=int, default=1100, help="papers in the large synthetic dump")
     parser.add_argument("--keep", type=Path, help="copy failing trials' folders here")
+    parser.add_argument(
+        "--smtp", action="store_true", help="deliver over SMTP to a sink in this process, not to .eml files"
+    )
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="digest-crash-") as tmp:
         workdir = Path(tmp)
@@ -675,7 +788,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         seeds = range(args.seed, args.seed + args.trials)
         with ThreadPoolExecutor(max_workers=args.jobs) as pool:
             futures = [
-                pool.submit(run_trial, s, workdir, args.mode, duration, args.keep, args.large) for s in seeds
+                pool.submit(run_trial, s, workdir, args.mode, duration, args.keep, args.large, args.smtp)
+                for s in seeds
             ]
             results = []
             for future in futures:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from crash.harness import Kill, Trial
+from crash.harness import Kill, Sink, Trial
 from digest.crashpoints import POINTS
 
 # Each named point once. Only the batch point needs a dump larger than a store batch,
@@ -33,3 +33,18 @@ def test_killed_run_then_recovery_loses_and_duplicates_nothing(tmp_path: Path, k
         assert result.redelivered == 1  # sent again, byte-identical (checked by the trial)
     else:
         assert result.redelivered == 0
+
+
+def test_crash_between_smtp_accept_and_mark_sent_resends_the_same_message(tmp_path: Path) -> None:
+    # A real SMTP server in this process counts copies per (Message-ID, recipient): the
+    # second recipient's message was accepted when the run died, so it arrives twice,
+    # byte-identical; every other message arrives once (checked by the trial).
+    with Sink() as sink:
+        trial = Trial(seed=7, root=tmp_path / "install", mode="points", duration=1.0, large=40, sink=sink)
+        result = trial.crash_once(Kill(point="outbox.accepted", n=2))
+        copies = sorted(len(v) for v in sink.received.values())
+
+    assert result.landed == 1
+    assert result.problems == []
+    assert result.redelivered == 1
+    assert copies == [1, 1, 1, 1, 1, 2]  # two digests × three recipients, one sent twice
