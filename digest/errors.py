@@ -3,6 +3,7 @@
 DigestError            base: the CLI prints it as one line and exits 1
  ├── ConfigError       a config key is missing or wrong; names the key and the fix
  ├── DumpError         a dump cannot be read or parsed; names file:line
+ │    └── DumpChangedError  the file changed while it was read: not a failure, read it later
  ├── StoreError        the state database is unusable (newer schema, locked, …)
  ├── LockError         another run holds the lock on the state
  ├── PublishError      a feed or archive file could not be written
@@ -42,6 +43,11 @@ class DumpError(DigestError):
         self.reason = reason
         where = f"{file}:{line}" if line else file
         super().__init__(f"{where}: {reason}")
+
+
+class DumpChangedError(DumpError):
+    """The file's bytes changed between hashing and parsing; nothing of it was stored and
+    it is not recorded as failed: the next run reads it again."""
 
 
 class StoreError(DigestError):

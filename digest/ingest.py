@@ -14,7 +14,7 @@ from datetime import datetime
 
 from digest.config import Config
 from digest.crashpoints import crash_point
-from digest.errors import DigestError, DumpError
+from digest.errors import DigestError, DumpChangedError, DumpError
 from digest.parse import DumpParser
 from digest.sources import Candidate, read_lines, scan, settled, sha256_of
 from digest.store import Store
@@ -97,10 +97,15 @@ def _ingest_one(
             sha256=sha,
             size=c.size,
             mtime_ns=c.mtime_ns,
-            papers_in=parser.papers(read_lines(c.path)),
+            papers_in=parser.papers(read_lines(c.path, sha)),
             layout=lambda: parser.layout,
             now=now,
         )
+    except DumpChangedError as err:
+        # Still being written (or replaced): the transaction rolled back; leave it for later.
+        log.warning("%s", err)
+        report.unsettled += 1
+        return
     except DumpError as err:
         _fail(store, c, sha, str(err), now, report)
         return

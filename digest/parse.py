@@ -82,6 +82,16 @@ def decode_lines(raw: Iterable[bytes], name: str) -> Iterator[tuple[int, str]]:
     for chunk in _chain(first, chunks):
         if len(chunk) > MAX_LINE_BYTES:
             _too_long(name, number + 1)
+        if b"\x00" not in chunk and b"\r" not in chunk:
+            # The common line: no NUL, no CR. Decoding is the only check left.
+            try:
+                decoded = chunk.decode("utf-8")
+            except UnicodeDecodeError:
+                pass  # reported with its column below
+            else:
+                number += 1
+                yield number, decoded.rstrip()
+                continue
         # A chunk is an LF-terminated line; lone CRs inside it end lines too. Each line is
         # checked in order, so the first bad line is named, however the bytes were split.
         for part in chunk.removesuffix(b"\n").removesuffix(b"\r").split(b"\r"):

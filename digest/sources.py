@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from digest.errors import DumpError
+from digest.errors import DumpChangedError, DumpError
 from digest.parse import MAX_LINE_BYTES
 
 _SKIP_SUFFIXES = (".part", ".tmp", "~", ".crdownload", ".swp")
@@ -68,7 +68,8 @@ def scan(inbox: Path, pattern: str) -> list[Candidate]:
         path = Path(entry.path)
         refused = _refusal(path, root)
         try:
-            st = path.lstat() if refused else path.stat()
+            # scandir's entry: no second path lookup; a refused link is not followed.
+            st = entry.stat(follow_symlinks=refused is None)
         except OSError:
             continue  # vanished meanwhile
         if refused is None and not stat.S_ISREG(st.st_mode):
@@ -127,12 +128,23 @@ def sha256_of(path: Path, max_bytes: int) -> str:
 LINE_READ_LIMIT = MAX_LINE_BYTES + 1
 
 
-def read_lines(path: Path) -> Iterator[bytes]:
+def read_lines(path: Path, sha256: str | None = None) -> Iterator[bytes]:
     """The file's byte lines, streamed, none longer than :data:`LINE_READ_LIMIT` bytes;
-    the file is only opened for reading."""
+    the file is only opened for reading.
+
+    With ``sha256`` (the hash taken when the file was first read), the bytes are hashed
+    again as they stream by and :class:`DumpChangedError` is raised at the end when they
+    differ: the file was rewritten between the two reads, and what was parsed is not the
+    dump the hash names.
+    """
+    hasher = hashlib.sha256() if sha256 else None
     try:
         with path.open("rb") as fh:
             while line := fh.readline(LINE_READ_LIMIT):
+                if hasher is not None:
+                    hasher.update(line)
                 yield line
     except OSError as err:
         raise DumpError(path.name, 0, f"cannot read ({err.strerror}); check its permissions") from err
+    if hasher is not None and hasher.hexdigest() != sha256:
+        raise DumpChangedError(path.name, 0, "changed while it was being read; it is read again next run")

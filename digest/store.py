@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+from bisect import bisect_right
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -461,10 +462,10 @@ class Store:
                         "key": p.key,
                         "title": p.title,
                         "abstract": p.abstract,
-                        "links": json.dumps(list(p.links)),
+                        "links": json.dumps(list(p.links)) if p.links else "[]",
                         "listing_date": p.listing_date,
                         "arxiv_id": p.arxiv_id,
-                        "authors": json.dumps(list(p.authors)),
+                        "authors": json.dumps(list(p.authors)) if p.authors else "[]",
                         "upvotes": p.upvotes,
                         "first_seen": now,
                         "dump_id": dump_id,
@@ -614,30 +615,34 @@ class Store:
     def recent_papers(self, limit: int, up_to_seq: int) -> list[tuple[StoredPaper, Digest]]:
         """The ``limit`` newest digested papers (seq ≤ ``up_to_seq``), newest first,
         each with the digest that carried it."""
+        # Two queries, not a join on the seq range: no index serves ``seq BETWEEN
+        # first_seq AND last_seq``, so the join scanned every digest for every paper
+        # and a feed run slowed down as the history grew (bench/, growth).
         query = (
-            sa.select(*_PAPER_COLUMNS, *[c.label(f"d_{c.name}") for c in digests.c])
+            sa.select(*_PAPER_COLUMNS)
             .join(dumps, dumps.c.id == papers.c.dump_id)
-            .join(
-                digests,
-                sa.and_(papers.c.seq >= digests.c.first_seq, papers.c.seq <= digests.c.last_seq),
-            )
             .where(papers.c.seq <= up_to_seq)
             .order_by(papers.c.seq.desc())
             .limit(limit)
         )
-        out: list[tuple[StoredPaper, Digest]] = []
         with self.transaction() as conn:
-            for r in conn.execute(query):
-                d = Digest(
-                    id=r.d_id,
-                    slug=r.d_slug,
-                    created=r.d_created_at,
-                    first_seq=r.d_first_seq,
-                    last_seq=r.d_last_seq,
-                    paper_count=r.d_paper_count,
-                    published=r.d_published_at,
+            stored = [_paper(r) for r in conn.execute(query)]
+            if not stored:
+                return []
+            carriers = [
+                _digest(r)
+                for r in conn.execute(
+                    sa.select(digests)
+                    .where(digests.c.last_seq >= stored[-1].seq, digests.c.first_seq <= stored[0].seq)
+                    .order_by(digests.c.first_seq)
                 )
-                out.append((_paper(r), d))
+            ]
+        firsts = [d.first_seq for d in carriers]
+        out: list[tuple[StoredPaper, Digest]] = []
+        for paper in stored:
+            i = bisect_right(firsts, paper.seq) - 1
+            if i >= 0 and carriers[i].last_seq >= paper.seq:
+                out.append((paper, carriers[i]))
         return out
 
     # --- outbox ----------------------------------------------------------------------------

@@ -69,6 +69,8 @@ def segments(text: str) -> tuple[tuple[str, str | None], ...]:
 
 def links(text: str) -> tuple[str, ...]:
     """The distinct cleaned URLs in ``text``, in order of appearance."""
+    if "http" not in text:
+        return ()  # most abstracts: nothing the URL pattern could match
     seen: dict[str, None] = {}
     for _, url in segments(text):
         if url is not None:
@@ -79,3 +81,42 @@ def links(text: str) -> tuple[str, ...]:
 def plain(text: str) -> str:
     """``text`` with ``url{url}`` artefacts removed."""
     return "".join(piece for piece, _ in segments(text))
+
+
+def fill(text: str, width: int, indent: str = "", first_indent: str | None = None) -> str:
+    """``textwrap.fill(text, width, initial_indent=first_indent or indent,
+    subsequent_indent=indent, break_long_words=False, break_on_hyphens=False)``, same output.
+
+    Text whose only white space is single spaces between words (every abstract seen so
+    far) is wrapped by one regular expression, many times faster than textwrap's loop
+    over chunks; anything else goes to textwrap itself.
+    """
+    first = indent if first_indent is None else first_indent
+    room = width - len(indent)
+    simple = room == width - len(first) and room > 0 and _SINGLE_SPACED.fullmatch(text)
+    if not simple:
+        import textwrap  # the general case: tabs, runs of spaces, other white space
+
+        return textwrap.fill(
+            text,
+            width=width,
+            initial_indent=first,
+            subsequent_indent=indent,
+            break_long_words=False,
+            break_on_hyphens=False,
+        )
+    lines = [short or long for short, long in _line_pattern(room).findall(text)]
+    return first + f"\n{indent}".join(lines)
+
+
+# Words (runs of anything but white space) separated by single spaces, nothing else.
+_SINGLE_SPACED = re.compile(r"\S+(?: \S+)*")
+_LINE_PATTERNS: dict[int, re.Pattern[str]] = {}
+
+
+def _line_pattern(room: int) -> re.Pattern[str]:
+    # The longest run of whole words that fits, else one word too long to break.
+    pattern = _LINE_PATTERNS.get(room)
+    if pattern is None:
+        pattern = _LINE_PATTERNS[room] = re.compile(rf"(.{{1,{room}}})(?: |$)|(\S+)(?: |$)")
+    return pattern

@@ -5,9 +5,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
+
 from digest.config import Config
+from digest.errors import DumpChangedError
 from digest.ingest import ingest_inbox
-from digest.sources import scan, settled
+from digest.parse import DumpParser
+from digest.sources import read_lines, scan, settled, sha256_of
 from digest.store import Store
 from tests.conftest import DUMP_000, DUMP_002, NOW, drop
 
@@ -53,3 +57,27 @@ def test_settle_rule_leaves_recent_files_for_later(config: Config, store: Store,
     assert settled(old_c, now_ns, 10) and not settled(young_c, now_ns, 10)
     report = ingest_inbox(config, store, NOW, settle_seconds=10)
     assert (report.ingested, report.unsettled) == (1, 1)
+
+
+def test_a_file_rewritten_between_hash_and_parse_stores_nothing(store: Store, inbox: Path) -> None:
+    drop(inbox, DUMP_000)
+    path = inbox / DUMP_000.name
+    hashed = sha256_of(path, 1 << 30)
+    # The hash was taken; now the file is rewritten before the parse reads it.
+    path.write_bytes(DUMP_002.read_bytes())
+    parser = DumpParser(path.name)
+    with pytest.raises(DumpChangedError, match="changed while it was being read"):
+        store.ingest(
+            name=path.name,
+            sha256=hashed,
+            size=path.stat().st_size,
+            mtime_ns=path.stat().st_mtime_ns,
+            papers_in=parser.papers(read_lines(path, hashed)),
+            layout=lambda: parser.layout,
+            now=NOW,
+        )
+    # Rolled back whole, and not remembered: the next run reads the file afresh.
+    assert store.counts()["papers"] == 0 and store.dump_status(hashed) is None
+    assert store.seen_files() == {}
+    # The hash that matches the bytes streams through untouched.
+    assert list(read_lines(path, sha256_of(path, 1 << 30))) == path.read_bytes().splitlines(keepends=True)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 from email.message import EmailMessage
@@ -25,6 +24,7 @@ import jinja2
 from digest import identity
 from digest.render import templates
 from digest.render.view import DigestView, PaperView
+from digest.text import fill as text_fill
 
 WIDTH = 72
 MAX_AUTHORS = 4  # more are shown as "A, B, C, D and 7 others"
@@ -83,11 +83,13 @@ def excerpt(
         if offset > limit:
             break
         if url is None:
-            for i, char in enumerate(piece):
-                if offset + i > limit:
-                    break
-                if char.isspace():
+            # The last white space at or before the limit; searched from the end, since
+            # a character-by-character scan of every abstract cost most of a send.
+            window = piece[: limit - offset + 1]
+            for i in range(len(window) - 1, -1, -1):
+                if window[i].isspace():
                     cut = offset + i
+                    break
         else:
             cut = offset
             end = offset + len(piece)
@@ -163,15 +165,9 @@ def preheader(digest: DigestView, papers: Sequence[PaperView]) -> str:
 
 
 def _wrap(text: str, indent: str, first_indent: str | None = None) -> str:
-    # Titles must never break inside a word or at a hyphen; URLs stay whole.
-    return textwrap.fill(
-        text,
-        width=WIDTH,
-        initial_indent=indent if first_indent is None else first_indent,
-        subsequent_indent=indent,
-        break_long_words=False,
-        break_on_hyphens=False,
-    )
+    # Titles must never break inside a word or at a hyphen. text.fill gives textwrap's
+    # output several times faster: wrapping was most of the email's render time (bench/).
+    return text_fill(text, WIDTH, indent, first_indent)
 
 
 def _context(

@@ -1,0 +1,1 @@
+"""Benchmarks for paper-digest: ``python -m bench`` (``--quick`` for tiny sizes)."""
