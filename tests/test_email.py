@@ -410,3 +410,23 @@ def test_every_recipient_gets_what_a_full_rebuild_gives(recipient: str, title: s
             prepared(papers, settings).wire(recipient, mid)
         return
     assert prepared(papers, settings).wire(recipient, mid).data == full
+
+
+_atom = "[A-Za-z0-9_%+-]{1,12}(\\.[A-Za-z0-9_%+-]{1,12}){0,3}"
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    address=st.from_regex(f"{_atom}@{_atom}", fullmatch=True),
+    mid=st.from_regex(f"<{_atom}@{_atom}>", fullmatch=True),
+)
+def test_plain_to_and_message_id_headers_are_written_as_the_email_package_writes_them(
+    address: str, mid: str
+) -> None:
+    msg = EmailMessage(policy=email.policy.SMTP)
+    msg["To"] = address
+    msg["Message-ID"] = mid
+    assert (
+        render._header("To", address) + render._header("Message-ID", mid)
+        == msg.as_bytes().split(b"\r\n\r\n")[0] + b"\r\n"
+    )
