@@ -62,6 +62,23 @@ def renderer(config: Config, store: Store) -> Callable[[Digest, str, str], Email
     return build
 
 
+def wire_renderer(config: Config, store: Store) -> Callable[[Digest, str, str], email.Wire]:
+    """Like :func:`renderer`, serialised for sending: each digest is rendered once
+    (:class:`email.Prepared`) and each recipient's message is cut from it."""
+    settings = email_settings(config)
+    prepared: dict[int, email.Prepared] = {}
+
+    def build(digest: Digest, recipient: str, message_id: str) -> email.Wire:
+        if digest.id not in prepared:
+            base = config.digest.base_url
+            papers = [paper_view(p, digest.slug, base) for p in store.digest_papers(digest)]
+            view = digest_view(digest, base, config.tz)
+            prepared[digest.id] = email.Prepared(settings, view, papers)
+        return prepared[digest.id].wire(recipient, message_id)
+
+    return build
+
+
 BACKOFF_FIRST = 300.0  # seconds to wait after the first failed attempt
 BACKOFF_MAX = 4 * 3600.0
 
@@ -122,14 +139,16 @@ def deliver_pending(
         pending = [row for row in pending if due(row, now)]
     if not pending:
         return DeliveryReport()
-    build = renderer(config, store)
+    build = wire_renderer(config, store)
     digests: dict[int, Digest] = {}
     give_up = timedelta(seconds=config.email.retry_for)
     sent = retry = failed = 0
     errors: list[str] = []
     with transport:
         for row in pending:
-            digest = digests.setdefault(row.digest_id, store.digest(row.digest_id))
+            if row.digest_id not in digests:
+                digests[row.digest_id] = store.digest(row.digest_id)
+            digest = digests[row.digest_id]
             message = build(digest, row.recipient, row.message_id)
             try:
                 transport.send(message, row.recipient)
