@@ -8,15 +8,15 @@ import hashlib
 import smtplib
 import ssl
 from email.message import EmailMessage
-from email.utils import parseaddr
 from pathlib import Path
 from types import TracebackType
 from typing import Protocol
 
 from digest.config import Config
+from digest.crashpoints import crash_point
 from digest.errors import DeliveryError
-from digest.publish import write_atomic
-from digest.render.email import to_bytes
+from digest.publish import remove_stale_temps, write_atomic
+from digest.render.email import Wire, to_bytes
 
 
 class Transport(Protocol):
@@ -28,7 +28,7 @@ class Transport(Protocol):
         self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
     ) -> None: ...
 
-    def send(self, message: EmailMessage, recipient: str) -> None: ...
+    def send(self, message: EmailMessage | Wire, recipient: str) -> None: ...
 
 
 class FileTransport:
@@ -42,6 +42,8 @@ class FileTransport:
         self.outbox = outbox
 
     def __enter__(self) -> FileTransport:
+        # A run killed mid-write left a hidden temp file; its delivery is still pending.
+        remove_stale_temps(self.outbox)
         return self
 
     def __exit__(
@@ -49,19 +51,20 @@ class FileTransport:
     ) -> None:
         return None
 
-    def path_for(self, message: EmailMessage, recipient: str) -> Path:
-        mid = str(message["Message-ID"])
+    def path_for(self, message: EmailMessage | Wire, recipient: str) -> Path:
+        mid = message.message_id if isinstance(message, Wire) else str(message["Message-ID"])
         local = "".join(c if c.isalnum() or c in "-_.@" else "_" for c in recipient)[:64]
         tag = hashlib.sha256(mid.encode()).hexdigest()[:8]
         return self.outbox / f"{mid.strip('<>').split('@')[0]}-{local}-{tag}.eml"
 
-    def send(self, message: EmailMessage, recipient: str) -> None:
+    def send(self, message: EmailMessage | Wire, recipient: str) -> None:
         try:
             write_atomic(self.path_for(message, recipient), to_bytes(message))
         except OSError as err:
             raise DeliveryError(
                 f"cannot write to the outbox {self.outbox}: {err.strerror}", temporary=True
             ) from err
+        crash_point("deliver.file_written")
 
 
 def _reply(code: int, text: bytes | str) -> str:
@@ -173,11 +176,11 @@ class SmtpTransport:
             raise DeliveryError(f"cannot {stage} {self.where}: {_oserror(err)}", temporary=True) from err
         return smtp
 
-    def send(self, message: EmailMessage, recipient: str) -> None:
+    def send(self, message: EmailMessage | Wire, recipient: str) -> None:
         if self._broken is not None:
             raise self._broken
-        data = to_bytes(message)
-        sender = parseaddr(str(message["From"]))[1]
+        wire = Wire.of(message)
+        data, sender = wire.data, wire.envelope_from
         for attempt in (1, 2):
             if self._smtp is None:
                 try:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from digest.config import Config
+from digest.crashpoints import crash_point
 from digest.errors import DigestError, DumpChangedError, DumpError
 from digest.parse import DumpParser
 from digest.sources import Candidate, read_lines, scan, scan_changed, settled, sha256_of
@@ -124,6 +125,7 @@ def _ingest_one(
         log.exception("unexpected error while ingesting %s", c.name)
         _fail(store, c, sha, f"{c.name}: internal error ({type(err).__name__}: {err})", now, report)
         return
+    crash_point("ingest.committed")
     for warning in parser.warnings:
         log.warning("%s", warning)
     report.ingested += 1

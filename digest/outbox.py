@@ -15,6 +15,7 @@ from email.utils import parseaddr
 
 from digest import identity
 from digest.config import Config
+from digest.crashpoints import crash_point
 from digest.deliver import Transport
 from digest.errors import DeliveryError
 from digest.model import Delivery, Digest, Paper, StoredPaper
@@ -57,6 +58,23 @@ def renderer(config: Config, store: Store) -> Callable[[Digest, str, str], Email
             cache[digest.id] = [paper_view(p, digest.slug, base) for p in store.digest_papers(digest)]
         view = digest_view(digest, config.digest.base_url, config.tz)
         return email.message(settings, view, cache[digest.id], recipient, message_id)
+
+    return build
+
+
+def wire_renderer(config: Config, store: Store) -> Callable[[Digest, str, str], email.Wire]:
+    """Like :func:`renderer`, serialised for sending: each digest is rendered once
+    (:class:`email.Prepared`) and each recipient's message is cut from it."""
+    settings = email_settings(config)
+    prepared: dict[int, email.Prepared] = {}
+
+    def build(digest: Digest, recipient: str, message_id: str) -> email.Wire:
+        if digest.id not in prepared:
+            base = config.digest.base_url
+            papers = [paper_view(p, digest.slug, base) for p in store.digest_papers(digest)]
+            view = digest_view(digest, base, config.tz)
+            prepared[digest.id] = email.Prepared(settings, view, papers)
+        return prepared[digest.id].wire(recipient, message_id)
 
     return build
 
@@ -121,14 +139,16 @@ def deliver_pending(
         pending = [row for row in pending if due(row, now)]
     if not pending:
         return DeliveryReport()
-    build = renderer(config, store)
+    build = wire_renderer(config, store)
     digests: dict[int, Digest] = {}
     give_up = timedelta(seconds=config.email.retry_for)
     sent = retry = failed = 0
     errors: list[str] = []
     with transport:
         for row in pending:
-            digest = digests.setdefault(row.digest_id, store.digest(row.digest_id))
+            if row.digest_id not in digests:
+                digests[row.digest_id] = store.digest(row.digest_id)
+            digest = digests[row.digest_id]
             message = build(digest, row.recipient, row.message_id)
             try:
                 transport.send(message, row.recipient)
@@ -146,7 +166,9 @@ def deliver_pending(
                     retry += 1
                 log.warning("delivery of digest %s to %s failed: %s", row.digest_id, row.recipient, reason)
                 continue
+            crash_point("outbox.accepted")
             store.mark_sent(row.id, now)
+            crash_point("outbox.marked_sent")
             sent += 1
     return DeliveryReport(sent=sent, pending=retry, failed=failed, errors=tuple(errors))
 

@@ -19,6 +19,7 @@ import httpx
 
 from digest import deliver
 from digest.config import Config
+from digest.crashpoints import crash_point
 from digest.deliver import FileTransport, Transport
 from digest.fetch import FetchReport, client_for, fetch_all
 from digest.ingest import IngestReport, ingest_inbox
@@ -139,9 +140,12 @@ def _run(
         )
         if digest:
             log.info("digest %s created with %d papers", digest.slug, digest.paper_count)
+            crash_point("pipeline.digest_created")
     published = publish(config, store, site_dir)
     if published.digests:
+        crash_point("pipeline.published")
         store.mark_published(published.digests, now)
+        crash_point("pipeline.marked_published")
     delivered = (
         deliver_pending(config, store, transport, now, respect_backoff=options.respect_backoff)
         if options.send

@@ -11,18 +11,22 @@ files are in place.
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from digest.config import Config
+from digest.crashpoints import crash_point
 from digest.errors import PublishError
 from digest.model import Digest
-from digest.publish import write_atomic
+from digest.publish import remove_stale_temps, write_atomic
 from digest.render import archive, feed
 from digest.render.view import DigestView, digest_view, paper_view
 from digest.store import Store
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +42,7 @@ def _write(path: Path, data: bytes) -> Path:
         raise PublishError(
             f"cannot write {path}: {err.strerror or err}; check that feed.output_dir is writable"
         ) from err
+    crash_point("site.file_written")
     return path
 
 
@@ -49,7 +54,11 @@ def publish(config: Config, store: Store, output_dir: Path, *, everything: bool 
     """Writes the unpublished digests' pages (every page with ``everything``, which
     ``digest publish`` uses), their years' pages, the index and the three feeds. Returns
     what was written and which digests were pending; nothing when there is nothing to
-    publish."""
+    publish.
+
+    Temp files a killed run left behind are removed first (the caller holds the lock)."""
+    for leftover in remove_stale_temps(output_dir):
+        log.info("removed %s, left by an interrupted run", leftover)
     pending = store.digests(unpublished=True)
     if not pending and not everything:
         return PublishReport((), ())

@@ -12,6 +12,8 @@ the check-then-insert in :meth:`Store.ingest` does not race.
 from __future__ import annotations
 
 import json
+import sqlite3
+import time
 from bisect import bisect_right
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -25,6 +27,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from digest.config import sqlite_path
+from digest.crashpoints import crash_point
 from digest.errors import StoreError
 from digest.identity import message_id
 from digest.model import Delivery, Digest, DumpRecord, FetchState, JobRun, Paper, StoredPaper
@@ -208,12 +211,27 @@ class IngestResult:
     enriched: int = 0  # known papers given an arXiv id, authors or upvotes they lacked
 
 
+def _set_wal(cursor: Any, patience: float = 30.0) -> None:
+    """Switches the file to WAL. When several first runs open a new file at once the switch
+    can fail with "database is locked" without SQLite's busy handler ever waiting, so
+    wait here, as long as ``busy_timeout`` would."""
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as err:
+            if "locked" not in str(err) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.05)
+
+
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     # pysqlite's own transaction handling is legacy; let SQLAlchemy's "begin" event decide.
     dbapi_conn.isolation_level = None
     cursor = dbapi_conn.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")  # readers never block the writer
     cursor.execute("PRAGMA busy_timeout=30000")
+    _set_wal(cursor)  # readers never block the writer
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL survives a killed process
     # Every dump's transaction rewrites pages of the papers.key index; checkpointing the
@@ -588,6 +606,7 @@ class Store:
                 if rows:
                     insert(rows)
                     new += len(rows)
+                crash_point("ingest.batch")
             found_layout = layout()
             conn.execute(
                 _DUMP_COUNTS, {"dump_id": dump_id, "found": found, "new": new, "found_layout": found_layout}

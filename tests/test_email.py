@@ -346,3 +346,87 @@ def test_bad_email_config_names_the_key(
 def test_a_paper_without_authors_or_upvotes_has_no_byline() -> None:
     view: PaperView = paper_view(stored([golden_papers()[0]])[0], "s", BASE)
     assert render.email_paper(view, 400).byline == ""
+
+
+def prepared(papers: list[Paper], settings: render.EmailSettings = SETTINGS) -> render.Prepared:
+    digest = Digest(
+        id=7, slug="2026-11-22", created=NOW, first_seq=1, last_seq=len(papers), paper_count=len(papers)
+    )
+    views = [paper_view(p, digest.slug, BASE) for p in stored(papers)]
+    return render.Prepared(settings, digest_view(digest, BASE, ZoneInfo("UTC")), views)
+
+
+@pytest.mark.parametrize(
+    ("name", "settings"),
+    [
+        ("default", SETTINGS),
+        (
+            "https-unsubscribe-max2",
+            replace(
+                SETTINGS,
+                max_papers=2,
+                abstract_chars=120,
+                unsubscribe=("mailto:leave@example.org", "https://example.org/unsubscribe"),
+            ),
+        ),
+    ],
+)
+def test_a_message_cut_from_the_shared_rendering_is_the_golden_byte_for_byte(
+    name: str, settings: render.EmailSettings
+) -> None:
+    shared = prepared(golden_papers(), settings)
+    assert shared.shared  # recipients get the cheap path, not a full rebuild each
+    wire = shared.wire("reader@example.org", message_id(7, "reader@example.org", "example.org"))
+    assert wire.data == (GOLDEN / f"{name}.eml").read_bytes()
+    for recipient in ("a@b.io", "x" * 90 + "@example.org", "émile@exämple.org", "o'brien@example.org"):
+        mid = message_id(7, recipient, "example.org")
+        wire = shared.wire(recipient, mid)
+        assert wire.data == render.to_bytes(build(golden_papers(), settings, recipient)), recipient
+        assert (wire.message_id, wire.envelope_from) == (mid, "digest@example.org")
+
+
+recipients_st = st.one_of(
+    st.emails(),
+    st.builds(
+        lambda local, domain: f"{local}@{domain}",
+        st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1, max_size=80),
+        st.sampled_from(["example.org", "exämple.org", "a-very-long-subdomain.of.example.org"]),
+    ),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(recipient=recipients_st, title=st.sampled_from(["Test Digest", "Q&A <weekly> «digest»", "D" * 70]))
+def test_every_recipient_gets_what_a_full_rebuild_gives(recipient: str, title: str) -> None:
+    """Addresses with quotes, ``&``, control characters or line breaks go the full way;
+    the bytes are the same either way, and a line break never reaches a header."""
+    settings = replace(SETTINGS, title=title)
+    papers = golden_papers()[:2]
+    mid = message_id(7, recipient, "example.org")
+    try:
+        full = render.to_bytes(build(papers, settings, recipient))
+    except ValueError:  # a CR or LF in the address: refused by both
+        with pytest.raises(ValueError):
+            prepared(papers, settings).wire(recipient, mid)
+        return
+    assert prepared(papers, settings).wire(recipient, mid).data == full
+
+
+_atom = "[A-Za-z0-9_%+-]{1,12}(\\.[A-Za-z0-9_%+-]{1,12}){0,3}"
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    address=st.from_regex(f"{_atom}@{_atom}", fullmatch=True),
+    mid=st.from_regex(f"<{_atom}@{_atom}>", fullmatch=True),
+)
+def test_plain_to_and_message_id_headers_are_written_as_the_email_package_writes_them(
+    address: str, mid: str
+) -> None:
+    msg = EmailMessage(policy=email.policy.SMTP)
+    msg["To"] = address
+    msg["Message-ID"] = mid
+    assert (
+        render._header("To", address) + render._header("Message-ID", mid)
+        == msg.as_bytes().split(b"\r\n\r\n")[0] + b"\r\n"
+    )

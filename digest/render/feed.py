@@ -21,9 +21,14 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from html import escape
 
 from feedgen.feed import FeedGenerator
+
+# isort: split
+# feedgen.ext.dc uses lxml.etree without importing it: feedgen.feed must come first.
+from feedgen.ext.dc import DcEntryExtension, DcExtension
 
 from digest import identity
 from digest.render.view import DigestView, PaperView
@@ -58,23 +63,44 @@ def _link(url: str, label: str) -> str:
     return f'<a href="{_h(url)}">{_h(label)}</a>'
 
 
+@lru_cache(maxsize=512)  # the abstracts of a feed of up to 512 items, about 1 MB at most
+def _escaped_text(text: str) -> str:
+    """An RSS description: an abstract HTML-escaped, kept for the next publish (the
+    service's next run shows mostly the same items)."""
+    return escape(text, quote=True)
+
+
+@lru_cache(maxsize=512)  # a feed of up to 512 items, about 3 MB at most
 def content_html(paper: PaperView, digest: DigestView) -> str:
     """The item's HTML body: the abstract with its code links clickable, then who wrote
-    it (when known) and where to read it. Every piece of text is escaped."""
-    abstract = "".join(_link(url, piece) if url else _h(piece) for piece, url in paper.segments)
-    parts = [f"<p>{abstract}</p>" if abstract else ""]
+    it (when known) and where to read it. Every piece of text is escaped.
+
+    Cached: a publish renders RSS, Atom and JSON Feed from the same items, and each run
+    of the service mostly the items of the run before (views are frozen, so equal views
+    give equal bodies)."""
+    h = escape  # quote=True, the default; called directly, this is most of the cost
+    pieces = []
+    for piece, url in paper.segments:
+        if url is None:
+            pieces.append(h(piece))
+        else:
+            href = h(url)
+            pieces.append(f'<a href="{href}">{href if piece == url else h(piece)}</a>')
+    abstract = "".join(pieces)
+    parts = [f"<p>{abstract}</p>"] if abstract else []
     if paper.authors:
-        parts.append(f"<p>{_h(', '.join(paper.authors))}</p>")
-    links = [
-        _link(paper.arxiv_url, f"arXiv {paper.arxiv_id}" if paper.arxiv_id else "Search arXiv"),
-        _link(paper.hf_url, "Hugging Face" if paper.arxiv_id else "Search Hugging Face"),
-    ]
+        parts.append(f"<p>{h(', '.join(paper.authors))}</p>")
+    if paper.arxiv_id:
+        arxiv, hf = h(f"arXiv {paper.arxiv_id}"), "Hugging Face"
+    else:
+        arxiv, hf = "Search arXiv", "Search Hugging Face"
+    links = [f'<a href="{h(paper.arxiv_url)}">{arxiv}</a>', f'<a href="{h(paper.hf_url)}">{hf}</a>']
     links.extend(_link(url, _short(url)) for url in paper.links)
     links.append(_link(paper.url, f"Digest of {digest.day_label}"))
     if paper.upvotes is not None:
-        links.append(_h(f"{paper.upvotes} upvote{'' if paper.upvotes == 1 else 's'}"))
+        links.append(f"{paper.upvotes} upvote{'' if paper.upvotes == 1 else 's'}")
     parts.append(f"<p>{' · '.join(links)}</p>")
-    return "\n".join(p for p in parts if p)
+    return "\n".join(parts)
 
 
 def _short(url: str) -> str:
@@ -100,7 +126,9 @@ def rss(channel: Channel, items: Sequence[Item]) -> bytes:
     """RSS 2.0, one item per paper in the order given (newest first). ``description`` is
     the abstract as (escaped) text, ``content:encoded`` the HTML, ``dc:creator`` the authors."""
     fg = _generator(channel, RSS_FILE)
-    fg.load_extension("dc", atom=False, rss=True)
+    # The dc namespace is declared on every feed, but the entry extension goes only on
+    # items with authors: feedgen would otherwise run it, finding nothing, on every item.
+    fg.register_extension("dc", DcExtension, None, atom=False, rss=True)
     fg.title(channel.title)
     fg.description(_h(channel.description or channel.title))
     fg.pubDate(channel.updated)
@@ -111,9 +139,10 @@ def rss(channel: Channel, items: Sequence[Item]) -> bytes:
         fe.link(href=paper.url)
         fe.pubDate(paper.first_seen)
         fe.content(content_html(paper, digest), type="CDATA")
-        fe.description(_h(paper.abstract or paper.title))
+        fe.description(_escaped_text(paper.abstract or paper.title))
         fe.category(term=digest.iso_date, label=digest.iso_date)
         if paper.authors:
+            fe.register_extension("dc", DcEntryExtension, atom=False, rss=True)
             fe.dc.dc_creator(list(paper.authors))
     data: bytes = fg.rss_str(pretty=True)
     return data

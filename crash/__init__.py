@@ -1,0 +1,1 @@
+"""Crash-safety harness for paper-digest (run by hand: python -m crash.harness)."""
