@@ -86,7 +86,10 @@ def _scan(
     found: list[Candidate] = []
     for entry in entries:
         name = entry.name
-        if _skipped(name) or not (matches(name) or (name.startswith(FETCHED_PREFIX) and is_fetched(name))):
+        # _skipped(name), inlined: this runs for every file of the inbox on every run.
+        if name.startswith(".") or name.endswith(_SKIP_SUFFIXES):
+            continue
+        if not (matches(name) or (name.startswith(FETCHED_PREFIX) and is_fetched(name))):
             continue
         refused: str | None = None
         try:
