@@ -241,9 +241,15 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cursor.close()
 
 
+_READ_ONLY = "paper_digest_read_only"
+
+
 def _sqlite_begin(conn: Connection) -> None:
-    # IMMEDIATE takes the write lock up front: no deadlock when a reader upgrades.
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    # A writer takes the write lock up front with IMMEDIATE: no deadlock when a reader
+    # upgrades. A read-only unit (Store.transaction(read=True)) begins deferred: in WAL
+    # mode it never waits for a writer, so `status` and /healthz answer during a long ingest.
+    read = conn.get_execution_options().get(_READ_ONLY, False)
+    conn.exec_driver_sql("BEGIN" if read else "BEGIN IMMEDIATE")
 
 
 def _reason(err: BaseException) -> str:
@@ -517,15 +523,22 @@ class Store:
                 outer.rollback()
 
     @contextmanager
-    def transaction(self) -> Iterator[Connection]:
-        """One atomic unit of work: committed on success, rolled back on any error."""
+    def transaction(self, *, read: bool = False) -> Iterator[Connection]:
+        """One atomic unit of work: committed on success, rolled back on any error.
+
+        ``read=True`` promises the block only reads: on SQLite it then does not take the
+        write lock, so it neither waits for nor blocks a run that is writing.
+        """
         try:
             if self._conn is not None:
                 with self._conn.begin_nested():
                     yield self._conn
             else:
-                with self.engine.begin() as conn:
-                    yield conn
+                with self.engine.connect() as conn:
+                    if read:
+                        conn.execution_options(**{_READ_ONLY: True})
+                    with conn.begin():
+                        yield conn
         except SQLAlchemyError as err:
             raise StoreError(f"state database error: {_reason(err)}") from err
 
@@ -533,7 +546,7 @@ class Store:
 
     def seen_files(self) -> dict[str, tuple[int, int, str]]:
         """name → (size, mtime_ns, sha256) of every file read before."""
-        with self.transaction() as conn:
+        with self.transaction(read=True) as conn:
             rows = conn.execute(sa.select(seen_files)).all()
         return {r.name: (r.size, r.mtime_ns, r.sha256) for r in rows}
 
@@ -541,7 +554,7 @@ class Store:
         """name → (size, mtime_ns) of every file read before: what a run compares the
         inbox against (:func:`digest.sources.scan_changed`)."""
         query = sa.select(seen_files.c.name, seen_files.c.size, seen_files.c.mtime_ns)
-        with self.transaction() as conn:
+        with self.transaction(read=True) as conn:
             return {name: (size, mtime_ns) for name, size, mtime_ns in conn.execute(query)}
 
     def remember_file(self, name: str, size: int, mtime_ns: int, sha256: str) -> None:
@@ -555,7 +568,7 @@ class Store:
 
     def dump_status(self, sha256: str) -> str | None:
         """ "ingested", "failed" or None for a dump never seen."""
-        with self.transaction() as conn:
+        with self.transaction(read=True) as conn:
             return conn.execute(_DUMP_STATUS, {"sha256": sha256}).scalar_one_or_none()
 
     def ingest(
@@ -638,7 +651,7 @@ class Store:
         query = sa.select(dumps).order_by(dumps.c.id)
         if status:
             query = query.where(dumps.c.status == status)
-        with self.transaction() as conn:
+        with self.transaction(read=True) as conn:
             rows = conn.execute(query).all()
         return [
             DumpRecord(
@@ -707,7 +720,7 @@ class Store:
         query = sa.select(digests).order_by(digests.c.id.desc()).limit(limit)
         if unpublished:
             query = query.where(digests.c.published_at.is_(None))
-        with self.transaction() as conn:
+        with self.transaction(read=True) as conn:
             return [_digest(r) for r in conn.execute(query)]
 
     def digests_between(self, start: datetime | None = None, end: datetime | None = None) -> list[Digest]:
@@ -718,7 +731,7 @@ class Store:
             query = query.where(digests.c.created_at >= start)
         if end is not None:
             query = query.where(digests.c.created_at < end)
-        with self.transaction() as conn:
+        with self.transaction(read=True) as conn:
             return [_digest(r) for r in conn.execute(query)]
 
     def digest_totals(self, start: datetime | None = None, end: datetime | None = None) -> tuple[int, int]:
@@ -728,7 +741,7 @@ class Store:
             query = query.where(digests.c.created_at >= start)
         if end is not None:
             query = query.where(digests.c.created_at < end)
-        with self.transaction() as conn:
+        with self.transaction(read=True) as conn:
             count, papers_in = conn.execute(query).one()
         return int(count), int(papers_in)
 
@@ -745,14 +758,14 @@ class Store:
             .group_by(bucket)
         )
         totals = [(0, 0)] * (len(bounds) - 1)
-        with self.transaction() as conn:
+        with self.transaction(read=True) as conn:
             for i, count, papers_in in conn.execute(query):
                 totals[i] = (int(count), int(papers_in))
         return totals
 
     def digest_span(self) -> tuple[datetime, datetime] | None:
         """When the first and the last digest were created; None before the first."""
-        with self.transaction() as conn:
+        with self.transaction(read=True) as conn:
             first = conn.execute(sa.select(sa.func.min(digests.c.created_at))).scalar()
             last = conn.execute(sa.select(sa.func.max(digests.c.created_at))).scalar()
         if first is None or last is None:
@@ -763,12 +776,12 @@ class Store:
     def previous_digest(self, digest_id: int) -> Digest | None:
         """The digest created just before ``digest_id`` (the page's "previous" link)."""
         query = sa.select(digests).where(digests.c.id < digest_id).order_by(digests.c.id.desc()).limit(1)
-        with self.transaction() as conn:
+        with self.transaction(read=True) as conn:
             row = conn.execute(query).one_or_none()
         return None if row is None else _digest(row)
 
     def digest(self, digest_id: int) -> Digest:
-        with self.transaction() as conn:
+        with self.transaction(read=True) as conn:
             row = conn.execute(sa.select(digests).where(digests.c.id == digest_id)).one_or_none()
         if row is None:
             raise StoreError(f"no digest with id {digest_id}")
@@ -790,7 +803,7 @@ class Store:
             .where(papers.c.seq.between(digest.first_seq, digest.last_seq))
             .order_by(papers.c.seq)
         )
-        with self.transaction() as conn:
+        with self.transaction(read=True) as conn:
             return tuple(_paper(r) for r in conn.execute(query))
 
     def recent_papers(self, limit: int, up_to_seq: int) -> list[tuple[StoredPaper, Digest]]:
@@ -806,7 +819,7 @@ class Store:
             .order_by(papers.c.seq.desc())
             .limit(limit)
         )
-        with self.transaction() as conn:
+        with self.transaction(read=True) as conn:
             stored = [_paper(r) for r in conn.execute(query)]
             if not stored:
                 return []
@@ -832,7 +845,7 @@ class Store:
         query = sa.select(deliveries).order_by(deliveries.c.digest_id, deliveries.c.id)
         if status:
             query = query.where(deliveries.c.status == status)
-        with self.transaction() as conn:
+        with self.transaction(read=True) as conn:
             return [_delivery(r) for r in conn.execute(query)]
 
     def mark_sent(self, delivery_id: int, now: datetime) -> None:
@@ -906,14 +919,14 @@ class Store:
 
     def suppressed(self) -> frozenset[str]:
         """Every suppressed address, lower-cased."""
-        with self.transaction() as conn:
+        with self.transaction(read=True) as conn:
             return frozenset(conn.execute(sa.select(suppressions.c.address)).scalars())
 
     # --- remote sources --------------------------------------------------------------------
 
     def fetch_state(self, url: str) -> FetchState | None:
         """What the last fetch of ``url`` left behind; None if it was never fetched."""
-        with self.transaction() as conn:
+        with self.transaction(read=True) as conn:
             row = conn.execute(sa.select(fetch_state).where(fetch_state.c.url == url)).one_or_none()
         return None if row is None else _fetch_state(row)
 
@@ -922,7 +935,7 @@ class Store:
         query = sa.select(fetch_state).order_by(fetch_state.c.url)
         if urls is not None:
             query = query.where(fetch_state.c.url.in_(list(urls)))
-        with self.transaction() as conn:
+        with self.transaction(read=True) as conn:
             return [_fetch_state(r) for r in conn.execute(query)]
 
     def fetch_failures(self, urls: Sequence[str] | None = None) -> list[FetchState]:
@@ -979,7 +992,7 @@ class Store:
             query = query.where(job_runs.c.finished_at.is_not(None))
         if ok is not None:
             query = query.where(job_runs.c.ok == ok)
-        with self.transaction() as conn:
+        with self.transaction(read=True) as conn:
             row = conn.execute(query).one_or_none()
         if row is None:
             return None
@@ -996,7 +1009,7 @@ class Store:
 
     def counts(self) -> dict[str, Any]:
         """The numbers ``digest status --json`` prints."""
-        with self.transaction() as conn:
+        with self.transaction(read=True) as conn:
             dump_counts: dict[str, int] = dict(
                 conn.execute(sa.select(dumps.c.status, sa.func.count()).group_by(dumps.c.status)).all()
             )

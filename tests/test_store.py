@@ -15,7 +15,7 @@ from digest.ingest import ingest_inbox
 from digest.model import Paper
 from digest.parse import DumpParser
 from digest.pipeline import run_once
-from digest.store import SCHEMA_VERSION, Store, schema_version
+from digest.store import SCHEMA_VERSION, Store, deliveries, schema_version
 from tests.conftest import DUMP_000, DUMP_002, NOW, drop
 
 
@@ -164,3 +164,19 @@ def test_reopen_keeps_state(config: Config, store: Store, inbox: Path) -> None:
     reopened = Store.open(config.state.url)
     assert reopened.counts()["papers"] == 81
     reopened.close()
+
+
+def test_reads_do_not_wait_for_a_run_that_is_writing(config: Config, store: Store, inbox: Path) -> None:
+    drop(inbox, DUMP_000)
+    run_once(config, store, FileTransport(config.email.outbox), NOW)
+    other = Store.open(config.state.url)  # e.g. `digest status` or /healthz while a run ingests
+    try:
+        with store.transaction() as conn:  # a writer holds SQLite's write lock, uncommitted
+            conn.execute(sa.delete(deliveries))
+            # Before, every read began IMMEDIATE and waited for the lock (30 s, then an error).
+            counts = other.counts()
+            assert counts["papers"] == 81 and counts["deliveries"]["sent"] == 1  # the committed state
+            assert [d.slug for d in other.digests()] == ["2026-11-22"]
+    finally:
+        other.close()
+    assert store.counts()["deliveries"]["sent"] == 0  # the writer committed afterwards
