@@ -73,7 +73,8 @@ MAX_RECOVERY_RUNS = 4
 # How often each point is reached in a trial's run, roughly: the n-th hit is drawn below it.
 _POINT_HITS = {
     "ingest.batch": 6,
-    "ingest.committed": 6,
+    "ingest.dump_done": 6,
+    "ingest.committed": 1,
     "site.file_written": 6,
     "publish.temp_written": 10,
     "deliver.file_written": 3,

@@ -19,7 +19,8 @@ ENV = "DIGEST_CRASH_AT"
 
 POINTS: tuple[str, ...] = (
     "ingest.batch",  # a batch of papers inserted, the dump's transaction still open
-    "ingest.committed",  # a dump's transaction committed, before the next dump
+    "ingest.dump_done",  # a dump's savepoint released, its commit group not yet committed
+    "ingest.committed",  # a commit group of dumps committed, before the next dump
     "pipeline.digest_created",  # digest and its outbox rows committed, nothing published
     "site.file_written",  # one published file renamed into place, the others not yet
     "publish.temp_written",  # a temp file written and fsynced, not yet renamed

@@ -1,4 +1,4 @@
-"""Edge: ingests the new dumps of the inbox into the state, one transaction per dump.
+"""Edge: ingests the new dumps of the inbox into the state, each dump all or nothing.
 
 A bad dump is recorded as failed with its reason (``file:line``) and never stops the
 others. Files already read (same name, size and mtime) are not opened again; a
@@ -16,10 +16,16 @@ from digest.config import Config
 from digest.crashpoints import crash_point
 from digest.errors import DigestError, DumpChangedError, DumpError
 from digest.parse import DumpParser
-from digest.sources import Candidate, read_lines, scan, scan_changed, settled, sha256_of
+from digest.sources import Candidate, read_chunks, scan, scan_changed, settled, sha256_of
 from digest.store import Store
 
 log = logging.getLogger(__name__)
+
+# Dumps are committed together about this often (seconds): each dump stays all or
+# nothing (a savepoint), but a commit writes every index page its dumps touched, so one
+# commit per dump made an ingest of many small dumps 1.4x slower (bench/, ingest). A
+# crash loses at most this much work, which the next run redoes.
+COMMIT_EVERY = 1.0
 
 
 @dataclass(slots=True)
@@ -71,11 +77,17 @@ def ingest_inbox(
         # The stat cache skips every file read before, at the cost of one stat each.
         report.seen, todo = scan_changed(config.sources.inbox, config.sources.pattern, store.stat_cache())
     now_ns = int(now.timestamp() * 1e9)
-    for c in todo:
-        if settle_seconds is not None and not settled(c, now_ns, settle_seconds):
-            report.unsettled += 1
-            continue
-        _ingest_one(config, store, c, now, retry_failed, report)
+    with store.commit_group(COMMIT_EVERY) as group:
+        for c in todo:
+            if settle_seconds is not None and not settled(c, now_ns, settle_seconds):
+                report.unsettled += 1
+                continue
+            _ingest_one(config, group.store, c, now, retry_failed, report)
+            crash_point("ingest.dump_done")
+            if group.due() and group.commit():
+                crash_point("ingest.committed")
+        if group.commit():
+            crash_point("ingest.committed")
     return report
 
 
@@ -107,7 +119,7 @@ def _ingest_one(
             sha256=sha,
             size=c.size,
             mtime_ns=c.mtime_ns,
-            papers_in=parser.papers(read_lines(c.path, sha)),
+            papers_in=parser.papers(read_chunks(c.path, sha)),
             layout=lambda: parser.layout,
             now=now,
         )
@@ -125,7 +137,6 @@ def _ingest_one(
         log.exception("unexpected error while ingesting %s", c.name)
         _fail(store, c, sha, f"{c.name}: internal error ({type(err).__name__}: {err})", now, report)
         return
-    crash_point("ingest.committed")
     for warning in parser.warnings:
         log.warning("%s", warning)
     report.ingested += 1

@@ -48,7 +48,6 @@ _PARAGRAPH_WORDS = 40
 _BOMS_16 = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
 # No line of a real listing page comes near this (the longest abstracts are a few KB); a
 # longer one is not a page, and refusing it keeps a one-line 200 MB file out of memory.
-# Readers hand in lines of at most MAX_LINE_BYTES + 1 bytes (digest.sources.read_lines).
 MAX_LINE_BYTES = 8 * 1024 * 1024
 # A title followed by paragraph after paragraph is joined into one abstract up to this size.
 MAX_ABSTRACT_CHARS = 8 * 1024 * 1024
@@ -57,7 +56,6 @@ MAX_ABSTRACT_CHARS = 8 * 1024 * 1024
 # The bytes that send a line off the fast path: NUL, CR and what _CONTROL matches (in
 # UTF-8 these bytes never occur inside a multi-byte character).
 _ODD_BYTES = bytes([0x00, 0x0D, *range(0x01, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F])
-_LINE_END_CR = (b"\r\n", b"\r")
 
 
 def _is_paragraph(line: str) -> bool:
@@ -72,13 +70,15 @@ def _split_cr(line: str) -> list[str]:
 
 
 def decode_lines(raw: Iterable[bytes], name: str) -> Iterator[tuple[int, str]]:
-    """Byte lines (as a binary file yields them) → ``(line_number, text)``, right-stripped,
-    control characters (form feed, vertical tab, …) turned into spaces: a page's text has
-    none, one pasted in is white space to a reader, and must not reach the XML feeds.
+    """Byte chunks → ``(line_number, text)``, right-stripped, control characters (form
+    feed, vertical tab, …) turned into spaces: a page's text has none, one pasted in is
+    white space to a reader, and must not reach the XML feeds.
 
-    Accepts LF, CRLF and lone CR line ends and a UTF-8 BOM; a UTF-16 file with a BOM is
-    decoded incrementally, so memory stays bounded for any size. Raises DumpError for a
-    NUL byte, bytes that are not UTF-8, or a line longer than :data:`MAX_LINE_BYTES`.
+    A chunk holds one line or many, and every chunk but the last ends at a line end
+    (:func:`digest.sources.read_chunks`; a binary file's lines do too). Accepts LF, CRLF
+    and lone CR line ends and a UTF-8 BOM; a UTF-16 file with a BOM is decoded
+    incrementally, so memory stays bounded for any size. Raises DumpError for a NUL byte,
+    bytes that are not UTF-8, or a line longer than :data:`MAX_LINE_BYTES`.
     """
     chunks = iter(raw)
     first = next(chunks, b"")
@@ -89,32 +89,33 @@ def decode_lines(raw: Iterable[bytes], name: str) -> Iterator[tuple[int, str]]:
         first = first[len(codecs.BOM_UTF8) :]
     number = 0
     for chunk in _chain(first, chunks):
-        if len(chunk) > MAX_LINE_BYTES:
-            _too_long(name, number + 1)
-        # Deleting the odd bytes is one pass in C; only a CR ending the line may be missing.
+        # Deleting the odd bytes is one pass in C. The common chunk has none but the CRs
+        # of CRLF line ends, and no line too long: decoding it is the only check left.
         odd = len(chunk) - len(chunk.translate(None, _ODD_BYTES))
-        if not odd or (odd == 1 and chunk.endswith(_LINE_END_CR)):
-            # The common line: no NUL, no control character, no CR inside. Decoding is the
-            # only check left.
+        if len(chunk) <= MAX_LINE_BYTES and (not odd or odd == chunk.count(b"\r\n")):
             try:
-                decoded = chunk.decode("utf-8")
+                lines = chunk.decode("utf-8").split("\n")
             except UnicodeDecodeError:
-                pass  # reported with its column below
+                pass  # reported with its line and column below
             else:
-                number += 1
-                yield number, decoded.rstrip()
+                if not lines[-1]:
+                    lines.pop()  # the chunk ended at a line end
+                for at, line in enumerate(lines, number + 1):
+                    yield at, line.rstrip()
+                number += len(lines)
                 continue
-        # A chunk is an LF-terminated line; lone CRs inside it end lines too. Each line is
-        # checked in order, so the first bad line is named, however the bytes were split.
-        for part in chunk.removesuffix(b"\n").removesuffix(b"\r").split(b"\r"):
+        # Line by line, LF, CRLF and lone CR alike, so the first bad line is named.
+        for piece in chunk.splitlines():
             number += 1
-            if b"\x00" in part:
+            if len(piece) > MAX_LINE_BYTES:
+                _too_long(name, number)
+            if b"\x00" in piece:
                 raise DumpError(name, number, "binary data (NUL byte); a dump must be the text of a page")
             try:
-                decoded = part.decode("utf-8")
+                decoded = piece.decode("utf-8")
             except UnicodeDecodeError as err:
-                bad = part[err.start]
-                column = len(part[: err.start].decode("utf-8")) + 1  # in characters, as an editor shows
+                bad = piece[err.start]
+                column = len(piece[: err.start].decode("utf-8")) + 1  # in characters, as an editor shows
                 raise DumpError(
                     name,
                     number,

@@ -164,10 +164,13 @@ def sha256_of(path: Path, max_bytes: int) -> str:
 LINE_READ_LIMIT = MAX_LINE_BYTES + 1
 
 
-def read_lines(path: Path, sha256: str | None = None) -> Iterator[bytes]:
-    """The file's byte lines, streamed, none longer than :data:`LINE_READ_LIMIT` bytes;
-    the file is only opened for reading. Lines end at LF, CRLF or a lone CR (the parser
-    treats all three alike); joined, they are the file's bytes.
+def read_chunks(path: Path, sha256: str | None = None) -> Iterator[bytes]:
+    """The file's bytes, streamed in chunks of whole lines; the file is only opened for
+    reading. Every chunk but the last ends at a line end (LF, CRLF or a lone CR: the
+    parser treats all three alike), so no line and no character is split between two
+    chunks; joined, they are the file's bytes. A line longer than :data:`LINE_READ_LIMIT`
+    bytes is the exception: it is handed on in pieces, the first of which (that long at
+    least) the parser refuses, so memory stays bounded whatever the file holds.
 
     With ``sha256`` (the hash taken when the file was first read), the bytes are hashed
     again as they stream by and :class:`DumpChangedError` is raised at the end when they
@@ -178,24 +181,20 @@ def read_lines(path: Path, sha256: str | None = None) -> Iterator[bytes]:
     pending = b""
     try:
         with path.open("rb") as fh:
-            # Blocks, hashed and split in C: a readline() and a hash update per line cost
-            # more than the parser's own work on a line.
+            # Blocks, hashed and cut at their last line end in C: the parser decodes and
+            # splits a block at once, far cheaper than a step per line.
             while block := fh.read(_BLOCK):
                 if hasher is not None:
                     hasher.update(block)
                 data = pending + block if pending else block
-                lines = data.splitlines(keepends=True)
-                # An unfinished last line (or a CR that may be half of a CRLF) waits for
-                # the next block.
-                pending = b"" if lines[-1].endswith(b"\n") else lines.pop()
-                if len(data) > LINE_READ_LIMIT:
-                    for line in lines:
-                        yield from _pieces(line)
-                    while len(pending) > LINE_READ_LIMIT:
-                        yield pending[:LINE_READ_LIMIT]
-                        pending = pending[LINE_READ_LIMIT:]
-                else:
-                    yield from lines
+                # A CR as the very last byte may be half of a CRLF: it waits for the next block.
+                cut = max(data.rfind(b"\n"), data.rfind(b"\r", 0, len(data) - 1)) + 1
+                if cut:
+                    yield data[:cut]
+                pending = data[cut:]
+                while len(pending) > LINE_READ_LIMIT:
+                    yield pending[:LINE_READ_LIMIT]
+                    pending = pending[LINE_READ_LIMIT:]
     except OSError as err:
         raise DumpError(path.name, 0, f"cannot read ({err.strerror}); check its permissions") from err
     if pending:
@@ -204,9 +203,4 @@ def read_lines(path: Path, sha256: str | None = None) -> Iterator[bytes]:
         raise DumpChangedError(path.name, 0, "changed while it was being read; it is read again next run")
 
 
-_BLOCK = 1 << 20  # bytes per read; below LINE_READ_LIMIT, so one block's lines are short
-
-
-def _pieces(line: bytes) -> Iterator[bytes]:
-    for start in range(0, len(line), LINE_READ_LIMIT):
-        yield line[start : start + LINE_READ_LIMIT]
+_BLOCK = 1 << 20  # bytes per read; below LINE_READ_LIMIT, so a block's lines are short

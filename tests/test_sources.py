@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from digest.config import Config
-from digest.errors import DumpChangedError
+from digest.errors import DumpChangedError, DumpError
 from digest.ingest import ingest_inbox
-from digest.parse import DumpParser
-from digest.sources import read_lines, scan, scan_changed, settled, sha256_of
+from digest.parse import DumpParser, decode_lines
+from digest.sources import LINE_READ_LIMIT, read_chunks, scan, scan_changed, settled, sha256_of
 from digest.store import Store
 from tests.conftest import DUMP_000, DUMP_002, NOW, drop
 
@@ -72,7 +72,7 @@ def test_a_file_rewritten_between_hash_and_parse_stores_nothing(store: Store, in
             sha256=hashed,
             size=path.stat().st_size,
             mtime_ns=path.stat().st_mtime_ns,
-            papers_in=parser.papers(read_lines(path, hashed)),
+            papers_in=parser.papers(read_chunks(path, hashed)),
             layout=lambda: parser.layout,
             now=NOW,
         )
@@ -80,20 +80,35 @@ def test_a_file_rewritten_between_hash_and_parse_stores_nothing(store: Store, in
     assert store.counts()["papers"] == 0 and store.dump_status(hashed) is None
     assert store.seen_files() == {}
     # The hash that matches the bytes streams through untouched.
-    assert list(read_lines(path, sha256_of(path, 1 << 30))) == path.read_bytes().splitlines(keepends=True)
+    assert b"".join(read_chunks(path, sha256_of(path, 1 << 30))) == path.read_bytes()
 
 
 @pytest.mark.parametrize("end", [b"\r\n", b"\r", b"\n"])
-def test_read_lines_streams_blocks_without_changing_a_line(tmp_path: Path, end: bytes) -> None:
+def test_read_chunks_cut_blocks_only_at_line_ends(tmp_path: Path, end: bytes) -> None:
     # Lines cross the 1 MiB read blocks at every offset, a CRLF among them split in two.
     line = b"x" * 1000 + end
     data = line * 1100 + b"last line without an end"
     path = tmp_path / "big.txt"
     path.write_bytes(data)
-    lines = list(read_lines(path, sha256_of(path, 1 << 30)))
-    assert b"".join(lines) == data
-    assert lines[:-1] == [line] * 1100
-    assert lines[-1] == b"last line without an end"
+    chunks = list(read_chunks(path, sha256_of(path, 1 << 30)))
+    assert b"".join(chunks) == data
+    assert len(chunks) == 3  # two blocks' worth of whole lines, then the unfinished last line
+    assert all(chunk.endswith(end) for chunk in chunks[:-1])
+    assert chunks[-1] == b"last line without an end"
+    # The parser numbers the lines as an editor does, whichever line end the file uses.
+    numbered = list(decode_lines(chunks, path.name))
+    assert [n for n, _ in numbered] == list(range(1, 1102))
+    assert numbered[-1] == (1101, "last line without an end")
+
+
+def test_a_line_longer_than_the_limit_is_refused_in_bounded_memory(tmp_path: Path) -> None:
+    path = tmp_path / "one-line.txt"
+    path.write_bytes(b"Title\n" + b"x" * (LINE_READ_LIMIT + 3 * (1 << 20)) + b"\nmore\n")
+    chunks = read_chunks(path)
+    assert next(chunks) == b"Title\n"
+    assert len(next(chunks)) <= LINE_READ_LIMIT + (1 << 20)  # a piece, not the whole line
+    with pytest.raises(DumpError, match=r"one-line.txt:2: a line longer than"):
+        list(decode_lines(read_chunks(path), path.name))
 
 
 def test_stat_cache_skips_only_files_whose_name_size_and_mtime_match(

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import itertools
+import sqlite3
+from collections.abc import Iterable, Iterator
+from datetime import UTC
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
-from digest.config import Config
+from digest.config import Config, sqlite_path
 from digest.deliver import FileTransport
 from digest.errors import DumpError, StoreError
 from digest.ingest import ingest_inbox
@@ -180,3 +183,72 @@ def test_reads_do_not_wait_for_a_run_that_is_writing(config: Config, store: Stor
     finally:
         other.close()
     assert store.counts()["deliveries"]["sent"] == 0  # the writer committed afterwards
+
+
+def _dump(store: Store, n: int, papers: Iterable[Paper]) -> None:
+    store.ingest(
+        name=f"{n}.txt",
+        sha256=f"{n:064d}",
+        size=1,
+        mtime_ns=1,
+        papers_in=papers,
+        layout=lambda: "spaced",
+        now=NOW,
+    )
+
+
+def _papers(*keys: str) -> list[Paper]:
+    return [Paper(key=k, title=k.upper(), abstract="x") for k in keys]
+
+
+def _cut_short(*keys: str) -> Iterator[Paper]:
+    yield from _papers(*keys)
+    raise DumpError("2.txt", 9, "cut short")
+
+
+def test_a_commit_group_keeps_each_dump_whole_and_commits_them_together(config: Config, store: Store) -> None:
+    """Invariant 1 inside a group: a failing dump rolls back alone, the others commit."""
+    other = Store.open(config.state.url)  # e.g. `digest status` while the run ingests
+    try:
+        with store.commit_group(every=3600) as group:
+            _dump(group.store, 1, _papers("a", "b"))
+            with pytest.raises(DumpError):
+                _dump(group.store, 2, _cut_short("c", "d"))
+            _dump(group.store, 3, _papers("e", "a"))
+            assert not group.due()
+            assert group.store.counts()["papers"] == 3  # the group sees its own work
+            assert other.counts()["papers"] == 0  # nobody else does before the commit
+        assert other.counts()["papers"] == 3
+        with store.transaction() as conn:
+            assert sorted(conn.execute(sa.text("select key from papers")).scalars()) == ["a", "b", "e"]
+        assert store.dump_status(f"{2:064d}") is None
+        assert store.dump_status(f"{3:064d}") == "ingested"
+    finally:
+        other.close()
+
+
+def test_an_error_leaving_a_commit_group_loses_whole_dumps_since_its_last_commit(store: Store) -> None:
+    with pytest.raises(RuntimeError, match="the run stopped"), store.commit_group(every=0) as group:
+        _dump(group.store, 1, _papers("a"))
+        assert group.due() and group.commit()
+        assert not group.commit()  # nothing new to commit
+        _dump(group.store, 2, _papers("b", "c"))
+        raise RuntimeError("the run stopped")
+    assert store.counts()["papers"] == 1
+    assert store.dump_status(f"{1:064d}") == "ingested"
+    assert store.dump_status(f"{2:064d}") is None  # not half of it: none of it, read again next run
+
+
+def test_timestamps_are_stored_in_one_text_form(config: Config, store: Store, inbox: Path) -> None:
+    # Papers are bulk-inserted past SQLAlchemy's statement layer; their first_seen must
+    # still be the text SQLAlchemy writes (and sorts) elsewhere, not the driver's own form.
+    drop(inbox, DUMP_000)
+    ingest_inbox(config, store, NOW)
+    db = sqlite3.connect(sqlite_path(config.state.url))
+    try:
+        row = db.execute(
+            "select p.first_seen, d.seen_at from papers p join dumps d on d.id = p.dump_id limit 1"
+        ).fetchone()
+    finally:
+        db.close()
+    assert row == (f"{NOW.astimezone(UTC):%Y-%m-%d %H:%M:%S.%f}",) * 2
