@@ -16,7 +16,7 @@ from digest.config import Config
 from digest.crashpoints import crash_point
 from digest.errors import DigestError, DumpChangedError, DumpError
 from digest.parse import DumpParser
-from digest.sources import Candidate, read_chunks, scan, scan_changed, settled, sha256_of
+from digest.sources import Candidate, open_dump, scan, scan_changed, settled
 from digest.store import Store
 
 log = logging.getLogger(__name__)
@@ -103,7 +103,7 @@ def _ingest_one(
         _fail(store, c, _placeholder_hash(c), f"{c.name}: {c.refused}", now, report)
         return
     try:
-        sha = sha256_of(c.path, config.sources.max_bytes)
+        sha, chunks = open_dump(c.path, config.sources.max_bytes)
     except DumpError as err:
         _fail(store, c, _placeholder_hash(c), str(err), now, report)
         return
@@ -119,7 +119,7 @@ def _ingest_one(
             sha256=sha,
             size=c.size,
             mtime_ns=c.mtime_ns,
-            papers_in=parser.papers(read_chunks(c.path, sha)),
+            papers_in=parser.papers(chunks),
             layout=lambda: parser.layout,
             now=now,
         )

@@ -321,7 +321,7 @@ class DumpParser:
             self.count = parser.count
 
     def _paper(self, number: int, title: str, paragraphs: list[str], seen: set[str]) -> Paper | None:
-        abstract = "\n\n".join(paragraphs)
+        abstract = paragraphs[0] if len(paragraphs) == 1 else "\n\n".join(paragraphs)
         key = paper_key(title)
         if not key:
             self.warnings.append(f"{self.name}:{number}: title has no letters or digits, skipped")

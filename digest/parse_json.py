@@ -35,6 +35,7 @@ LAYOUT = "json"
 # New-style (2308.01234, 2308.01234v2) and old-style (hep-th/9901001, math.GT/0309136) ids.
 _ARXIV_ID = re.compile(r"^(?:\d{4}\.\d{4,5}|[a-z]+(?:-[a-z]+)*(?:\.[A-Z]{2})?/\d{7})(?:v\d+)?$")
 _WS = " \t\r\n"
+_WS_BYTES = _WS.encode("ascii")
 _PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
 _BOMS_16 = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
 
@@ -52,16 +53,18 @@ def looks_like_json(head: bytes) -> bool:
         except UnicodeDecodeError:  # pragma: no cover - errors="ignore" does not raise
             return False
         stripped = decoded.lstrip(_WS + "\ufeff")
-    else:
-        stripped = head.removeprefix(codecs.BOM_UTF8).decode("latin-1").lstrip(_WS)
-    if not stripped.startswith("["):
+        if not stripped.startswith("["):
+            return False
+        return stripped[1:].lstrip(_WS)[:1] in ("{", "]")
+    # Bytes, not decoded: the head may be a whole 1 MiB chunk of a text dump.
+    data = head.removeprefix(codecs.BOM_UTF8).lstrip(_WS_BYTES)
+    if not data.startswith(b"["):
         return False
-    rest = stripped[1:].lstrip(_WS)
-    return rest[:1] in ("{", "]")
+    return data[1:].lstrip(_WS_BYTES)[:1] in (b"{", b"]")
 
 
 def sniff(raw: Iterable[bytes]) -> tuple[Iterator[bytes], bool]:
-    """Peeks at the start of a stream of byte chunks (as a binary file yields lines).
+    """Peeks at the start of a stream of byte chunks (:func:`digest.sources.read_chunks`).
 
     Returns an iterator over the same chunks, nothing consumed, and whether the
     content is JSON. Reads only as far as the first two non-blank characters.
@@ -78,10 +81,10 @@ def sniff(raw: Iterable[bytes]) -> tuple[Iterator[bytes], bool]:
             if size >= 4096:
                 break
             continue
-        visible = body.lstrip(_WS.encode())
+        visible = body.lstrip(_WS_BYTES)
         if visible and visible[:1] != b"[":
             break  # decided: not JSON
-        if len(visible[1:].lstrip(_WS.encode())) >= 1:
+        if len(visible[1:].lstrip(_WS_BYTES)) >= 1:
             break  # the character after "[" is known
     joined = b"".join(head)
     return _chain(head, chunks), looks_like_json(joined)

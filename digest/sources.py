@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
+import io
 import os
 import re
 import stat
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from digest.errors import DumpChangedError, DumpError
 from digest.parse import MAX_LINE_BYTES
@@ -164,6 +166,31 @@ def sha256_of(path: Path, max_bytes: int) -> str:
 LINE_READ_LIMIT = MAX_LINE_BYTES + 1
 
 
+def open_dump(path: Path, max_bytes: int) -> tuple[str, Iterator[bytes]]:
+    """``(sha256, chunks)``: the dump's content hash and its bytes as :func:`read_chunks`
+    hands them on, which are the bytes the hash names.
+
+    A dump up to :data:`READ_WHOLE` bytes (every real one) is read once, into memory, and
+    parsed from the bytes that were hashed. A larger one is hashed first and read again,
+    lazily, in bounded memory; that read raises :class:`DumpChangedError` if the bytes
+    differ. DumpError for an unreadable file or one over ``max_bytes``.
+    """
+    try:
+        with path.open("rb") as fh:
+            data = fh.read(min(max_bytes, READ_WHOLE) + 1)
+    except OSError as err:
+        raise DumpError(path.name, 0, f"cannot read ({err.strerror}); check its permissions") from err
+    if len(data) > min(max_bytes, READ_WHOLE):
+        del data
+        sha = sha256_of(path, max_bytes)  # refuses a file over max_bytes
+        return sha, read_chunks(path, sha)
+    return hashlib.sha256(data).hexdigest(), _line_chunks(io.BytesIO(data), None)
+
+
+# Read into memory whole up to this size: the largest real dump is a few MB.
+READ_WHOLE = 32 * 1024 * 1024
+
+
 def read_chunks(path: Path, sha256: str | None = None) -> Iterator[bytes]:
     """The file's bytes, streamed in chunks of whole lines; the file is only opened for
     reading. Every chunk but the last ends at a line end (LF, CRLF or a lone CR: the
@@ -178,29 +205,33 @@ def read_chunks(path: Path, sha256: str | None = None) -> Iterator[bytes]:
     dump the hash names.
     """
     hasher = hashlib.sha256() if sha256 else None
-    pending = b""
     try:
         with path.open("rb") as fh:
-            # Blocks, hashed and cut at their last line end in C: the parser decodes and
-            # splits a block at once, far cheaper than a step per line.
-            while block := fh.read(_BLOCK):
-                if hasher is not None:
-                    hasher.update(block)
-                data = pending + block if pending else block
-                # A CR as the very last byte may be half of a CRLF: it waits for the next block.
-                cut = max(data.rfind(b"\n"), data.rfind(b"\r", 0, len(data) - 1)) + 1
-                if cut:
-                    yield data[:cut]
-                pending = data[cut:]
-                while len(pending) > LINE_READ_LIMIT:
-                    yield pending[:LINE_READ_LIMIT]
-                    pending = pending[LINE_READ_LIMIT:]
+            yield from _line_chunks(fh, hasher)
     except OSError as err:
         raise DumpError(path.name, 0, f"cannot read ({err.strerror}); check its permissions") from err
-    if pending:
-        yield pending
     if hasher is not None and hasher.hexdigest() != sha256:
         raise DumpChangedError(path.name, 0, "changed while it was being read; it is read again next run")
+
+
+def _line_chunks(fh: BinaryIO, hasher: hashlib._Hash | None) -> Iterator[bytes]:
+    # Blocks, hashed and cut at their last line end in C: the parser decodes and splits a
+    # block at once, far cheaper than a step per line.
+    pending = b""
+    while block := fh.read(_BLOCK):
+        if hasher is not None:
+            hasher.update(block)
+        data = pending + block if pending else block
+        # A CR as the very last byte may be half of a CRLF: it waits for the next block.
+        cut = max(data.rfind(b"\n"), data.rfind(b"\r", 0, len(data) - 1)) + 1
+        if cut:
+            yield data[:cut]
+        pending = data[cut:]
+        while len(pending) > LINE_READ_LIMIT:
+            yield pending[:LINE_READ_LIMIT]
+            pending = pending[LINE_READ_LIMIT:]
+    if pending:
+        yield pending
 
 
 _BLOCK = 1 << 20  # bytes per read; below LINE_READ_LIMIT, so a block's lines are short

@@ -371,11 +371,30 @@ def _delivery(row: Any) -> Delivery:
 _PAPER_COLUMNS = [*papers.c, dumps.c.name.label("dump_name")]
 
 
+def _rich(p: Paper) -> bool:
+    """Whether ``p`` carries what a known paper may lack (see :func:`_enrich`)."""
+    return bool(p.arxiv_id or p.authors or p.upvotes is not None)
+
+
+def _paper_row(p: Paper) -> tuple[Any, ...]:
+    """``p`` as a row of :data:`_PAPER_INSERT`."""
+    return (
+        p.key,
+        p.title,
+        p.abstract,
+        json.dumps(list(p.links)) if p.links else "[]",
+        p.listing_date,
+        p.arxiv_id,
+        json.dumps(list(p.authors)) if p.authors else "[]",
+        p.upvotes,
+    )
+
+
 def _enrich(conn: Connection, sightings: Sequence[Paper]) -> int:
     """Fills in the arXiv id, authors and upvotes a known paper lacks (a paper first seen
     in a text dump, later in a JSON one). Never overwrites a value, and never touches
     seq, key, title, abstract or first_seen: only missing data is added."""
-    rich = {p.key: p for p in sightings if p.arxiv_id or p.authors or p.upvotes is not None}
+    rich = {p.key: p for p in sightings if _rich(p)}
     if not rich:
         return 0
     rows = conn.execute(
@@ -418,8 +437,41 @@ _DUMP_COUNTS = (
         layout=sa.bindparam("found_layout"),
     )
 )
-_INSERT_SQL: dict[tuple[str, str, tuple[str, ...]], tuple[str, bool, tuple[str, ...]]] = {}
 _PAPER_INSERT = ("key", "title", "abstract", "links", "listing_date", "arxiv_id", "authors", "upvotes")
+
+
+@dataclass(frozen=True, slots=True)
+class _CompiledInsert:
+    sql: str  # INSERT INTO table (keys) VALUES (...)
+    skip_sql: str | None  # the same, skipping rows whose unique key exists; None if unsupported
+    positional: bool
+
+
+_INSERT_SQL: dict[tuple[str, str, tuple[str, ...], str | None], _CompiledInsert] = {}
+
+
+def _compile_insert(
+    dialect: sa.Dialect, table: sa.Table, keys: tuple[str, ...], unique: str | None
+) -> _CompiledInsert:
+    compiled = sa.insert(table).compile(dialect=dialect, column_keys=list(keys))
+    # Positional styles (SQLite's qmark) take tuples in the statement's order, which must
+    # be the order asked for; named styles (psycopg's pyformat) take dicts.
+    if compiled.positional and tuple(compiled.positiontup or ()) != keys:
+        raise AssertionError(f"unexpected parameter order {compiled.positiontup} for {keys}")
+    skip_sql = None
+    if unique is not None and dialect.name in ("sqlite", "postgresql"):
+        # Imported here: the PostgreSQL dialect package costs start-up time on SQLite.
+        skipping: sa.Insert
+        if dialect.name == "sqlite":
+            from sqlalchemy.dialects import sqlite
+
+            skipping = sqlite.insert(table).on_conflict_do_nothing(index_elements=[table.c[unique]])
+        else:
+            from sqlalchemy.dialects import postgresql
+
+            skipping = postgresql.insert(table).on_conflict_do_nothing(index_elements=[table.c[unique]])
+        skip_sql = skipping.compile(dialect=dialect, column_keys=list(keys)).string
+    return _CompiledInsert(compiled.string, skip_sql, compiled.positional)
 
 
 class _BulkInsert:
@@ -430,52 +482,69 @@ class _BulkInsert:
     compiled once for the connection's dialect (so its parameter style stays right on
     SQLite and PostgreSQL alike), the ``constants`` (the same in every row, e.g. a
     timestamp) are type-processed once, and each row is a plain tuple of ``columns``.
-    The columns must need no bind processing (text and integers do not)."""
+    The columns must need no bind processing (text and integers do not).
 
-    def __init__(self, conn: Connection, table: sa.Table, columns: Sequence[str], **constants: Any) -> None:
+    With ``unique`` (a column with a unique index), :meth:`new_only` inserts only the
+    rows whose value there is not stored yet, in the same single statement."""
+
+    def __init__(
+        self,
+        conn: Connection,
+        table: sa.Table,
+        columns: Sequence[str],
+        *,
+        unique: str | None = None,
+        **constants: Any,
+    ) -> None:
         dialect = conn.dialect
-
-        def processor(name: str) -> Callable[[Any], Any] | None:
-            # The dialect's own type: a TypeDecorator's bind_processor() alone would stop
-            # at the generic impl and hand the driver a datetime, not SQLite's text form.
-            return table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
-
-        for name in columns:
-            if processor(name) is not None:
-                raise TypeError(f"{table.name}.{name} needs bind processing; pass it as a constant")
         fixed = {}
         for name, value in constants.items():
-            process = processor(name)
+            process = _bind_processor(dialect, table, name)
             fixed[name] = process(value) if process is not None else value
         keys = (*columns, *fixed)
-        cached = _INSERT_SQL.get((dialect.name, table.name, keys))
-        if cached is None:
-            compiled = sa.insert(table).compile(dialect=dialect, column_keys=list(keys))
-            order = tuple(compiled.positiontup or ()) if compiled.positional else keys
-            cached = _INSERT_SQL[dialect.name, table.name, keys] = (
-                compiled.string,
-                compiled.positional,
-                order,
-            )
+        cache_key = (dialect.name, table.name, keys, unique)
+        compiled = _INSERT_SQL.get(cache_key)
+        if compiled is None:
+            for name in columns:
+                if _bind_processor(dialect, table, name) is not None:
+                    raise TypeError(f"{table.name}.{name} needs bind processing; pass it as a constant")
+            compiled = _INSERT_SQL[cache_key] = _compile_insert(dialect, table, keys, unique)
         self._conn = conn
-        self._sql, self._positional, order = cached
+        self._compiled = compiled
         self._columns = tuple(columns)
         self._fixed = fixed
         self._tail = tuple(fixed.values())
-        # Positional styles (SQLite's qmark) take tuples in the statement's order, which
-        # is the order asked for; named styles (psycopg's pyformat) take dicts.
-        if order != keys:
-            raise AssertionError(f"unexpected parameter order {order} for {keys}")
+
+    @property
+    def skips_existing(self) -> bool:
+        """Whether :meth:`new_only` works on this database."""
+        return self._compiled.skip_sql is not None
 
     def __call__(self, rows: Sequence[tuple[Any, ...]]) -> None:
+        self._run(self._compiled.sql, rows)
+
+    def new_only(self, rows: Sequence[tuple[Any, ...]]) -> int:
+        """Inserts the rows whose ``unique`` value is not stored yet; returns how many."""
+        if self._compiled.skip_sql is None:
+            raise NotImplementedError(f"{self._conn.dialect.name} cannot skip existing rows")
+        # Both drivers sum an executemany's rows into rowcount; skipped rows count 0.
+        return self._run(self._compiled.skip_sql, rows)
+
+    def _run(self, sql: str, rows: Sequence[tuple[Any, ...]]) -> int:
         params: list[Any]
-        if self._positional:
+        if self._compiled.positional:
             tail = self._tail
             params = [row + tail for row in rows]
         else:
             columns, fixed = self._columns, self._fixed
             params = [{**dict(zip(columns, row, strict=True)), **fixed} for row in rows]
-        self._conn.exec_driver_sql(self._sql, params)
+        return self._conn.exec_driver_sql(sql, params).rowcount
+
+
+def _bind_processor(dialect: sa.Dialect, table: sa.Table, name: str) -> Callable[[Any], Any] | None:
+    # The dialect's own type: a TypeDecorator's bind_processor() alone would stop at the
+    # generic impl and hand the driver a datetime, not SQLite's text form.
+    return table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
 
 
 _KNOWN_SQL: dict[tuple[str, int], tuple[str, bool]] = {}
@@ -594,7 +663,9 @@ class Store:
         write lock, so it neither waits for nor blocks a run that is writing.
         """
         try:
-            if self._conn is not None:
+            if self._conn is not None and read:
+                yield self._conn  # inside a group or dry run: a read needs no savepoint of its own
+            elif self._conn is not None:
                 with self._conn.begin_nested():
                     yield self._conn
             else:
@@ -659,30 +730,21 @@ class Store:
                 _INSERT_DUMP,
                 {"sha256": sha256, "name": name, "size": size, "seen_at": now, "status": "ingested"},
             ).inserted_primary_key[0]  # type: ignore[index]
-            insert = _BulkInsert(conn, papers, _PAPER_INSERT, first_seen=now, dump_id=dump_id)
+            insert = _BulkInsert(conn, papers, _PAPER_INSERT, unique="key", first_seen=now, dump_id=dump_id)
             for batch in _batched(papers_in, BATCH):
                 found += len(batch)
-                keys = [p.key for p in batch]
-                known = _known_keys(conn, keys)
-                if known:
-                    enriched += _enrich(conn, [p for p in batch if p.key in known])
-                rows = [
-                    (
-                        p.key,
-                        p.title,
-                        p.abstract,
-                        json.dumps(list(p.links)) if p.links else "[]",
-                        p.listing_date,
-                        p.arxiv_id,
-                        json.dumps(list(p.authors)) if p.authors else "[]",
-                        p.upvotes,
-                    )
-                    for p in batch
-                    if p.key not in known
-                ]
-                if rows:
-                    insert(rows)
-                    new += len(rows)
+                if insert.skips_existing and not any(_rich(p) for p in batch):
+                    # Most dumps: nothing to add to known papers, so the unique index
+                    # itself tells new from known, in the one statement that inserts.
+                    new += insert.new_only([_paper_row(p) for p in batch])
+                else:
+                    known = _known_keys(conn, [p.key for p in batch])
+                    if known:
+                        enriched += _enrich(conn, [p for p in batch if p.key in known])
+                    rows = [_paper_row(p) for p in batch if p.key not in known]
+                    if rows:
+                        insert(rows)
+                        new += len(rows)
                 crash_point("ingest.batch")
             found_layout = layout()
             conn.execute(

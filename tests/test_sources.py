@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
 import pytest
 
+from digest import sources
 from digest.config import Config
 from digest.errors import DumpChangedError, DumpError
 from digest.ingest import ingest_inbox
 from digest.parse import DumpParser, decode_lines
-from digest.sources import LINE_READ_LIMIT, read_chunks, scan, scan_changed, settled, sha256_of
+from digest.sources import LINE_READ_LIMIT, open_dump, read_chunks, scan, scan_changed, settled, sha256_of
 from digest.store import Store
 from tests.conftest import DUMP_000, DUMP_002, NOW, drop
 
@@ -81,6 +83,32 @@ def test_a_file_rewritten_between_hash_and_parse_stores_nothing(store: Store, in
     assert store.seen_files() == {}
     # The hash that matches the bytes streams through untouched.
     assert b"".join(read_chunks(path, sha256_of(path, 1 << 30))) == path.read_bytes()
+
+
+def test_a_dump_is_parsed_from_the_bytes_its_hash_names(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "dump.txt"
+    original = DUMP_000.read_bytes()
+    path.write_bytes(original)
+    # A real-sized dump is read once: rewriting the file afterwards changes nothing parsed.
+    sha, chunks = open_dump(path, 1 << 30)
+    path.write_bytes(DUMP_002.read_bytes())
+    assert sha == hashlib.sha256(original).hexdigest()
+    assert b"".join(chunks) == original
+    # A dump too large to hold is read twice; a rewrite in between is caught, not parsed.
+    monkeypatch.setattr(sources, "READ_WHOLE", 1000)
+    path.write_bytes(original)
+    sha, chunks = open_dump(path, 1 << 30)
+    assert sha == hashlib.sha256(original).hexdigest()
+    path.write_bytes(DUMP_002.read_bytes())
+    with pytest.raises(DumpChangedError):
+        list(chunks)
+    # Either way a file over sources.max_bytes is refused before anything is parsed.
+    for limit in (1000, 1 << 30):
+        monkeypatch.setattr(sources, "READ_WHOLE", limit)
+        with pytest.raises(DumpError, match=r"larger than sources.max_bytes \(500 bytes\)"):
+            open_dump(path, 500)
 
 
 @pytest.mark.parametrize("end", [b"\r\n", b"\r", b"\n"])

@@ -146,8 +146,11 @@ def test_digest_covers_papers_since_last_and_slugs_are_unique(
     d2 = store.create_digest(now=NOW, day=NOW.date(), recipients=["a@x.org"], domain="x.org")
     assert d1 is not None and d2 is not None
     assert (d1.slug, d1.first_seq, d1.paper_count) == ("2026-11-22", 1, 81)
-    assert (d2.slug, d2.first_seq, d2.last_seq, d2.paper_count) == ("2026-11-22-2", 82, 297, 216)
-    assert [p.seq for p in store.digest_papers(d2)] == list(range(82, 298))
+    assert (d2.slug, d2.first_seq, d2.paper_count) == ("2026-11-22-2", 82, 216)
+    # seq is monotonic, not dense: a known paper seen again may use up a number.
+    seqs = [p.seq for p in store.digest_papers(d2)]
+    assert len(seqs) == 216 and seqs == sorted(set(seqs))
+    assert seqs[0] >= d2.first_seq and seqs[-1] == d2.last_seq
     ids = {d.message_id for d in store.deliveries()}
     assert len(ids) == 2
 
