@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Generator, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -77,12 +80,18 @@ def ingest_inbox(
         # The stat cache skips every file read before, at the cost of one stat each.
         report.seen, todo = scan_changed(config.sources.inbox, config.sources.pattern, store.stat_cache())
     now_ns = int(now.timestamp() * 1e9)
-    with store.commit_group(COMMIT_EVERY) as group:
-        for c in todo:
-            if settle_seconds is not None and not settled(c, now_ns, settle_seconds):
-                report.unsettled += 1
-                continue
-            _ingest_one(config, group.store, c, now, retry_failed, report)
+    ready = []
+    for c in todo:
+        if settle_seconds is not None and not settled(c, now_ns, settle_seconds):
+            report.unsettled += 1
+        else:
+            ready.append(c)
+    with (
+        store.commit_group(COMMIT_EVERY) as group,
+        closing(_read_ahead(ready, config.sources.max_bytes)) as reads,
+    ):
+        for c, reading in reads:
+            _ingest_one(config, group.store, c, reading, now, retry_failed, report)
             crash_point("ingest.dump_done")
             if group.due() and group.commit():
                 crash_point("ingest.committed")
@@ -91,19 +100,41 @@ def ingest_inbox(
     return report
 
 
+Reading = Future[tuple[str, Iterator[bytes]]]
+
+
+def _read_ahead(candidates: list[Candidate], max_bytes: int) -> Generator[tuple[Candidate, Reading | None]]:
+    """Each candidate with its :func:`open_dump` running on a thread (None for a refused
+    file). The next dump is read and hashed while this one is parsed and stored: reading
+    and hashing release the GIL, so on two cores they cost no time. At most two dumps
+    are held in memory."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="dump-read") as pool:
+
+        def start(c: Candidate) -> Reading | None:
+            return None if c.refused else pool.submit(open_dump, c.path, max_bytes)
+
+        ahead = start(candidates[0]) if candidates else None
+        for i, c in enumerate(candidates):
+            current = ahead
+            if i + 1 < len(candidates):
+                ahead = start(candidates[i + 1])
+            yield c, current
+
+
 def _ingest_one(
     config: Config,
     store: Store,
     c: Candidate,
+    reading: Reading | None,
     now: datetime,
     retry_failed: bool,
     report: IngestReport,
 ) -> None:
-    if c.refused:
+    if c.refused or reading is None:
         _fail(store, c, _placeholder_hash(c), f"{c.name}: {c.refused}", now, report)
         return
     try:
-        sha, chunks = open_dump(c.path, config.sources.max_bytes)
+        sha, chunks = reading.result()
     except DumpError as err:
         _fail(store, c, _placeholder_hash(c), str(err), now, report)
         return

@@ -20,7 +20,6 @@ from __future__ import annotations
 import codecs
 import itertools
 import re
-from collections import deque
 from collections.abc import Iterable, Iterator
 
 from digest import parse_json, text
@@ -80,10 +79,19 @@ def decode_lines(raw: Iterable[bytes], name: str) -> Iterator[tuple[int, str]]:
     incrementally, so memory stays bounded for any size. Raises DumpError for a NUL byte,
     bytes that are not UTF-8, or a line longer than :data:`MAX_LINE_BYTES`.
     """
+    for first, lines in _decoded_runs(raw, name):
+        for number, line in enumerate(lines, first):
+            yield number, line.rstrip()
+
+
+def _decoded_runs(raw: Iterable[bytes], name: str) -> Iterator[tuple[int, list[str]]]:
+    """:func:`decode_lines` a chunk at a time: ``(number of the first line, lines)``,
+    the lines not yet stripped (a CR of a CRLF may end one)."""
     chunks = iter(raw)
     first = next(chunks, b"")
     if first.startswith(_BOMS_16):
-        yield from _decode_utf16(first, chunks, name)
+        for number, line in _decode_utf16(first, chunks, name):
+            yield number, [line]
         return
     if first.startswith(codecs.BOM_UTF8):
         first = first[len(codecs.BOM_UTF8) :]
@@ -100,11 +108,11 @@ def decode_lines(raw: Iterable[bytes], name: str) -> Iterator[tuple[int, str]]:
             else:
                 if not lines[-1]:
                     lines.pop()  # the chunk ended at a line end
-                for at, line in enumerate(lines, number + 1):
-                    yield at, line.rstrip()
+                yield number + 1, lines
                 number += len(lines)
                 continue
         # Line by line, LF, CRLF and lone CR alike, so the first bad line is named.
+        checked = []
         for piece in chunk.splitlines():
             number += 1
             if len(piece) > MAX_LINE_BYTES:
@@ -122,7 +130,8 @@ def decode_lines(raw: Iterable[bytes], name: str) -> Iterator[tuple[int, str]]:
                     f"not UTF-8 (byte 0x{bad:02x} at column {column}); "
                     "save the page as UTF-8 (Latin-1 and other encodings are not guessed)",
                 ) from err
-            yield number, _CONTROL.sub(" ", decoded).rstrip()
+            checked.append(_CONTROL.sub(" ", decoded))
+        yield number - len(checked) + 1, checked
 
 
 def _too_long(name: str, number: int) -> None:
@@ -203,33 +212,42 @@ class DumpParser:
         self.warnings: list[str] = []
         self.count = 0
 
-    def _body(self, lines: Iterator[tuple[int, str]]) -> Iterator[tuple[int, str]]:
-        """Drops the page furniture before the first title; yields non-blank body lines."""
+    def _body(self, runs: Iterator[tuple[int, list[str]]]) -> Iterator[list[tuple[int, str]]]:
+        """Drops the page furniture before the first title; yields the non-blank body
+        lines, stripped and numbered, a list per run of decoded lines."""
+        saw_line = False
         blank_in_body = False
         in_header = True
-        saw_line = False
-        for number, line in lines:
-            line = line.strip()  # control characters are spaces already (decode_lines)
+        for first, lines in runs:
+            start = 0
             if in_header:
-                if not line:
-                    continue
-                saw_line = True
-                if line.casefold() in FURNITURE:
-                    continue
-                if _DATE.match(line):
-                    self.listing_date = line
-                    continue
-                in_header = False
-                if line.startswith(_GLUED) and len(line) > len(_GLUED):
-                    # Compact pages glue the subscribe button's label to the first title.
-                    self.layout = "compact"
-                    line = line[len(_GLUED) :].strip()
-                yield number, line
-                continue
-            if not line:
+                for at, raw_line in enumerate(lines):
+                    line = raw_line.strip()  # control characters are spaces already (decode_lines)
+                    if not line:
+                        continue
+                    saw_line = True
+                    if line.casefold() in FURNITURE:
+                        continue
+                    if _DATE.match(line):
+                        self.listing_date = line
+                        continue
+                    in_header = False
+                    if line.startswith(_GLUED) and len(line) > len(_GLUED):
+                        # Compact pages glue the subscribe button's label to the first title.
+                        self.layout = "compact"
+                        line = line[len(_GLUED) :].strip()
+                    yield [(first + at, line)]
+                    start = at + 1
+                    break
+                else:
+                    continue  # the whole run was header
+            # Body: a run at a time, in C as far as possible.
+            numbered = zip(itertools.count(first + start), map(str.strip, lines[start:] if start else lines))
+            body = [(number, text) for number, text in numbered if text]
+            if len(body) < len(lines) - start:
                 blank_in_body = True
-                continue
-            yield number, line
+            if body:
+                yield body
         if not saw_line:
             raise DumpError(self.name, 0, "empty file; a dump is the saved text of a listing page")
         if in_header:
@@ -246,26 +264,30 @@ class DumpParser:
         if is_json:
             yield from self._json(raw)
             return
-        body = self._body(decode_lines(raw, self.name))
-        window: deque[tuple[int, str]] = deque()
+        runs = self._body(_decoded_runs(raw, self.name))
+        # Body lines read but not yet used: buf[i] is the next one. Decisions look at most
+        # three lines ahead (a title, its abstract, what follows), so buf is topped up to
+        # three before each title.
+        buf: list[tuple[int, str]] = []
+        i = 0
+        more = True
         seen: set[str] = set()
         # The paper being read: (title line, title, abstract paragraphs). It is built only
         # when the next title starts, so extra paragraphs join without re-copying the text.
         last: tuple[int, str, list[str]] | None = None
         last_size = 0
-
-        def fill() -> None:
-            while len(window) < 3:
-                item = next(body, None)
-                if item is None:
-                    return
-                window.append(item)
-
-        fill()
         started = False  # a title has been read (even one skipped as a duplicate)
-        while window:
-            number, title = window.popleft()
-            fill()
+        while True:
+            while more and len(buf) - i < 3:
+                run = next(runs, None)
+                if run is None:
+                    more = False
+                else:
+                    buf, i = buf[i:] + run, 0
+            if i >= len(buf):
+                break
+            number, title = buf[i]
+            i += 1
             if _is_paragraph(title):
                 if not started:
                     raise DumpError(
@@ -286,14 +308,14 @@ class DumpParser:
                         )
                     last[2].append(title)
                 continue
-            if not window:
+            if i >= len(buf):
                 raise DumpError(
                     self.name,
                     number,
                     f"title {title[:80]!r} has no abstract: the file ends here (was it still being written?)",
                 )
-            abstract = window[0][1]
-            if not _is_paragraph(abstract) and len(window) > 1 and _is_paragraph(window[1][1]):
+            abstract = buf[i][1]
+            if not _is_paragraph(abstract) and i + 1 < len(buf) and _is_paragraph(buf[i + 1][1]):
                 # Two short lines, then a paragraph: the first short line has no abstract.
                 if not started:
                     self.warnings.append(f"{self.name}:{number}: skipped as page furniture")
@@ -301,8 +323,7 @@ class DumpParser:
                 self.warnings.append(f"{self.name}:{number}: title without an abstract")
                 abstract = ""
             else:
-                window.popleft()
-                fill()
+                i += 1
             started = True
             if last is not None and (paper := self._paper(*last, seen)) is not None:
                 yield paper

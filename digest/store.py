@@ -12,7 +12,9 @@ the check-then-insert in :meth:`Store.ingest` does not race.
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
+import threading
 import time
 from bisect import bisect_right
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -31,6 +33,8 @@ from digest.crashpoints import crash_point
 from digest.errors import StoreError
 from digest.identity import message_id
 from digest.model import Delivery, Digest, DumpRecord, FetchState, JobRun, Paper, StoredPaper
+
+log = logging.getLogger(__name__)
 
 BATCH = 500  # papers per INSERT batch; also bounds memory while streaming a huge dump
 
@@ -226,6 +230,9 @@ def _set_wal(cursor: Any, patience: float = 30.0) -> None:
             time.sleep(0.05)
 
 
+_WAL_AUTOCHECKPOINT = 2048  # pages (32 MB), see below
+
+
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     # pysqlite's own transaction handling is legacy; let SQLAlchemy's "begin" event decide.
     dbapi_conn.isolation_level = None
@@ -241,7 +248,7 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     # Every commit rewrites pages of the papers.key index; checkpointing the
     # WAL every 32 MB (2,048 pages; SQLite's default is 1,000) writes each page back to the database
     # (and fsyncs) far less often: an ingest of many dumps runs about 1.5x faster.
-    cursor.execute("PRAGMA wal_autocheckpoint=2048")
+    cursor.execute(f"PRAGMA wal_autocheckpoint={_WAL_AUTOCHECKPOINT}")
     # Up to 64 MiB of page cache (SQLite's default is 2 MiB): a commit group's dirty
     # index pages stay in memory until it commits instead of spilling to the WAL early.
     cursor.execute("PRAGMA cache_size=-65536")
@@ -569,15 +576,58 @@ def _known_keys(conn: Connection, keys: Sequence[str]) -> set[str]:
     return set(conn.exec_driver_sql(sql, params).scalars())
 
 
+class _Checkpointer:
+    """Copies a SQLite WAL back into the database file on a thread of its own.
+
+    A checkpoint fsyncs the WAL and then the database: on a long ingest those waits
+    were a quarter of its time. SQLite lets a PASSIVE checkpoint run beside the writer
+    (it copies only committed frames and takes no lock the writer needs), so here it
+    runs while the writer parses and inserts the next dumps. A checkpoint is safe to
+    interrupt at any point; one that fails is left to the next one or to closing."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Starts a checkpoint unless one is still running."""
+        if self._thread is not None and self._thread.is_alive():
+            return
+        self._thread = threading.Thread(target=self._run, name="sqlite-checkpoint", daemon=True)
+        self._thread.start()
+
+    def join(self) -> None:
+        if self._thread is not None:
+            self._thread.join()
+
+    def _run(self) -> None:
+        try:
+            # The driver's own connection: SQLAlchemy would begin a transaction around
+            # the pragma, and a checkpoint must run outside one.
+            raw = self._engine.raw_connection()
+            try:
+                cursor = raw.cursor()
+                cursor.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                cursor.fetchall()
+                cursor.close()
+            finally:
+                raw.close()
+        except Exception as err:  # the database stays correct without it
+            log.debug("background checkpoint failed: %s", err)
+
+
 class CommitGroup:
     """What :meth:`Store.commit_group` yields: ``store`` for the units of work, and
     :meth:`due` / :meth:`commit` for the caller to commit between units."""
 
-    def __init__(self, store: Store, conn: Connection | None, every: float) -> None:
+    def __init__(
+        self, store: Store, conn: Connection | None, every: float, checkpointer: _Checkpointer | None = None
+    ) -> None:
         self.store = store
         self._conn = conn
         self._every = every
         self._since = time.monotonic()
+        self._checkpointer = checkpointer
 
     def due(self) -> bool:
         """Whether ``every`` seconds have passed since the group last committed."""
@@ -592,6 +642,8 @@ class CommitGroup:
             self._conn.commit()
         except SQLAlchemyError as err:
             raise StoreError(f"state database error: {_reason(err)}") from err
+        if self._checkpointer is not None:
+            self._checkpointer.start()
         return True
 
 
@@ -643,15 +695,28 @@ class Store:
         if self._conn is not None:
             yield CommitGroup(self, None, every)
             return
+        sqlite = self.engine.dialect.name == "sqlite"
+        checkpointer = _Checkpointer(self.engine) if sqlite else None
         try:
             with self.engine.connect() as conn:
-                group = CommitGroup(Store(self.engine, conn), conn, every)
+                if sqlite:
+                    # The group's commits leave checkpointing to the checkpointer's thread.
+                    conn.exec_driver_sql("PRAGMA wal_autocheckpoint=0")
+                    conn.commit()
+                group = CommitGroup(Store(self.engine, conn), conn, every, checkpointer)
                 try:
-                    yield group
-                except BaseException:
-                    conn.rollback()
-                    raise
-                group.commit()
+                    try:
+                        yield group
+                    except BaseException:
+                        conn.rollback()
+                        raise
+                    group.commit()
+                finally:
+                    if checkpointer is not None:
+                        checkpointer.join()
+                    if sqlite:
+                        conn.exec_driver_sql(f"PRAGMA wal_autocheckpoint={_WAL_AUTOCHECKPOINT}")
+                        conn.commit()
         except SQLAlchemyError as err:
             raise StoreError(f"state database error: {_reason(err)}") from err
 
