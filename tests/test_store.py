@@ -255,3 +255,24 @@ def test_timestamps_are_stored_in_one_text_form(config: Config, store: Store, in
     finally:
         db.close()
     assert row == (f"{NOW.astimezone(UTC):%Y-%m-%d %H:%M:%S.%f}",) * 2
+
+
+def test_a_commit_group_hands_checkpointing_back_when_it_ends(config: Config, store: Store) -> None:
+    # During a group the checkpoints run on a thread and the connection's own automatic
+    # checkpoint is off; a pooled connection left that way would let the WAL grow forever.
+    with store.commit_group(every=0) as group:
+        for n in range(1, 4):
+            _dump(group.store, n, _papers(f"p{n}", f"q{n}"))
+            assert group.commit()
+    db = sqlite_path(config.state.url)
+    assert db is not None and db.with_name(db.name + "-wal").exists()
+    raws = [store.engine.raw_connection() for _ in range(3)]  # the pool's connections, and more
+    try:
+        for raw in raws:
+            cursor = raw.cursor()
+            cursor.execute("PRAGMA wal_autocheckpoint")
+            assert cursor.fetchone() == (2048,)
+    finally:
+        for raw in raws:
+            raw.close()
+    assert store.counts()["papers"] == 6
