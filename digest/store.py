@@ -389,10 +389,10 @@ def _paper_row(p: Paper) -> tuple[Any, ...]:
         p.key,
         p.title,
         p.abstract,
-        json.dumps(list(p.links)) if p.links else "[]",
+        json.dumps(p.links) if p.links else "[]",  # a tuple dumps as a JSON list
         p.listing_date,
         p.arxiv_id,
-        json.dumps(list(p.authors)) if p.authors else "[]",
+        json.dumps(p.authors) if p.authors else "[]",
         p.upvotes,
     )
 
@@ -798,7 +798,10 @@ class Store:
             insert = _BulkInsert(conn, papers, _PAPER_INSERT, unique="key", first_seen=now, dump_id=dump_id)
             for batch in _batched(papers_in, BATCH):
                 found += len(batch)
-                if insert.skips_existing and not any(_rich(p) for p in batch):
+                # _rich() inlined: a call per paper costs more than the test.
+                if insert.skips_existing and not any(
+                    p.arxiv_id or p.authors or p.upvotes is not None for p in batch
+                ):
                     # Most dumps: nothing to add to known papers, so the unique index
                     # itself tells new from known, in the one statement that inserts.
                     new += insert.new_only([_paper_row(p) for p in batch])
