@@ -95,7 +95,7 @@ def ingest_inbox(
             crash_point("ingest.dump_done")
             if group.due() and group.commit():
                 crash_point("ingest.committed")
-        if group.commit():
+        if group.commit(checkpoint=False):
             crash_point("ingest.committed")
     return report
 

@@ -271,7 +271,7 @@ def test_a_commit_group_hands_checkpointing_back_when_it_ends(config: Config, st
         for raw in raws:
             cursor = raw.cursor()
             cursor.execute("PRAGMA wal_autocheckpoint")
-            assert cursor.fetchone() == (2048,)
+            assert cursor.fetchone() == (4096,)
     finally:
         for raw in raws:
             raw.close()
