@@ -32,10 +32,11 @@ MIB = 1024 * 1024
 class Sizes:
     ingest_papers: int = 100_000
     ingest_dumps: int = 500
+    ingest_runs: int = 3  # each timing is the best of this many, on a fresh database
     growth_big: int = 1_000_000
     growth_small: int = 1_000
     growth_dump: int = 200
-    growth_runs: int = 3
+    growth_runs: int = 5
     render_papers: int = 500
     feed_items: int = 100
     render_repeats: int = 15
@@ -48,6 +49,7 @@ class Sizes:
 QUICK = Sizes(
     ingest_papers=400,
     ingest_dumps=4,
+    ingest_runs=1,
     growth_big=2_000,
     growth_small=200,
     growth_dump=20,
@@ -156,20 +158,25 @@ def ingest(work: Path, sizes: Sizes) -> Result:
     per_dump = sizes.ingest_papers // sizes.ingest_dumps
     files, listed = gen.write_dumps(root / "inbox", n_dumps=sizes.ingest_dumps, per_dump=per_dump)
     # Each timing starts with nothing left to write back: the inbox is on disk, as a real
-    # one is, and the real run does not pay for flushing the floor's database (or back).
-    os.sync()
-    started = time.perf_counter()
-    floor_rows = _floor_ingest(files, root / "floor.db")
-    floor_s = time.perf_counter() - started
+    # one is, and no run pays for flushing another's database. Best of ingest_runs each.
+    floor_s = real_s = float("inf")
+    state = Path(config.state.url.removeprefix("sqlite:///")).parent
+    for _ in range(sizes.ingest_runs):
+        (root / "floor.db").unlink(missing_ok=True)
+        shutil.rmtree(state, ignore_errors=True)
+        os.sync()
+        started = time.perf_counter()
+        floor_rows = _floor_ingest(files, root / "floor.db")
+        floor_s = min(floor_s, time.perf_counter() - started)
 
-    os.sync()
-    started = time.perf_counter()
-    store = Store.open(config.state.url)
-    try:
-        report = ingest_inbox(config, store, NOW)
-    finally:
-        store.close()
-    real_s = time.perf_counter() - started
+        os.sync()
+        started = time.perf_counter()
+        store = Store.open(config.state.url)
+        try:
+            report = ingest_inbox(config, store, NOW)
+        finally:
+            store.close()
+        real_s = min(real_s, time.perf_counter() - started)
     if report.failed or report.papers_found != listed or floor_rows != listed:
         raise RuntimeError(f"ingest bench: {report} (expected {listed} papers found)")
     value, floor = listed / real_s, listed / floor_s
