@@ -18,7 +18,7 @@ from digest.ingest import ingest_inbox
 from digest.model import Paper
 from digest.parse import DumpParser
 from digest.pipeline import run_once
-from digest.store import SCHEMA_VERSION, Store, deliveries, schema_version
+from digest.store import SCHEMA_VERSION, IngestResult, Store, deliveries, schema_version
 from tests.conftest import DUMP_000, DUMP_002, NOW, drop
 
 
@@ -50,6 +50,28 @@ def test_reverse_order_gives_the_same_papers(make_config, inbox: Path, tmp_path:
     assert keys[0] == keys[1]
 
 
+def _dump(store: Store, n: int, papers: Iterable[Paper], name: str | None = None) -> IngestResult:
+    """Ingests ``papers`` as a dump whose hash is ``n`` (and name ``n.txt`` unless given)."""
+    return store.ingest(
+        name=name or f"{n}.txt",
+        sha256=f"{n:064d}",
+        size=1,
+        mtime_ns=1,
+        papers_in=papers,
+        layout=lambda: "spaced",
+        now=NOW,
+    )
+
+
+def _papers(*keys: str) -> list[Paper]:
+    return [Paper(key=k, title=k.upper(), abstract="x") for k in keys]
+
+
+def _cut_short(*keys: str) -> Iterator[Paper]:
+    yield from _papers(*keys)
+    raise DumpError("2.txt", 9, "cut short")
+
+
 @pytest.mark.parametrize("order", list(itertools.permutations(range(3))))
 def test_a_paper_is_new_exactly_once_whatever_the_order(
     config: Config, store: Store, order: tuple[int, ...]
@@ -58,17 +80,7 @@ def test_a_paper_is_new_exactly_once_whatever_the_order(
     batches = [["a", "b", "c"], ["b", "c", "d"], ["d", "e", "a"]]
     total_new = 0
     for n, i in enumerate([*order, *order]):
-        papers = [Paper(key=k, title=k.upper(), abstract="x") for k in batches[i]]
-        result = store.ingest(
-            name=f"{i}.txt",
-            sha256=f"{n:064d}",
-            size=1,
-            mtime_ns=1,
-            papers_in=papers,
-            layout=lambda: "spaced",
-            now=NOW,
-        )
-        total_new += result.new
+        total_new += _dump(store, n, _papers(*batches[i]), name=f"{i}.txt").new
     assert total_new == 5
     assert store.counts()["papers"] == 5
 
@@ -188,27 +200,6 @@ def test_reads_do_not_wait_for_a_run_that_is_writing(config: Config, store: Stor
     assert store.counts()["deliveries"]["sent"] == 0  # the writer committed afterwards
 
 
-def _dump(store: Store, n: int, papers: Iterable[Paper]) -> None:
-    store.ingest(
-        name=f"{n}.txt",
-        sha256=f"{n:064d}",
-        size=1,
-        mtime_ns=1,
-        papers_in=papers,
-        layout=lambda: "spaced",
-        now=NOW,
-    )
-
-
-def _papers(*keys: str) -> list[Paper]:
-    return [Paper(key=k, title=k.upper(), abstract="x") for k in keys]
-
-
-def _cut_short(*keys: str) -> Iterator[Paper]:
-    yield from _papers(*keys)
-    raise DumpError("2.txt", 9, "cut short")
-
-
 def test_a_commit_group_keeps_each_dump_whole_and_commits_them_together(config: Config, store: Store) -> None:
     """Invariant 1 inside a group: a failing dump rolls back alone, the others commit."""
     other = Store.open(config.state.url)  # e.g. `digest status` while the run ingests
@@ -247,7 +238,9 @@ def test_timestamps_are_stored_in_one_text_form(config: Config, store: Store, in
     # still be the text SQLAlchemy writes (and sorts) elsewhere, not the driver's own form.
     drop(inbox, DUMP_000)
     ingest_inbox(config, store, NOW)
-    db = sqlite3.connect(sqlite_path(config.state.url))
+    path = sqlite_path(config.state.url)
+    assert path is not None
+    db = sqlite3.connect(path)
     try:
         row = db.execute(
             "select p.first_seen, d.seen_at from papers p join dumps d on d.id = p.dump_id limit 1"
