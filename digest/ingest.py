@@ -86,6 +86,8 @@ def ingest_inbox(
             report.unsettled += 1
         else:
             ready.append(c)
+    if not ready:
+        return report  # an idle poll: no transaction at all
     with (
         store.commit_group(COMMIT_EVERY) as group,
         closing(_read_ahead(ready, config.sources.max_bytes)) as reads,
