@@ -269,3 +269,18 @@ def test_a_commit_group_hands_checkpointing_back_when_it_ends(config: Config, st
         for raw in raws:
             raw.close()
     assert store.counts()["papers"] == 6
+
+
+def test_an_ingest_committing_after_every_dump_gives_the_same_state(
+    config: Config, store: Store, inbox: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Real inboxes commit about once a second; here every dump commits (and checkpoints on
+    # the background thread), with a bad dump between the good ones.
+    monkeypatch.setattr("digest.ingest.COMMIT_EVERY", 0.0)
+    drop(inbox, DUMP_000, DUMP_002)
+    (inbox / "001_bad.txt").write_bytes(b"Subscribe" + b"A title\n" + b"\x00binary\n")
+    report = ingest_inbox(config, store, NOW)
+    assert (report.ingested, report.failed, report.papers_new) == (2, 1, 297)
+    assert store.counts()["papers"] == 297
+    assert [r.name for r in store.dump_records("failed")] == ["001_bad.txt"]
+    assert ingest_inbox(config, store, NOW).papers_new == 0
