@@ -111,27 +111,39 @@ def _decoded_runs(raw: Iterable[bytes], name: str) -> Iterator[tuple[int, list[s
                 yield number + 1, lines
                 number += len(lines)
                 continue
-        # Line by line, LF, CRLF and lone CR alike, so the first bad line is named.
-        checked = []
+        # Line by line, LF, CRLF and lone CR alike. The lines before a bad one are handed
+        # on first: the parser may find a fault of its own there, and the first fault
+        # in the file is the one to name, however the file was cut into chunks.
+        checked: list[str] = []
         for piece in chunk.splitlines():
             number += 1
-            if len(piece) > MAX_LINE_BYTES:
-                _too_long(name, number)
-            if b"\x00" in piece:
-                raise DumpError(name, number, "binary data (NUL byte); a dump must be the text of a page")
             try:
-                decoded = piece.decode("utf-8")
-            except UnicodeDecodeError as err:
-                bad = piece[err.start]
-                column = len(piece[: err.start].decode("utf-8")) + 1  # in characters, as an editor shows
-                raise DumpError(
-                    name,
-                    number,
-                    f"not UTF-8 (byte 0x{bad:02x} at column {column}); "
-                    "save the page as UTF-8 (Latin-1 and other encodings are not guessed)",
-                ) from err
-            checked.append(_CONTROL.sub(" ", decoded))
+                checked.append(_checked_line(piece, name, number))
+            except DumpError:
+                if checked:
+                    yield number - len(checked), checked
+                raise
         yield number - len(checked) + 1, checked
+
+
+def _checked_line(piece: bytes, name: str, number: int) -> str:
+    """One line that failed the fast path: its text, or DumpError naming what is wrong."""
+    if len(piece) > MAX_LINE_BYTES:
+        _too_long(name, number)
+    if b"\x00" in piece:
+        raise DumpError(name, number, "binary data (NUL byte); a dump must be the text of a page")
+    try:
+        decoded = piece.decode("utf-8")
+    except UnicodeDecodeError as err:
+        bad = piece[err.start]
+        column = len(piece[: err.start].decode("utf-8")) + 1  # in characters, as an editor shows
+        raise DumpError(
+            name,
+            number,
+            f"not UTF-8 (byte 0x{bad:02x} at column {column}); "
+            "save the page as UTF-8 (Latin-1 and other encodings are not guessed)",
+        ) from err
+    return _CONTROL.sub(" ", decoded)
 
 
 def _too_long(name: str, number: int) -> None:
@@ -218,6 +230,7 @@ class DumpParser:
         saw_line = False
         blank_in_body = False
         in_header = True
+        label_alone = False  # the Subscribe label had a line of its own: nothing is glued
         for first, lines in runs:
             start = 0
             if in_header:
@@ -227,12 +240,13 @@ class DumpParser:
                         continue
                     saw_line = True
                     if line.casefold() in FURNITURE:
+                        label_alone = label_alone or line == _GLUED
                         continue
                     if _DATE.match(line):
                         self.listing_date = line
                         continue
                     in_header = False
-                    if line.startswith(_GLUED) and len(line) > len(_GLUED):
+                    if not label_alone and line.startswith(_GLUED) and len(line) > len(_GLUED):
                         # Compact pages glue the subscribe button's label to the first title.
                         self.layout = "compact"
                         line = line[len(_GLUED) :].strip()

@@ -10,7 +10,7 @@ import pytest
 
 from digest.errors import DumpError
 from digest.model import ParsedDump
-from digest.parse import parse_dump
+from digest.parse import DumpParser, parse_dump
 from tests.conftest import DUMP_000, DUMP_002, ROOT
 
 GOLDEN = ROOT / "tests" / "golden" / "parse"
@@ -118,3 +118,25 @@ def test_same_title_twice_in_one_dump_is_kept_once() -> None:
     parsed = parse_dump(spaced(("Same Title", ABSTRACT), ("same  title!", ABSTRACT)), "d.txt")
     assert [p.title for p in parsed.papers] == ["Same Title"]
     assert any("listed twice" in w for w in parsed.warnings)
+
+
+def test_the_first_fault_is_named_however_the_file_is_cut() -> None:
+    # Line 1 is a paragraph where a title belongs; line 4 is not UTF-8. Read whole, line
+    # by line or as one chunk (as a run reads a small dump), line 1 is the fault named.
+    data = b"A paragraph " * 30 + b"\nTitle\n" + b"abstract " * 40 + b"\n\x85 Latin-1\r\nmore\n"
+    verdicts = set()
+    for raw in (data.splitlines(keepends=True), [data]):
+        with pytest.raises(DumpError) as caught:
+            list(DumpParser("p.txt").papers(raw))
+        verdicts.add(str(caught.value))
+    assert len(verdicts) == 1 and verdicts.pop().startswith("p.txt:1: expected a paper title")
+
+
+def test_a_title_starting_with_subscribe_is_cut_only_where_the_label_is_glued() -> None:
+    abstract = "words " * 60
+    spaced = f"new\nSubscribe\nDaily Papers\nAug 8\n\nSubscribe-to-Learn: Alerts\n\n{abstract}\n".encode()
+    compact = f"Daily Papers\nSubscribeSubscribe-to-Learn: Alerts\n{abstract}\n".encode()
+    assert [p.title for p in parse_dump(spaced, "s.txt").papers] == ["Subscribe-to-Learn: Alerts"]
+    assert parse_dump(spaced, "s.txt").layout == "spaced"
+    assert [p.title for p in parse_dump(compact, "c.txt").papers] == ["Subscribe-to-Learn: Alerts"]
+    assert parse_dump(compact, "c.txt").layout == "compact"

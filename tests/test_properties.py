@@ -74,9 +74,16 @@ def compact(items: list[tuple[str, str]]) -> str:
 
 
 def streamed(data: bytes, name: str = "p.txt") -> list[tuple[str, str]]:
-    """Parses as ``digest run`` does: the lines a binary file yields, one at a time."""
+    """Parses the lines a binary file yields (split at LF only), one at a time."""
     parser = DumpParser(name)
     return [(p.title, p.abstract) for p in parser.papers(io.BytesIO(data))]
+
+
+def chunked(data: bytes, name: str = "p.txt") -> list[tuple[str, str]]:
+    """Parses as ``digest run`` does: chunks of many lines (:func:`digest.sources.read_chunks`),
+    here the whole file as one, like any dump under a MiB."""
+    parser = DumpParser(name)
+    return [(p.title, p.abstract) for p in parser.papers([data] if data else [])]
 
 
 @SETTINGS
@@ -148,14 +155,16 @@ def test_the_parser_only_raises_dump_error(lines: list[bytes], sep: bytes) -> No
         whole = [(p.title, p.abstract) for p in parse_dump(data, "p.txt").papers]
     except DumpError as err:
         assert str(err).startswith("p.txt")
-        try:
-            streamed(data)
-        except DumpError as again:
-            assert str(again) == str(err)  # same verdict, same file:line, streamed or not
-        else:
-            raise AssertionError("the streamed parse accepted what the whole parse refused")
+        for parse in (streamed, chunked):
+            try:
+                parse(data)
+            except DumpError as again:
+                assert str(again) == str(err)  # same verdict, same file:line, however it is read
+            else:
+                raise AssertionError(f"{parse.__name__} accepted what the whole parse refused")
         return
     assert streamed(data) == whole
+    assert chunked(data) == whole
 
 
 def _verdict(parse: Callable[[], object]) -> object:
@@ -170,6 +179,7 @@ def _verdict(parse: Callable[[], object]) -> object:
 def test_arbitrary_bytes_parse_or_raise_dump_error(data: bytes) -> None:
     whole = _verdict(lambda: [(p.title, p.abstract) for p in parse_dump(data, "p.txt").papers])
     assert whole == _verdict(lambda: streamed(data))
+    assert whole == _verdict(lambda: chunked(data))
 
 
 FINDINGS = sorted((Path(__file__).parents[1] / "fuzz" / "findings").glob("*"))
@@ -182,6 +192,7 @@ def test_fuzzer_findings_stay_fixed(finding: Path) -> None:
     data = finding.read_bytes()
     whole = _verdict(lambda: [(p.title, p.abstract) for p in parse_dump(data, "p.txt").papers])
     assert whole == _verdict(lambda: streamed(data))
+    assert whole == _verdict(lambda: chunked(data))
 
 
 # --- paper_key -------------------------------------------------------------------------------
