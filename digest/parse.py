@@ -68,25 +68,19 @@ def _split_cr(line: str) -> list[str]:
     return line.split("\r") if "\r" in line else [line]
 
 
-def decode_lines(raw: Iterable[bytes], name: str) -> Iterator[tuple[int, str]]:
-    """Byte chunks → ``(line_number, text)``, right-stripped, control characters (form
-    feed, vertical tab, …) turned into spaces: a page's text has none, one pasted in is
-    white space to a reader, and must not reach the XML feeds.
+def decode_runs(raw: Iterable[bytes], name: str) -> Iterator[tuple[int, list[str]]]:
+    """Byte chunks → ``(number of the chunk's first line, its lines)``, control
+    characters (form feed, vertical tab, …) turned into spaces: a page's text has none,
+    one pasted in is white space to a reader, and must not reach the XML feeds. The
+    lines are not stripped yet (a CRLF line still ends in its CR).
 
     A chunk holds one line or many, and every chunk but the last ends at a line end
     (:func:`digest.sources.read_chunks`; a binary file's lines do too). Accepts LF, CRLF
     and lone CR line ends and a UTF-8 BOM; a UTF-16 file with a BOM is decoded
     incrementally, so memory stays bounded for any size. Raises DumpError for a NUL byte,
-    bytes that are not UTF-8, or a line longer than :data:`MAX_LINE_BYTES`.
+    bytes that are not UTF-8, or a line longer than :data:`MAX_LINE_BYTES`, after
+    handing on the lines before it.
     """
-    for first, lines in _decoded_runs(raw, name):
-        for number, line in enumerate(lines, first):
-            yield number, line.rstrip()
-
-
-def _decoded_runs(raw: Iterable[bytes], name: str) -> Iterator[tuple[int, list[str]]]:
-    """:func:`decode_lines` a chunk at a time: ``(number of the first line, lines)``,
-    the lines not yet stripped (a CR of a CRLF may end one)."""
     chunks = iter(raw)
     first = next(chunks, b"")
     if first.startswith(_BOMS_16):
@@ -235,7 +229,7 @@ class DumpParser:
             start = 0
             if in_header:
                 for at, raw_line in enumerate(lines):
-                    line = raw_line.strip()  # control characters are spaces already (decode_lines)
+                    line = raw_line.strip()  # control characters are spaces already (decode_runs)
                     if not line:
                         continue
                     saw_line = True
@@ -278,7 +272,7 @@ class DumpParser:
         if is_json:
             yield from self._json(raw)
             return
-        runs = self._body(_decoded_runs(raw, self.name))
+        runs = self._body(decode_runs(raw, self.name))
         # Body lines read but not yet used: buf[i] is the next one. Decisions look at most
         # three lines ahead (a title, its abstract, what follows), so buf is topped up to
         # three before each title.

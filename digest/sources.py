@@ -189,12 +189,13 @@ def open_dump(path: Path, max_bytes: int) -> tuple[str, Iterator[bytes]]:
     lazily, in bounded memory; that read raises :class:`DumpChangedError` if the bytes
     differ. DumpError for an unreadable file or one over ``max_bytes``.
     """
+    limit = min(max_bytes, READ_WHOLE)
     try:
         with path.open("rb") as fh:
-            data = fh.read(min(max_bytes, READ_WHOLE) + 1)
+            data = fh.read(limit + 1)
     except OSError as err:
         raise DumpError(path.name, 0, f"cannot read ({err.strerror}); check its permissions") from err
-    if len(data) > min(max_bytes, READ_WHOLE):
+    if len(data) > limit:
         del data
         sha = sha256_of(path, max_bytes)  # refuses a file over max_bytes
         return sha, read_chunks(path, sha)

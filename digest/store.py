@@ -705,11 +705,10 @@ class Store:
         if self._conn is not None:
             yield CommitGroup(self, None, every)
             return
-        sqlite = self.engine.dialect.name == "sqlite"
-        checkpointer = _Checkpointer(self.engine) if sqlite else None
+        checkpointer = _Checkpointer(self.engine) if self.engine.dialect.name == "sqlite" else None
         try:
             with self.engine.connect() as conn:
-                if sqlite:
+                if checkpointer is not None:
                     # The group's commits leave checkpointing to the checkpointer's thread.
                     conn.exec_driver_sql("PRAGMA wal_autocheckpoint=0")
                     conn.commit()
@@ -724,7 +723,6 @@ class Store:
                 finally:
                     if checkpointer is not None:
                         checkpointer.join()
-                    if sqlite:
                         conn.exec_driver_sql(f"PRAGMA wal_autocheckpoint={_WAL_AUTOCHECKPOINT}")
                         conn.commit()
         except SQLAlchemyError as err:

@@ -12,7 +12,7 @@ from digest import sources
 from digest.config import Config
 from digest.errors import DumpChangedError, DumpError
 from digest.ingest import ingest_inbox
-from digest.parse import DumpParser, decode_lines
+from digest.parse import DumpParser, decode_runs
 from digest.sources import LINE_READ_LIMIT, open_dump, read_chunks, scan, scan_changed, settled, sha256_of
 from digest.store import Store
 from tests.conftest import DUMP_000, DUMP_002, NOW, drop
@@ -124,7 +124,11 @@ def test_read_chunks_cut_blocks_only_at_line_ends(tmp_path: Path, end: bytes) ->
     assert all(chunk.endswith(end) for chunk in chunks[:-1])
     assert chunks[-1] == b"last line without an end"
     # The parser numbers the lines as an editor does, whichever line end the file uses.
-    numbered = list(decode_lines(chunks, path.name))
+    numbered = [
+        (first + i, line.rstrip())
+        for first, lines in decode_runs(chunks, path.name)
+        for i, line in enumerate(lines)
+    ]
     assert [n for n, _ in numbered] == list(range(1, 1102))
     assert numbered[-1] == (1101, "last line without an end")
 
@@ -136,7 +140,7 @@ def test_a_line_longer_than_the_limit_is_refused_in_bounded_memory(tmp_path: Pat
     assert next(chunks) == b"Title\n"
     assert len(next(chunks)) <= LINE_READ_LIMIT + (1 << 20)  # a piece, not the whole line
     with pytest.raises(DumpError, match=r"one-line.txt:2: a line longer than"):
-        list(decode_lines(read_chunks(path), path.name))
+        list(decode_runs(read_chunks(path), path.name))
 
 
 def test_stat_cache_skips_only_files_whose_name_size_and_mtime_match(
