@@ -42,11 +42,8 @@ def cmd_run(args: argparse.Namespace, config: Config) -> int:
         dry_run_dir=Path(args.dry_run).resolve() if args.dry_run else None,
         lock_wait=args.wait,
     )
-    store = Store.open(config.state.url)
-    try:
+    with Store.open(config.state.url) as store:
         report = run_once(config, store, make_transport(config), _now(), options)
-    finally:
-        store.close()
     print(report.summary())
     for error in report.fetch.errors if report.fetch else ():
         print(f"failed fetch: {error}", file=sys.stderr)
@@ -75,12 +72,12 @@ def cmd_fetch(args: argparse.Namespace, config: Config) -> int:
         raise ConfigError(
             "sources.urls", "is empty: nothing to fetch", 'list dump URLs: urls = ["https://…"]'
         )
-    store = Store.open(config.state.url)
-    try:
-        with run_lock(config.lock_path, wait=args.wait), make_client(config) as client:
-            report = fetch_all(config, store, client, _now(), force=True)
-    finally:
-        store.close()
+    with (
+        Store.open(config.state.url) as store,
+        run_lock(config.lock_path, wait=args.wait),
+        make_client(config) as client,
+    ):
+        report = fetch_all(config, store, client, _now(), force=True)
     for r in report.results:
         detail = f" -> {config.sources.inbox / r.file}" if r.file else f": {r.error}" if r.error else ""
         print(f"{r.outcome}: {r.url}{detail}")
@@ -100,15 +97,12 @@ def cmd_status(args: argparse.Namespace, config: Config) -> int:
 
     from digest.store import Store
 
-    store = Store.open(config.state.url)
-    try:
+    with Store.open(config.state.url) as store:
         fetch_failures = store.fetch_failures(config.sources.urls)
         counts = store.counts()
         failed_dumps = store.dump_records("failed")
         troubled = [d for d in store.deliveries() if d.status in ("pending", "failed") and d.last_error]
         latest = store.digests(limit=1)
-    finally:
-        store.close()
     if args.json:
         counts["failed_dumps"] = [{"name": d.name, "error": d.error} for d in failed_dumps]
         counts["last_digest"] = (
@@ -177,11 +171,8 @@ def cmd_publish(args: argparse.Namespace, config: Config) -> int:
     from digest.store import Store
 
     output = Path(args.output).resolve() if args.output else None
-    store = Store.open(config.state.url)
-    try:
+    with Store.open(config.state.url) as store:
         report = republish(config, store, _now(), output_dir=output, lock_wait=args.wait)
-    finally:
-        store.close()
     target = output or config.feed.output_dir
     if not report.files:
         print(f"nothing to publish: no digest yet (the site in {target} is unchanged)")
@@ -210,11 +201,8 @@ def cmd_send_test(args: argparse.Namespace, config: Config) -> int:
     from digest.store import Store
 
     address = _address_arg(args.address)
-    store = Store.open(config.state.url)
-    try:
+    with Store.open(config.state.url) as store:
         message = sample_message(config, store, address, _now())
-    finally:
-        store.close()
     transport = make_transport(config)
     with transport:
         transport.send(message, address)
@@ -232,8 +220,7 @@ def cmd_unsubscribe(args: argparse.Namespace, config: Config) -> int:
     from digest.store import Store
 
     address = _address_arg(args.address)
-    store = Store.open(config.state.url)
-    try:
+    with Store.open(config.state.url) as store:
         if args.undo:
             removed = store.unsuppress(address)
             print(
@@ -243,8 +230,6 @@ def cmd_unsubscribe(args: argparse.Namespace, config: Config) -> int:
             )
             return 0
         cancelled = store.suppress(address, _now())
-    finally:
-        store.close()
     print(
         f"{address} unsubscribed: no digest will be created for it; {cancelled} pending deliveries cancelled"
     )
@@ -262,11 +247,8 @@ def cmd_preview(args: argparse.Namespace, config: Config) -> int:
     from digest.render.email import to_bytes
     from digest.store import Store
 
-    store = Store.open(config.state.url)
-    try:
+    with Store.open(config.state.url) as store:
         rendered = preview(config, store, _now())
-    finally:
-        store.close()
     if rendered is None:
         raise DigestError("nothing to preview: no paper has been ingested yet; run `digest run` first")
     out = Path(args.out).resolve() if args.out else Path(tempfile.mkdtemp(prefix="digest-preview-"))

@@ -8,6 +8,8 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
+from collections.abc import Callable
+from functools import partial
 from urllib.parse import quote
 
 _NON_ALNUM = re.compile(r"[\W_]+")
@@ -61,6 +63,12 @@ def message_id(digest_id: int, recipient: str, domain: str) -> str:
     """Message-ID of a digest for one recipient: the same on every retry and machine."""
     who = hashlib.sha256(recipient.strip().lower().encode("utf-8")).hexdigest()[:16]
     return f"<digest-{digest_id}.{who}@{domain}>"
+
+
+def message_ids(domain: str) -> Callable[[int, str], str]:
+    """:func:`message_id` for ``domain``: what ``Store.create_digest`` mints each
+    delivery's Message-ID with."""
+    return partial(message_id, domain=domain)
 
 
 def arxiv_search_url(title: str) -> str:

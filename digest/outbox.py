@@ -196,7 +196,10 @@ def preview(config: Config, store: Store, now: datetime) -> Rendered | None:
     with store.dry_run() as scratch:
         what = "the next digest"
         digest = scratch.create_digest(
-            now=now, day=now.astimezone(config.tz).date(), recipients=(), domain=config.email.domain
+            now=now,
+            day=now.astimezone(config.tz).date(),
+            recipients=(),
+            message_id=identity.message_ids(config.email.domain),
         )
         recipient = default_to
         if digest is None:

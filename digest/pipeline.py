@@ -22,6 +22,7 @@ from digest.config import Config
 from digest.crashpoints import crash_point
 from digest.deliver import FileTransport, Transport
 from digest.fetch import FetchReport, client_for, fetch_all
+from digest.identity import message_ids
 from digest.ingest import IngestReport, ingest_inbox
 from digest.lock import run_lock
 from digest.model import Digest
@@ -136,7 +137,7 @@ def _run(
             now=now,
             day=now.astimezone(config.tz).date(),
             recipients=recipients,
-            domain=config.email.domain,
+            message_id=message_ids(config.email.domain),
         )
         if digest:
             log.info("digest %s created with %d papers", digest.slug, digest.paper_count)
