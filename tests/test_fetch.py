@@ -25,7 +25,7 @@ from digest.fetch import USER_AGENT, fetch_all
 from digest.ingest import ingest_inbox
 from digest.pipeline import RunOptions, run_once
 from digest.store import Store
-from tests.conftest import DUMP_000, DUMP_002, NOW, MakeConfig, drop, write_toml
+from tests.helpers import DUMP_000, DUMP_002, NOW, MakeConfig, drop, write_toml
 
 Route = Callable[[BaseHTTPRequestHandler], None]
 

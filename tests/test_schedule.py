@@ -17,7 +17,7 @@ from digest.lock import run_lock
 from digest.pipeline import make_transport, run_once
 from digest.schedule import DIGEST, POLL, Service, digest_trigger, missed_digest
 from digest.store import Store
-from tests.conftest import DUMP_000, DUMP_002, NOW, MakeConfig, drop
+from tests.helpers import DUMP_000, DUMP_002, NOW, MakeConfig, drop
 
 # --- config ---------------------------------------------------------------------------------
 
