@@ -441,7 +441,7 @@ def test_cli_fetch_without_urls_is_a_config_error(
             "config key 'sources.urls[1]': 'ftp://x/y' is not an http(s) URL",
         ),
         ({"urls": "https://x"}, None),
-        ({"fetch_timeout": 0}, "config key 'sources.fetch_timeout': must be more than 0 seconds"),
+        ({"fetch_timeout": 0}, "config key 'sources.fetch_timeout': must be longer than 0 seconds"),
         ({"fetch_retries": -1}, "config key 'sources.fetch_retries': expected a whole number of at least 0"),
         ({"follow_redirects": "yes"}, "config key 'sources.follow_redirects': expected true or false"),
     ],

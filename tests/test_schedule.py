@@ -59,7 +59,7 @@ def test_numeric_weekdays_are_refused(make_config: MakeConfig, weekday: str) -> 
         ("digest", "daily", "has 1 fields"),
         ("poll", "5 minutes", "is not a duration"),
         ("poll", "0s", "longer than 0 seconds"),
-        ("misfire_grace", 60, "is not a duration"),
+        ("misfire_grace", -60, "is not a duration"),
     ],
 )
 def test_bad_schedule_values_name_the_key(
