@@ -188,9 +188,10 @@ def cmd_publish(args: argparse.Namespace, config: Config) -> int:
         return 0
     pages = sum(1 for f in report.files if f.parent.name == "digests")
     years = sum(1 for f in report.files if f.parent.name == "archive")
+    feeds = len(report.files) - pages - years - 1
     print(
         f"published {len(report.files)} files into {target}: {pages} digest pages, "
-        f"{years} year page{'' if years == 1 else 's'}, the index and 3 feeds"
+        f"{years} year page{'' if years == 1 else 's'}, the index and {feeds} feeds"
     )
     return 0
 

@@ -61,8 +61,15 @@ class StateSection:
 @dataclass(frozen=True)
 class FeedSection:
     output_dir: Path = Path("var/site")
-    max_items: int = 100
+    max_items: int = 100  # at least this many items, even beyond the window
     ttl: int = 60  # minutes a reader may cache the feed
+    window: float = 7 * 86400.0  # every paper of the digests of this long before the newest
+    max_items_hard: int = 2000  # never more items than this (logged when it cuts)
+
+
+@dataclass(frozen=True)
+class ArchiveSection:
+    page_size: int = 500  # a digest page with more papers is split into pages
 
 
 @dataclass(frozen=True)
@@ -129,6 +136,7 @@ class Config:
     sources: SourcesSection = field(default_factory=SourcesSection)
     state: StateSection = field(default_factory=StateSection)
     feed: FeedSection = field(default_factory=FeedSection)
+    archive: ArchiveSection = field(default_factory=ArchiveSection)
     email: EmailSection = field(default_factory=EmailSection)
     schedule: ScheduleSection = field(default_factory=ScheduleSection)
     http: HttpSection = field(default_factory=HttpSection)
@@ -447,7 +455,14 @@ SCHEMA: dict[str, dict[str, Reader]] = {
         "fetch_interval": _seconds,
     },
     "state": {"url": _state_url},
-    "feed": {"output_dir": _path, "max_items": _int_at_least(1), "ttl": _int_at_least(0)},
+    "feed": {
+        "output_dir": _path,
+        "max_items": _int_at_least(1),
+        "ttl": _int_at_least(0),
+        "window": _timeout,
+        "max_items_hard": _int_at_least(1),
+    },
+    "archive": {"page_size": _int_at_least(10)},
     "email": {
         "enabled": _bool,
         "transport": _choice("file", "smtp"),
@@ -475,6 +490,7 @@ _SECTION_TYPES: dict[str, type] = {
     "sources": SourcesSection,
     "state": StateSection,
     "feed": FeedSection,
+    "archive": ArchiveSection,
     "email": EmailSection,
     "email.smtp": SmtpSection,
     "schedule": ScheduleSection,
@@ -536,6 +552,13 @@ def build_config(
             raise ConfigError(name, "expected a table", f"write it as [{name}] with keys below it")
     for name in tops:
         sections[name] = _section(name, data.get(name, {}), base, env)
+    feed = sections["feed"]
+    if feed.max_items > feed.max_items_hard:
+        raise ConfigError(
+            "feed.max_items",
+            f"{feed.max_items} is above feed.max_items_hard ({feed.max_items_hard})",
+            "lower feed.max_items or raise feed.max_items_hard",
+        )
     return Config(path=path, **sections)
 
 
