@@ -112,11 +112,13 @@ def item_times(items: Sequence[Item]) -> list[datetime]:
     position in its digest in seconds (its seq minus the digest's first), so readers that
     sort by date keep a digest's listing order. Taken over the items in seq order, each
     is also at least a second after the one before: two digests made within a few
-    minutes (first seen close together) never share or swap times."""
+    minutes (first seen close together) never share or swap times. A backfilled digest
+    is dated before its papers were seen (by its listing date): its date counts instead."""
     times: dict[int, datetime] = {}
     previous: datetime | None = None
     for paper, digest in sorted(items, key=lambda item: item[0].seq):
-        moment = paper.first_seen + timedelta(seconds=max(0, paper.seq - digest.first_seq))
+        seen = min(paper.first_seen, digest.created)
+        moment = seen + timedelta(seconds=max(0, paper.seq - digest.first_seq))
         if previous is not None and moment <= previous:
             moment = previous + _SECOND
         times[paper.seq] = previous = moment
