@@ -21,7 +21,7 @@ from digest.parse import DumpParser
 from digest.pipeline import run_once
 from digest.store import SCHEMA_VERSION, IngestResult, Store
 from digest.store.schema import deliveries_t, schema_version_t
-from tests.conftest import DUMP_000, DUMP_002, NOW, drop
+from tests.helpers import DUMP_000, DUMP_002, NOW, drop
 
 
 def test_sample_counts_in_order(config: Config, store: Store, inbox: Path) -> None:

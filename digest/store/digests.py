@@ -173,3 +173,25 @@ class DigestsMixin(StoreBase):
                 .where(digests_t.c.id.in_(list(digest_ids)), digests_t.c.published_at.is_(None))
                 .values(published_at=now)
             )
+
+    def next_digest(self, digest_id: int) -> Digest | None:
+        """The digest created just after ``digest_id`` (the page's "next" link)."""
+        query = sa.select(digests_t).where(digests_t.c.id > digest_id).order_by(digests_t.c.id).limit(1)
+        with self.transaction(read=True) as conn:
+            row = conn.execute(query).one_or_none()
+        return None if row is None else digest_row(row)
+
+    def first_titles(self, chosen: Sequence[Digest], limit: int) -> dict[int, list[tuple[int, str, str]]]:
+        """(seq, key, title) of the first ``limit`` papers of each digest, by digest id: one
+        small query per digest on the seq primary key, in one read transaction."""
+        out: dict[int, list[tuple[int, str, str]]] = {}
+        with self.transaction(read=True) as conn:
+            for d in chosen:
+                query = (
+                    sa.select(papers_t.c.seq, papers_t.c.key, papers_t.c.title)
+                    .where(papers_t.c.seq.between(d.first_seq, d.last_seq))
+                    .order_by(papers_t.c.seq)
+                    .limit(limit)
+                )
+                out[d.id] = [(r.seq, r.key, r.title) for r in conn.execute(query)]
+        return out

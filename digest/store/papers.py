@@ -54,6 +54,7 @@ def _paper(row: Any) -> StoredPaper:
         ),
         first_seen=row.first_seen,
         dump_name=row.dump_name,
+        guid_key=row.guid_key,
     )
 
 

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from digest.errors import StoreError
+from digest.store.keys import rekey_migration
 
 
 class UTCDateTime(sa.TypeDecorator[datetime]):
@@ -78,6 +79,9 @@ papers_t = sa.Table(
     sa.Column("upvotes", sa.Integer),
     sa.Column("first_seen", UTCDateTime, nullable=False),
     sa.Column("dump_id", sa.Integer, sa.ForeignKey("dumps.id"), nullable=False),
+    # The key the paper's GUID and anchor were published under, when the key rule
+    # changed after it (digest/store/keys.py); NULL: they derive from ``key``.
+    sa.Column("guid_key", sa.Text),
     sqlite_autoincrement=True,  # seq is never reused, even after a rollback
 )
 
@@ -183,6 +187,7 @@ MIGRATIONS: list[Callable[[Connection], None]] = [
     _create(fetch_state_t),  # remote sources (sources.urls)
     _create(job_runs_t),
     _create_indexes(*_HISTORY_INDEXES),
+    rekey_migration(papers_t),  # paper keys drop format characters (Cf)
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
