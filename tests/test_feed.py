@@ -19,17 +19,15 @@ from digest.deliver import FileTransport
 from digest.pipeline import run_once
 from digest.site import publish
 from digest.store import Store
-from tests.helpers import DUMP_000, DUMP_002, NOW, MakeConfig, drop
+from tests.helpers import DUMP_000, DUMP_002, GOLDEN, NOW, MakeConfig, check_golden, drop
 from tests.sitedata import (
     AUTHORED,
     DAY1,
-    GOLDEN,
     TEMPLATE_ABSTRACT,
     TEMPLATE_TITLE,
     TRICKY_ABSTRACT,
     TRICKY_TITLE,
     build_fixed_state,
-    check_golden,
 )
 
 FEEDS = ("feed.xml", "atom.xml", "feed.json")
@@ -177,7 +175,7 @@ def test_items_carry_link_date_category_and_reader_links(config: Config, store: 
             assert r.guidislink is False
             assert r.link == a.link == j["url"] == url
             # Published = first seen, identical in every format.
-            assert datetime(*r.published_parsed[:6], tzinfo=UTC) == paper.first_seen
+            assert datetime(*r.published_parsed[:6]).replace(tzinfo=UTC) == paper.first_seen
             assert datetime.fromisoformat(a.published) == paper.first_seen
             assert datetime.fromisoformat(j["date_published"]) == paper.first_seen
             # The category is the digest's date.
