@@ -26,7 +26,8 @@ def reference_key(title: str) -> str:
     text = "".join(c for c in title if c not in _FORMAT)
     text = unicodedata.normalize("NFKC", text).casefold()
     text = "".join(c for c in text if c not in _FORMAT)  # NFKC can make one (none today)
-    out, gap = [], False
+    out: list[str] = []
+    gap = False
     for c in text:
         if c.isalnum():
             if gap and out:
