@@ -68,8 +68,7 @@ def cmd_run(args: argparse.Namespace, config: Config) -> int:
         print(f"dry run: outputs written to {options.dry_run_dir}; the state is unchanged")
     if not report.ok:
         print(
-            "digest: error: some deliveries did not go out; they are kept and retried on the next run",
-            file=sys.stderr,
+            f"digest: error: {_undelivered(report.delivery.pending, report.delivery.failed)}", file=sys.stderr
         )
         return 1
     return 0
@@ -105,6 +104,25 @@ def _where_outputs_went(
         )
         lines.append(f"email: none sent ({why})")
     return lines
+
+
+def _undelivered(pending: int, failed: int) -> str:
+    """What became of the deliveries that did not go out: a permanent refusal (5xx) is
+    not retried, so it must not be announced as if it were."""
+    said = []
+    if failed:
+        one = failed == 1
+        said.append(
+            f"{failed} {'delivery' if one else 'deliveries'} failed for good (see above); "
+            f"{'it is' if one else 'they are'} not retried"
+        )
+    if pending:
+        one = pending == 1
+        said.append(
+            f"{pending} {'delivery' if one else 'deliveries'} did not go out; "
+            f"{'it is' if one else 'they are'} kept and retried on the next run"
+        )
+    return "; ".join(said)
 
 
 def cmd_fetch(args: argparse.Namespace, config: Config) -> int:
