@@ -20,8 +20,8 @@ import resource
 import subprocess
 import sys
 import tempfile
-import time
-from datetime import UTC, date, datetime, timedelta
+import time as clock
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -60,8 +60,9 @@ def write_history(folder: Path, *, n_dumps: int, total: int, seed: int = 23) -> 
         day = FIRST_DAY + timedelta(days=i)
         layout = LAYOUTS[i % len(LAYOUTS)]
         path = folder / f"daily_{day.isoformat()}.txt"
-        path.write_text(render([gen.paper(seed, j) for j in range(first, first + size)], layout, day), "utf-8")
-        saved = datetime.combine(day + timedelta(days=1), datetime.min.time(), tzinfo=UTC) + timedelta(hours=9)
+        papers = [gen.paper(seed, j) for j in range(first, first + size)]
+        path.write_text(render(papers, layout, day), "utf-8")
+        saved = datetime.combine(day + timedelta(days=1), time(9), tzinfo=UTC)  # saved the next morning
         os.utime(path, (saved.timestamp(), saved.timestamp()))
         first += size
         out.append((path, day, layout))
@@ -83,14 +84,14 @@ def run(work: Path, *, n_dumps: int, total: int) -> dict[str, Any]:
         "[email]\nto = ['reader@example.org']\nfrom = 'Digest <digest@example.org>'\n",
         encoding="utf-8",
     )
-    started = time.monotonic()
+    started = clock.monotonic()
     done = subprocess.run(
         [str(Path(sys.executable).parent / "digest"), "-c", str(work / "digest.toml"), "run", "--backfill"],
         capture_output=True,
         text=True,
         check=False,
     )
-    seconds = time.monotonic() - started
+    seconds = clock.monotonic() - started
     peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # KiB on Linux
     if done.returncode != 0:
         raise RuntimeError(f"digest run --backfill failed: {done.stderr}")
