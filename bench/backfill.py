@@ -86,7 +86,8 @@ def run(work: Path, *, n_dumps: int, total: int) -> dict[str, Any]:
     )
     started = clock.monotonic()
     done = subprocess.run(
-        [str(Path(sys.executable).parent / "digest"), "-c", str(work / "digest.toml"), "run", "--backfill"],
+        [sys.executable, "-m", "digest", "-c", str(work / "digest.toml"), "run", "--backfill"],
+        cwd=Path(__file__).resolve().parents[1],  # this checkout's digest, whatever is installed
         capture_output=True,
         text=True,
         check=False,
