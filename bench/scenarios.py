@@ -257,7 +257,13 @@ def build_history(config: Any, n_papers: int, per_dump: int) -> None:
             conn.execute(
                 "INSERT INTO deliveries (digest_id, recipient, status, attempts, message_id, "
                 "created_at, sent_at) VALUES (?, ?, 'sent', 1, ?, ?, ?)",
-                (d + 1, recipient, message_id(d + 1, recipient, config.email.domain, install), created, created),
+                (
+                    d + 1,
+                    recipient,
+                    message_id(d + 1, recipient, config.email.domain, install),
+                    created,
+                    created,
+                ),
             )
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     conn.close()
