@@ -17,14 +17,38 @@ _NON_ALNUM = re.compile(r"[\W_]+")
 _ASCII_ALNUM = bytes(c if chr(c).isalnum() and c < 128 else 32 for c in range(256))
 
 
+# Unicode category Cf (soft hyphen, zero-width space/joiners, word joiner, BOM, bidi
+# marks): invisible, so "Atten\u00adtion" is the title "Attention" to a reader. Written
+# out (Unicode 14, Python 3.11), not computed: a key must not change with the Python
+# that runs (tests/test_harden_inbox.py checks the list against unicodedata).
+FORMAT_RANGES = (
+    (0x00AD, 0x00AD), (0x0600, 0x0605), (0x061C, 0x061C), (0x06DD, 0x06DD), (0x070F, 0x070F),
+    (0x0890, 0x0891), (0x08E2, 0x08E2), (0x180E, 0x180E), (0x200B, 0x200F), (0x202A, 0x202E),
+    (0x2060, 0x2064), (0x2066, 0x206F), (0xFEFF, 0xFEFF), (0xFFF9, 0xFFFB), (0x110BD, 0x110BD),
+    (0x110CD, 0x110CD), (0x13430, 0x13438), (0x1BCA0, 0x1BCA3), (0x1D173, 0x1D17A),
+    (0xE0001, 0xE0001), (0xE0020, 0xE007F),
+)  # fmt: skip
+_DROP_FORMAT: dict[int, None] = {c: None for lo, hi in FORMAT_RANGES for c in range(lo, hi + 1)}
+
+
 def paper_key(title: str) -> str:
-    """NFKC, casefold, every run of non-alphanumerics to one space, stripped. Idempotent."""
+    """Format characters (Unicode category Cf) dropped, NFKC, casefold, every run of
+    non-alphanumerics to one space, stripped. Idempotent.
+
+    Until schema version 6 format characters became spaces; papers stored before keep
+    the GUID and anchor of their old key (``papers.guid_key``, :mod:`digest.store_keys`).
+    """
     if title.isascii():
         # Most titles: NFKC leaves ASCII alone, casefold is lower, and the alphanumerics
         # are [a-z0-9]; a byte translation and a split do the regex's work 4x faster.
         return " ".join(title.lower().encode("ascii").translate(_ASCII_ALNUM).decode("ascii").split())
-    text = unicodedata.normalize("NFKC", title).casefold()
-    return _NON_ALNUM.sub(" ", text).strip()
+    text = unicodedata.normalize("NFKC", title.translate(_DROP_FORMAT)).casefold()
+    return _NON_ALNUM.sub(" ", text.translate(_DROP_FORMAT)).strip()
+
+
+def has_format_chars(text: str) -> bool:
+    """Whether ``text`` holds a character :func:`paper_key` drops (category Cf)."""
+    return not text.isascii() and len(text.translate(_DROP_FORMAT)) != len(text)
 
 
 def key_hash(key: str) -> str:

@@ -11,7 +11,7 @@ from digest.config import Config
 from digest.model import Paper
 from digest.site import publish
 from digest.store import Store
-from tests.conftest import MakeConfig
+from tests.helpers import MakeConfig
 from tests.test_site import page, tree
 
 

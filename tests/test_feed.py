@@ -19,7 +19,7 @@ from digest.deliver import FileTransport
 from digest.pipeline import run_once
 from digest.site import publish
 from digest.store import Store
-from tests.conftest import DUMP_000, DUMP_002, NOW, MakeConfig, drop
+from tests.helpers import DUMP_000, DUMP_002, NOW, MakeConfig, drop
 from tests.sitedata import (
     AUTHORED,
     DAY1,

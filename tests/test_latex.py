@@ -22,7 +22,7 @@ from digest.deliver import FileTransport
 from digest.parse import parse_dump
 from digest.pipeline import run_once
 from digest.store import Store
-from tests.conftest import DUMP_000, DUMP_002, NOW
+from tests.helpers import DUMP_000, DUMP_002, NOW
 
 CONVERTED = [
     # The examples: LaTeX that lost its backslashes on the listing page ...

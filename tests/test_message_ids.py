@@ -15,7 +15,7 @@ from digest.config import Config
 from digest.deliver import FileTransport, make_transport
 from digest.pipeline import run_once
 from digest.store import Store
-from tests.conftest import DUMP_000, NOW, MakeConfig, drop
+from tests.helpers import DUMP_000, NOW, MakeConfig, drop
 from tests.smtpsink import Recorder, StartServer
 
 READER = "reader@example.org"
