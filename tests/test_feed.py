@@ -95,6 +95,7 @@ def test_all_three_feeds_parse_and_agree(config: Config, store: Store, inbox: Pa
     assert [i["title"] for i in j["items"]] == titles
 
 
+@pytest.mark.slow
 def test_guids_are_stable_across_runs_and_the_newest_items_come_first(
     make_config: MakeConfig, inbox: Path, tmp_path: Path
 ) -> None:
