@@ -41,8 +41,9 @@ def cmd_run(args: argparse.Namespace, config: Config) -> int:
     from digest.store import Store
 
     options = RunOptions(
-        send=not args.no_send,
+        send=not (args.no_send or args.backfill),
         retry_failed=args.retry_failed,
+        backfill=args.backfill,
         dry_run_dir=Path(args.dry_run).resolve() if args.dry_run else None,
         lock_wait=args.wait,
     )
@@ -53,6 +54,8 @@ def cmd_run(args: argparse.Namespace, config: Config) -> int:
     finally:
         store.close()
     print(report.summary())
+    for note in report.notes:
+        print(note)
     for line in _where_outputs_went(config, options, report, transport):
         print(line)
     for error in report.fetch.errors if report.fetch else ():
@@ -65,8 +68,7 @@ def cmd_run(args: argparse.Namespace, config: Config) -> int:
         print(f"dry run: outputs written to {options.dry_run_dir}; the state is unchanged")
     if not report.ok:
         print(
-            "digest: error: some deliveries did not go out; they are kept and retried on the next run",
-            file=sys.stderr,
+            f"digest: error: {_undelivered(report.delivery.pending, report.delivery.failed)}", file=sys.stderr
         )
         return 1
     return 0
@@ -92,7 +94,9 @@ def _where_outputs_went(
         lines.append(f"email: {counted(sent, 'message')} sent via SMTP {transport.where}")
     if not sent:
         why = (
-            "--no-send"
+            "--backfill never mails"
+            if options.backfill
+            else "--no-send"
             if not options.send
             else "email.enabled is false"
             if not config.email.enabled
@@ -102,6 +106,25 @@ def _where_outputs_went(
         )
         lines.append(f"email: none sent ({why})")
     return lines
+
+
+def _undelivered(pending: int, failed: int) -> str:
+    """What became of the deliveries that did not go out: a permanent refusal (5xx) is
+    not retried, so it must not be announced as if it were."""
+    said = []
+    if failed:
+        one = failed == 1
+        said.append(
+            f"{failed} {'delivery' if one else 'deliveries'} failed for good (see above); "
+            f"{'it is' if one else 'they are'} not retried"
+        )
+    if pending:
+        one = pending == 1
+        said.append(
+            f"{pending} {'delivery' if one else 'deliveries'} did not go out; "
+            f"{'it is' if one else 'they are'} kept and retried on the next run"
+        )
+    return "; ".join(said)
 
 
 def cmd_fetch(args: argparse.Namespace, config: Config) -> int:
@@ -250,9 +273,10 @@ def cmd_publish(args: argparse.Namespace, config: Config) -> int:
         return 0
     pages = sum(1 for f in report.files if f.parent.name == "digests")
     years = sum(1 for f in report.files if f.parent.name == "archive")
+    feeds = len(report.files) - pages - years - 1
     print(
         f"published {len(report.files)} files into {target}: {pages} digest pages, "
-        f"{years} year page{'' if years == 1 else 's'}, the index and 3 feeds"
+        f"{years} year page{'' if years == 1 else 's'}, the index and {feeds} feeds"
     )
     return 0
 
@@ -384,6 +408,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-send", action="store_true", help="record the digest as delivered without mailing it"
     )
     run.add_argument("--retry-failed", action="store_true", help="parse dumps that failed before again")
+    run.add_argument(
+        "--backfill",
+        action="store_true",
+        help="first run over history: one digest per dump, dated by its listing, never mailed",
+    )
     run.add_argument(
         "--wait", type=float, default=0.0, metavar="SECONDS", help="wait this long for another run's lock"
     )

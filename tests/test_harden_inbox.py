@@ -225,9 +225,15 @@ def test_migration_rekeys_stored_papers_and_keeps_published_guids_and_anchors(
     site = tmp_path / "site"
     feed = (site / "feed.xml").read_text(encoding="utf-8")
     page = next((site / "digests").glob("*.html")).read_text(encoding="utf-8")
+    index = (site / "index.html").read_text(encoding="utf-8")
+    digest_feed = (site / "digests.xml").read_text(encoding="utf-8")
     for old in (old_soft, old_zw, paper_key("ZeroShot Reasoners")):
         assert paper_guid(old) in feed
         assert f'id="{paper_anchor(old)}"' in page
+        assert f"#{paper_anchor(old)}" in feed
+        # The index and the digest feed link each first title to that same anchor.
+        assert f"#{paper_anchor(old)}" in index
+        assert f"#{paper_anchor(old)}" in digest_feed
     conn = sqlite3.connect(db)
     rows = dict(conn.execute("SELECT title, key FROM papers").fetchall())
     guid_keys = dict(conn.execute("SELECT title, guid_key FROM papers").fetchall())
