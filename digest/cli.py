@@ -94,7 +94,9 @@ def _where_outputs_went(
         lines.append(f"email: {counted(sent, 'message')} sent via SMTP {transport.where}")
     if not sent:
         why = (
-            "--no-send"
+            "--backfill never mails"
+            if options.backfill
+            else "--no-send"
             if not options.send
             else "email.enabled is false"
             if not config.email.enabled

@@ -379,6 +379,7 @@ recipients_st = st.one_of(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=60, deadline=None)
 @given(recipient=recipients_st, title=st.sampled_from(["Test Digest", "Q&A <weekly> «digest»", "D" * 70]))
 def test_every_recipient_gets_what_a_full_rebuild_gives(recipient: str, title: str) -> None:
@@ -399,6 +400,7 @@ def test_every_recipient_gets_what_a_full_rebuild_gives(recipient: str, title: s
 _atom = "[A-Za-z0-9_%+-]{1,12}(\\.[A-Za-z0-9_%+-]{1,12}){0,3}"
 
 
+@pytest.mark.slow
 @settings(max_examples=200, deadline=None)
 @given(
     address=st.from_regex(f"{_atom}@{_atom}", fullmatch=True),

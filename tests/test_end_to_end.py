@@ -8,12 +8,15 @@ from html import unescape
 from pathlib import Path
 
 import feedparser
+import pytest
 
 from digest.config import Config
 from digest.deliver import FileTransport
 from digest.pipeline import run_once
 from digest.store import Store
 from tests.helpers import DUMP_000, DUMP_002, NOW, drop
+
+pytestmark = pytest.mark.slow  # the whole example run
 
 
 def test_example_run_publishes_feed_and_emails(config: Config, store: Store, inbox: Path) -> None:

@@ -60,7 +60,7 @@ def parsed(site: Path, name: str) -> Any:
 
 
 def stamp(entry: Any) -> datetime:
-    return datetime(*entry.published_parsed[:6], tzinfo=UTC)
+    return datetime(*entry.published_parsed[:6]).replace(tzinfo=UTC)
 
 
 def test_a_day_of_three_digests_puts_all_199_papers_in_every_feed(

@@ -26,6 +26,8 @@ from digest.store import Store
 from tests.helpers import DUMP_000, DUMP_002, ROOT, write_toml
 from tests.smtpsink import Recorder, StartServer
 
+pytestmark = pytest.mark.slow  # runs the service end to end
+
 RECIPIENTS = ["a@example.org", "b@example.org"]
 
 
