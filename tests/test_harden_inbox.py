@@ -12,7 +12,7 @@ import pytest
 
 from digest.cli import main
 from digest.names import printable_name
-from tests.conftest import write_toml
+from tests.helpers import write_toml
 from tests.test_hostile import GOOD, spaced
 
 SMALL = "new\n\nDaily Papers\n\nNov 3\n\nT\n\nAbstract long enough.\n"
