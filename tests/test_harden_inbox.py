@@ -7,6 +7,7 @@ import json
 import logging
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,10 +24,10 @@ def config_file(tmp_path: Path, inbox: Path) -> Path:
     return write_toml(tmp_path / "digest.toml", {"sources": {"inbox": str(inbox)}, "email": {"to": []}})
 
 
-def status_json(config_file: Path, capsys: pytest.CaptureFixture[str]) -> dict[str, object]:
+def status_json(config_file: Path, capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
     capsys.readouterr()
     assert main(["-c", str(config_file), "status", "--json"]) == 0
-    status: dict[str, object] = json.loads(capsys.readouterr().out)
+    status: dict[str, Any] = json.loads(capsys.readouterr().out)
     return status
 
 
@@ -54,8 +55,8 @@ def test_a_name_that_is_not_utf8_is_ingested_under_its_escaped_name_and_stops_no
     status = status_json(config_file, capsys)
     assert status["dumps"] == {"ingested": 2, "failed": 1}
     assert status["papers"] == 3
-    assert [f["name"] for f in status["failed_dumps"]] == ["bad\\xff.txt"]  # type: ignore[index]
-    assert status["failed_dumps"][0]["error"].startswith("bad\\xff.txt: ")  # type: ignore[index]
+    assert [f["name"] for f in status["failed_dumps"]] == ["bad\\xff.txt"]
+    assert status["failed_dumps"][0]["error"].startswith("bad\\xff.txt: ")
     # The stat cache knows the escaped name: the next run opens nothing again.
     assert main(["-c", str(config_file), "run", "--no-send"]) == 0
     assert status_json(config_file, capsys)["dumps"] == {"ingested": 2, "failed": 1}
@@ -126,7 +127,7 @@ def test_a_dump_of_html_markup_is_refused_with_a_clear_reason(
     assert main(["-c", str(config_file), "run", "--no-send"]) == 0
     status = status_json(config_file, capsys)
     assert status["papers"] == 2  # only the good dump's
-    [failure] = status["failed_dumps"]  # type: ignore[misc]
+    [failure] = status["failed_dumps"]
     assert failure["error"] == (
         f"page.txt:{line}: HTML markup ({shown!r}), not the text of a listing page; "
         "save the page as text (or copy its text into a .txt file)"
