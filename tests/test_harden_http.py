@@ -30,8 +30,9 @@ class Served:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.app = make_app(root, lambda: (200, {"ok": True}))
-        self.files = next(r.app for r in self.app.routes if isinstance(r, Mount))
-        assert isinstance(self.files, SiteFiles)
+        files = next(r.app for r in self.app.routes if isinstance(r, Mount))
+        assert isinstance(files, SiteFiles)
+        self.files = files
         self.server = WebServer(self.app, "127.0.0.1", 0)
         self.server.start()
         self.base = "http://{}:{}".format(*self.server.address)
