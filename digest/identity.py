@@ -66,9 +66,10 @@ def paper_anchor(key: str) -> str:
     return f"p-{key_hash(key)}"
 
 
-def digest_path(slug: str) -> str:
-    """Path of a digest's archive page, relative to the site root."""
-    return f"digests/{slug}.html"
+def digest_path(slug: str, page: int = 1) -> str:
+    """Path of a digest's archive page, relative to the site root: ``digests/<slug>.html``
+    for its first page, ``digests/<slug>-p<n>.html`` for page ``n`` of a paginated one."""
+    return f"digests/{slug}.html" if page <= 1 else f"digests/{slug}-p{page}.html"
 
 
 def site_url(base_url: str, path: str = "") -> str:
@@ -76,9 +77,17 @@ def site_url(base_url: str, path: str = "") -> str:
     return base_url.rstrip("/") + "/" + path.lstrip("/")
 
 
-def archive_url(base_url: str, slug: str, key: str) -> str:
-    """Absolute URL of a paper's entry on its digest's archive page."""
-    return f"{site_url(base_url, digest_path(slug))}#{paper_anchor(key)}"
+def archive_url(base_url: str, slug: str, key: str, page: int = 1) -> str:
+    """Absolute URL of a paper's entry on (page ``page`` of) its digest's archive page."""
+    return f"{site_url(base_url, digest_path(slug, page))}#{paper_anchor(key)}"
+
+
+def page_of(seq: int, first_seq: int, page_size: int) -> int:
+    """The page (1-based) of a digest's archive that holds the paper ``seq``: pages cut
+    the digest's seq range into runs of ``page_size``, so a page never holds more than
+    ``page_size`` papers and a paper's page follows from its seq alone (a feed or an
+    email links to it without reading the rest of the digest)."""
+    return max(0, seq - first_seq) // page_size + 1
 
 
 def message_id(digest_id: int, recipient: str, domain: str, install: str) -> str:

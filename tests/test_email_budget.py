@@ -7,9 +7,11 @@ from __future__ import annotations
 import email
 import email.policy
 import re
+from collections.abc import Callable
 from dataclasses import replace
 from email.message import EmailMessage
 from html import unescape
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -36,10 +38,10 @@ SETTINGS = render.EmailSettings(
 MID = message_id(1, "reader@example.org", "example.org", "0123456789abcdef")
 
 
-def dump_papers(*dumps: object) -> list[Paper]:
+def dump_papers(*dumps: Path) -> list[Paper]:
     seen: dict[str, Paper] = {}
     for dump in dumps:
-        for p in parse_dump(dump.read_bytes(), dump.name).papers:  # type: ignore[attr-defined]
+        for p in parse_dump(dump.read_bytes(), dump.name).papers:
             seen.setdefault(p.key, p)
     return list(seen.values())
 
@@ -75,7 +77,7 @@ def html_body_as_sent(data: bytes) -> bytes:
 def parts(data: bytes) -> tuple[str, str]:
     msg = email.message_from_bytes(data, policy=email.policy.default)
     assert isinstance(msg, EmailMessage)
-    text, html = msg.iter_parts()  # type: ignore[misc]
+    text, html = msg.iter_parts()
     return text.get_content().replace("\r\n", "\n"), html.get_content().replace("\r\n", "\n")
 
 
@@ -85,7 +87,7 @@ def new_in_002() -> list[Paper]:
     return [p for p in dump_papers(DUMP_002) if p.key not in known]
 
 
-CASES = {
+CASES: dict[str, Callable[[], list[Paper]]] = {
     "002 after 000 (216)": new_in_002,
     "002 alone (231)": lambda: dump_papers(DUMP_002),
     "quick start (297)": lambda: dump_papers(DUMP_000, DUMP_002),
@@ -171,7 +173,7 @@ def test_split_keeps_order_fits_the_room_and_stops_at_the_first_misfit(
     costs: list[tuple[int, int]], room: int, max_full: int, section: int, rest_line: int
 ) -> None:
     items = list(range(len(costs)))
-    c = budget.Costs(
+    c: budget.Costs[int] = budget.Costs(
         room=room,
         full=lambda i: costs[i][0],
         title=lambda i: costs[i][1],

@@ -86,8 +86,17 @@ class StateSection:
 @dataclass(frozen=True)
 class FeedSection:
     output_dir: Path = key(Path("var/site"), PATH, "where the feeds, pages and archive are written")
-    max_items: int = key(100, integer(1), "feed length (never fewer than the newest digest's papers)")
+    max_items: int = key(100, integer(1), "the feeds hold at least this many papers, even beyond feed.window")
     ttl: int = key(60, integer(0), "minutes a reader may cache the feed")
+    window: float = key(
+        7 * 86400.0, duration(positive=True), "every paper of the digests this long before the newest"
+    )
+    max_items_hard: int = key(2000, integer(1), "never more items than this (logged when it cuts)")
+
+
+@dataclass(frozen=True)
+class ArchiveSection:
+    page_size: int = key(500, integer(10), "a digest page with more papers is split into pages")
 
 
 @dataclass(frozen=True)
@@ -173,6 +182,7 @@ class Config:
     sources: SourcesSection = section(SourcesSection)
     state: StateSection = section(StateSection)
     feed: FeedSection = section(FeedSection)
+    archive: ArchiveSection = section(ArchiveSection)
     email: EmailSection = section(EmailSection)
     schedule: ScheduleSection = section(ScheduleSection)
     http: HttpSection = section(HttpSection)
