@@ -257,10 +257,9 @@ def layout(settings: EmailSettings, digest: DigestView, papers: Sequence[PaperVi
     nothing = Layout(papers, (), (), 0, "")
     reserve = 3 * max(0, _LONGEST_ADDRESS - len(_STAND_IN))
     frame = encoded_size(html_part(settings, digest, papers, _STAND_IN, nothing)) + reserve
-    full_cost = {id(e.view): encoded_size(str(blocks.full_paper(e))) for e in full}
     costs: budget.Costs[PaperView] = budget.Costs(
         room=settings.max_bytes - frame,
-        full=lambda p: full_cost[id(p)],
+        full=lambda p: encoded_size(str(blocks.full_paper(by_view[id(p)]))),
         title=lambda p: encoded_size(str(blocks.title_item(p))),
         titles_section=encoded_size(str(blocks.titles_open(n)) + str(blocks.titles_close())),
         rest_line=encoded_size(str(blocks.rest_line(n, rest_url))),
