@@ -22,7 +22,7 @@ from digest.dating import dump_moment, listing_day
 from digest.deliver import FileTransport
 from digest.pipeline import run_once
 from digest.store import Store
-from tests.conftest import MakeConfig
+from tests.helpers import MakeConfig
 from tests.test_site import page
 
 BASE = "https://example.org/digest/"
