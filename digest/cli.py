@@ -161,11 +161,25 @@ def cmd_status(args: argparse.Namespace, config: Config) -> int:
 
 def cmd_check_config(args: argparse.Namespace, config: Config) -> int:
     import json
+    from pathlib import Path
 
     from digest.config import describe
 
     print(f"# {config.path}")
     print(json.dumps(describe(config), indent=2, ensure_ascii=False))
+    dkim = config.email.dkim
+    if dkim.enabled:
+        from digest.signing import aligned, from_domain, load_key
+
+        load_key(dkim.selector, dkim.domain, dkim.key_file or Path())
+        sender = from_domain(config.email.from_)
+        if not aligned(sender, dkim.domain):
+            print(
+                f"warning: email.dkim.domain {dkim.domain!r} is not aligned with the From domain "
+                f"{sender!r}: DMARC fails and Gmail, Yahoo and Outlook junk or refuse the mail; "
+                "sign with the From domain (or a parent of it)",
+                file=sys.stderr,
+            )
     print("config OK", file=sys.stderr)
     return 0
 
@@ -218,13 +232,15 @@ def cmd_send_test(args: argparse.Namespace, config: Config) -> int:
     transport = make_transport(config)
     with transport:
         transport.send(message, address)
+    signed = " (DKIM-signed)" if config.email.dkim.enabled else ""
+    transport = getattr(transport, "inner", transport)
     if isinstance(transport, SmtpTransport):
         how = f"via SMTP {transport.where} ({transport.security})"
     elif isinstance(transport, FileTransport):
         how = f"as {transport.path_for(message, address)}"
     else:  # pragma: no cover - only the two transports exist
         how = ""
-    print(f"sent a test digest to {address} {how}; Message-ID {message['Message-ID']}")
+    print(f"sent a test digest to {address} {how}{signed}; Message-ID {message['Message-ID']}")
     return 0
 
 
@@ -280,6 +296,41 @@ def cmd_preview(args: argparse.Namespace, config: Config) -> int:
     print(f"# {rendered.what} for {rendered.recipient}: {rendered.message['Subject']}", file=sys.stderr)
     print(html)
     print(eml)
+    return 0
+
+
+def cmd_dkim_keygen(args: argparse.Namespace, config: Config) -> int:
+    from pathlib import Path
+
+    from digest.publish import write_atomic
+    from digest.signing import dns_name, from_domain, generate_key, txt_record
+
+    selector = args.selector
+    if not selector.replace("-", "").isalnum():
+        raise DigestError(f"{selector!r} is not a DKIM selector; use letters, digits and '-', like 2026a")
+    domain = args.domain or config.email.dkim.domain or from_domain(config.email.from_)
+    out = Path(args.dir).resolve() if args.dir else (config.path.parent if config.path else Path.cwd())
+    private = out / f"{selector}.private"
+    if private.exists():
+        raise DigestError(f"{private} exists already; choose another selector or move it away")
+    pair = generate_key()
+    record = txt_record(pair.public_b64)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        # Created 0600 from the start: the key is never readable by others, not even briefly.
+        fd = os.open(private, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(pair.private_pem)
+        write_atomic(out / f"{selector}.txt", f'{dns_name(selector, domain)}. IN TXT "{record}"\n'.encode())
+    except OSError as err:
+        raise PublishError(f"cannot write the key into {out}: {err.strerror}") from err
+    print(f"wrote the private key to {private} (mode 600) and the DNS record to {out / (selector + '.txt')}")
+    print(f"publish this TXT record at {dns_name(selector, domain)}:")
+    print(record)
+    print(
+        f'then set [email.dkim] selector = "{selector}", domain = "{domain}", key_file = "{private}"',
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -355,6 +406,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", metavar="DIR", help="folder for the two files (default: a new temporary folder)"
     )
     prev.set_defaults(func=cmd_preview)
+
+    keygen = sub.add_parser(
+        "dkim-keygen", help="make a DKIM key pair and print the DNS TXT record to publish"
+    )
+    keygen.add_argument("selector", metavar="SELECTOR", help="the selector, e.g. 2026a")
+    keygen.add_argument("--domain", help="the signing domain (default email.dkim.domain or the From domain)")
+    keygen.add_argument(
+        "--dir", help="where to write SELECTOR.private and SELECTOR.txt (default: the config's folder)"
+    )
+    keygen.set_defaults(func=cmd_dkim_keygen)
 
     serve = sub.add_parser(
         "serve",

@@ -23,6 +23,7 @@ from digest.errors import ConfigError
 
 CONFIG_ENV = "DIGEST_CONFIG"
 PASSWORD_ENV = "DIGEST_SMTP_PASSWORD"
+DKIM_KEY_ENV = "DIGEST_DKIM_KEY_FILE"
 DEFAULT_FILE = "digest.toml"
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -76,6 +77,19 @@ class SmtpSection:
 
 
 @dataclass(frozen=True)
+class DkimSection:
+    """``[email.dkim]``: sign outgoing mail when all three are set (digest/signing.py)."""
+
+    selector: str = ""
+    domain: str = ""
+    key_file: Path | None = None  # DIGEST_DKIM_KEY_FILE overrides it
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.selector)
+
+
+@dataclass(frozen=True)
 class EmailSection:
     enabled: bool = True
     transport: str = "file"
@@ -84,6 +98,7 @@ class EmailSection:
     to: tuple[str, ...] = ()
     subject: str = "{count} new paper{s} · {date}"
     smtp: SmtpSection = field(default_factory=SmtpSection)
+    dkim: DkimSection = field(default_factory=DkimSection)
     abstract_chars: int = 400  # abstracts longer than this are cut at a word boundary
     max_papers: int = 50  # papers shown in full; the rest are listed by title
     unsubscribe: tuple[str, ...] = ()  # mailto: and/or https: URLs; default mailto: the From address
@@ -467,6 +482,7 @@ SCHEMA: dict[str, dict[str, Reader]] = {
         "username": _str,
         "timeout": _duration,
     },
+    "email.dkim": {"selector": _nonempty, "domain": _nonempty, "key_file": _path},
     "schedule": {"poll": _positive_duration, "digest": _crontab, "misfire_grace": _positive_duration},
     "http": {"listen": _listen},
 }
@@ -477,6 +493,7 @@ _SECTION_TYPES: dict[str, type] = {
     "feed": FeedSection,
     "email": EmailSection,
     "email.smtp": SmtpSection,
+    "email.dkim": DkimSection,
     "schedule": ScheduleSection,
     "http": HttpSection,
 }
@@ -511,6 +528,8 @@ def _section(name: str, table: Mapping[str, Any], base: Path, env: Mapping[str, 
         values["from_" if key == "from" else key] = schema[key](full, value, base)
     if name == "email.smtp":
         values["password"] = env.get(PASSWORD_ENV, "")
+    if name == "email.dkim":
+        _dkim(values, base, env)
     for child in children:
         values.setdefault(child, _section(f"{name}.{child}", {}, base, env))
     cls = _SECTION_TYPES[name]
@@ -521,6 +540,21 @@ def _section(name: str, table: Mapping[str, Any], base: Path, env: Mapping[str, 
         if name == "state" and f.name == "url" and "url" not in values:
             values["url"] = _state_url("state.url", f.default, base)
     return cls(**values)
+
+
+def _dkim(values: dict[str, Any], base: Path, env: Mapping[str, str]) -> None:
+    """``[email.dkim]`` is all or nothing; the key file may come from the environment."""
+    if not values:
+        return  # no [email.dkim]: no signing, whatever the environment says
+    if env.get(DKIM_KEY_ENV):
+        values["key_file"] = _path(DKIM_KEY_ENV, env[DKIM_KEY_ENV], base)
+    for k in ("selector", "domain", "key_file"):
+        if not values.get(k):
+            raise ConfigError(
+                f"email.dkim.{k}",
+                "is missing: DKIM signing needs selector, domain and key_file",
+                "set all three (`digest dkim-keygen SELECTOR` makes a key) or remove [email.dkim]",
+            )
 
 
 def build_config(
