@@ -98,64 +98,18 @@ def cmd_fetch(args: argparse.Namespace, config: Config) -> int:
 def cmd_status(args: argparse.Namespace, config: Config) -> int:
     import json
 
+    from digest import status
     from digest.store import Store
 
     store = Store.open(config.state.url)
     try:
-        fetch_failures = store.fetch_failures(config.sources.urls)
-        counts = store.counts()
-        failed_dumps = store.dump_records("failed")
-        troubled = [d for d in store.deliveries() if d.status in ("pending", "failed") and d.last_error]
-        latest = store.digests(limit=1)
+        snap = status.snapshot(store, config.sources.urls)
     finally:
         store.close()
     if args.json:
-        counts["failed_dumps"] = [{"name": d.name, "error": d.error} for d in failed_dumps]
-        counts["last_digest"] = (
-            {
-                "slug": latest[0].slug,
-                "created": latest[0].created.isoformat(),
-                "papers": latest[0].paper_count,
-            }
-            if latest
-            else None
-        )
-        counts["fetch_failures"] = [
-            {
-                "url": f.url,
-                "error": f.last_error,
-                "status": f.last_status,
-                "failures": f.failures,
-                "last_fetch": f.last_fetch_at.isoformat() if f.last_fetch_at else None,
-                "last_ok": f.last_ok_at.isoformat() if f.last_ok_at else None,
-            }
-            for f in fetch_failures
-        ]
-        counts["delivery_errors"] = [
-            {"recipient": d.recipient, "digest": d.digest_id, "status": d.status, "error": d.last_error}
-            for d in troubled
-        ]
-        print(json.dumps(counts, indent=2, sort_keys=True))
-        return 0
-    dumps, deliveries = counts["dumps"], counts["deliveries"]
-    print(f"state: {config.state.url}")
-    print(f"dumps: {dumps['ingested']} ingested, {dumps['failed']} failed")
-    print(f"papers: {counts['papers']} stored, {counts['papers_waiting']} waiting for the next digest")
-    last = f" (latest {latest[0].slug}, {latest[0].paper_count} papers)" if latest else ""
-    print(f"digests: {counts['digests']}{last}")
-    print(
-        f"deliveries: {deliveries['pending']} pending, {deliveries['sent']} sent, "
-        f"{deliveries['failed']} failed, {deliveries['cancelled']} cancelled"
-    )
-    if config.sources.urls:
-        print(f"sources: {len(config.sources.urls)} URLs, {len(fetch_failures)} failing")
-    for d in failed_dumps:
-        print(f"  failed dump {d.name}: {d.error}")
-    for f in fetch_failures:
-        ok = f"last success {f.last_ok_at:%Y-%m-%d %H:%M} UTC" if f.last_ok_at else "never succeeded"
-        print(f"  failed fetch {f.url} ({f.failures} in a row, {ok}): {f.last_error}")
-    for row in troubled:
-        print(f"  {row.status} delivery of digest {row.digest_id} to {row.recipient}: {row.last_error}")
+        print(json.dumps(status.to_json(snap), indent=2, sort_keys=True))
+    else:
+        print("\n".join(status.lines(snap, config.state.url, len(config.sources.urls))))
     return 0
 
 

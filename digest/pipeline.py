@@ -62,14 +62,16 @@ class RunReport:
         return self.delivery.pending == 0 and self.delivery.failed == 0
 
     def summary(self) -> str:
-        """One log line: what the run did."""
+        """One log line: what the run did (``digest run`` prints it, a service job logs
+        and records it after its name)."""
         i, d = self.ingest, self.delivery
         digest = (
             f"digest {self.digest.slug} ({self.digest.paper_count} papers)" if self.digest else "no digest"
         )
         prefix = ("dry run: " if self.dry_run else "") + (f"{self.fetch.summary()}; " if self.fetch else "")
+        still = f" ({i.unsettled} still being written)" if i.unsettled else ""
         return (
-            f"{prefix}{i.seen} files, {i.ingested} ingested, {i.failed} failed, "
+            f"{prefix}{i.seen} files{still}, {i.ingested} ingested, {i.failed} failed, "
             f"{i.papers_new} new papers; {digest}; {len(self.published.files)} files published; "
             f"{d.sent} sent, {d.pending} pending, {d.failed} failed; {self.seconds:.2f}s"
         )
