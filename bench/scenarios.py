@@ -46,6 +46,7 @@ class Sizes:
     startup_runs: int = 15
     status_digests: int = 100  # x status_recipients delivery rows for `digest status` and /healthz
     status_recipients: int = 10_000
+    json_items: tuple[int, ...] = (10_000, 100_000, 1_000_000)
 
 
 QUICK = Sizes(
@@ -65,6 +66,7 @@ QUICK = Sizes(
     startup_runs=1,
     status_digests=2,
     status_recipients=5,
+    json_items=(200, 2_000),
 )
 
 
@@ -630,3 +632,12 @@ SCENARIOS: dict[str, Callable[[Path, Sizes], Result | list[Result]]] = {
     "start-up": startup,
     "status": status,
 }
+
+
+def _json_scale(work: Path, sizes: Sizes) -> list[Result]:
+    from bench.json_scale import json_scale  # imports this module: not at the top
+
+    return json_scale(work, sizes)
+
+
+SCENARIOS["json-scale"] = _json_scale

@@ -54,7 +54,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import feedparser  # type: ignore[import-untyped]
+import feedparser
 from aiosmtpd.controller import Controller
 
 from digest.crashpoints import ENV, POINTS

@@ -14,6 +14,11 @@ _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 _OPENERS = {")": "(", "]": "["}
 
 
+def counted(n: int, singular: str, plural: str = "") -> str:
+    """``1 paper``, ``2 papers``: a count with its noun in the right number."""
+    return f"{n} {singular if n == 1 else plural or singular + 's'}"
+
+
 def displayable(text: str) -> str:
     """``text`` with every character XML cannot carry replaced by a space: safe for the
     feeds, the pages and the email alike."""

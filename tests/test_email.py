@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import email
 import email.policy
-import os
 import re
 from dataclasses import replace
 from email.message import EmailMessage
@@ -23,9 +22,10 @@ from digest.model import Digest, Paper, StoredPaper
 from digest.parse import parse_dump
 from digest.render import email as render
 from digest.render.view import PaperView, digest_view, paper_view
-from tests.conftest import DUMP_000, DUMP_002, NOW, ROOT, MakeConfig
+from tests import helpers
+from tests.helpers import DUMP_000, DUMP_002, NOW, MakeConfig
 
-GOLDEN = ROOT / "tests" / "golden" / "email"
+GOLDEN = helpers.GOLDEN / "email"
 BASE = "https://example.org/digest/"
 SETTINGS = render.EmailSettings(
     title="Test Digest",
@@ -87,7 +87,7 @@ def parts(msg: EmailMessage) -> tuple[str, str]:
     parsed = email.message_from_bytes(render.to_bytes(msg), policy=email.policy.default)
     assert isinstance(parsed, EmailMessage)
     assert parsed.get_content_type() == "multipart/alternative"
-    text_part, html_part = parsed.iter_parts()  # type: ignore[misc]
+    text_part, html_part = parsed.iter_parts()
     assert text_part.get_content_type() == "text/plain"
     assert html_part.get_content_type() == "text/html"
     assert text_part.get_content_charset() == html_part.get_content_charset() == "utf-8"
@@ -95,11 +95,7 @@ def parts(msg: EmailMessage) -> tuple[str, str]:
 
 
 def check_golden(name: str, data: bytes) -> None:
-    path = GOLDEN / name
-    if os.environ.get("UPDATE_GOLDEN"):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-    assert data == path.read_bytes(), f"{name} differs; regenerate with UPDATE_GOLDEN=1 and review"
+    helpers.check_golden(data, GOLDEN / name)
 
 
 # The golden .eml cases: the full build and the shared per-recipient path must both match them.
@@ -376,7 +372,7 @@ recipients_st = st.one_of(
     st.emails(),
     st.builds(
         lambda local, domain: f"{local}@{domain}",
-        st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1, max_size=80),
+        st.text(alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]), min_size=1, max_size=80),
         st.sampled_from(["example.org", "exämple.org", "a-very-long-subdomain.of.example.org"]),
     ),
 )

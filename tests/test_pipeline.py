@@ -16,7 +16,7 @@ from digest.lock import run_lock
 from digest.pipeline import RunOptions, run_once
 from digest.publish import write_atomic
 from digest.store import Store
-from tests.conftest import DUMP_000, DUMP_002, NOW, drop
+from tests.helpers import DUMP_000, DUMP_002, NOW, MakeConfig, drop
 
 
 def snapshot(folder: Path) -> dict[str, tuple[str, int]]:
@@ -51,8 +51,8 @@ def test_input_files_are_never_changed_and_a_bad_dump_does_not_stop_the_run(
 
 
 def test_outputs_are_byte_identical_for_the_same_state_and_clock(
-    make_config, inbox: Path, tmp_path: Path
-) -> None:  # type: ignore[no-untyped-def]
+    make_config: MakeConfig, inbox: Path, tmp_path: Path
+) -> None:
     """Invariant 8: two independent states fed the same dumps at the same clock."""
     drop(inbox, DUMP_000, DUMP_002)
     results = []

@@ -16,7 +16,7 @@ from digest.cli import main
 from digest.config import Config
 from digest.errors import ConfigError
 from digest.signing import DkimKey, KeyPair, generate_key, sign, txt_record
-from tests.conftest import DUMP_000, MakeConfig, drop
+from tests.helpers import DUMP_000, MakeConfig, drop
 from tests.smtpsink import Recorder, StartServer
 
 SELECTOR = "2026a"
@@ -186,7 +186,7 @@ def test_check_config_warns_when_the_dkim_domain_is_not_aligned(
     assert main(["-c", str(config.path), "check-config"]) == 0
     err = capsys.readouterr().err
     assert (
-        "warning: email.dkim.domain 'mailer.example.net' is not aligned with the From domain 'example.org'"
+        "digest: warning: email.dkim.domain 'mailer.example.net' is not aligned with the From domain 'example.org'"
         in err
     )
     # A parent domain is aligned (DMARC relaxed alignment).

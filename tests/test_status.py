@@ -20,7 +20,7 @@ from digest.cli import main
 from digest.config import Config, sqlite_path
 from digest.schedule import Service
 from digest.store import Store
-from tests.conftest import DUMP_000, DUMP_002, MakeConfig, drop
+from tests.helpers import DUMP_000, DUMP_002, MakeConfig, drop
 
 
 def status_json(config: Config, capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
