@@ -35,6 +35,7 @@ SETTINGS = render.EmailSettings(
     language="en",
 )
 GMAIL_CLIP = 102 * 1024
+INSTALL = "0123456789abcdef"  # a fixed install id: the goldens pin the Message-ID
 
 
 def stored(papers: list[Paper]) -> list[StoredPaper]:
@@ -49,7 +50,7 @@ def build(
     )
     views = [paper_view(p, digest.slug, BASE) for p in stored(papers)]
     view = digest_view(digest, BASE, ZoneInfo("UTC"))
-    return render.message(settings, view, views, recipient, message_id(7, recipient, "example.org"))
+    return render.message(settings, view, views, recipient, message_id(7, recipient, "example.org", INSTALL))
 
 
 def sample_dump_papers() -> list[Paper]:
@@ -129,7 +130,7 @@ def test_headers() -> None:
     assert msg["To"] == "reader@example.org"
     assert msg["Subject"] == "4 new papers · 22 Nov 2026"
     assert msg["Date"] == format_datetime(NOW)
-    assert msg["Message-ID"] == message_id(7, "reader@example.org", "example.org")
+    assert msg["Message-ID"] == message_id(7, "reader@example.org", "example.org", INSTALL)
     assert msg["List-Id"] == "Test Digest <test-digest.example.org>"
     assert msg["List-Unsubscribe"] == "<mailto:digest@example.org?subject=unsubscribe>"
     assert msg["List-Unsubscribe-Post"] is None
@@ -359,10 +360,10 @@ def test_a_message_cut_from_the_shared_rendering_is_the_golden_byte_for_byte(
 ) -> None:
     shared = prepared(golden_papers(), settings)
     assert shared.shared  # recipients get the cheap path, not a full rebuild each
-    wire = shared.wire("reader@example.org", message_id(7, "reader@example.org", "example.org"))
+    wire = shared.wire("reader@example.org", message_id(7, "reader@example.org", "example.org", INSTALL))
     assert wire.data == (GOLDEN / f"{name}.eml").read_bytes()
     for recipient in ("a@b.io", "x" * 90 + "@example.org", "émile@exämple.org", "o'brien@example.org"):
-        mid = message_id(7, recipient, "example.org")
+        mid = message_id(7, recipient, "example.org", INSTALL)
         wire = shared.wire(recipient, mid)
         assert wire.data == render.to_bytes(build(golden_papers(), settings, recipient)), recipient
         assert (wire.message_id, wire.envelope_from) == (mid, "digest@example.org")
@@ -385,7 +386,7 @@ def test_every_recipient_gets_what_a_full_rebuild_gives(recipient: str, title: s
     the bytes are the same either way, and a line break never reaches a header."""
     settings = replace(SETTINGS, title=title)
     papers = golden_papers()[:2]
-    mid = message_id(7, recipient, "example.org")
+    mid = message_id(7, recipient, "example.org", INSTALL)
     try:
         full = render.to_bytes(build(papers, settings, recipient))
     except ValueError:  # a CR or LF in the address: refused by both

@@ -242,6 +242,12 @@ def test_index_lists_digests_newest_first_and_announces_the_feeds(site: Path) ->
     assert html.index("22 Nov 2026") < html.index("21 Nov 2026")
     assert '<span class="count">6 papers</span>' in html and '<span class="count">3 papers</span>' in html
     assert "9 papers in 2 digests" in html
+    # Each digest shows its first few titles, linked to their entries, and how many more.
+    firsts = [h for h in p.hrefs if h.startswith("digests/2026-11-22.html#")]
+    assert len(firsts) == 3 and "and 3 more" in html
+    assert len([h for h in p.hrefs if h.startswith("digests/2026-11-21.html#")]) == 3
+    year = (site / "archive/2026.html").read_text(encoding="utf-8")
+    assert year.count('<ul class="firsts">') == 2 and "Perturbation Analysis of Neural Collapse" in year
     for name in (*FEEDS, *DIGEST_FEEDS):
         assert f"<code>{BASE}{name}</code>" in html
     # The digest pages announce the feeds too, relative to their own folder.
