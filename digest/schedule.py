@@ -40,6 +40,7 @@ from digest import status
 from digest.config import Config
 from digest.errors import DigestError, LockError
 from digest.lock import run_lock
+from digest.metrics import Metrics
 from digest.pipeline import RunOptions, RunReport, make_transport, run_once
 from digest.store import Store
 
@@ -101,6 +102,8 @@ class Service:
             job_defaults={"max_instances": 1, "coalesce": True, "misfire_grace_time": grace},
         )
         self.web: WebServer | None = None
+        urls = config.sources.urls
+        self.metrics = Metrics(lambda: status.snapshot(self.store, urls), urls)
 
     # --- jobs ------------------------------------------------------------------------------
 
@@ -164,7 +167,8 @@ class Service:
         deadline = time.monotonic() + lock_wait
         while True:
             try:
-                return run_once(self.config, self.store, make_transport(self.config), self.clock(), options)
+                transport = self.metrics.timed(make_transport(self.config))
+                return run_once(self.config, self.store, transport, self.clock(), options)
             except LockError:
                 if time.monotonic() >= deadline or self.stopping.wait(0.25):
                     return None
@@ -237,7 +241,8 @@ class Service:
 
         address = self.config.http.address
         if address is not None:
-            self.web = WebServer(make_app(self.config.feed.output_dir, self.health), *address)
+            app = make_app(self.config.feed.output_dir, self.health, self.metrics.render)
+            self.web = WebServer(app, *address)
         self.schedule_jobs()
         self.scheduler.start()
         if self.web is not None:
