@@ -212,7 +212,7 @@ def test_serve_end_to_end(
     assert body["last_digest"]["slug"] == latest[0].slug and body["last_digest"]["papers"] == 216
     assert body["last_poll"]["ok"] is True
     assert body["next_run"]["poll"] is not None
-    assert body["deliveries"] == {"pending": 0, "failed": 0, "sent": 4}
+    assert body["deliveries"] == {"pending": 0, "failed": 0, "sent": 4, "cancelled": 0}
     assert body["failed_dumps"] == []
 
     assert serve.stop() == 0
