@@ -44,6 +44,9 @@ class Sizes:
     delivery_papers: int = 30
     memory_bytes: int = 200 * MIB
     startup_runs: int = 15
+    rank_papers: int = 200
+    rank_subscribers: int = 10_000
+    rank_runs: int = 5
 
 
 QUICK = Sizes(
@@ -61,6 +64,9 @@ QUICK = Sizes(
     delivery_papers=3,
     memory_bytes=MIB,
     startup_runs=1,
+    rank_papers=20,
+    rank_subscribers=50,
+    rank_runs=1,
 )
 
 
@@ -611,6 +617,14 @@ def startup(work: Path, sizes: Sizes) -> Result:
     )
 
 
+def ranking(work: Path, sizes: Sizes) -> Result:
+    """Personal ranking (bench/rank_speed.py; imported here only, it loads scikit-learn)."""
+    from bench.rank_speed import ranking as run
+
+    result: Result = run(work, sizes)
+    return result
+
+
 SCENARIOS: dict[str, Callable[[Path, Sizes], Result | list[Result]]] = {
     "ingest": ingest,
     "growth": growth,
@@ -618,4 +632,5 @@ SCENARIOS: dict[str, Callable[[Path, Sizes], Result | list[Result]]] = {
     "delivery": delivery,
     "memory": memory,
     "start-up": startup,
+    "ranking": ranking,
 }

@@ -80,7 +80,8 @@ class Settings:
     title_repeat: int = 2
     svm_c: float = 0.01
     dislike_weight: float = 3.0  # a dislike counts as this many negatives from history
-    like_mode: str = "svm"  # "svm", "knn" (mean cosine to likes) or "blend"
+    like_mode: str = "rocchio"  # "rocchio", "svm" or "knn": see Ranker.like_scores
+    negative: float = 1.0  # Rocchio: weight of the centroid of the papers not liked
     prf: float = 0.0  # query expansion: share of the query moved to its top corpus docs
     prf_docs: int = 5
     robust: bool = True
@@ -147,17 +148,26 @@ class Ranker:
 
     def vectors(self, texts: Sequence[str]) -> Any:
         """Rows of the same space as the corpus (unit length per part)."""
+        return self._vectors(texts)[1]
+
+    def _vectors(self, texts: Sequence[str]) -> tuple[Any, Any]:
+        """(word part alone, whole vector) of ``texts``."""
         s = self.settings
-        mats = [self._word.transform(texts) * math.sqrt(1.0 - s.char_weight)]
+        word = self._word.transform(texts)
+        mats = [word * math.sqrt(1.0 - s.char_weight)]
         if self._char is not None:
             mats.append(self._char.transform(texts) * math.sqrt(s.char_weight))
-        return sparse.hstack(mats, format="csr")
+        return word, sparse.hstack(mats, format="csr")
 
     def doc_vectors(self, papers: Sequence[Doc]) -> Any:
+        """The papers' vectors (their corpus rows when they are in the corpus)."""
+        return self._doc_vectors(papers)[1]
+
+    def _doc_vectors(self, papers: Sequence[Doc]) -> tuple[Any, Any]:
         rows = [self._row.get(p.key) for p in papers]
         if all(r is not None for r in rows):
-            return self._matrix[rows]
-        return self.vectors([_text(p, self.settings.title_repeat) for p in papers])
+            return self._wmatrix[rows], self._matrix[rows]
+        return self._vectors([_text(p, self.settings.title_repeat) for p in papers])
 
     # -- the components -------------------------------------------------------------------
 
@@ -174,32 +184,44 @@ class Ranker:
             q = sparse.csr_matrix((1 - s.prf) * q.toarray() + s.prf * centroid)
         return q
 
-    def like_scores(self, profile: Profile, docs: Any) -> np.ndarray | None:
+    def like_scores(self, profile: Profile, listing: _Listing) -> np.ndarray | None:
+        """How much each paper of the digest resembles what the reader liked rather than
+        the rest (None without votes).
+
+        "rocchio" (default): the liked papers' centroid minus the centroid of every other
+        corpus paper, dislikes counted ``dislike_weight`` times: the small-C limit of the
+        class-balanced linear SVM of arxiv-sanity-lite (every example a margin violator),
+        computed from the digest's similarities to the corpus, so a reader costs a few
+        row lookups. "svm" fits that SVM (LinearSVC, C=``svm_c``) per reader; "knn" is the
+        mean similarity to the liked papers.
+        """
         likes = [self._row[k] for k in dict.fromkeys(profile.likes) if k in self._row]
         dislikes = [self._row[k] for k in dict.fromkeys(profile.dislikes) if k in self._row]
         if not likes and not dislikes:
             return None
         s = self.settings
-        knn = None
-        if likes and s.like_mode in ("knn", "blend"):
-            knn = (docs @ self._matrix[likes].T).toarray().mean(axis=1)
-            if dislikes:
-                knn = knn - (docs @ self._matrix[dislikes].T).toarray().mean(axis=1)
-            if s.like_mode == "knn":
-                return np.asarray(knn).ravel()
+        sims = listing.corpus_sims()  # corpus x digest
         if not likes:
-            return -np.asarray((docs @ self._matrix[dislikes].T).toarray().mean(axis=1)).ravel()
-        y = np.zeros(self._matrix.shape[0], dtype=np.int64)
-        y[likes] = 1
-        weight = np.ones(self._matrix.shape[0])
-        weight[dislikes] = s.dislike_weight
-        clf = LinearSVC(class_weight="balanced", C=s.svm_c, max_iter=10000, tol=1e-6, random_state=0)
-        clf.fit(self._matrix, y, sample_weight=weight)
-        svm = np.asarray(clf.decision_function(docs)).ravel()
-        if knn is None:
-            return svm
-        blended: np.ndarray = _z(svm) + _z(np.asarray(knn).ravel())
-        return blended
+            return np.asarray(-sims[dislikes].mean(axis=0))
+        if s.like_mode == "knn":
+            knn = sims[likes].mean(axis=0)
+            return np.asarray(knn - sims[dislikes].mean(axis=0) if dislikes else knn)
+        if s.like_mode == "svm":
+            y = np.zeros(self._matrix.shape[0], dtype=np.int64)
+            y[likes] = 1
+            weight = np.ones(self._matrix.shape[0])
+            weight[dislikes] = s.dislike_weight
+            clf = LinearSVC(class_weight="balanced", C=s.svm_c, max_iter=10000, tol=1e-6, random_state=0)
+            clf.fit(self._matrix, y, sample_weight=weight)
+            return np.asarray(clf.decision_function(listing.docs)).ravel()
+        liked = sims[likes].mean(axis=0)
+        others = listing.corpus_total() - sims[likes].sum(axis=0)
+        count = self._matrix.shape[0] - len(likes)
+        disliked = [r for r in dislikes if r not in likes]
+        if disliked:
+            others = others + (s.dislike_weight - 1.0) * sims[disliked].sum(axis=0)
+            count += (s.dislike_weight - 1.0) * len(disliked)
+        return np.asarray(liked - s.negative * others / max(count, 1.0))
 
     def rank(self, papers: Sequence[Doc], profile: Profile, explain: int | None = None) -> tuple[Ranked, ...]:
         """``papers`` (a digest, in listing order) best first for ``profile``.
@@ -209,49 +231,73 @@ class Ranker:
         reasons always. A profile with nothing to rank by scores every paper 0, so the
         listing order stands (excluded papers still last).
         """
-        n = len(papers)
-        if n == 0:
-            return ()
+        return self.rank_many(papers, [profile], explain)[0]
+
+    def rank_many(
+        self, papers: Sequence[Doc], profiles: Sequence[Profile], explain: int | None = None
+    ) -> list[tuple[Ranked, ...]]:
+        """:meth:`rank` for many readers of one digest: the digest's vectors and keyword
+        matches are computed once and every reader's query in one transform."""
+        if not papers:
+            return [() for _ in profiles]
+        listing = _Listing(papers, *self._doc_vectors(papers), self._matrix, self._wmatrix)
+        texts = [" ".join([p.interests, *p.keywords]).strip() for p in profiles]
+        asked = [t for t in texts if t]
+        words: Any = None
+        sims = np.zeros((len(papers), 0))
+        if asked:
+            words, queries = self._vectors(asked)
+            sims = (listing.docs @ queries.T).toarray()
+        column = iter(range(sims.shape[1]))
+        out = []
+        for profile, text in zip(profiles, texts, strict=True):
+            j = next(column) if text else None
+            q = None if j is None else sims[:, j]
+            qw = None if j is None else words[j]
+            out.append(self._rank_one(listing, profile, q, qw, explain))
+        return out
+
+    def _rank_one(
+        self, listing: _Listing, profile: Profile, q: np.ndarray | None, qw: Any, explain: int | None
+    ) -> tuple[Ranked, ...]:
         s = self.settings
+        papers = listing.papers
+        n = len(papers)
         score = np.zeros(n)
-        docs = self.doc_vectors(papers)
-        q = self.query_vector(profile)
         if q is not None:
-            score += s.query * _z((docs @ q.T).toarray().ravel(), s.robust)
-        likes = self.like_scores(profile, docs)
+            score += s.query * _z(q, s.robust)
+        likes = self.like_scores(profile, listing)
         if likes is not None:
             score += s.likes * _z(likes, s.robust)
-        keywords = [Keyword.of(k) for k in profile.keywords if k.strip()]
-        excluded = [Keyword.of(k) for k in profile.exclude if k.strip()]
         hits: list[list[str]] = [[] for _ in range(n)]
         ex: list[list[str]] = [[] for _ in range(n)]
-        if keywords or excluded:
-            for i, p in enumerate(papers):
-                title, body = stem_tokens(p.title), stem_tokens(p.abstract)
-                for kw in keywords:
-                    if find(kw.stems, title):
-                        score[i] += s.keyword_title
-                        hits[i].append(kw.text)
-                    elif find(kw.stems, body):
-                        score[i] += s.keyword
-                        hits[i].append(kw.text)
-                ex[i] = [kw.text for kw in excluded if find(kw.stems, title) or find(kw.stems, body)]
+        for k in dict.fromkeys(k.strip() for k in profile.keywords):
+            if k:
+                in_title, in_body = listing.matches(k)
+                score += np.where(in_title, s.keyword_title, np.where(in_body, s.keyword, 0.0))
+                for m in np.flatnonzero(in_title | in_body):
+                    hits[m].append(k)
+        for k in dict.fromkeys(k.strip() for k in profile.exclude):
+            if k:
+                in_title, in_body = listing.matches(k)
+                for m in np.flatnonzero(in_title | in_body):
+                    ex[m].append(k)
         if s.feedback > 0 and score.any():
             # The digest's own best papers, by everything above, as one more query: pulls
             # up papers that say the same thing in other words (pseudo-relevance feedback).
             # A top paper is compared with the others only (its similarity to itself
             # would lock the first ranking in).
             top = np.lexsort((np.arange(n), -score))[: s.feedback_docs]
-            total = np.asarray(docs[top].sum(axis=0)).ravel()
-            sims = docs @ total / len(top)
+            inner = listing.inner()
+            fb = inner[:, top].sum(axis=1) / len(top)
             if len(top) > 1:
-                own = np.asarray(docs[top].multiply(docs[top]).sum(axis=1)).ravel()
-                sims[top] = (sims[top] * len(top) - own) / (len(top) - 1)
-            score += s.feedback * _z(sims, s.robust)
+                fb[top] = (fb[top] * len(top) - inner[top, top]) / (len(top) - 1)
+            score += s.feedback * _z(fb, s.robust)
         score = np.round(score, 6)
-        order = sorted(range(n), key=lambda i: (bool(ex[i]), -score[i], i))
-        explained = set(order if explain is None else order[:explain])
-        why = self._explain(papers, profile, sorted(explained), q) if score.any() else {}
+        sunk = np.array([bool(e) for e in ex])
+        order = [int(i) for i in np.lexsort((np.arange(n), -score, sunk))]
+        explained = sorted(order if explain is None else order[:explain])
+        why = self._explain(listing, profile, explained, qw) if score.any() else {}
         out = []
         for i in order:
             reasons: list[str] = []
@@ -264,49 +310,126 @@ class Ranker:
         return tuple(out)
 
     def _explain(
-        self, papers: Sequence[Doc], profile: Profile, which: list[int], q: Any | None
+        self, listing: _Listing, profile: Profile, which: list[int], qw: Any
     ) -> dict[int, list[str]]:
         """Readable reasons: the query terms that weigh most in a paper, and the liked (or
         disliked) paper it is most similar to."""
         if not which:
             return {}
-        s = self.settings
-        chosen = [papers[i] for i in which]
-        rows = [self._row.get(p.key) for p in chosen]
-        if all(r is not None for r in rows):
-            words = self._wmatrix[rows]
-        else:
-            words = self._word.transform([_text(p, s.title_repeat) for p in chosen])
+        papers = listing.papers
         why: dict[int, list[str]] = {i: [] for i in which}
-        if q is not None:
-            text = " ".join([profile.interests, *profile.keywords])
-            qw = self._word.transform([text])
-            contrib = words.multiply(qw).tocsr()
+        for i in which:
+            if papers[i].key in profile.likes:
+                why[i].append("you liked this paper")
+            elif papers[i].key in profile.dislikes:
+                why[i].append("you disliked this paper")
+        if qw is not None and qw.nnz:
+            # the query's terms (rows) in the chosen papers (columns), weighted as in the dot product
+            contrib = listing.by_term()[qw.indices][:, which].toarray() * qw.data[:, None]
             for j, i in enumerate(which):
-                row = contrib.getrow(j)
-                if row.nnz == 0:
-                    continue
-                best = sorted(zip(-row.data, row.indices, strict=True))[:3]
-                terms = [_surface(self._terms[t], papers[i]) for _, t in best]
-                why[i].append("terms: " + ", ".join(dict.fromkeys(terms)))
+                column = contrib[:, j]
+                best = [int(t) for t in np.lexsort((qw.indices, -column))[:6] if column[t] > 0]
+                if best:
+                    terms = listing.readable(i, [self._terms[qw.indices[t]] for t in best])[:3]
+                    why[i].append("terms: " + ", ".join(terms))
         for label, keys in (("similar to", profile.likes), ("like what you disliked", profile.dislikes)):
             known = [k for k in dict.fromkeys(keys) if k in self._row]
             if not known:
                 continue
-            sims = (words @ self._wmatrix[[self._row[k] for k in known]].T).toarray()
+            sims = listing.word_corpus_sims()[[self._row[k] for k in known]][:, which]
             for j, i in enumerate(which):
-                near = int(np.argmax(sims[j]))
-                if sims[j, near] >= 0.05 and known[near] != papers[i].key:
+                near = int(np.argmax(sims[:, j]))
+                if sims[near, j] >= 0.05 and known[near] != papers[i].key:
                     why[i].append(f"{label}: {self.corpus[self._row[known[near]]].title}")
         return why
 
 
-def _surface(term: str, doc: Doc) -> str:
-    """The words of ``doc`` a stemmed term came from ("video inpaint" -> "video inpainting")."""
-    words = tokens(f"{doc.title} {doc.abstract}")
-    stems = [stem(w) for w in words]
-    parts = term.split(" ")
-    for k in range(len(stems) - len(parts) + 1):
-        if stems[k : k + len(parts)] == parts:
-            return " ".join(words[k : k + len(parts)])
-    return term
+class _Listing:
+    """A digest prepared once for any number of readers: its vectors, its words, its
+    similarities to the corpus and to itself, and the papers each keyword matches."""
+
+    def __init__(self, papers: Sequence[Doc], words: Any, docs: Any, corpus: Any, corpus_words: Any) -> None:
+        self.papers = papers
+        self.words = words
+        self.docs = docs
+        self._corpus = corpus
+        self._corpus_words = corpus_words
+        self._titles = [stem_tokens(p.title) for p in papers]
+        self._bodies = [stem_tokens(p.abstract) for p in papers]
+        self._found: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self._sims: np.ndarray | None = None
+        self._wsims: np.ndarray | None = None
+        self._total: np.ndarray | None = None
+        self._inner: np.ndarray | None = None
+        self._by_term: Any = None
+        self._surface: dict[int, dict[str, str]] = {}
+
+    def corpus_sims(self) -> np.ndarray:
+        """Cosine of every corpus paper (rows) with every digest paper (columns)."""
+        if self._sims is None:
+            self._sims = np.asarray((self._corpus @ self.docs.T).toarray())
+        return self._sims
+
+    def word_corpus_sims(self) -> np.ndarray:
+        """:meth:`corpus_sims` on words alone (what "similar to" means to a reader)."""
+        if self._wsims is None:
+            self._wsims = np.asarray((self._corpus_words @ self.words.T).toarray())
+        return self._wsims
+
+    def corpus_total(self) -> np.ndarray:
+        if self._total is None:
+            self._total = self.corpus_sims().sum(axis=0)
+        return self._total
+
+    def by_term(self) -> Any:
+        """The word vectors transposed (term x paper, CSR): a query's terms as rows."""
+        if self._by_term is None:
+            self._by_term = self.words.T.tocsr()
+        return self._by_term
+
+    def inner(self) -> np.ndarray:
+        """Cosine of every digest paper with every other."""
+        if self._inner is None:
+            self._inner = np.asarray((self.docs @ self.docs.T).toarray())
+        return self._inner
+
+    def matches(self, keyword: str) -> tuple[np.ndarray, np.ndarray]:
+        """(in title, in abstract only) as boolean arrays over the papers."""
+        hit = self._found.get(keyword)
+        if hit is None:
+            stems = Keyword.of(keyword).stems
+            title = np.array([find(stems, t) for t in self._titles], dtype=bool)
+            body = np.array([find(stems, b) for b in self._bodies], dtype=bool) & ~title
+            hit = self._found[keyword] = (title, body)
+        return hit
+
+    def readable(self, i: int, terms: list[str]) -> list[str]:
+        if i not in self._surface:
+            doc = self.papers[i]
+            words = tokens(f"{doc.title} {doc.abstract}")
+            stems = [stem(w) for w in words]
+            first: dict[str, str] = {}
+            for k in range(len(words) - 1, -1, -1):
+                first[stems[k]] = words[k]
+                if k + 1 < len(words):
+                    first[f"{stems[k]} {stems[k + 1]}"] = f"{words[k]} {words[k + 1]}"
+            self._surface[i] = first
+        return _readable(terms, self._surface[i])
+
+
+def _readable(terms: list[str], surface: dict[str, str]) -> list[str]:
+    """Stemmed terms as a paper writes them (``surface``: stem or stem pair -> its first
+    words there: "video inpaint" -> "video inpainting"), dropping a term whose words an
+    earlier one already shows."""
+    shown: list[str] = []
+    seen: list[set[str]] = []
+    for term in terms:
+        parts = term.split(" ")
+        if any(set(parts) <= s for s in seen):
+            continue
+        # a bigram across a stop word is not in ``surface``: its words one by one
+        text = surface.get(term) or " ".join(surface.get(p, p) for p in parts)
+        seen.append(set(parts))
+        shown.append(text)
+    # "click" says less than "click rate" shown beside it
+    return [t for t, w in zip(shown, seen, strict=True) if not any(w < other for other in seen)]
