@@ -47,6 +47,7 @@ class Sizes:
     rank_papers: int = 200
     rank_subscribers: int = 10_000
     rank_runs: int = 5
+    json_items: tuple[int, ...] = (10_000, 100_000, 1_000_000)
 
 
 QUICK = Sizes(
@@ -67,6 +68,7 @@ QUICK = Sizes(
     rank_papers=20,
     rank_subscribers=50,
     rank_runs=1,
+    json_items=(200, 2_000),
 )
 
 
@@ -215,7 +217,9 @@ def build_history(config: Any, n_papers: int, per_dump: int) -> None:
     from digest.identity import message_id, paper_key
     from digest.store import Store
 
-    Store.open(config.state.url).close()  # the real schema
+    store = Store.open(config.state.url)  # the real schema
+    install = store.install_id()
+    store.close()
     db = config.state.url.removeprefix("sqlite:///")
     conn = sqlite3.connect(db)
     conn.execute("PRAGMA journal_mode=WAL")
@@ -261,7 +265,13 @@ def build_history(config: Any, n_papers: int, per_dump: int) -> None:
             conn.execute(
                 "INSERT INTO deliveries (digest_id, recipient, status, attempts, message_id, "
                 "created_at, sent_at) VALUES (?, ?, 'sent', 1, ?, ?, ?)",
-                (d + 1, recipient, message_id(d + 1, recipient, config.email.domain), created, created),
+                (
+                    d + 1,
+                    recipient,
+                    message_id(d + 1, recipient, config.email.domain, install),
+                    created,
+                    created,
+                ),
             )
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     conn.close()
@@ -634,3 +644,12 @@ SCENARIOS: dict[str, Callable[[Path, Sizes], Result | list[Result]]] = {
     "start-up": startup,
     "ranking": ranking,
 }
+
+
+def _json_scale(work: Path, sizes: Sizes) -> list[Result]:
+    from bench.json_scale import json_scale  # imports this module: not at the top
+
+    return json_scale(work, sizes)
+
+
+SCENARIOS["json-scale"] = _json_scale

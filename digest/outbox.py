@@ -20,7 +20,7 @@ from digest.deliver import Transport
 from digest.errors import DeliveryError
 from digest.model import Delivery, Digest, Paper, StoredPaper
 from digest.render import email
-from digest.render.view import PaperView, digest_view, paper_view
+from digest.render.view import PaperView, digest_paper_views, digest_view, paper_view
 from digest.store import Store
 
 log = logging.getLogger(__name__)
@@ -55,7 +55,9 @@ def renderer(config: Config, store: Store) -> Callable[[Digest, str, str], Email
     def build(digest: Digest, recipient: str, message_id: str) -> EmailMessage:
         if digest.id not in cache:
             base = config.digest.base_url
-            cache[digest.id] = [paper_view(p, digest.slug, base) for p in store.digest_papers(digest)]
+            cache[digest.id] = digest_paper_views(
+                digest, store.digest_papers(digest), base, config.archive.page_size
+            )
         view = digest_view(digest, config.digest.base_url, config.tz)
         return email.message(settings, view, cache[digest.id], recipient, message_id)
 
@@ -71,7 +73,7 @@ def wire_renderer(config: Config, store: Store) -> Callable[[Digest, str, str], 
     def build(digest: Digest, recipient: str, message_id: str) -> email.Wire:
         if digest.id not in prepared:
             base = config.digest.base_url
-            papers = [paper_view(p, digest.slug, base) for p in store.digest_papers(digest)]
+            papers = digest_paper_views(digest, store.digest_papers(digest), base, config.archive.page_size)
             view = digest_view(digest, base, config.tz)
             prepared[digest.id] = email.Prepared(settings, view, papers)
         return prepared[digest.id].wire(recipient, message_id)
@@ -212,7 +214,7 @@ def preview(config: Config, store: Store, now: datetime) -> Rendered | None:
                 if not latest:
                     return None
                 what, digest = "the latest digest", latest[0]
-        mid = identity.message_id(digest.id, recipient, config.email.domain)
+        mid = identity.message_id(digest.id, recipient, config.email.domain, scratch.install_id())
         message = renderer(config, scratch)(digest, recipient, mid)
     return Rendered(digest=digest, recipient=recipient, message=message, what=what)
 
@@ -236,7 +238,7 @@ def sample_message(config: Config, store: Store, address: str, now: datetime) ->
     base = config.digest.base_url
     if latest:
         digest = latest[0]
-        papers = [paper_view(p, digest.slug, base) for p in store.digest_papers(digest)[:3]]
+        papers = digest_paper_views(digest, store.digest_papers(digest)[:3], base, config.archive.page_size)
     else:
         digest = Digest(
             id=0,

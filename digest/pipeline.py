@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx
 
 from digest import deliver
+from digest.backfill import Backfill
 from digest.config import Config
 from digest.crashpoints import crash_point
 from digest.deliver import FileTransport, Transport
@@ -28,6 +29,7 @@ from digest.model import Digest
 from digest.outbox import DeliveryReport, deliver_pending
 from digest.site import PublishReport, publish
 from digest.store import Store
+from digest.text import counted
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +45,7 @@ class RunOptions:
     dry_run_dir: Path | None = None  # write everything here and change no state
     lock_wait: float = 0.0
     respect_backoff: bool = False  # the service: skip deliveries still in their retry backoff
+    backfill: bool = False  # one digest per dump, dated by its listing; nothing is mailed
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,15 +65,18 @@ class RunReport:
         return self.delivery.pending == 0 and self.delivery.failed == 0
 
     def summary(self) -> str:
-        """One log line: what the run did."""
+        """One line: what the run did (``digest run`` prints it; the service logs its own)."""
         i, d = self.ingest, self.delivery
         digest = (
-            f"digest {self.digest.slug} ({self.digest.paper_count} papers)" if self.digest else "no digest"
+            f"digest {self.digest.slug} ({counted(self.digest.paper_count, 'paper')})"
+            if self.digest
+            else "no digest"
         )
         prefix = ("dry run: " if self.dry_run else "") + (f"{self.fetch.summary()}; " if self.fetch else "")
         return (
-            f"{prefix}{i.seen} files, {i.ingested} ingested, {i.failed} failed, "
-            f"{i.papers_new} new papers; {digest}; {len(self.published.files)} files published; "
+            f"{prefix}{counted(i.seen, 'file')}, {i.ingested} ingested, {i.failed} failed, "
+            f"{counted(i.papers_new, 'new paper')}; {digest}; "
+            f"{counted(len(self.published.files), 'file')} published; "
             f"{d.sent} sent, {d.pending} pending, {d.failed} failed; {self.seconds:.2f}s"
         )
 
@@ -114,7 +120,9 @@ def run_once(
         notes=report.notes + notes,
         fetch=fetched,
     )
-    log.info("%s", final.summary())
+    # Not logged here: `digest run` prints the summary and the service logs its job line,
+    # so each says it once.
+    log.debug("%s", final.summary())
     return final
 
 
@@ -126,11 +134,19 @@ def _run(
     options: RunOptions,
     site_dir: Path,
 ) -> RunReport:
+    backfill = Backfill(config) if options.backfill else None
     ingested = ingest_inbox(
-        config, store, now, retry_failed=options.retry_failed, settle_seconds=options.settle_seconds
+        config,
+        store,
+        now,
+        retry_failed=options.retry_failed,
+        settle_seconds=options.settle_seconds,
+        after_dump=backfill,
     )
     digest = None
-    if options.build_digest:
+    if backfill is not None:
+        digest = backfill.made[-1] if backfill.made else None
+    elif options.build_digest:
         recipients = config.email.recipients if options.send else ()
         digest = store.create_digest(
             now=now,
@@ -148,10 +164,11 @@ def _run(
         crash_point("pipeline.marked_published")
     delivered = (
         deliver_pending(config, store, transport, now, respect_backoff=options.respect_backoff)
-        if options.send
+        if options.send and backfill is None
         else DeliveryReport()
     )
-    return RunReport(ingest=ingested, digest=digest, published=published, delivery=delivered)
+    notes = (backfill.note(),) if backfill is not None else ()
+    return RunReport(ingest=ingested, digest=digest, published=published, delivery=delivered, notes=notes)
 
 
 def make_transport(config: Config) -> Transport:

@@ -28,11 +28,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from digest import store_meta
 from digest.config import sqlite_path
 from digest.crashpoints import crash_point
 from digest.errors import StoreError
 from digest.identity import message_id
 from digest.model import Delivery, Digest, DumpRecord, FetchState, JobRun, Paper, StoredPaper
+from digest.store_keys import rekey_migration
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +100,9 @@ papers = sa.Table(
     sa.Column("upvotes", sa.Integer),
     sa.Column("first_seen", UTCDateTime, nullable=False),
     sa.Column("dump_id", sa.Integer, sa.ForeignKey("dumps.id"), nullable=False),
+    # The key the paper's GUID and anchor were published under, when the key rule
+    # changed after it (digest/store_keys.py); NULL: they derive from ``key``.
+    sa.Column("guid_key", sa.Text),
     sqlite_autoincrement=True,  # seq is never reused, even after a rollback
 )
 
@@ -203,6 +208,8 @@ MIGRATIONS: list[Callable[[Connection], None]] = [
     _create(fetch_state),  # remote sources (sources.urls)
     _create(job_runs),
     _create_indexes(*_HISTORY_INDEXES),
+    rekey_migration(papers),  # paper keys drop format characters (Cf)
+    store_meta.migrate,  # the install id in Message-IDs
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -336,6 +343,7 @@ def _paper(row: Any) -> StoredPaper:
         ),
         first_seen=row.first_seen,
         dump_name=row.dump_name,
+        guid_key=row.guid_key,
     )
 
 
@@ -750,6 +758,11 @@ class Store:
         except SQLAlchemyError as err:
             raise StoreError(f"state database error: {_reason(err)}") from err
 
+    def install_id(self) -> str:
+        """The random id made with the state; Message-IDs carry it (digest/store_meta.py)."""
+        with self.transaction(read=True) as conn:
+            return store_meta.install_id(conn)
+
     # --- dumps -----------------------------------------------------------------------------
 
     def seen_files(self) -> dict[str, tuple[int, int, str]]:
@@ -906,6 +919,7 @@ class Store:
             blocked = set(conn.execute(sa.select(suppressions.c.address)).scalars())
             recipients = [r for r in recipients if r.strip().lower() not in blocked]
             if recipients:
+                install = store_meta.install_id(conn)
                 conn.execute(
                     sa.insert(deliveries),
                     [
@@ -914,7 +928,7 @@ class Store:
                             "recipient": r,
                             "status": "pending",
                             "attempts": 0,
-                            "message_id": message_id(digest_id, r, domain),
+                            "message_id": message_id(digest_id, r, domain, install),
                             "created_at": now,
                         }
                         for r in recipients

@@ -25,7 +25,7 @@ from digest.fetch import USER_AGENT, fetch_all
 from digest.ingest import ingest_inbox
 from digest.pipeline import RunOptions, run_once
 from digest.store import Store
-from tests.conftest import DUMP_000, DUMP_002, NOW, MakeConfig, drop, write_toml
+from tests.helpers import DUMP_000, DUMP_002, NOW, MakeConfig, drop, write_toml
 
 Route = Callable[[BaseHTTPRequestHandler], None]
 
@@ -170,7 +170,10 @@ def test_same_body_without_validators_writes_nothing(
 def test_hanging_server_times_out_and_the_other_urls_still_fetch(
     make_config: MakeConfig, inbox: Path, server: Server, client: httpx.Client, store: Store
 ) -> None:
-    server.routes["/hang"] = lambda h: server.release.wait(10)
+    def hanging(h: BaseHTTPRequestHandler) -> None:
+        server.release.wait(10)
+
+    server.routes["/hang"] = hanging
     server.routes["/ok.txt"] = lambda h: send(h, 200, DUMP_000.read_bytes())
     config = fetch_config(make_config, server.url("/hang"), server.url("/ok.txt"))
     report = fetch_all(config, store, client, NOW)
@@ -441,7 +444,7 @@ def test_cli_fetch_without_urls_is_a_config_error(
             "config key 'sources.urls[1]': 'ftp://x/y' is not an http(s) URL",
         ),
         ({"urls": "https://x"}, None),
-        ({"fetch_timeout": 0}, "config key 'sources.fetch_timeout': must be more than 0 seconds"),
+        ({"fetch_timeout": 0}, "config key 'sources.fetch_timeout': must be longer than 0 seconds"),
         ({"fetch_retries": -1}, "config key 'sources.fetch_retries': expected a whole number of at least 0"),
         ({"follow_redirects": "yes"}, "config key 'sources.follow_redirects': expected true or false"),
     ],

@@ -16,7 +16,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-from tests.conftest import DUMP_000, drop, write_toml
+from tests.helpers import DUMP_000, drop, write_toml
 from tests.smtpsink import Recorder, free_port
 
 PASSWORD = "hunter2-Zq9!secret-7f3a"
@@ -101,7 +101,7 @@ def test_password_never_appears_anywhere(tmp_path: Path, inbox: Path) -> None:
     send_test = outputs["-v send-test"]
     assert send_test.returncode == 1 and "Traceback" in send_test.stderr  # -v shows the exception chain
     assert "cannot log in" in outputs["status"].stdout  # the delivery error is shown...
-    assert '"password": "********"' in outputs["check-config"].stdout  # masked, yet shown to be set
+    assert 'password = "********"' in outputs["check-config"].stdout  # masked, yet shown to be set
 
     server_down = digest(config, "-v", "run")  # ...and with nobody listening at all
     outputs["-v run (server down)"] = server_down

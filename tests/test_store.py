@@ -19,7 +19,7 @@ from digest.model import Paper
 from digest.parse import DumpParser
 from digest.pipeline import run_once
 from digest.store import SCHEMA_VERSION, IngestResult, Store, deliveries, schema_version
-from tests.conftest import DUMP_000, DUMP_002, NOW, drop
+from tests.helpers import DUMP_000, DUMP_002, NOW, drop
 
 
 def test_sample_counts_in_order(config: Config, store: Store, inbox: Path) -> None:
@@ -37,7 +37,8 @@ def test_reverse_order_gives_the_same_papers(make_config, inbox: Path, tmp_path:
     for order in ([DUMP_000, DUMP_002], [DUMP_002, DUMP_000]):
         for f in inbox.iterdir():
             f.unlink()
-        (tmp_path / "var").exists() and [p.unlink() for p in (tmp_path / "var").glob("digest.db*")]
+        for p in (tmp_path / "var").glob("digest.db*"):
+            p.unlink()
         config = make_config()
         store = Store.open(config.state.url)
         for dump in order:
