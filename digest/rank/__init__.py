@@ -13,12 +13,12 @@ known titles.
 from __future__ import annotations
 
 import difflib
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from digest.errors import DigestError
 from digest.identity import paper_key
+from digest.rank.text import arxiv_id
 
 if TYPE_CHECKING:
     from digest.rank.model import Doc, Profile, Ranked, Ranker, Settings
@@ -33,8 +33,6 @@ __all__ = [
     "rank",
     "resolve_papers",
 ]
-
-_ARXIV = re.compile(r"^(?:arxiv:)?(\d{4}\.\d{4,5})(?:v\d+)?$", re.IGNORECASE)
 
 
 def __getattr__(name: str) -> Any:
@@ -71,8 +69,8 @@ def resolve_papers(
     """
     keys: list[str] = []
     for name in given:
-        found = _ARXIV.match(name.strip())
-        key = (arxiv_ids or {}).get(found.group(1)) if found else paper_key(name)
+        ident = arxiv_id(name)
+        key = (arxiv_ids or {}).get(ident) if ident else paper_key(name)
         if key is None or key not in titles:
             close = difflib.get_close_matches(paper_key(name), list(titles), n=3, cutoff=0.5)
             raise UnknownPaperError(name, [titles[k] for k in close])

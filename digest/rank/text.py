@@ -14,6 +14,14 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 _WORD = re.compile(r"[^\W_]+")
+_ARXIV = re.compile(r"^(?:arxiv:\s*)?(\d{4}\.\d{4,5})(?:v\d+)?$", re.IGNORECASE)
+
+
+def arxiv_id(name: str) -> str | None:
+    """``2403.01234`` of ``2403.01234``, ``arXiv:2403.01234v2``; None for anything else."""
+    found = _ARXIV.match(name.strip())
+    return found.group(1) if found else None
+
 
 # Longest first; each applies only if at least four letters stay.
 _SUFFIXES = (
