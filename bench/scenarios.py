@@ -47,6 +47,9 @@ class Sizes:
     startup_runs: int = 15
     status_digests: int = 100  # x status_recipients delivery rows for `digest status` and /healthz
     status_recipients: int = 10_000
+    rank_papers: int = 200
+    rank_subscribers: int = 10_000
+    rank_runs: int = 5
     json_items: tuple[int, ...] = (10_000, 100_000, 1_000_000)
 
 
@@ -68,6 +71,9 @@ QUICK = Sizes(
     startup_runs=1,
     status_digests=2,
     status_recipients=5,
+    rank_papers=20,
+    rank_subscribers=50,
+    rank_runs=1,
     json_items=(200, 2_000),
 )
 
@@ -630,6 +636,14 @@ def status(work: Path, sizes: Sizes) -> list[Result]:
     return scenario.scenario(work, sizes.status_digests, sizes.status_recipients)  # type: ignore[return-value]
 
 
+def ranking(work: Path, sizes: Sizes) -> Result:
+    """Personal ranking (bench/rank_speed.py; imported here only, it loads scikit-learn)."""
+    from bench.rank_speed import ranking as run
+
+    result: Result = run(work, sizes)
+    return result
+
+
 SCENARIOS: dict[str, Callable[[Path, Sizes], Result | list[Result]]] = {
     "ingest": ingest,
     "growth": growth,
@@ -638,6 +652,7 @@ SCENARIOS: dict[str, Callable[[Path, Sizes], Result | list[Result]]] = {
     "memory": memory,
     "start-up": startup,
     "status": status,
+    "ranking": ranking,
 }
 
 

@@ -489,6 +489,10 @@ def build_parser() -> argparse.ArgumentParser:
         "SIGTERM or Ctrl-C stops it cleanly.",
     )
     serve.set_defaults(func=cmd_serve)
+
+    from digest import cli_rank  # argparse only; the ranking loads when the command runs
+
+    cli_rank.add_parser(add)
     return parser
 
 
