@@ -37,7 +37,7 @@ class Backfill:
             now=moment,
             day=moment.astimezone(self.config.tz).date(),
             recipients=(),  # a backfill is never mailed
-            message_id=identity.message_ids(self.config.email.domain),
+            message_id=identity.message_ids(self.config.email.domain, store.install_id()),
         )
         if digest is None:
             return  # nothing new in this dump

@@ -18,8 +18,11 @@ from digest.errors import DigestError, PublishError
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from datetime import datetime
+    from typing import Any
 
     from digest.config import Config
+    from digest.deliver import Transport
+    from digest.pipeline import RunOptions, RunReport
 
 Command = Callable[[argparse.Namespace, "Config"], int]
 
@@ -33,7 +36,8 @@ def _now() -> datetime:
 def cmd_run(args: argparse.Namespace, config: Config) -> int:
     from pathlib import Path
 
-    from digest.pipeline import RunOptions, make_transport, run_once
+    from digest.deliver import make_transport
+    from digest.pipeline import RunOptions, run_once
     from digest.store import Store
 
     options = RunOptions(
@@ -43,11 +47,14 @@ def cmd_run(args: argparse.Namespace, config: Config) -> int:
         dry_run_dir=Path(args.dry_run).resolve() if args.dry_run else None,
         lock_wait=args.wait,
     )
+    transport = make_transport(config)
     with Store.open(config.state.url) as store:
-        report = run_once(config, store, make_transport(config), _now(), options)
+        report = run_once(config, store, transport, _now(), options)
     print(report.summary())
     for note in report.notes:
         print(note)
+    for line in _where_outputs_went(config, options, report, transport):
+        print(line)
     for error in report.fetch.errors if report.fetch else ():
         print(f"failed fetch: {error}", file=sys.stderr)
     for error in report.ingest.errors:
@@ -58,11 +65,63 @@ def cmd_run(args: argparse.Namespace, config: Config) -> int:
         print(f"dry run: outputs written to {options.dry_run_dir}; the state is unchanged")
     if not report.ok:
         print(
-            "digest: error: some deliveries did not go out; they are kept and retried on the next run",
-            file=sys.stderr,
+            f"digest: error: {_undelivered(report.delivery.pending, report.delivery.failed)}", file=sys.stderr
         )
         return 1
     return 0
+
+
+def _where_outputs_went(
+    config: Config, options: RunOptions, report: RunReport, transport: Transport
+) -> list[str]:
+    """Where ``digest run`` put the site and the email, in words."""
+    from digest.deliver import SmtpTransport
+    from digest.text import counted
+
+    dry = options.dry_run_dir
+    site = dry / "site" if dry else config.feed.output_dir
+    files = len(report.published.files)
+    lines = [f"site: {counted(files, 'file')} written into {site}" if files else f"site: unchanged ({site})"]
+    sent = report.delivery.sent
+    if dry or not isinstance(transport, SmtpTransport):
+        outbox = dry / "outbox" if dry else config.email.outbox
+        if sent:
+            lines.append(f"email: {counted(sent, '.eml file')} written into {outbox}")
+    elif sent:
+        lines.append(f"email: {counted(sent, 'message')} sent via SMTP {transport.where}")
+    if not sent:
+        why = (
+            "--backfill never mails"
+            if options.backfill
+            else "--no-send"
+            if not options.send
+            else "email.enabled is false"
+            if not config.email.enabled
+            else "email.to is empty"
+            if not config.email.to
+            else "nothing to deliver"
+        )
+        lines.append(f"email: none sent ({why})")
+    return lines
+
+
+def _undelivered(pending: int, failed: int) -> str:
+    """What became of the deliveries that did not go out: a permanent refusal (5xx) is
+    not retried, so it must not be announced as if it were."""
+    said = []
+    if failed:
+        one = failed == 1
+        said.append(
+            f"{failed} {'delivery' if one else 'deliveries'} failed for good (see above); "
+            f"{'it is' if one else 'they are'} not retried"
+        )
+    if pending:
+        one = pending == 1
+        said.append(
+            f"{pending} {'delivery' if one else 'deliveries'} did not go out; "
+            f"{'it is' if one else 'they are'} kept and retried on the next run"
+        )
+    return "; ".join(said)
 
 
 def cmd_fetch(args: argparse.Namespace, config: Config) -> int:
@@ -98,71 +157,66 @@ def cmd_fetch(args: argparse.Namespace, config: Config) -> int:
 def cmd_status(args: argparse.Namespace, config: Config) -> int:
     import json
 
+    from digest import status
     from digest.store import Store
 
     with Store.open(config.state.url) as store:
-        fetch_failures = store.fetch_failures(config.sources.urls)
-        counts = store.counts()
-        failed_dumps = store.dump_records("failed")
-        troubled = [d for d in store.deliveries() if d.status in ("pending", "failed") and d.last_error]
-        latest = store.digests(limit=1)
+        snap = status.snapshot(store, config.sources.urls)
     if args.json:
-        counts["failed_dumps"] = [{"name": d.name, "error": d.error} for d in failed_dumps]
-        counts["last_digest"] = (
-            {
-                "slug": latest[0].slug,
-                "created": latest[0].created.isoformat(),
-                "papers": latest[0].paper_count,
-            }
-            if latest
-            else None
-        )
-        counts["fetch_failures"] = [
-            {
-                "url": f.url,
-                "error": f.last_error,
-                "status": f.last_status,
-                "failures": f.failures,
-                "last_fetch": f.last_fetch_at.isoformat() if f.last_fetch_at else None,
-                "last_ok": f.last_ok_at.isoformat() if f.last_ok_at else None,
-            }
-            for f in fetch_failures
-        ]
-        counts["delivery_errors"] = [
-            {"recipient": d.recipient, "digest": d.digest_id, "status": d.status, "error": d.last_error}
-            for d in troubled
-        ]
-        print(json.dumps(counts, indent=2, sort_keys=True))
-        return 0
-    dumps, deliveries = counts["dumps"], counts["deliveries"]
-    print(f"state: {config.state.url}")
-    print(f"dumps: {dumps['ingested']} ingested, {dumps['failed']} failed")
-    print(f"papers: {counts['papers']} stored, {counts['papers_waiting']} waiting for the next digest")
-    last = f" (latest {latest[0].slug}, {latest[0].paper_count} papers)" if latest else ""
-    print(f"digests: {counts['digests']}{last}")
-    print(
-        f"deliveries: {deliveries['pending']} pending, {deliveries['sent']} sent, "
-        f"{deliveries['failed']} failed, {deliveries['cancelled']} cancelled"
-    )
-    if config.sources.urls:
-        print(f"sources: {len(config.sources.urls)} URLs, {len(fetch_failures)} failing")
-    for d in failed_dumps:
-        print(f"  failed dump {d.name}: {d.error}")
-    for f in fetch_failures:
-        ok = f"last success {f.last_ok_at:%Y-%m-%d %H:%M} UTC" if f.last_ok_at else "never succeeded"
-        print(f"  failed fetch {f.url} ({f.failures} in a row, {ok}): {f.last_error}")
-    for row in troubled:
-        print(f"  {row.status} delivery of digest {row.digest_id} to {row.recipient}: {row.last_error}")
+        print(json.dumps(status.to_json(snap), indent=2, sort_keys=True))
+    else:
+        print("\n".join(status.lines(snap, config.state.url, len(config.sources.urls))))
     return 0
 
 
 def cmd_check_config(args: argparse.Namespace, config: Config) -> int:
     import json
+    from pathlib import Path
 
-    from digest.config import describe
+    from digest.config import as_toml, describe
+    from digest.errors import DumpError
+    from digest.sources import scan
 
-    print(f"# {config.path}")
-    print(json.dumps(describe(config), indent=2, ensure_ascii=False))
+    problems: list[str] = []
+    try:
+        scan(config.sources.inbox, config.sources.pattern)  # what `digest run` does first
+    except DumpError as err:
+        problems.append(f"sources.inbox: {err}")
+    if config.email.transport == "smtp" and config.email.smtp.username and not config.email.smtp.password:
+        problems.append(
+            "email.smtp.username is set but DIGEST_SMTP_PASSWORD is empty; "
+            "set it in the environment or in .env beside the config file"
+        )
+    dkim = config.email.dkim
+    if dkim.enabled:
+        from digest.errors import ConfigError
+        from digest.signing import aligned, from_domain, load_key
+
+        try:
+            load_key(dkim.selector, dkim.domain, dkim.key_file or Path())  # never printed
+        except ConfigError as err:
+            problems.append(str(err))
+        sender = from_domain(config.email.from_)
+        if not aligned(sender, dkim.domain):
+            print(
+                f"digest: warning: email.dkim.domain {dkim.domain!r} is not aligned with the From "
+                f"domain {sender!r}: DMARC fails and Gmail, Yahoo and Outlook junk or refuse the mail; "
+                "sign with the From domain (or a parent of it)",
+                file=sys.stderr,
+            )
+    effective = describe(config)
+    if args.json:
+        print(json.dumps(effective, indent=2, ensure_ascii=False))
+    else:
+        print(f"# the effective config read from {config.path}, secrets masked")
+        print(as_toml(effective), end="")
+    for problem in problems:
+        print(f"digest: warning: {problem}", file=sys.stderr)
+    if problems:
+        print(
+            f"digest: error: `digest run` would refuse this config ({len(problems)} above)", file=sys.stderr
+        )
+        return 1
     print("config OK", file=sys.stderr)
     return 0
 
@@ -210,13 +264,15 @@ def cmd_send_test(args: argparse.Namespace, config: Config) -> int:
     transport = make_transport(config)
     with transport:
         transport.send(message, address)
+    signed = " (DKIM-signed)" if config.email.dkim.enabled else ""
+    transport = getattr(transport, "inner", transport)
     if isinstance(transport, SmtpTransport):
         how = f"via SMTP {transport.where} ({transport.security})"
     elif isinstance(transport, FileTransport):
         how = f"as {transport.path_for(message, address)}"
     else:  # pragma: no cover - only the two transports exist
         how = ""
-    print(f"sent a test digest to {address} {how}; Message-ID {message['Message-ID']}")
+    print(f"sent a test digest to {address} {how}{signed}; Message-ID {message['Message-ID']}")
     return 0
 
 
@@ -269,10 +325,58 @@ def cmd_preview(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
+def cmd_dkim_keygen(args: argparse.Namespace, config: Config) -> int:
+    from pathlib import Path
+
+    from digest.publish import write_atomic
+    from digest.signing import dns_name, from_domain, generate_key, txt_record
+
+    selector = args.selector
+    if not selector.replace("-", "").isalnum():
+        raise DigestError(f"{selector!r} is not a DKIM selector; use letters, digits and '-', like 2026a")
+    domain = args.domain or config.email.dkim.domain or from_domain(config.email.from_)
+    out = Path(args.dir).resolve() if args.dir else (config.path.parent if config.path else Path.cwd())
+    private = out / f"{selector}.private"
+    if private.exists():
+        raise DigestError(f"{private} exists already; choose another selector or move it away")
+    pair = generate_key()
+    record = txt_record(pair.public_b64)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        # Created 0600 from the start: the key is never readable by others, not even briefly.
+        fd = os.open(private, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(pair.private_pem)
+        write_atomic(out / f"{selector}.txt", f'{dns_name(selector, domain)}. IN TXT "{record}"\n'.encode())
+    except OSError as err:
+        raise PublishError(f"cannot write the key into {out}: {err.strerror}") from err
+    print(f"wrote the private key to {private} (mode 600) and the DNS record to {out / (selector + '.txt')}")
+    print(f"publish this TXT record at {dns_name(selector, domain)}:")
+    print(record)
+    print(
+        f'then set [email.dkim] selector = "{selector}", domain = "{domain}", key_file = "{private}"',
+        file=sys.stderr,
+    )
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace, config: Config) -> int:
     from digest.schedule import serve
 
     return serve(config, verbose=args.verbose)
+
+
+_CONFIG_HELP = "config file (default: $DIGEST_CONFIG or ./digest.toml)"
+_VERBOSE_HELP = "debug logs and tracebacks"
+
+
+def _common_options() -> argparse.ArgumentParser:
+    """-c and -v for every command, so they work after the command too. SUPPRESS keeps a
+    subcommand that was not given them from overwriting the ones given before it."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-c", "--config", default=argparse.SUPPRESS, help=_CONFIG_HELP)
+    common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help=_VERBOSE_HELP)
+    return common
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -280,12 +384,16 @@ def build_parser() -> argparse.ArgumentParser:
         prog="digest",
         description="Turn saved 'Daily Papers' listing pages into feeds, an email digest and an archive.",
     )
-    parser.add_argument("-c", "--config", help="config file (default: $DIGEST_CONFIG or ./digest.toml)")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logs and tracebacks")
+    parser.add_argument("-c", "--config", help=_CONFIG_HELP)
+    parser.add_argument("-v", "--verbose", action="store_true", help=_VERBOSE_HELP)
     parser.add_argument("--version", action="version", version=f"paper-digest {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    common = _common_options()
 
-    run = sub.add_parser("run", help="ingest new dumps, build the digest, publish it and deliver it")
+    def add(name: str, **kwargs: Any) -> argparse.ArgumentParser:
+        return sub.add_parser(name, parents=[common], **kwargs)
+
+    run = add("run", help="ingest new dumps, build the digest, publish it and deliver it")
     run.add_argument("--dry-run", metavar="DIR", help="write what would be published to DIR; change no state")
     run.add_argument(
         "--no-send", action="store_true", help="record the digest as delivered without mailing it"
@@ -301,19 +409,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.set_defaults(func=cmd_run)
 
-    fetch = sub.add_parser("fetch", help="fetch the dumps of sources.urls into the inbox once, now")
+    fetch = add("fetch", help="fetch the dumps of sources.urls into the inbox once, now")
     fetch.add_argument(
         "--wait", type=float, default=0.0, metavar="SECONDS", help="wait this long for another run's lock"
     )
     fetch.set_defaults(func=cmd_fetch)
 
-    status = sub.add_parser("status", help="what the state holds: dumps, papers, digests, deliveries")
+    status = add("status", help="what the state holds: dumps, papers, digests, deliveries")
     status.add_argument("--json", action="store_true", help="print only JSON on stdout")
     status.set_defaults(func=cmd_status)
 
-    publish = sub.add_parser(
-        "publish", help="rebuild the whole site: every digest page, the index and the three feeds"
-    )
+    publish = add("publish", help="rebuild the whole site: every digest page, the index and the three feeds")
     publish.add_argument(
         "--output", metavar="DIR", help="write into DIR instead of feed.output_dir; change no state"
     )
@@ -322,23 +428,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     publish.set_defaults(func=cmd_publish)
 
-    check = sub.add_parser("check-config", help="print the resolved config, secrets masked")
+    check = add(
+        "check-config",
+        help="print the effective config (defaults filled in, secrets masked) and what `run` would refuse",
+    )
+    check.add_argument("--json", action="store_true", help="print only JSON on stdout")
     check.set_defaults(func=cmd_check_config)
 
-    send_test = sub.add_parser(
-        "send-test", help="send a sample digest to ADDRESS through the configured transport"
-    )
+    send_test = add("send-test", help="send a sample digest to ADDRESS through the configured transport")
     send_test.add_argument("address", metavar="ADDRESS", help="where the sample goes")
     send_test.set_defaults(func=cmd_send_test)
 
-    unsub = sub.add_parser(
+    unsub = add(
         "unsubscribe", help="stop mailing ADDRESS (suppression list) and cancel its pending deliveries"
     )
     unsub.add_argument("address", metavar="ADDRESS", help="the address to stop mailing")
     unsub.add_argument("--undo", action="store_true", help="take ADDRESS off the suppression list again")
     unsub.set_defaults(func=cmd_unsubscribe)
 
-    prev = sub.add_parser(
+    prev = add(
         "preview",
         help="render the next (or latest) digest email to an .html and an .eml file; change nothing",
     )
@@ -347,7 +455,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     prev.set_defaults(func=cmd_preview)
 
-    serve = sub.add_parser(
+    keygen = add("dkim-keygen", help="make a DKIM key pair and print the DNS TXT record to publish")
+    keygen.add_argument("selector", metavar="SELECTOR", help="the selector, e.g. 2026a")
+    keygen.add_argument("--domain", help="the signing domain (default email.dkim.domain or the From domain)")
+    keygen.add_argument(
+        "--dir", help="where to write SELECTOR.private and SELECTOR.txt (default: the config's folder)"
+    )
+    keygen.set_defaults(func=cmd_dkim_keygen)
+
+    serve = add(
         "serve",
         help="run until stopped: poll the inbox, send the digest on schedule, serve the site over HTTP",
         description="Run the service: poll every schedule.poll, build and send the digest at "
@@ -355,10 +471,31 @@ def build_parser() -> argparse.ArgumentParser:
         "SIGTERM or Ctrl-C stops it cleanly.",
     )
     serve.set_defaults(func=cmd_serve)
+
+    from digest import cli_rank  # argparse only; the ranking loads when the command runs
+
+    cli_rank.add_parser(add)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """The ``digest`` command. Output into a closed pipe (``digest status | head -1``)
+    ends quietly with exit 0, like other Unix tools."""
+    try:
+        code = _main(argv)
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's exit
+        return code
+    except BrokenPipeError:
+        # Point stdout at /dev/null so the interpreter's final flush cannot fail again.
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError):  # pragma: no cover - a stdout without a descriptor
+            pass
+        return 0
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     import logging

@@ -43,6 +43,7 @@ def email_settings(config: Config) -> email.EmailSettings:
         language=config.digest.language,
         abstract_chars=config.email.abstract_chars,
         max_papers=config.email.max_papers,
+        max_bytes=config.email.max_bytes,
         unsubscribe=config.email.unsubscribe,
     )
 
@@ -201,7 +202,7 @@ def preview(config: Config, store: Store, now: datetime) -> Rendered | None:
             now=now,
             day=now.astimezone(config.tz).date(),
             recipients=(),
-            message_id=identity.message_ids(config.email.domain),
+            message_id=identity.message_ids(config.email.domain, scratch.install_id()),
         )
         recipient = default_to
         if digest is None:
@@ -217,7 +218,7 @@ def preview(config: Config, store: Store, now: datetime) -> Rendered | None:
                 if not latest:
                     return None
                 what, digest = "the latest digest", latest[0]
-        mid = identity.message_id(digest.id, recipient, config.email.domain)
+        mid = identity.message_id(digest.id, recipient, config.email.domain, scratch.install_id())
         message = renderer(config, scratch)(digest, recipient, mid)
     return Rendered(digest=digest, recipient=recipient, message=message, what=what)
 

@@ -30,6 +30,7 @@ from digest.model import Digest
 from digest.outbox import DeliveryReport, deliver_pending
 from digest.site import PublishReport, publish
 from digest.store import Store
+from digest.text import counted
 
 log = logging.getLogger(__name__)
 
@@ -65,15 +66,20 @@ class RunReport:
         return self.delivery.pending == 0 and self.delivery.failed == 0
 
     def summary(self) -> str:
-        """One log line: what the run did."""
+        """One line: what the run did. ``digest run`` prints it; a service job logs and
+        records it after its name (``schedule.job_summary``)."""
         i, d = self.ingest, self.delivery
         digest = (
-            f"digest {self.digest.slug} ({self.digest.paper_count} papers)" if self.digest else "no digest"
+            f"digest {self.digest.slug} ({counted(self.digest.paper_count, 'paper')})"
+            if self.digest
+            else "no digest"
         )
         prefix = ("dry run: " if self.dry_run else "") + (f"{self.fetch.summary()}; " if self.fetch else "")
+        still = f" ({i.unsettled} still being written)" if i.unsettled else ""
         return (
-            f"{prefix}{i.seen} files, {i.ingested} ingested, {i.failed} failed, "
-            f"{i.papers_new} new papers; {digest}; {len(self.published.files)} files published; "
+            f"{prefix}{counted(i.seen, 'file')} seen{still}, {i.ingested} ingested, {i.failed} failed, "
+            f"{counted(i.papers_new, 'new paper')}; {digest}; "
+            f"{counted(len(self.published.files), 'file')} published; "
             f"{d.sent} sent, {d.pending} pending, {d.failed} failed; {self.seconds:.2f}s"
         )
 
@@ -117,7 +123,9 @@ def run_once(
         notes=report.notes + notes,
         fetch=fetched,
     )
-    log.info("%s", final.summary())
+    # Not logged here: `digest run` prints the summary and the service logs its job line,
+    # so each says it once.
+    log.debug("%s", final.summary())
     return final
 
 
@@ -147,7 +155,7 @@ def _run(
             now=now,
             day=now.astimezone(config.tz).date(),
             recipients=recipients,
-            message_id=message_ids(config.email.domain),
+            message_id=message_ids(config.email.domain, store.install_id()),
         )
         if digest:
             log.info("digest %s created with %d papers", digest.slug, digest.paper_count)

@@ -33,7 +33,7 @@ def _digest_at(store: Store, when: datetime, n: int) -> None:
         now=when,
     )
     assert store.create_digest(
-        now=when, day=when.date(), recipients=(), message_id=message_ids("example.org")
+        now=when, day=when.date(), recipients=(), message_id=message_ids("example.org", store.install_id())
     )
 
 

@@ -5,6 +5,7 @@ newsboat over a real HTTP server."""
 
 from __future__ import annotations
 
+import calendar
 import json
 import logging
 import shutil
@@ -23,7 +24,7 @@ from digest.deliver import FileTransport
 from digest.errors import ConfigError
 from digest.pipeline import run_once
 from digest.store import Store
-from tests.conftest import MakeConfig
+from tests.helpers import MakeConfig
 from tests.test_site import http_site, newsboat  # noqa: F401  (a fixture and a helper)
 
 DAY = datetime(2026, 11, 22, tzinfo=UTC)
@@ -60,7 +61,7 @@ def parsed(site: Path, name: str) -> Any:
 
 
 def stamp(entry: Any) -> datetime:
-    return datetime(*entry.published_parsed[:6], tzinfo=UTC)
+    return datetime.fromtimestamp(calendar.timegm(entry.published_parsed), UTC)
 
 
 def test_a_day_of_three_digests_puts_all_199_papers_in_every_feed(

@@ -138,14 +138,19 @@ def test_poll_ingests_and_the_digest_job_sends(config: Config, store: Store, inb
     assert store.deliveries() == []
     poll = store.last_job_run(POLL)
     assert poll is not None and poll.ok is True
-    assert poll.summary.startswith("poll: 1 files seen, 1 ingested, 0 failed, 81 new papers; no digest")
+    assert poll.summary.startswith("poll: 1 file seen, 1 ingested, 0 failed, 81 new papers; no digest")
 
     service.digest_job()
     (digest,) = store.digests()
     assert digest.paper_count == 81
     assert [d.status for d in store.deliveries()] == ["sent"]
     run = store.last_job_run(DIGEST)
-    assert run is not None and run.ok is True and f"digest {digest.slug} (81 papers); 1 sent" in run.summary
+    assert (
+        run is not None
+        and run.ok is True
+        and f"digest {digest.slug} (81 papers); " in run.summary
+        and " files published; 1 sent, 0 pending, 0 failed" in run.summary
+    )
 
     status, body = service.health()
     assert status == 200 and body["status"] == "ok"

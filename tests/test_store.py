@@ -39,7 +39,8 @@ def test_reverse_order_gives_the_same_papers(make_config, inbox: Path, tmp_path:
     for order in ([DUMP_000, DUMP_002], [DUMP_002, DUMP_000]):
         for f in inbox.iterdir():
             f.unlink()
-        (tmp_path / "var").exists() and [p.unlink() for p in (tmp_path / "var").glob("digest.db*")]
+        for p in (tmp_path / "var").glob("digest.db*"):
+            p.unlink()
         config = make_config()
         store = Store.open(config.state.url)
         for dump in order:
@@ -153,14 +154,23 @@ def test_digest_covers_papers_since_last_and_slugs_are_unique(
 ) -> None:
     drop(inbox, DUMP_000)
     ingest_inbox(config, store, NOW)
-    d1 = store.create_digest(now=NOW, day=NOW.date(), recipients=["a@x.org"], message_id=message_ids("x.org"))
+    d1 = store.create_digest(
+        now=NOW, day=NOW.date(), recipients=["a@x.org"], message_id=message_ids("x.org", store.install_id())
+    )
     assert (
-        store.create_digest(now=NOW, day=NOW.date(), recipients=["a@x.org"], message_id=message_ids("x.org"))
+        store.create_digest(
+            now=NOW,
+            day=NOW.date(),
+            recipients=["a@x.org"],
+            message_id=message_ids("x.org", store.install_id()),
+        )
         is None
     )
     drop(inbox, DUMP_002)
     ingest_inbox(config, store, NOW)
-    d2 = store.create_digest(now=NOW, day=NOW.date(), recipients=["a@x.org"], message_id=message_ids("x.org"))
+    d2 = store.create_digest(
+        now=NOW, day=NOW.date(), recipients=["a@x.org"], message_id=message_ids("x.org", store.install_id())
+    )
     assert d1 is not None and d2 is not None
     assert (d1.slug, d1.first_seq, d1.paper_count) == ("2026-11-22", 1, 81)
     assert (d2.slug, d2.first_seq, d2.paper_count) == ("2026-11-22-2", 82, 216)

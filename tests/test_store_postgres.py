@@ -57,7 +57,10 @@ def test_sample_counts_and_digest_on_postgres(pg_config: Config, inbox: Path) ->
         second = ingest_inbox(pg_config, store, NOW)
         assert (second.papers_found, second.papers_new) == (231, 216)
         digest = store.create_digest(
-            now=NOW, day=NOW.date(), recipients=["a@x.org"], message_id=message_ids("x.org")
+            now=NOW,
+            day=NOW.date(),
+            recipients=["a@x.org"],
+            message_id=message_ids("x.org", store.install_id()),
         )
         assert digest is not None and digest.paper_count == 297 and digest.created == NOW
         assert len(store.digest_papers(digest)) == 297

@@ -33,6 +33,10 @@ def digest_row(row: Any) -> Digest:
     )
 
 
+# The key a paper's anchor and GUID derive from: its guid_key when it has one.
+_ANCHOR_KEY = sa.func.coalesce(papers_t.c.guid_key, papers_t.c.key).label("key")
+
+
 class DigestsMixin(StoreBase):
     """The ``digests`` table."""
 
@@ -182,16 +186,38 @@ class DigestsMixin(StoreBase):
         return None if row is None else digest_row(row)
 
     def first_titles(self, chosen: Sequence[Digest], limit: int) -> dict[int, list[tuple[int, str, str]]]:
-        """(seq, key, title) of the first ``limit`` papers of each digest, by digest id: one
-        small query per digest on the seq primary key, in one read transaction."""
-        out: dict[int, list[tuple[int, str, str]]] = {}
+        """(seq, key, title) of the first ``limit`` papers of each digest, by digest id.
+
+        One query for all of them (the index lists a year of digests on every run): each
+        digest's first ``limit`` seqs and a few more, a range on the seq primary key. A
+        digest whose seqs have gaps there (a PostgreSQL sequence skips the seqs of a rolled
+        back ingest) is read once more on its own. ``key`` is the one the paper's anchor
+        derives from (its ``guid_key`` when it has one, as
+        :attr:`~digest.model.StoredPaper.ident`)."""
+        if not chosen or limit <= 0:
+            return {}
+        span = limit + 8
+        first, last = digests_t.c.first_seq, digests_t.c.last_seq
+        end = sa.case((last < first + span, last), else_=first + span)
+        query = (
+            sa.select(digests_t.c.id, papers_t.c.seq, _ANCHOR_KEY, papers_t.c.title)
+            .select_from(digests_t.join(papers_t, sa.and_(papers_t.c.seq >= first, papers_t.c.seq <= end)))
+            .where(digests_t.c.id.in_([d.id for d in chosen]))
+            .order_by(digests_t.c.id, papers_t.c.seq)
+        )
+        out: dict[int, list[tuple[int, str, str]]] = {d.id: [] for d in chosen}
         with self.transaction(read=True) as conn:
+            for r in conn.execute(query):
+                listed = out[r.id]
+                if len(listed) < limit:
+                    listed.append((r.seq, r.key, r.title))
             for d in chosen:
-                query = (
-                    sa.select(papers_t.c.seq, papers_t.c.key, papers_t.c.title)
-                    .where(papers_t.c.seq.between(d.first_seq, d.last_seq))
-                    .order_by(papers_t.c.seq)
-                    .limit(limit)
-                )
-                out[d.id] = [(r.seq, r.key, r.title) for r in conn.execute(query)]
+                if len(out[d.id]) < min(limit, d.paper_count):
+                    rest = (
+                        sa.select(papers_t.c.seq, _ANCHOR_KEY, papers_t.c.title)
+                        .where(papers_t.c.seq.between(d.first_seq, d.last_seq))
+                        .order_by(papers_t.c.seq)
+                        .limit(limit)
+                    )
+                    out[d.id] = [(r.seq, r.key, r.title) for r in conn.execute(rest)]
         return out

@@ -10,6 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from digest.model import Delivery
+from digest.store import meta
 from digest.store.base import StoreBase
 from digest.store.schema import deliveries_t, suppressions_t
 
@@ -30,7 +31,14 @@ def delivery_row(row: Any) -> Delivery:
 
 
 class OutboxMixin(StoreBase):
-    """The ``deliveries`` and ``suppressions`` tables."""
+    """The ``deliveries`` and ``suppressions`` tables, and the install id their
+    Message-IDs carry."""
+
+    def install_id(self) -> str:
+        """The random id made with the state (:mod:`digest.store.meta`); pass it to
+        :func:`digest.identity.message_ids`."""
+        with self.transaction(read=True) as conn:
+            return meta.install_id(conn)
 
     def deliveries(self, status: str | None = None) -> list[Delivery]:
         query = sa.select(deliveries_t).order_by(deliveries_t.c.digest_id, deliveries_t.c.id)

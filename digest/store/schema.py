@@ -2,7 +2,8 @@
 
 Tables (docs/DESIGN.md, "State"): ``dumps`` by content hash, ``seen_files`` (a stat cache
 so a run reads only new files), ``papers`` with a monotonic ``seq``, ``digests`` and
-``deliveries`` (the outbox), ``suppressions``, ``fetch_state`` and ``job_runs``. The
+``deliveries`` (the outbox), ``suppressions``, ``fetch_state`` and ``job_runs``; ``meta``
+is in :mod:`digest.store.meta`. The
 Python names end in ``_t`` so they cannot be mistaken for :class:`~digest.store.Store`
 methods; the SQL names are the ones above. The schema is created and migrated by
 :data:`MIGRATIONS`, keyed by version; a database newer than the code is refused.
@@ -17,6 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from digest.errors import StoreError
+from digest.store import meta
 from digest.store.keys import rekey_migration
 
 
@@ -188,6 +190,7 @@ MIGRATIONS: list[Callable[[Connection], None]] = [
     _create(job_runs_t),
     _create_indexes(*_HISTORY_INDEXES),
     rekey_migration(papers_t),  # paper keys drop format characters (Cf)
+    meta.migrate,  # the install id in Message-IDs (digest/store/meta.py)
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
