@@ -1,5 +1,5 @@
 """Edge: delivers the outbox. A row becomes ``sent`` only after the transport accepted
-the message (DESIGN.md invariant 4); a temporary failure stays pending for the next
+the message (docs/DESIGN.md invariant 4); a temporary failure stays pending for the next
 run, a permanent one is marked failed without holding back the other recipients.
 """
 

@@ -3,7 +3,7 @@
     [fetch sources.urls] → ingest new dumps → build the digest → publish feeds and archive
     → deliver the outbox
 
-It holds the run lock for the whole run (DESIGN.md invariant 7) and takes ``now``
+It holds the run lock for the whole run (docs/DESIGN.md invariant 7) and takes ``now``
 from its caller, so a run is reproducible.
 """
 

@@ -1,4 +1,4 @@
-"""The state on a real SQLite file: ingest, identity, digests, migrations (invariants 1, 2)."""
+"""The state on a real SQLite file: ingest, identity, digests, migrations (docs/DESIGN.md invariants 1, 2)."""
 
 from __future__ import annotations
 

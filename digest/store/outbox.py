@@ -48,7 +48,7 @@ class OutboxMixin(StoreBase):
             return [delivery_row(r) for r in conn.execute(query)]
 
     def mark_sent(self, delivery_id: int, now: datetime) -> None:
-        """Called only after the server accepted the message (invariant 4)."""
+        """Called only after the server accepted the message (docs/DESIGN.md invariant 4)."""
         with self.transaction() as conn:
             conn.execute(
                 sa.update(deliveries_t)
