@@ -25,7 +25,7 @@ from collections.abc import Iterable, Iterator
 from digest import parse_json, text
 from digest.errors import DumpError
 from digest.identity import paper_key
-from digest.model import Paper, ParsedDump
+from digest.model import Layout, Paper, ParsedDump
 
 FURNITURE = frozenset(
     {
@@ -220,7 +220,7 @@ class DumpParser:
 
     def __init__(self, name: str) -> None:
         self.name = name
-        self.layout = "spaced"
+        self.layout: Layout = "spaced"
         self.listing_date: str | None = None
         self.warnings: list[str] = []
         self.count = 0

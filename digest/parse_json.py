@@ -29,9 +29,9 @@ from typing import Any
 from digest import text
 from digest.errors import DumpError
 from digest.identity import paper_key
-from digest.model import Paper
+from digest.model import Layout, Paper
 
-LAYOUT = "json"
+LAYOUT: Layout = "json"
 # New-style (2308.01234, 2308.01234v2) and old-style (hep-th/9901001, math.GT/0309136) ids.
 _ARXIV_ID = re.compile(r"^(?:\d{4}\.\d{4,5}|[a-z]+(?:-[a-z]+)*(?:\.[A-Z]{2})?/\d{7})(?:v\d+)?$")
 _WS = " \t\r\n"

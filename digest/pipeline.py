@@ -17,11 +17,10 @@ from pathlib import Path
 
 import httpx
 
-from digest import deliver
+from digest import transports
 from digest.backfill import Backfill
 from digest.config import Config
 from digest.crashpoints import crash_point
-from digest.deliver import FileTransport, Transport
 from digest.fetch import FetchReport, client_for, fetch_all
 from digest.identity import message_ids
 from digest.ingest import IngestReport, ingest_inbox
@@ -31,6 +30,7 @@ from digest.outbox import DeliveryReport, deliver_pending
 from digest.site import PublishReport, publish
 from digest.store import Store
 from digest.text import counted
+from digest.transports import FileTransport, Transport
 
 log = logging.getLogger(__name__)
 
@@ -176,7 +176,7 @@ def _run(
 
 def make_transport(config: Config) -> Transport:
     """The transport ``email.transport`` names."""
-    return deliver.make_transport(config)
+    return transports.make_transport(config)
 
 
 def republish(

@@ -8,7 +8,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from digest.model import DumpRecord
+from digest.model import DumpRecord, DumpStatus
 from digest.store.base import StoreBase
 from digest.store.schema import dumps_t, seen_files_t
 
@@ -73,8 +73,8 @@ class DumpsMixin(StoreBase):
         with self.transaction() as conn:
             remember(conn, name, size, mtime_ns, sha256)
 
-    def dump_status(self, sha256: str) -> str | None:
-        """ "ingested", "failed" or None for a dump never seen."""
+    def dump_status(self, sha256: str) -> DumpStatus | None:
+        """The dump's status, None for a dump never seen."""
         with self.transaction(read=True) as conn:
             return conn.execute(_DUMP_STATUS, {"sha256": sha256}).scalar_one_or_none()
 
@@ -91,7 +91,7 @@ class DumpsMixin(StoreBase):
             )
             remember(conn, name, size, mtime_ns, sha256)
 
-    def dump_records(self, status: str | None = None) -> list[DumpRecord]:
+    def dump_records(self, status: DumpStatus | None = None) -> list[DumpRecord]:
         query = sa.select(dumps_t).order_by(dumps_t.c.id)
         if status:
             query = query.where(dumps_t.c.status == status)

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from digest.crashpoints import crash_point
-from digest.model import Digest, Paper, StoredPaper
+from digest.model import Digest, Layout, Paper, StoredPaper
 from digest.store.base import StoreBase
 from digest.store.bulk import BulkInsert, known_values
 from digest.store.digests import digest_row
@@ -29,7 +29,7 @@ BATCH = 500  # papers per INSERT batch; also bounds memory while streaming a hug
 class IngestResult:
     found: int
     new: int
-    layout: str
+    layout: Layout
     enriched: int = 0  # known papers given an arXiv id, authors or upvotes they lacked
 
 
@@ -122,7 +122,7 @@ class PapersMixin(StoreBase):
         size: int,
         mtime_ns: int,
         papers_in: Iterable[Paper],
-        layout: Callable[[], str],
+        layout: Callable[[], Layout],
         now: datetime,
     ) -> IngestResult:
         """Stores one dump and its new papers in one transaction: all of them or none.
