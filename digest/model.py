@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
@@ -74,14 +74,6 @@ class Digest:
     last_seq: int
     paper_count: int
     published: datetime | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class DigestPapers:
-    """A digest together with its papers, in seq order."""
-
-    digest: Digest
-    papers: tuple[StoredPaper, ...] = field(default_factory=tuple)
 
 
 @dataclass(frozen=True, slots=True)

@@ -223,7 +223,6 @@ class DumpParser:
         self.layout: Layout = "spaced"
         self.listing_date: str | None = None
         self.warnings: list[str] = []
-        self.count = 0
 
     def _body(self, runs: Iterator[tuple[int, list[str]]]) -> Iterator[list[tuple[int, str]]]:
         """Drops the page furniture before the first title; yields the non-blank body
@@ -366,7 +365,6 @@ class DumpParser:
             yield from parser.papers(raw)
         finally:
             self.listing_date = parser.listing_date
-            self.count = parser.count
 
     def _paper(self, number: int, title: str, paragraphs: list[str], seen: set[str]) -> Paper | None:
         abstract = paragraphs[0] if len(paragraphs) == 1 else "\n\n".join(paragraphs)
@@ -378,7 +376,6 @@ class DumpParser:
             self.warnings.append(f"{self.name}:{number}: {title[:80]!r} listed twice, kept once")
             return None
         seen.add(key)
-        self.count += 1
         return Paper(
             key=key,
             title=title,

@@ -208,7 +208,6 @@ class JsonDumpParser:
         self.layout = LAYOUT
         self.listing_date: str | None = None
         self.warnings: list[str] = []
-        self.count = 0
 
     def papers(self, raw: Iterable[bytes]) -> Iterator[Paper]:
         """Yields every paper in list order, each key once. The whole document is held in
@@ -226,7 +225,6 @@ class JsonDumpParser:
                 self.warnings.append(f"{self.name}:{line}: {paper.title[:80]!r} listed twice, kept once")
                 continue
             seen.add(paper.key)
-            self.count += 1
             yield paper
         if index == 0:
             self.warnings.append(f"{self.name}:1: an empty list, no papers")

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import httpx
 
-from digest import transports
 from digest.backfill import Backfill
 from digest.config import Config
 from digest.crashpoints import crash_point
@@ -172,11 +171,6 @@ def _run(
     )
     notes = (backfill.note(),) if backfill is not None else ()
     return RunReport(ingest=ingested, digest=digest, published=published, delivery=delivered, notes=notes)
-
-
-def make_transport(config: Config) -> Transport:
-    """The transport ``email.transport`` names."""
-    return transports.make_transport(config)
 
 
 def republish(

@@ -42,8 +42,9 @@ from digest.errors import DigestError, LockError
 from digest.lock import run_lock
 from digest.metrics import Metrics
 from digest.model import JobName
-from digest.pipeline import RunOptions, RunReport, make_transport, run_once
+from digest.pipeline import RunOptions, RunReport, run_once
 from digest.store import Store
+from digest.transports import make_transport
 
 if TYPE_CHECKING:
     from digest.web import WebServer

@@ -105,8 +105,7 @@ def _scan_entries(
     found: list[Candidate] = []
     for entry in entries:
         raw = entry.name
-        # _skipped(name), inlined: this runs for every file of the inbox on every run.
-        if raw.startswith(".") or raw.endswith(_SKIP_SUFFIXES):
+        if _skipped(raw):
             continue
         if not (matches(raw) or (raw.startswith(FETCHED_PREFIX) and is_fetched(raw))):
             continue

@@ -141,10 +141,7 @@ class PapersMixin(StoreBase):
             insert = BulkInsert(conn, papers_t, _PAPER_INSERT, unique="key", first_seen=now, dump_id=dump_id)
             for batch in _batched(papers_in, BATCH):
                 found += len(batch)
-                # _rich() inlined: a call per paper costs more than the test.
-                if insert.skips_existing and not any(
-                    p.arxiv_id or p.authors or p.upvotes is not None for p in batch
-                ):
+                if insert.skips_existing and not any(_rich(p) for p in batch):
                     # Most dumps: nothing to add to known papers, so the unique index
                     # itself tells new from known, in the one statement that inserts.
                     new += insert.new_only([_paper_row(p) for p in batch])
