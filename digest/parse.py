@@ -209,7 +209,6 @@ def _decode_utf16(first: bytes, rest: Iterator[bytes], name: str) -> Iterator[tu
 
 
 def _chain(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
-    # itertools.chain, not a generator: one Python frame less for every line of a dump.
     return itertools.chain((first,), rest) if first else rest
 
 

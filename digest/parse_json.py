@@ -91,7 +91,6 @@ def sniff(raw: Iterable[bytes]) -> tuple[Iterator[bytes], bool]:
 
 
 def _chain(head: list[bytes], rest: Iterator[bytes]) -> Iterator[bytes]:
-    # itertools.chain, not a generator: one Python frame less for every line of a dump.
     return itertools.chain(head, rest)
 
 

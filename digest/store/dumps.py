@@ -59,15 +59,9 @@ class DumpsMixin(StoreBase):
     def stat_cache(self) -> dict[str, tuple[int, int]]:
         """name → (size, mtime_ns) of every file read before: what a run compares the
         inbox against (:func:`digest.sources.scan_changed`)."""
+        query = sa.select(seen_files_t.c.name, seen_files_t.c.size, seen_files_t.c.mtime_ns)
         with self.transaction(read=True) as conn:
-            # One row per file the inbox ever held, on every run: fetched by the driver
-            # itself, as SQLAlchemy's rows cost three times as much (bench/, growth).
-            cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-            try:
-                cursor.execute("SELECT name, size, mtime_ns FROM seen_files")
-                return {name: (size, mtime_ns) for name, size, mtime_ns in cursor}
-            finally:
-                cursor.close()
+            return {name: (size, mtime_ns) for name, size, mtime_ns in conn.execute(query)}
 
     def remember_file(self, name: str, size: int, mtime_ns: int, sha256: str) -> None:
         with self.transaction() as conn:
