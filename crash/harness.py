@@ -58,11 +58,11 @@ import feedparser
 from aiosmtpd.controller import Controller
 
 from digest.crashpoints import ENV, POINTS
-from digest.deliver import FileTransport
 from digest.errors import DumpError
 from digest.identity import digest_path, message_id, paper_anchor, paper_guid
 from digest.parse import parse_dump
 from digest.render import feed
+from digest.transports import FileTransport
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = sorted((ROOT / "examples" / "dumps").glob("*.txt"))

@@ -21,8 +21,8 @@ if TYPE_CHECKING:
     from typing import Any
 
     from digest.config import Config
-    from digest.deliver import Transport
     from digest.pipeline import RunOptions, RunReport
+    from digest.transports import Transport
 
 Command = Callable[[argparse.Namespace, "Config"], int]
 
@@ -36,9 +36,9 @@ def _now() -> datetime:
 def cmd_run(args: argparse.Namespace, config: Config) -> int:
     from pathlib import Path
 
-    from digest.deliver import make_transport
     from digest.pipeline import RunOptions, run_once
     from digest.store import Store
+    from digest.transports import make_transport
 
     options = RunOptions(
         send=not (args.no_send or args.backfill),
@@ -75,8 +75,8 @@ def _where_outputs_went(
     config: Config, options: RunOptions, report: RunReport, transport: Transport
 ) -> list[str]:
     """Where ``digest run`` put the site and the email, in words."""
-    from digest.deliver import SmtpTransport
     from digest.text import counted
+    from digest.transports import SmtpTransport
 
     dry = options.dry_run_dir
     site = dry / "site" if dry else config.feed.output_dir
@@ -254,9 +254,9 @@ def _address_arg(value: str) -> str:
 
 
 def cmd_send_test(args: argparse.Namespace, config: Config) -> int:
-    from digest.deliver import FileTransport, SmtpTransport, make_transport
     from digest.outbox import sample_message
     from digest.store import Store
+    from digest.transports import FileTransport, SmtpTransport, make_transport
 
     address = _address_arg(args.address)
     with Store.open(config.state.url) as store:
@@ -302,8 +302,8 @@ def cmd_preview(args: argparse.Namespace, config: Config) -> int:
     import tempfile
     from pathlib import Path
 
+    from digest.atomic import write_atomic
     from digest.outbox import preview
-    from digest.publish import write_atomic
     from digest.render.email import to_bytes
     from digest.store import Store
 
@@ -328,7 +328,7 @@ def cmd_preview(args: argparse.Namespace, config: Config) -> int:
 def cmd_dkim_keygen(args: argparse.Namespace, config: Config) -> int:
     from pathlib import Path
 
-    from digest.publish import write_atomic
+    from digest.atomic import write_atomic
     from digest.signing import dns_name, from_domain, generate_key, txt_record
 
     selector = args.selector

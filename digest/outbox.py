@@ -16,12 +16,12 @@ from email.utils import parseaddr
 from digest import identity
 from digest.config import Config
 from digest.crashpoints import crash_point
-from digest.deliver import Transport
 from digest.errors import DeliveryError
 from digest.model import Delivery, Digest, Paper, StoredPaper
 from digest.render import email
 from digest.render.view import PaperView, digest_paper_views, digest_view, paper_view
 from digest.store import Store
+from digest.transports import Transport
 
 log = logging.getLogger(__name__)
 

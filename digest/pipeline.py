@@ -17,11 +17,9 @@ from pathlib import Path
 
 import httpx
 
-from digest import deliver
 from digest.backfill import Backfill
 from digest.config import Config
 from digest.crashpoints import crash_point
-from digest.deliver import FileTransport, Transport
 from digest.fetch import FetchReport, client_for, fetch_all
 from digest.identity import message_ids
 from digest.ingest import IngestReport, ingest_inbox
@@ -31,6 +29,7 @@ from digest.outbox import DeliveryReport, deliver_pending
 from digest.site import PublishReport, publish
 from digest.store import Store
 from digest.text import counted
+from digest.transports import FileTransport, Transport
 
 log = logging.getLogger(__name__)
 
@@ -172,11 +171,6 @@ def _run(
     )
     notes = (backfill.note(),) if backfill is not None else ()
     return RunReport(ingest=ingested, digest=digest, published=published, delivery=delivered, notes=notes)
-
-
-def make_transport(config: Config) -> Transport:
-    """The transport ``email.transport`` names."""
-    return deliver.make_transport(config)
 
 
 def republish(

@@ -41,8 +41,10 @@ from digest.config import Config
 from digest.errors import DigestError, LockError
 from digest.lock import run_lock
 from digest.metrics import Metrics
-from digest.pipeline import RunOptions, RunReport, make_transport, run_once
+from digest.model import JobName
+from digest.pipeline import RunOptions, RunReport, run_once
 from digest.store import Store
+from digest.transports import make_transport
 
 if TYPE_CHECKING:
     from digest.web import WebServer
@@ -50,7 +52,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
-POLL, DIGEST = "poll", "digest"
+POLL: JobName = "poll"
+DIGEST: JobName = "digest"
 
 
 def utc_now() -> datetime:
@@ -82,7 +85,7 @@ def missed_digest(
 _iso = status.iso  # one ISO rendering for /healthz and the status JSON
 
 
-def job_summary(job: str, report: RunReport) -> str:
+def job_summary(job: JobName, report: RunReport) -> str:
     """The one log line a job writes about what it did: the run's summary, named."""
     return f"{job}: {report.summary()}"
 
@@ -130,7 +133,7 @@ class Service:
         # longer than the misfire grace, and stops waiting when the service stops.
         self._job(DIGEST, self.digest_options(), lock_wait=self.config.schedule.misfire_grace)
 
-    def _job(self, job: str, options: RunOptions, *, lock_wait: float) -> None:
+    def _job(self, job: JobName, options: RunOptions, *, lock_wait: float) -> None:
         if self.stopping.is_set():
             return
         try:

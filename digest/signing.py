@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass, field
-from email.message import EmailMessage
 from email.utils import parseaddr, parsedate_to_datetime
 from pathlib import Path
 from types import TracebackType
@@ -24,7 +23,7 @@ from digest.errors import ConfigError
 from digest.render.email import Wire
 
 if TYPE_CHECKING:
-    from digest.deliver import Transport
+    from digest.transports import Outgoing, Transport
 
 KEY_FILE_ENV = "DIGEST_DKIM_KEY_FILE"
 
@@ -152,7 +151,7 @@ class SigningTransport:
     ) -> None:
         self.inner.__exit__(et, e, tb)
 
-    def send(self, message: EmailMessage | Wire, recipient: str) -> None:
+    def send(self, message: Outgoing, recipient: str) -> None:
         wire = Wire.of(message)
         self.inner.send(Wire(sign(wire.data, self.key), wire.message_id, wire.envelope_from), recipient)
 

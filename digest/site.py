@@ -21,11 +21,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from digest import identity, text
+from digest.atomic import remove_stale_temps, write_atomic
 from digest.config import Config
 from digest.crashpoints import crash_point
 from digest.errors import PublishError
 from digest.model import Digest
-from digest.publish import remove_stale_temps, write_atomic
 from digest.render import archive, digest_feed, feed
 from digest.render.view import DigestView, digest_paper_views, digest_view, paper_view
 from digest.store import Store

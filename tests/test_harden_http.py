@@ -21,7 +21,7 @@ import pytest
 from starlette.routing import Mount
 
 from digest import web_files
-from digest.publish import write_atomic
+from digest.atomic import write_atomic
 from digest.web import SiteFiles, WebServer, make_app
 from tests.helpers import DUMP_000, DUMP_002, ROOT, write_toml
 

@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from digest.config import Config
-from digest.deliver import FileTransport, make_transport
 from digest.pipeline import run_once
 from digest.store import Store
+from digest.transports import FileTransport, make_transport
 from tests.helpers import DUMP_000, NOW, MakeConfig, drop
 from tests.smtpsink import Recorder, StartServer
 

@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
+from digest.atomic import write_atomic
 from digest.config import Config
-from digest.deliver import FileTransport
 from digest.errors import LockError
 from digest.lock import run_lock
 from digest.pipeline import RunOptions, run_once
-from digest.publish import write_atomic
 from digest.store import Store
+from digest.transports import FileTransport
 from tests.helpers import DUMP_000, DUMP_002, NOW, MakeConfig, drop
 
 

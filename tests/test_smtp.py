@@ -21,10 +21,10 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from digest.cli import main
 from digest.config import Config
-from digest.deliver import make_transport
 from digest.pipeline import RunOptions, run_once
 from digest.render.view import day_label
 from digest.store import Store
+from digest.transports import make_transport
 from tests.helpers import DUMP_000, DUMP_002, NOW, MakeConfig, drop
 from tests.smtpsink import Recorder, StartServer, free_port
 

@@ -12,7 +12,6 @@ import pytest
 import sqlalchemy as sa
 
 from digest.config import Config, sqlite_path
-from digest.deliver import FileTransport
 from digest.errors import DumpError, StoreError
 from digest.identity import message_ids
 from digest.ingest import ingest_inbox
@@ -21,6 +20,7 @@ from digest.parse import DumpParser
 from digest.pipeline import run_once
 from digest.store import SCHEMA_VERSION, IngestResult, Store
 from digest.store.schema import deliveries_t, schema_version_t
+from digest.transports import FileTransport
 from tests.helpers import DUMP_000, DUMP_002, NOW, drop
 
 

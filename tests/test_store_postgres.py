@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 
 from digest.config import Config
-from digest.deliver import FileTransport
 from digest.identity import message_ids
 from digest.ingest import ingest_inbox
 from digest.pipeline import run_once
 from digest.store import Store
+from digest.transports import FileTransport
 from tests.helpers import DUMP_000, DUMP_002, NOW, MakeConfig, drop
 
 psycopg = pytest.importorskip("psycopg", reason="psycopg is not installed (pip install '.[test]')")

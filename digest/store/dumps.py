@@ -8,7 +8,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from digest.model import DumpRecord
+from digest.model import DumpRecord, DumpStatus
 from digest.store.base import StoreBase
 from digest.store.schema import dumps_t, seen_files_t
 
@@ -59,22 +59,16 @@ class DumpsMixin(StoreBase):
     def stat_cache(self) -> dict[str, tuple[int, int]]:
         """name → (size, mtime_ns) of every file read before: what a run compares the
         inbox against (:func:`digest.sources.scan_changed`)."""
+        query = sa.select(seen_files_t.c.name, seen_files_t.c.size, seen_files_t.c.mtime_ns)
         with self.transaction(read=True) as conn:
-            # One row per file the inbox ever held, on every run: fetched by the driver
-            # itself, as SQLAlchemy's rows cost three times as much (bench/, growth).
-            cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-            try:
-                cursor.execute("SELECT name, size, mtime_ns FROM seen_files")
-                return {name: (size, mtime_ns) for name, size, mtime_ns in cursor}
-            finally:
-                cursor.close()
+            return {name: (size, mtime_ns) for name, size, mtime_ns in conn.execute(query)}
 
     def remember_file(self, name: str, size: int, mtime_ns: int, sha256: str) -> None:
         with self.transaction() as conn:
             remember(conn, name, size, mtime_ns, sha256)
 
-    def dump_status(self, sha256: str) -> str | None:
-        """ "ingested", "failed" or None for a dump never seen."""
+    def dump_status(self, sha256: str) -> DumpStatus | None:
+        """The dump's status, None for a dump never seen."""
         with self.transaction(read=True) as conn:
             return conn.execute(_DUMP_STATUS, {"sha256": sha256}).scalar_one_or_none()
 
@@ -91,7 +85,7 @@ class DumpsMixin(StoreBase):
             )
             remember(conn, name, size, mtime_ns, sha256)
 
-    def dump_records(self, status: str | None = None) -> list[DumpRecord]:
+    def dump_records(self, status: DumpStatus | None = None) -> list[DumpRecord]:
         query = sa.select(dumps_t).order_by(dumps_t.c.id)
         if status:
             query = query.where(dumps_t.c.status == status)

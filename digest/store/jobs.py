@@ -9,7 +9,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from digest.model import FetchState, JobRun
+from digest.model import FetchState, JobName, JobRun
 from digest.store.base import StoreBase
 from digest.store.schema import deliveries_t, digests_t, dumps_t, fetch_state_t, job_runs_t, papers_t
 
@@ -74,7 +74,7 @@ class JobsMixin(StoreBase):
 
     # --- service jobs ---
 
-    def start_job_run(self, job: str, now: datetime) -> int:
+    def start_job_run(self, job: JobName, now: datetime) -> int:
         """Records that a service job started; returns the run's id."""
         with self.transaction() as conn:
             run_id = conn.execute(
@@ -91,7 +91,7 @@ class JobsMixin(StoreBase):
             )
 
     def last_job_run(
-        self, job: str | None = None, *, finished: bool = False, ok: bool | None = None
+        self, job: JobName | None = None, *, finished: bool = False, ok: bool | None = None
     ) -> JobRun | None:
         """The newest run of ``job`` (of any job when None); only finished ones with
         ``finished``; only those that ended with ``ok`` when it is given."""

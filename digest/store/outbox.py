@@ -9,7 +9,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from digest.model import Delivery
+from digest.model import Delivery, DeliveryStatus
 from digest.store import meta
 from digest.store.base import StoreBase
 from digest.store.schema import deliveries_t, suppressions_t
@@ -40,7 +40,7 @@ class OutboxMixin(StoreBase):
         with self.transaction(read=True) as conn:
             return meta.install_id(conn)
 
-    def deliveries(self, status: str | None = None) -> list[Delivery]:
+    def deliveries(self, status: DeliveryStatus | None = None) -> list[Delivery]:
         query = sa.select(deliveries_t).order_by(deliveries_t.c.digest_id, deliveries_t.c.id)
         if status:
             query = query.where(deliveries_t.c.status == status)

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from digest.crashpoints import crash_point
-from digest.model import Digest, Paper, StoredPaper
+from digest.model import Digest, Layout, Paper, StoredPaper
 from digest.store.base import StoreBase
 from digest.store.bulk import BulkInsert, known_values
 from digest.store.digests import digest_row
@@ -29,7 +29,7 @@ BATCH = 500  # papers per INSERT batch; also bounds memory while streaming a hug
 class IngestResult:
     found: int
     new: int
-    layout: str
+    layout: Layout
     enriched: int = 0  # known papers given an arXiv id, authors or upvotes they lacked
 
 
@@ -122,7 +122,7 @@ class PapersMixin(StoreBase):
         size: int,
         mtime_ns: int,
         papers_in: Iterable[Paper],
-        layout: Callable[[], str],
+        layout: Callable[[], Layout],
         now: datetime,
     ) -> IngestResult:
         """Stores one dump and its new papers in one transaction: all of them or none.
@@ -141,10 +141,7 @@ class PapersMixin(StoreBase):
             insert = BulkInsert(conn, papers_t, _PAPER_INSERT, unique="key", first_seen=now, dump_id=dump_id)
             for batch in _batched(papers_in, BATCH):
                 found += len(batch)
-                # _rich() inlined: a call per paper costs more than the test.
-                if insert.skips_existing and not any(
-                    p.arxiv_id or p.authors or p.upvotes is not None for p in batch
-                ):
+                if insert.skips_existing and not any(_rich(p) for p in batch):
                     # Most dumps: nothing to add to known papers, so the unique index
                     # itself tells new from known, in the one statement that inserts.
                     new += insert.new_only([_paper_row(p) for p in batch])

@@ -54,9 +54,6 @@ def sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     # Up to 64 MiB of page cache (SQLite's default is 2 MiB): a commit group's dirty
     # index pages stay in memory until it commits instead of spilling to the WAL early.
     cursor.execute("PRAGMA cache_size=-65536")
-    # A dump's savepoint inside a commit group journals the pages it changes that earlier
-    # dumps of the group had changed (the index pages, mostly): in memory, not a temp file.
-    cursor.execute("PRAGMA temp_store=MEMORY")
     cursor.close()
 
 
