@@ -45,6 +45,11 @@ class Sizes:
     delivery_papers: int = 30
     memory_bytes: int = 200 * MIB
     startup_runs: int = 15
+    status_digests: int = 100  # x status_recipients delivery rows for `digest status` and /healthz
+    status_recipients: int = 10_000
+    rank_papers: int = 200
+    rank_subscribers: int = 10_000
+    rank_runs: int = 5
     json_items: tuple[int, ...] = (10_000, 100_000, 1_000_000)
 
 
@@ -64,6 +69,11 @@ QUICK = Sizes(
     delivery_papers=3,
     memory_bytes=MIB,
     startup_runs=1,
+    status_digests=2,
+    status_recipients=5,
+    rank_papers=20,
+    rank_subscribers=50,
+    rank_runs=1,
     json_items=(200, 2_000),
 )
 
@@ -620,6 +630,20 @@ def startup(work: Path, sizes: Sizes) -> Result:
     )
 
 
+def status(work: Path, sizes: Sizes) -> list[Result]:
+    from bench import status as scenario
+
+    return scenario.scenario(work, sizes.status_digests, sizes.status_recipients)  # type: ignore[return-value]
+
+
+def ranking(work: Path, sizes: Sizes) -> Result:
+    """Personal ranking (bench/rank_speed.py; imported here only, it loads scikit-learn)."""
+    from bench.rank_speed import ranking as run
+
+    result: Result = run(work, sizes)
+    return result
+
+
 SCENARIOS: dict[str, Callable[[Path, Sizes], Result | list[Result]]] = {
     "ingest": ingest,
     "growth": growth,
@@ -627,6 +651,8 @@ SCENARIOS: dict[str, Callable[[Path, Sizes], Result | list[Result]]] = {
     "delivery": delivery,
     "memory": memory,
     "start-up": startup,
+    "status": status,
+    "ranking": ranking,
 }
 
 
