@@ -1,5 +1,5 @@
 """Edge: delivers the outbox. A row becomes ``sent`` only after the transport accepted
-the message (DESIGN.md invariant 4); a temporary failure stays pending for the next
+the message (docs/DESIGN.md invariant 4); a temporary failure stays pending for the next
 run, a permanent one is marked failed without holding back the other recipients.
 """
 
@@ -43,6 +43,7 @@ def email_settings(config: Config) -> email.EmailSettings:
         language=config.digest.language,
         abstract_chars=config.email.abstract_chars,
         max_papers=config.email.max_papers,
+        max_bytes=config.email.max_bytes,
         unsubscribe=config.email.unsubscribe,
     )
 
@@ -198,7 +199,10 @@ def preview(config: Config, store: Store, now: datetime) -> Rendered | None:
     with store.dry_run() as scratch:
         what = "the next digest"
         digest = scratch.create_digest(
-            now=now, day=now.astimezone(config.tz).date(), recipients=(), domain=config.email.domain
+            now=now,
+            day=now.astimezone(config.tz).date(),
+            recipients=(),
+            message_id=identity.message_ids(config.email.domain, scratch.install_id()),
         )
         recipient = default_to
         if digest is None:

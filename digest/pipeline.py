@@ -3,7 +3,7 @@
     [fetch sources.urls] → ingest new dumps → build the digest → publish feeds and archive
     → deliver the outbox
 
-It holds the run lock for the whole run (DESIGN.md invariant 7) and takes ``now``
+It holds the run lock for the whole run (docs/DESIGN.md invariant 7) and takes ``now``
 from its caller, so a run is reproducible.
 """
 
@@ -23,6 +23,7 @@ from digest.config import Config
 from digest.crashpoints import crash_point
 from digest.deliver import FileTransport, Transport
 from digest.fetch import FetchReport, client_for, fetch_all
+from digest.identity import message_ids
 from digest.ingest import IngestReport, ingest_inbox
 from digest.lock import run_lock
 from digest.model import Digest
@@ -65,7 +66,8 @@ class RunReport:
         return self.delivery.pending == 0 and self.delivery.failed == 0
 
     def summary(self) -> str:
-        """One line: what the run did (``digest run`` prints it; the service logs its own)."""
+        """One line: what the run did. ``digest run`` prints it; a service job logs and
+        records it after its name (``schedule.job_summary``)."""
         i, d = self.ingest, self.delivery
         digest = (
             f"digest {self.digest.slug} ({counted(self.digest.paper_count, 'paper')})"
@@ -73,8 +75,9 @@ class RunReport:
             else "no digest"
         )
         prefix = ("dry run: " if self.dry_run else "") + (f"{self.fetch.summary()}; " if self.fetch else "")
+        still = f" ({i.unsettled} still being written)" if i.unsettled else ""
         return (
-            f"{prefix}{counted(i.seen, 'file')}, {i.ingested} ingested, {i.failed} failed, "
+            f"{prefix}{counted(i.seen, 'file')} seen{still}, {i.ingested} ingested, {i.failed} failed, "
             f"{counted(i.papers_new, 'new paper')}; {digest}; "
             f"{counted(len(self.published.files), 'file')} published; "
             f"{d.sent} sent, {d.pending} pending, {d.failed} failed; {self.seconds:.2f}s"
@@ -152,7 +155,7 @@ def _run(
             now=now,
             day=now.astimezone(config.tz).date(),
             recipients=recipients,
-            domain=config.email.domain,
+            message_id=message_ids(config.email.domain, store.install_id()),
         )
         if digest:
             log.info("digest %s created with %d papers", digest.slug, digest.paper_count)

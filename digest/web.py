@@ -1,7 +1,7 @@
 """Edge: the built-in web server of ``digest serve``.
 
 Serves ``feed.output_dir`` read-only at ``/`` (whatever the path of ``digest.base_url``)
-and ``/healthz``. The HTTP handling is Starlette's: ``StaticFiles`` gives ``ETag`` and
+``/healthz`` and ``/metrics``. The HTTP handling is Starlette's: ``StaticFiles`` gives ``ETag`` and
 ``Last-Modified`` with ``304 Not Modified``, refuses ``..`` and, with
 ``follow_symlink=False``, any path whose real location is outside the folder;
 ``GZipMiddleware`` compresses when the client asks. uvicorn runs it in a thread.
@@ -69,16 +69,30 @@ class SiteFiles(StaticFiles):
         return SiteFileResponse(str(full_path), media, self.is_not_modified, self.gzip_cache)
 
 
-def make_app(site_dir: Path, health: Health) -> Starlette:
-    """The ASGI app: ``/healthz`` from ``health()`` (status code, JSON), the site at ``/``."""
+def make_app(site_dir: Path, health: Health, metrics: Callable[[], bytes] | None = None) -> Starlette:
+    """The ASGI app: ``/healthz`` from ``health()`` (status code, JSON), ``/metrics`` from
+    ``metrics()`` (Prometheus text) when given, the site at ``/``."""
 
     def healthz(request: Request) -> Response:
         status, body = health()
         return JSONResponse(body, status_code=status, headers={"cache-control": "no-store"})
 
+    def prometheus(request: Request) -> Response:
+        assert metrics is not None
+        try:
+            body = metrics()
+        except DigestError as err:
+            return Response(f"# state unreadable: {err}\n", status_code=503, media_type="text/plain")
+        return Response(
+            body,
+            headers={"cache-control": "no-store", "content-type": "text/plain; version=0.0.4; charset=utf-8"},
+        )
+
+    extra = [Route("/metrics", prometheus, methods=["GET", "HEAD"])] if metrics is not None else []
     return Starlette(
         routes=[
             Route("/healthz", healthz, methods=["GET", "HEAD"]),
+            *extra,
             Mount("/", SiteFiles(directory=site_dir, html=True, check_dir=False, follow_symlink=False)),
         ],
         middleware=[Middleware(GZipMiddleware, minimum_size=500)],

@@ -1,4 +1,4 @@
-"""Several ``digest run`` processes at once against one state and inbox (invariant 7):
+"""Several ``digest run`` processes at once against one state and inbox (docs/DESIGN.md invariant 7):
 one digest, one email per recipient, and every loser says why instead of crashing."""
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ import pytest
 
 from crash.harness import RECIPIENTS, Install, make_install
 from tests.helpers import DUMP_000, DUMP_002
+
+pytestmark = pytest.mark.slow  # races real processes
 
 N = 5
 LOCK_MESSAGE = "digest: error: another paper-digest run holds"

@@ -1,4 +1,4 @@
-"""Crash safety (invariants 1-6): ``digest run`` SIGKILLed at every named crash point,
+"""Crash safety (docs/DESIGN.md invariants 1-6): ``digest run`` SIGKILLed at every named crash point,
 then run again, leaves every paper stored once, every digest published and delivered,
 no half-written or temp file, and a re-delivery only in the accept→mark_sent window,
 byte-identical. The by-hand harness (``python -m crash.harness``) runs hundreds of
@@ -12,6 +12,8 @@ import pytest
 
 from crash.harness import Kill, Sink, Trial
 from digest.crashpoints import POINTS
+
+pytestmark = pytest.mark.slow  # kills real runs at every crash point
 
 # Each named point once. Only the batch point needs a dump larger than a store batch,
 # and the two sample dumps ride along with the accept→mark_sent point; the rest stay small.

@@ -41,6 +41,7 @@ print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
 
 
 @pytest.mark.slow
+@pytest.mark.slow
 def test_a_stacked_gzip_bomb_is_refused_in_bounded_memory(
     make_config: MakeConfig, inbox: Path, tmp_path: Path, server: Server
 ) -> None:

@@ -170,6 +170,16 @@ def _path(key: str, value: Any, base: Path) -> Path:
 
 
 PATH = Reader(_path, relative=True)
+
+
+def _optional_path(key: str, value: Any, base: Path) -> Path | None:
+    return _path(key, value, base) if _str(key, value, base).strip() else None
+
+
+# A path that may be left out: "" (the default) is None.
+OPTIONAL_PATH = Reader(
+    _optional_path, show=lambda v: "" if v is None else str(v), doc=lambda v: "(none)", relative=True
+)
 """A path; a relative one resolves against the config file's folder (so does the default)."""
 
 
