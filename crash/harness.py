@@ -144,6 +144,9 @@ def make_install(root: Path, smtp_port: int | None = None) -> Install:
         'output_dir = "var/site"\n'
         "max_items = 100000\n"
         "max_items_hard = 100000\n"
+        # One page per digest: check() counts a digest's papers on its page.
+        "[archive]\n"
+        "page_size = 100000\n"
         "[email]\n"
         'outbox = "var/outbox"\n'
         f'from = "Crash Digest <digest@{DOMAIN}>"\n'
