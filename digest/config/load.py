@@ -75,12 +75,8 @@ def build_config(
 ) -> Config:
     """Validates a parsed TOML document; ``base`` resolves relative paths."""
     config: Config = _section(Config, "", data, base, env)
-    if config.feed.max_items > config.feed.max_items_hard:
-        raise ConfigError(
-            "feed.max_items",
-            f"{config.feed.max_items} is above feed.max_items_hard ({config.feed.max_items_hard})",
-            "lower feed.max_items or raise feed.max_items_hard",
-        )
+    # feed.max_items above feed.max_items_hard is not refused (configs written before the
+    # ceiling existed keep working): the ceiling wins, and each publish it cuts says so.
     return replace(config, path=path)
 
 
