@@ -141,19 +141,9 @@ def test_the_hard_ceiling_cuts_the_feeds_and_says_so(
         store.close()
 
 
-def test_the_ceiling_wins_over_max_items_and_durations_read_both_ways(
-    make_config: MakeConfig, inbox: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    config = make_config(feed={"max_items": 3000, "max_items_hard": 120})
-    store = Store.open(config.state.url)
-    try:
-        with caplog.at_level(logging.WARNING, logger="digest.site"):
-            write_dump(inbox, "a.txt", 0, 157)
-            run_once(config, store, FileTransport(config.email.outbox), DAY)
-        assert len(parsed(config.feed.output_dir, "feed.xml").entries) == 120
-        assert any("feed.max_items_hard = 120" in r.getMessage() for r in caplog.records)
-    finally:
-        store.close()
+def test_max_items_above_the_hard_ceiling_is_refused(make_config: MakeConfig) -> None:
+    with pytest.raises(ConfigError, match=r"feed\.max_items.*max_items_hard"):
+        make_config(feed={"max_items": 3000})
     assert make_config(feed={"window": "36h"}).feed.window == 36 * 3600
     assert make_config(feed={"window": 600}).feed.window == 600
     with pytest.raises(ConfigError, match=r"archive\.page_size"):

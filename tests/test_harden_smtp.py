@@ -19,7 +19,7 @@ from digest.errors import DeliveryError
 from digest.pipeline import RunOptions, run_once
 from digest.render.email import Wire
 from digest.store import Store
-from tests.conftest import DUMP_000, NOW, MakeConfig, drop
+from tests.helpers import DUMP_000, NOW, MakeConfig, drop
 from tests.smtpsink import Recorder, StartServer
 
 READERS = ["ann@example.org", "bob@example.org"]
