@@ -235,7 +235,7 @@ def cmd_unsubscribe(args: argparse.Namespace, config: Config) -> int:
     store = Store.open(config.state.url)
     try:
         if args.undo:
-            removed = store.unsuppress(address)
+            removed = store.unsuppress(address, _now())
             print(
                 f"{address} removed from the suppression list"
                 if removed

@@ -122,6 +122,17 @@ class HttpSection:
 
 
 @dataclass(frozen=True)
+class SubscribeSection:
+    """Sign-up on the built-in server (digest/web_subscribe.py)."""
+
+    confirm_for: float = 3 * 86400.0  # seconds a confirmation link stays valid
+    rate_window: float = 3600.0  # the window the two limits below count in
+    max_per_address: int = 3  # confirmation emails to one address per window
+    max_per_client: int = 20  # sign-up requests from one client (IP address) per window
+    secret_key: str = field(default="", repr=False)  # DIGEST_SECRET_KEY; empty: kept in the state
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole configuration; ``path`` is the file it came from (None: defaults)."""
 
@@ -132,6 +143,7 @@ class Config:
     email: EmailSection = field(default_factory=EmailSection)
     schedule: ScheduleSection = field(default_factory=ScheduleSection)
     http: HttpSection = field(default_factory=HttpSection)
+    subscribe: SubscribeSection = field(default_factory=SubscribeSection)
     path: Path | None = None
 
     @property
@@ -469,6 +481,12 @@ SCHEMA: dict[str, dict[str, Reader]] = {
     },
     "schedule": {"poll": _positive_duration, "digest": _crontab, "misfire_grace": _positive_duration},
     "http": {"listen": _listen},
+    "subscribe": {
+        "confirm_for": _positive_duration,
+        "rate_window": _positive_duration,
+        "max_per_address": _int_at_least(1),
+        "max_per_client": _int_at_least(1),
+    },
 }
 _SECTION_TYPES: dict[str, type] = {
     "digest": DigestSection,
@@ -479,8 +497,10 @@ _SECTION_TYPES: dict[str, type] = {
     "email.smtp": SmtpSection,
     "schedule": ScheduleSection,
     "http": HttpSection,
+    "subscribe": SubscribeSection,
 }
-_SECRETS = {"email.smtp.password": PASSWORD_ENV}
+SECRET_KEY_ENV = "DIGEST_SECRET_KEY"
+_SECRETS = {"email.smtp.password": PASSWORD_ENV, "subscribe.secret_key": SECRET_KEY_ENV}
 
 
 def _unknown(key: str, known: list[str]) -> ConfigError:
@@ -511,6 +531,8 @@ def _section(name: str, table: Mapping[str, Any], base: Path, env: Mapping[str, 
         values["from_" if key == "from" else key] = schema[key](full, value, base)
     if name == "email.smtp":
         values["password"] = env.get(PASSWORD_ENV, "")
+    if name == "subscribe":
+        values["secret_key"] = env.get(SECRET_KEY_ENV, "")
     for child in children:
         values.setdefault(child, _section(f"{name}.{child}", {}, base, env))
     cls = _SECTION_TYPES[name]
@@ -583,7 +605,7 @@ def describe(config: Config) -> dict[str, Any]:
         for f in fields(obj):
             value = getattr(obj, f.name)
             key = "from" if f.name == "from_" else f.name
-            if f.name == "password":
+            if f.name in ("password", "secret_key"):
                 out[key] = "********" if value else ""
             elif hasattr(value, "__dataclass_fields__"):
                 out[key] = section(value)

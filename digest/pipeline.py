@@ -17,7 +17,7 @@ from pathlib import Path
 
 import httpx
 
-from digest import deliver
+from digest import audience, deliver
 from digest.config import Config
 from digest.crashpoints import crash_point
 from digest.deliver import FileTransport, Transport
@@ -129,9 +129,10 @@ def _run(
     ingested = ingest_inbox(
         config, store, now, retry_failed=options.retry_failed, settle_seconds=options.settle_seconds
     )
+    audience.sync(config, store, now)
     digest = None
     if options.build_digest:
-        recipients = config.email.recipients if options.send else ()
+        recipients = audience.daily_recipients(config, store) if options.send else ()
         digest = store.create_digest(
             now=now,
             day=now.astimezone(config.tz).date(),
@@ -141,6 +142,10 @@ def _run(
         if digest:
             log.info("digest %s created with %d papers", digest.slug, digest.paper_count)
             crash_point("pipeline.digest_created")
+        if options.send:
+            weekly = audience.create_weekly(config, store, now)
+            if weekly:
+                log.info("%d weekly emails due", weekly)
     published = publish(config, store, site_dir)
     if published.digests:
         crash_point("pipeline.published")

@@ -203,8 +203,16 @@ MIGRATIONS: list[Callable[[Connection], None]] = [
     _create(fetch_state),  # remote sources (sources.urls)
     _create(job_runs),
     _create_indexes(*_HISTORY_INDEXES),
+    lambda conn: _subscribers_module().migrate(conn),  # subscribers replace suppressions
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def _subscribers_module() -> Any:
+    # Imported when used: digest.store_subscribers builds on this module's tables.
+    import digest.store_subscribers
+
+    return digest.store_subscribers
 
 
 @dataclass(frozen=True, slots=True)
@@ -903,7 +911,12 @@ class Store:
                     slug=slug, created_at=now, first_seq=done + 1, last_seq=last, paper_count=count
                 )
             ).inserted_primary_key[0]  # type: ignore[index]
-            blocked = set(conn.execute(sa.select(suppressions.c.address)).scalars())
+            table = _subscribers_module().subscribers
+            blocked = set(
+                conn.execute(
+                    sa.select(table.c.address_key).where(table.c.status.in_(("unsubscribed", "bounced")))
+                ).scalars()
+            )
             recipients = [r for r in recipients if r.strip().lower() not in blocked]
             if recipients:
                 conn.execute(
@@ -1098,37 +1111,34 @@ class Store:
             )
         return int(result.rowcount)
 
-    # --- suppression list ------------------------------------------------------------------
+    # --- suppression list: the unsubscribed subscribers (digest.store_subscribers) ------
 
     def suppress(self, address: str, now: datetime, reason: str = "unsubscribed") -> int:
-        """Adds ``address`` to the suppression list (idempotent) and cancels its pending
-        deliveries in the same transaction; returns how many were cancelled."""
-        addr = address.strip().lower()
-        with self.transaction() as conn:
-            known = conn.execute(
-                sa.select(suppressions.c.address).where(suppressions.c.address == addr)
-            ).scalar_one_or_none()
-            if known is None:
-                conn.execute(sa.insert(suppressions).values(address=addr, created_at=now, reason=reason))
-            result = conn.execute(
-                sa.update(deliveries)
-                .where(sa.func.lower(deliveries.c.recipient) == addr, deliveries.c.status == "pending")
-                .values(status="cancelled", last_error=reason, last_attempt_at=now)
-            )
-        return int(result.rowcount)
+        """Makes ``address`` an ``unsubscribed`` subscriber (a new row with source
+        ``suppression`` when it was none; idempotent) and cancels its pending deliveries
+        in the same transaction; returns how many were cancelled."""
+        subs = _subscribers_module().Subscribers(self)
+        sub = subs.get(address)
+        if sub is None:
+            sub = subs.add(address, now, status="pending", source="suppression")
+        return int(subs.set_status(sub.id, "unsubscribed", now, reason).cancelled)
 
-    def unsuppress(self, address: str) -> bool:
-        """Removes ``address`` from the suppression list; False when it was not on it."""
-        with self.transaction() as conn:
-            result = conn.execute(
-                sa.delete(suppressions).where(suppressions.c.address == address.strip().lower())
-            )
-        return bool(result.rowcount)
+    def unsuppress(self, address: str, now: datetime | None = None) -> bool:
+        """Undoes :meth:`suppress`: a bare suppression is deleted, any other unsubscribed
+        subscriber is active again. False when ``address`` had not unsubscribed."""
+        subs = _subscribers_module().Subscribers(self)
+        sub = subs.get(address)
+        if sub is None or sub.status != "unsubscribed":
+            return False
+        if sub.source == "suppression":
+            return bool(subs.remove(address, now or sub.created))
+        subs.set_status(sub.id, "active", now or sub.created)
+        return True
 
     def suppressed(self) -> frozenset[str]:
-        """Every suppressed address, lower-cased."""
-        with self.transaction(read=True) as conn:
-            return frozenset(conn.execute(sa.select(suppressions.c.address)).scalars())
+        """Every address that unsubscribed or bounced, normalised."""
+        subs = _subscribers_module().Subscribers(self)
+        return frozenset(s.key for s in subs.all() if s.status in ("unsubscribed", "bounced"))
 
     # --- remote sources --------------------------------------------------------------------
 

@@ -54,6 +54,27 @@ class EmailPaper:
     code: tuple[tuple[str, str], ...]  # (label, url) of each code link
 
 
+@dataclass(frozen=True, slots=True)
+class Personal:
+    """A subscriber's own links (signed, so different for each): the List-Unsubscribe
+    targets (https one-click and/or mailto:) and the preferences page."""
+
+    unsubscribe: tuple[str, ...]
+    preferences: str | None = None
+
+    @property
+    def shape(self) -> tuple[tuple[str, ...], bool]:
+        """What the message's structure depends on: the URL schemes (a mailto: with its
+        address, which the footer shows) and whether a preferences link is there (see
+        :class:`Prepared`)."""
+        return tuple(_scheme(u) for u in self.unsubscribe), self.preferences is not None
+
+
+def _scheme(url: str) -> str:
+    scheme, _, rest = url.partition(":")
+    return f"mailto:{rest.partition('?')[0]}" if scheme == "mailto" else scheme
+
+
 def one_line(value: str) -> str:
     """Header-safe text: no CR, LF or other control characters, runs of space folded."""
     return " ".join("".join(" " if ord(c) < 32 or c == "\x7f" else c for c in value).split())
@@ -171,11 +192,24 @@ def _wrap(text: str, indent: str, first_indent: str | None = None) -> str:
     return text_fill(text, WIDTH, indent, first_indent)
 
 
-def _context(
-    settings: EmailSettings, digest: DigestView, papers: Sequence[PaperView], recipient: str
-) -> dict[str, object]:
-    urls = unsubscribe_urls(settings)
+def _personal_context(settings: EmailSettings, personal: Personal | None) -> dict[str, object]:
+    urls = personal.unsubscribe if personal is not None else unsubscribe_urls(settings)
     mailto = next((u for u in urls if u.startswith("mailto:")), None)
+    return {
+        "unsubscribe_https": next((u for u in urls if u.startswith("https:") or u.startswith("http:")), None),
+        "unsubscribe_mailto": mailto,
+        "unsubscribe_address": mailto[len("mailto:") :].partition("?")[0] if mailto else None,
+        "preferences_url": personal.preferences if personal is not None else None,
+    }
+
+
+def _context(
+    settings: EmailSettings,
+    digest: DigestView,
+    papers: Sequence[PaperView],
+    recipient: str,
+    personal: Personal | None = None,
+) -> dict[str, object]:
     return {
         "title": settings.title,
         "language": settings.language,
@@ -187,9 +221,7 @@ def _context(
         "preheader": preheader(digest, papers),
         "feed_url": identity.site_url(settings.base_url, "feed.xml"),
         "archive_url": settings.base_url,
-        "unsubscribe_https": next((u for u in urls if u.startswith("https:")), None),
-        "unsubscribe_mailto": mailto,
-        "unsubscribe_address": mailto[len("mailto:") :].partition("?")[0] if mailto else None,
+        **_personal_context(settings, personal),
     }
 
 
@@ -202,10 +234,14 @@ def _text_environment() -> jinja2.Environment:
 
 
 def text_part(
-    settings: EmailSettings, digest: DigestView, papers: Sequence[PaperView], recipient: str
+    settings: EmailSettings,
+    digest: DigestView,
+    papers: Sequence[PaperView],
+    recipient: str,
+    personal: Personal | None = None,
 ) -> str:
     template = _text_environment().get_template("email.txt")
-    return template.render(**_context(settings, digest, papers, recipient))
+    return template.render(**_context(settings, digest, papers, recipient, personal))
 
 
 def _text_recipient_block(context: dict[str, object]) -> str:
@@ -221,9 +257,13 @@ def _inliner() -> css_inline.CSSInliner:
 
 
 def html_part(
-    settings: EmailSettings, digest: DigestView, papers: Sequence[PaperView], recipient: str
+    settings: EmailSettings,
+    digest: DigestView,
+    papers: Sequence[PaperView],
+    recipient: str,
+    personal: Personal | None = None,
 ) -> str:
-    html = templates.render("email.html", **_context(settings, digest, papers, recipient))
+    html = templates.render("email.html", **_context(settings, digest, papers, recipient, personal))
     return str(_inliner().inline(html))
 
 
@@ -233,16 +273,19 @@ def message(
     papers: Sequence[PaperView],
     recipient: str,
     message_id: str,
+    personal: Personal | None = None,
 ) -> EmailMessage:
-    """The digest for ``recipient``: multipart/alternative, UTF-8, fixed Date and boundary."""
+    """The digest for ``recipient``: multipart/alternative, UTF-8, fixed Date and boundary.
+    ``personal`` links replace ``settings.unsubscribe`` in the headers and the footer."""
     return _assemble(
         settings,
         digest,
         papers,
         recipient,
         message_id,
-        text_part(settings, digest, papers, recipient),
-        html_part(settings, digest, papers, recipient),
+        text_part(settings, digest, papers, recipient, personal),
+        html_part(settings, digest, papers, recipient, personal),
+        personal,
     )
 
 
@@ -258,6 +301,7 @@ def _assemble(
     message_id: str,
     text: str,
     html: str,
+    personal: Personal | None = None,
 ) -> EmailMessage:
     msg = EmailMessage(policy=SMTP)
     msg["From"] = settings.sender
@@ -267,9 +311,15 @@ def _assemble(
     msg["Message-ID"] = message_id
     msg["MIME-Version"] = "1.0"
     msg["List-Id"] = list_id(settings)
-    urls = unsubscribe_urls(settings)
-    msg["List-Unsubscribe"] = ", ".join(f"<{u}>" for u in urls)
-    if any(u.startswith("https:") for u in urls):
+    urls = personal.unsubscribe if personal is not None else unsubscribe_urls(settings)
+    value = ", ".join(f"<{u}>" for u in urls)
+    if personal is not None and all(_LINK_SAFE.fullmatch(u) for u in urls):
+        # Signed links make the line longer than 78: written as it is (RFC 5322 allows
+        # 998), since the folder would turn it into RFC 2047 words no client reads as URLs.
+        msg.set_raw("List-Unsubscribe", value)
+    else:
+        msg["List-Unsubscribe"] = value
+    if any(u.startswith(("https:", "http:")) for u in urls):
         msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     msg["Auto-Submitted"] = "auto-generated"
     msg.set_content(text, cte="quoted-printable")
@@ -294,17 +344,30 @@ class Wire:
         return cls(to_bytes(msg), str(msg["Message-ID"]), parseaddr(str(msg["From"]))[1])
 
 
+# Headers set with set_raw (only List-Unsubscribe with signed links) are written as given.
+_WIRE_POLICY = SMTP.clone(refold_source="none")
+
+
+def _unsubscribe_header(urls: Sequence[str]) -> bytes:
+    """List-Unsubscribe as :func:`_assemble` writes it for personal links."""
+    value = ", ".join(f"<{u}>" for u in urls)
+    if all(_LINK_SAFE.fullmatch(u) for u in urls):
+        return f"List-Unsubscribe: {value}\r\n".encode("ascii")
+    return _header("List-Unsubscribe", value)
+
+
 def to_bytes(msg: EmailMessage | Wire) -> bytes:
     """The message as it goes on the wire and into a ``.eml`` file (CRLF line ends)."""
     if isinstance(msg, Wire):
         return msg.data
-    return msg.as_bytes(policy=SMTP)
+    return msg.as_bytes(policy=_WIRE_POLICY)
 
 
 # Stand-ins for the recipient and Message-ID while a digest's message is built once for
 # all its recipients (see Prepared). The address is a single word, so it wraps as one.
 _STAND_IN = "recipient.stand-in.3c1f9e07@example.invalid"
 _STAND_IN_ID = "<digest-stand-in.3c1f9e07a25b4d68@example.invalid>"
+_STAND_IN_LINK = "3c1f9e07-link-stand-in-"  # + an index: each personal link's place
 _QP_WIDTH = SMTP.max_line_length or 78  # what set_content passes (78 in the SMTP policy)
 _HTML_SAFE = frozenset("&<>\"'\xa0")
 
@@ -338,11 +401,32 @@ def _qp(text: str) -> bytes:
     return encoded.replace("\n", "\r\n").encode("ascii")
 
 
-def _line_around(text: str, needle: str) -> tuple[int, int]:
-    """Start and end (after its newline) of the one line of ``text`` holding ``needle``."""
-    at = text.find(needle)
-    end = text.find("\n", at)
-    return text.rfind("\n", 0, at) + 1, len(text) if end < 0 else end + 1
+def _lines_around(text: str, needles: Sequence[str]) -> tuple[int, int]:
+    """Start of the first and end (after its newline) of the last line of ``text``
+    holding one of ``needles``."""
+    ats = [at for n in needles if (at := text.find(n)) >= 0]
+    last = max(text.rfind(n) for n in needles)
+    end = text.find("\n", last)
+    return text.rfind("\n", 0, min(ats)) + 1, len(text) if end < 0 else end + 1
+
+
+_LINK_SAFE = re.compile(r"[A-Za-z0-9._~:/?=%@+-]+")
+
+
+def _stand_in_personal(personal: Personal) -> Personal:
+    """``personal`` with every link replaced by a stand-in of the same shape."""
+    urls = tuple(
+        f"{_scheme(u)}?subject={_STAND_IN_LINK}{i}"
+        if u.startswith("mailto:")
+        else f"https://{_STAND_IN_LINK}{i}"
+        for i, u in enumerate(personal.unsubscribe)
+    )
+    prefs = f"https://{_STAND_IN_LINK}p" if personal.preferences is not None else None
+    return Personal(urls, prefs)
+
+
+def _links(personal: Personal) -> list[str]:
+    return [*personal.unsubscribe, *([personal.preferences] if personal.preferences is not None else [])]
 
 
 class Prepared:
@@ -359,22 +443,36 @@ class Prepared:
     stand-in is not found exactly where expected.
     """
 
-    def __init__(self, settings: EmailSettings, digest: DigestView, papers: Sequence[PaperView]) -> None:
+    def __init__(
+        self,
+        settings: EmailSettings,
+        digest: DigestView,
+        papers: Sequence[PaperView],
+        personal: Personal | None = None,
+    ) -> None:
         self.settings, self.digest, self.papers = settings, digest, papers
-        self._context = _context(settings, digest, papers, _STAND_IN)
-        text = text_part(settings, digest, papers, _STAND_IN)
-        html = html_part(settings, digest, papers, _STAND_IN)
-        msg = _assemble(settings, digest, papers, _STAND_IN, _STAND_IN_ID, text, html)
+        # With personal links, they are stand-ins too, in the same places as the
+        # recipient's: the List-Unsubscribe header, the text part's recipient block and
+        # the HTML footer lines.
+        self._shape = personal.shape if personal is not None else None
+        stand_in = _stand_in_personal(personal) if personal is not None else None
+        self._stand_in_links = _links(stand_in) if stand_in is not None else []
+        self._context = _context(settings, digest, papers, _STAND_IN, stand_in)
+        text = text_part(settings, digest, papers, _STAND_IN, stand_in)
+        html = html_part(settings, digest, papers, _STAND_IN, stand_in)
+        msg = _assemble(settings, digest, papers, _STAND_IN, _STAND_IN_ID, text, html, stand_in)
         self._from = parseaddr(str(msg["From"]))[1]
-        start, end = _line_around(html, _STAND_IN)
-        self._html_line = html[start:end].split(_STAND_IN)
+        start, end = _lines_around(html, [_STAND_IN, *self._stand_in_links])
+        self._html_lines = html[start:end]
         slots = {
             "to": _header("To", _STAND_IN),
             "id": _header("Message-ID", _STAND_IN_ID),
             "text": _qp(_text_recipient_block(self._context)),
-            "html": _qp(html[start:end]),
+            "html": _qp(self._html_lines),
             "boundary": _boundary(_STAND_IN_ID).encode("ascii"),
         }
+        if stand_in is not None:
+            slots["unsub"] = _unsubscribe_header(stand_in.unsubscribe)
         self._pieces = _split(to_bytes(msg), slots, _STAND_IN.encode("ascii"))
 
     @property
@@ -382,19 +480,34 @@ class Prepared:
         """Whether recipients with plain addresses get the shared serialisation."""
         return self._pieces is not None
 
-    def wire(self, recipient: str, message_id: str) -> Wire:
-        """The message for ``recipient``, as ``Wire.of(message(...))`` would give it."""
-        if self._pieces is None or not recipient.isprintable() or not _HTML_SAFE.isdisjoint(recipient):
-            msg = message(self.settings, self.digest, self.papers, recipient, message_id)
+    def wire(self, recipient: str, message_id: str, personal: Personal | None = None) -> Wire:
+        """The message for ``recipient``, as ``Wire.of(message(...))`` would give it.
+        ``personal`` must have the shape the rendering was prepared with, else (or for
+        links with characters HTML would escape) the message is built in full."""
+        links = _links(personal) if personal is not None else []
+        if (
+            self._pieces is None
+            or not recipient.isprintable()
+            or not _HTML_SAFE.isdisjoint(recipient)
+            or (personal.shape if personal is not None else None) != self._shape
+            or not all(_LINK_SAFE.fullmatch(link) for link in links)
+        ):
+            msg = message(self.settings, self.digest, self.papers, recipient, message_id, personal)
             return Wire(to_bytes(msg), message_id, self._from)
-        text = _text_recipient_block({**self._context, "recipient": recipient})
+        html = self._html_lines.replace(_STAND_IN, recipient)
+        for stand_in, link in zip(self._stand_in_links, links, strict=True):
+            html = html.replace(stand_in, link)
+        personal_context = _personal_context(self.settings, personal) if personal is not None else {}
+        text = _text_recipient_block({**self._context, **personal_context, "recipient": recipient})
         values = {
             "to": _header("To", recipient),
             "id": _header("Message-ID", message_id),
             "text": _qp(text),
-            "html": _qp(recipient.join(self._html_line)),
+            "html": _qp(html),
             "boundary": _boundary(message_id).encode("ascii"),
         }
+        if personal is not None:
+            values["unsub"] = _unsubscribe_header(personal.unsubscribe)
         data = b"".join(piece if isinstance(piece, bytes) else values[piece[0]] for piece in self._pieces)
         return Wire(data, message_id, self._from)
 
@@ -421,6 +534,6 @@ def _split(data: bytes, slots: dict[str, bytes], stand_in: bytes) -> list[bytes 
         pieces += [data[offset:start], (name,)]
         offset = end
     pieces.append(data[offset:])
-    if any(isinstance(p, bytes) and stand_in in p for p in pieces):
+    if any(isinstance(p, bytes) and (stand_in in p or _STAND_IN_LINK.encode() in p) for p in pieces):
         return None
     return pieces

@@ -1,0 +1,518 @@
+"""Edge: the subscribers, their votes, the token key and weekly delivery ranges.
+
+Tables (in :data:`digest.store.metadata`, created by migration 6):
+
+- ``subscribers``: the address as given and ``address_key`` (:func:`normalise`, unique),
+  status, source, times, the secret token, ``since_seq`` and the preferences.
+- ``votes``: subscriber × paper key → +1 / -1, when.
+- ``delivery_ranges``: for an outbox row that carries more than its digest (a weekly
+  email), the seq range of the papers it holds. A row without one holds its digest.
+- ``secrets``: the token key generated on first use when ``DIGEST_SECRET_KEY`` is unset.
+
+:class:`Subscribers` wraps a :class:`~digest.store.Store`; every method is one
+transaction. The old suppression list is migrated into ``unsubscribed`` rows.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets as _secrets
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
+
+from digest.errors import StoreError
+from digest.identity import message_id
+from digest.store import Store, UTCDateTime, deliveries, digests, metadata, suppressions
+from digest.subscribers import STATUSES, Preferences, Source, Status, Subscriber, Vote, normalise
+
+subscribers = sa.Table(
+    "subscribers",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("address", sa.Text, nullable=False),
+    sa.Column("address_key", sa.String(320), nullable=False, unique=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("source", sa.String(16), nullable=False),
+    sa.Column("token", sa.String(64), nullable=False, unique=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("confirmed_at", UTCDateTime),
+    sa.Column("unsubscribed_at", UTCDateTime),
+    sa.Column("reason", sa.Text),  # why the status is what it is, when it is not active
+    sa.Column("since_seq", sa.Integer, nullable=False, default=0),
+    sa.Column("cadence", sa.String(16), nullable=False, default="daily"),
+    sa.Column("max_papers", sa.Integer, nullable=False, default=10),
+    sa.Column("only_top", sa.Boolean, nullable=False, default=False),
+    sa.Column("interests", sa.Text, nullable=False, default=""),
+    sa.Column("keywords", sa.Text, nullable=False, default="[]"),
+    sa.Column("exclude", sa.Text, nullable=False, default="[]"),
+    sqlite_autoincrement=True,
+)
+sa.Index("subscribers_status", subscribers.c.status)
+
+votes = sa.Table(
+    "votes",
+    metadata,
+    sa.Column(
+        "subscriber_id", sa.Integer, sa.ForeignKey("subscribers.id", ondelete="CASCADE"), primary_key=True
+    ),
+    sa.Column("paper_key", sa.Text, primary_key=True),
+    sa.Column("value", sa.SmallInteger, nullable=False),
+    sa.Column("voted_at", UTCDateTime, nullable=False),
+    sa.CheckConstraint("value IN (-1, 1)", name="votes_value"),
+)
+
+delivery_ranges = sa.Table(
+    "delivery_ranges",
+    metadata,
+    sa.Column("delivery_id", sa.Integer, sa.ForeignKey("deliveries.id"), primary_key=True),
+    sa.Column("first_seq", sa.Integer, nullable=False),
+    sa.Column("last_seq", sa.Integer, nullable=False),
+)
+
+secrets_table = sa.Table(
+    "secrets",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+
+TOKEN_KEY = "token_key"
+
+
+def new_token() -> str:
+    """A subscriber's secret: 256 random bits, URL-safe."""
+    return _secrets.token_urlsafe(32)
+
+
+def migrate(conn: Connection) -> None:
+    """Schema 6: the subscriber tables; every suppressed address becomes an
+    ``unsubscribed`` subscriber (source ``suppression``), with its time, in the same
+    transaction. The suppressions table is left as it was (nothing reads it any more)."""
+    metadata.create_all(conn, tables=[subscribers, votes, delivery_ranges, secrets_table])
+    # The token key is made here, once: a dry run (rolled back) must sign with the key
+    # the real run will use, or a preview would not be the email that is sent.
+    conn.execute(sa.insert(secrets_table).values(name=TOKEN_KEY, value=_secrets.token_urlsafe(48)))
+    for row in conn.execute(sa.select(suppressions).order_by(suppressions.c.address)).all():
+        key = normalise(row.address)
+        exists = conn.execute(
+            sa.select(subscribers.c.id).where(subscribers.c.address_key == key)
+        ).scalar_one_or_none()
+        if exists is None:
+            conn.execute(
+                sa.insert(subscribers).values(
+                    _row_values(
+                        row.address,
+                        "unsubscribed",
+                        "suppression",
+                        row.created_at,
+                        Preferences(),
+                        unsubscribed_at=row.created_at,
+                        reason=row.reason,
+                    )
+                )
+            )
+
+
+def _row_values(
+    address: str,
+    status: Status,
+    source: Source,
+    now: datetime,
+    prefs: Preferences,
+    *,
+    since_seq: int = 0,
+    unsubscribed_at: datetime | None = None,
+    reason: str | None = None,
+) -> dict[str, Any]:
+    return {
+        "address": address.strip(),
+        "address_key": normalise(address),
+        "status": status,
+        "source": source,
+        "token": new_token(),
+        "created_at": now,
+        "confirmed_at": now if status == "active" else None,
+        "unsubscribed_at": unsubscribed_at,
+        "reason": reason,
+        "since_seq": since_seq,
+        **_pref_values(prefs),
+    }
+
+
+def _pref_values(prefs: Preferences) -> dict[str, Any]:
+    return {
+        "cadence": prefs.cadence,
+        "max_papers": prefs.max_papers,
+        "only_top": prefs.only_top,
+        "interests": prefs.interests,
+        "keywords": json.dumps(list(prefs.keywords), ensure_ascii=False),
+        "exclude": json.dumps(list(prefs.exclude), ensure_ascii=False),
+    }
+
+
+def _subscriber(row: Any) -> Subscriber:
+    status: Status = row.status if row.status in STATUSES else "bounced"
+    return Subscriber(
+        id=row.id,
+        address=row.address,
+        status=status,
+        token=row.token,
+        source=row.source,
+        created=row.created_at,
+        confirmed=row.confirmed_at,
+        unsubscribed=row.unsubscribed_at,
+        reason=row.reason,
+        since_seq=row.since_seq,
+        preferences=Preferences(
+            cadence=row.cadence,
+            max_papers=row.max_papers,
+            only_top=bool(row.only_top),
+            interests=row.interests,
+            keywords=tuple(json.loads(row.keywords)),
+            exclude=tuple(json.loads(row.exclude)),
+        ),
+    )
+
+
+def _digested(conn: Connection) -> int:
+    """The last seq any digest holds: a subscriber made active now starts after it."""
+    return int(conn.execute(sa.select(sa.func.coalesce(sa.func.max(digests.c.last_seq), 0))).scalar_one())
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """What :meth:`Subscribers.set_status` did."""
+
+    subscriber: Subscriber
+    changed: bool
+    cancelled: int = 0  # pending deliveries cancelled
+
+
+class Subscribers:
+    """Reads and writes of the subscriber tables through ``store``'s transactions."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    # --- reading ---------------------------------------------------------------------------
+
+    def get(self, address: str) -> Subscriber | None:
+        with self.store.transaction(read=True) as conn:
+            row = conn.execute(
+                sa.select(subscribers).where(subscribers.c.address_key == normalise(address))
+            ).one_or_none()
+        return None if row is None else _subscriber(row)
+
+    def by_id(self, subscriber_id: int) -> Subscriber | None:
+        with self.store.transaction(read=True) as conn:
+            row = conn.execute(sa.select(subscribers).where(subscribers.c.id == subscriber_id)).one_or_none()
+        return None if row is None else _subscriber(row)
+
+    def all(self, status: Status | None = None) -> list[Subscriber]:
+        """Every subscriber (with ``status`` only, when given), by address."""
+        query = sa.select(subscribers).order_by(subscribers.c.address_key)
+        if status is not None:
+            query = query.where(subscribers.c.status == status)
+        with self.store.transaction(read=True) as conn:
+            return [_subscriber(r) for r in conn.execute(query)]
+
+    def counts(self) -> dict[str, int]:
+        """Subscribers by status, every status named (for status and /healthz)."""
+        with self.store.transaction(read=True) as conn:
+            found: dict[str, int] = dict(
+                conn.execute(
+                    sa.select(subscribers.c.status, sa.func.count()).group_by(subscribers.c.status)
+                ).all()
+            )
+        return {s: int(found.get(s, 0)) for s in STATUSES}
+
+    def recipients(self, config_to: Iterable[str]) -> list[Subscriber]:
+        """Who receives mail now: active subscribers, except those the config alone put
+        there whose address has since left ``email.to``."""
+        wanted = {normalise(a) for a in config_to}
+        return [s for s in self.all("active") if s.source != "config" or s.key in wanted]
+
+    # --- writing ---------------------------------------------------------------------------
+
+    def add(
+        self,
+        address: str,
+        now: datetime,
+        *,
+        status: Status = "active",
+        source: Source = "cli",
+        prefs: Preferences | None = None,
+    ) -> Subscriber:
+        """A new subscriber; StoreError when the address is already one."""
+        with self.store.transaction() as conn:
+            since = _digested(conn) if status == "active" else 0
+            values = _row_values(address, status, source, now, prefs or Preferences(), since_seq=since)
+            try:
+                with conn.begin_nested():
+                    new_id = conn.execute(sa.insert(subscribers).values(values)).inserted_primary_key[0]  # type: ignore[index]
+            except IntegrityError:
+                raise StoreError(f"{address.strip()} is already a subscriber") from None
+            row = conn.execute(sa.select(subscribers).where(subscribers.c.id == new_id)).one()
+        return _subscriber(row)
+
+    def set_preferences(self, subscriber_id: int, prefs: Preferences) -> Subscriber:
+        with self.store.transaction() as conn:
+            conn.execute(
+                sa.update(subscribers).where(subscribers.c.id == subscriber_id).values(_pref_values(prefs))
+            )
+            row = conn.execute(sa.select(subscribers).where(subscribers.c.id == subscriber_id)).one()
+        return _subscriber(row)
+
+    def set_status(
+        self, subscriber_id: int, status: Status, now: datetime, reason: str | None = None
+    ) -> Change:
+        """Moves a subscriber to ``status``. Becoming active stamps ``confirmed`` and starts
+        their mail after the papers already digested; leaving active (unsubscribed,
+        bounced) stamps ``unsubscribed`` and cancels their pending deliveries, in the same
+        transaction. Setting the status it already has changes nothing."""
+        with self.store.transaction() as conn:
+            row = conn.execute(sa.select(subscribers).where(subscribers.c.id == subscriber_id)).one_or_none()
+            if row is None:
+                raise StoreError(f"no subscriber with id {subscriber_id}")
+            if row.status == status:
+                return Change(_subscriber(row), changed=False)
+            values: dict[str, Any] = {"status": status, "reason": reason}
+            cancelled = 0
+            if status == "active":
+                values.update(confirmed_at=now, unsubscribed_at=None, since_seq=_digested(conn))
+            elif status in ("unsubscribed", "bounced"):
+                values["unsubscribed_at"] = now
+                values["reason"] = reason or status
+                cancelled = _cancel_pending(conn, row.address_key, status, now)
+            conn.execute(sa.update(subscribers).where(subscribers.c.id == subscriber_id).values(values))
+            row = conn.execute(sa.select(subscribers).where(subscribers.c.id == subscriber_id)).one()
+        return Change(_subscriber(row), changed=True, cancelled=cancelled)
+
+    def remove(self, address: str, now: datetime) -> bool:
+        """Deletes a subscriber and their votes; False when there was none. Their outbox
+        rows stay (history); pending ones are cancelled."""
+        key = normalise(address)
+        with self.store.transaction() as conn:
+            sub_id = conn.execute(
+                sa.select(subscribers.c.id).where(subscribers.c.address_key == key)
+            ).scalar_one_or_none()
+            if sub_id is None:
+                return False
+            _cancel_pending(conn, key, "cancelled: the subscriber was removed", now)
+            conn.execute(sa.delete(votes).where(votes.c.subscriber_id == sub_id))
+            conn.execute(sa.delete(subscribers).where(subscribers.c.id == sub_id))
+        return True
+
+    def new_token(self, subscriber_id: int) -> None:
+        """Revokes every link issued so far by giving the subscriber a new secret."""
+        with self.store.transaction() as conn:
+            conn.execute(
+                sa.update(subscribers).where(subscribers.c.id == subscriber_id).values(token=new_token())
+            )
+
+    def sync_config(self, addresses: Sequence[str], now: datetime) -> int:
+        """Makes every address of ``email.to`` an active subscriber (source ``config``):
+        new ones are added, pending ones activated; one who unsubscribed or bounced
+        stays so (their choice wins over the file). Returns how many changed."""
+        changed = 0
+        with self.store.transaction() as conn:
+            known = {
+                r.address_key: r
+                for r in conn.execute(
+                    sa.select(subscribers.c.id, subscribers.c.address_key, subscribers.c.status).where(
+                        subscribers.c.address_key.in_([normalise(a) for a in addresses])
+                    )
+                )
+            }
+            since = None
+            added: set[str] = set()
+            for address in addresses:
+                key = normalise(address)
+                row = known.get(key)
+                if key in added or (row is not None and row.status != "pending"):
+                    continue
+                if since is None:
+                    since = _digested(conn)
+                if row is None:
+                    conn.execute(
+                        sa.insert(subscribers).values(
+                            _row_values(address, "active", "config", now, Preferences(), since_seq=since)
+                        )
+                    )
+                    added.add(key)
+                    changed += 1
+                else:
+                    conn.execute(
+                        sa.update(subscribers)
+                        .where(subscribers.c.id == row.id)
+                        .values(status="active", confirmed_at=now, since_seq=since)
+                    )
+                    changed += 1
+        return changed
+
+    def upsert(self, address: str, status: Status, prefs: Preferences, now: datetime, source: Source) -> bool:
+        """For ``import``: adds the subscriber, or sets the status and preferences of the
+        one there. True when it was new."""
+        existing = self.get(address)
+        if existing is None:
+            self.add(address, now, status=status, source=source, prefs=prefs)
+            return True
+        self.set_preferences(existing.id, prefs)
+        self.set_status(existing.id, status, now)
+        return False
+
+    # --- votes -----------------------------------------------------------------------------
+
+    def vote(self, subscriber_id: int, paper_key: str, value: int, now: datetime) -> None:
+        """Records a like (+1) or dislike (-1), replacing an earlier vote on the paper."""
+        if value not in (1, -1):
+            raise ValueError(f"a vote is +1 or -1, not {value}")
+        with self.store.transaction() as conn:
+            conn.execute(
+                sa.delete(votes).where(votes.c.subscriber_id == subscriber_id, votes.c.paper_key == paper_key)
+            )
+            conn.execute(
+                sa.insert(votes).values(
+                    subscriber_id=subscriber_id, paper_key=paper_key, value=value, voted_at=now
+                )
+            )
+
+    def unvote(self, subscriber_id: int, paper_key: str) -> bool:
+        with self.store.transaction() as conn:
+            result = conn.execute(
+                sa.delete(votes).where(votes.c.subscriber_id == subscriber_id, votes.c.paper_key == paper_key)
+            )
+        return bool(result.rowcount)
+
+    def votes(self, subscriber_id: int) -> list[Vote]:
+        """The subscriber's votes, newest first (ties by paper key)."""
+        query = (
+            sa.select(votes)
+            .where(votes.c.subscriber_id == subscriber_id)
+            .order_by(votes.c.voted_at.desc(), votes.c.paper_key)
+        )
+        with self.store.transaction(read=True) as conn:
+            return [Vote(r.subscriber_id, r.paper_key, r.value, r.voted_at) for r in conn.execute(query)]
+
+    # --- the token key ---------------------------------------------------------------------
+
+    def secret_key(self) -> str:
+        """The key tokens are signed with when ``DIGEST_SECRET_KEY`` is unset: made once,
+        kept in the state (two processes starting at once agree on one)."""
+        with self.store.transaction(read=True) as conn:
+            value = conn.execute(
+                sa.select(secrets_table.c.value).where(secrets_table.c.name == TOKEN_KEY)
+            ).scalar_one_or_none()
+        if value is not None:
+            return str(value)
+        with self.store.transaction() as conn:
+            value = conn.execute(
+                sa.select(secrets_table.c.value).where(secrets_table.c.name == TOKEN_KEY)
+            ).scalar_one_or_none()
+            if value is None:
+                value = _secrets.token_urlsafe(48)
+                conn.execute(sa.insert(secrets_table).values(name=TOKEN_KEY, value=value))
+        return str(value)
+
+    # --- the outbox ------------------------------------------------------------------------
+
+    def create_weekly(
+        self, recipients: Sequence[Subscriber], now: datetime, tz: ZoneInfo, domain: str
+    ) -> int:
+        """For each weekly subscriber in ``recipients`` whose weekday it is (in ``tz``) and
+        who got no email yet today: one pending delivery holding every digested paper
+        after the last one they were sent (or after ``since_seq``), carried by the latest
+        digest. Idempotent for a day: a second run, or a restart, adds nothing.
+        Returns how many were created."""
+        local = now.astimezone(tz)
+        today = [s for s in recipients if s.preferences.weekday == local.weekday()]
+        if not today:
+            return 0
+        day_start = local.replace(hour=0, minute=0, second=0, microsecond=0)
+        created = 0
+        with self.store.transaction() as conn:
+            latest = conn.execute(sa.select(digests).order_by(digests.c.id.desc()).limit(1)).one_or_none()
+            if latest is None:
+                return 0
+            for sub in today:
+                covered, last_created = _covered(conn, sub)
+                if latest.last_seq <= covered:
+                    continue
+                if last_created is not None and last_created >= day_start:
+                    continue  # one email a day at most: the rest waits for next week
+                taken = conn.execute(
+                    sa.select(deliveries.c.id).where(
+                        deliveries.c.digest_id == latest.id, deliveries.c.recipient == sub.address
+                    )
+                ).scalar_one_or_none()
+                if taken is not None:
+                    continue
+                delivery_id = conn.execute(
+                    sa.insert(deliveries).values(
+                        digest_id=latest.id,
+                        recipient=sub.address,
+                        status="pending",
+                        attempts=0,
+                        message_id=message_id(latest.id, sub.address, domain),
+                        created_at=now,
+                    )
+                ).inserted_primary_key[0]  # type: ignore[index]
+                conn.execute(
+                    sa.insert(delivery_ranges).values(
+                        delivery_id=delivery_id, first_seq=covered + 1, last_seq=latest.last_seq
+                    )
+                )
+                created += 1
+        return created
+
+    def ranges(self, delivery_ids: Iterable[int]) -> dict[int, tuple[int, int]]:
+        """delivery id → (first seq, last seq) for the rows that carry a range."""
+        ids = list(delivery_ids)
+        if not ids:
+            return {}
+        with self.store.transaction(read=True) as conn:
+            rows = conn.execute(
+                sa.select(delivery_ranges).where(delivery_ranges.c.delivery_id.in_(ids))
+            ).all()
+        return {r.delivery_id: (r.first_seq, r.last_seq) for r in rows}
+
+
+def _covered(conn: Connection, sub: Subscriber) -> tuple[int, datetime | None]:
+    """(the last seq ``sub`` was mailed or skipped past, when their newest row was made).
+    Every outbox row counts, whatever its status: a cancelled or failed one was a
+    decision about those papers, not a reason to send them again."""
+    seq_end = sa.func.coalesce(delivery_ranges.c.last_seq, digests.c.last_seq)
+    row = conn.execute(
+        sa.select(sa.func.max(seq_end), sa.func.max(deliveries.c.created_at))
+        .select_from(deliveries)
+        .join(digests, digests.c.id == deliveries.c.digest_id)
+        .outerjoin(delivery_ranges, delivery_ranges.c.delivery_id == deliveries.c.id)
+        .where(sa.func.lower(deliveries.c.recipient) == sub.key)
+    ).one()
+    last_seq, last_created = row
+    created = None
+    if last_created is not None:
+        created = _aware(last_created)
+    return max(sub.since_seq, int(last_seq or 0)), created
+
+
+def _aware(value: datetime | str) -> datetime:
+    if isinstance(value, str):  # SQLite hands an aggregate of a DATETIME back as text
+        value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+def _cancel_pending(conn: Connection, address_key: str, reason: str, now: datetime) -> int:
+    result = conn.execute(
+        sa.update(deliveries)
+        .where(sa.func.lower(deliveries.c.recipient) == address_key, deliveries.c.status == "pending")
+        .values(status="cancelled", last_error=reason, last_attempt_at=now)
+    )
+    return int(result.rowcount)
