@@ -44,6 +44,7 @@ class Sizes:
     delivery_papers: int = 30
     memory_bytes: int = 200 * MIB
     startup_runs: int = 15
+    json_items: tuple[int, ...] = (10_000, 100_000, 1_000_000)
 
 
 QUICK = Sizes(
@@ -61,6 +62,7 @@ QUICK = Sizes(
     delivery_papers=3,
     memory_bytes=MIB,
     startup_runs=1,
+    json_items=(200, 2_000),
 )
 
 
@@ -619,3 +621,12 @@ SCENARIOS: dict[str, Callable[[Path, Sizes], Result | list[Result]]] = {
     "memory": memory,
     "start-up": startup,
 }
+
+
+def _json_scale(work: Path, sizes: Sizes) -> list[Result]:
+    from bench.json_scale import json_scale  # imports this module: not at the top
+
+    return json_scale(work, sizes)
+
+
+SCENARIOS["json-scale"] = _json_scale

@@ -37,8 +37,9 @@ def cmd_run(args: argparse.Namespace, config: Config) -> int:
     from digest.store import Store
 
     options = RunOptions(
-        send=not args.no_send,
+        send=not (args.no_send or args.backfill),
         retry_failed=args.retry_failed,
+        backfill=args.backfill,
         dry_run_dir=Path(args.dry_run).resolve() if args.dry_run else None,
         lock_wait=args.wait,
     )
@@ -48,6 +49,8 @@ def cmd_run(args: argparse.Namespace, config: Config) -> int:
     finally:
         store.close()
     print(report.summary())
+    for note in report.notes:
+        print(note)
     for error in report.fetch.errors if report.fetch else ():
         print(f"failed fetch: {error}", file=sys.stderr)
     for error in report.ingest.errors:
@@ -188,9 +191,10 @@ def cmd_publish(args: argparse.Namespace, config: Config) -> int:
         return 0
     pages = sum(1 for f in report.files if f.parent.name == "digests")
     years = sum(1 for f in report.files if f.parent.name == "archive")
+    feeds = len(report.files) - pages - years - 1
     print(
         f"published {len(report.files)} files into {target}: {pages} digest pages, "
-        f"{years} year page{'' if years == 1 else 's'}, the index and 3 feeds"
+        f"{years} year page{'' if years == 1 else 's'}, the index and {feeds} feeds"
     )
     return 0
 
@@ -305,6 +309,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-send", action="store_true", help="record the digest as delivered without mailing it"
     )
     run.add_argument("--retry-failed", action="store_true", help="parse dumps that failed before again")
+    run.add_argument(
+        "--backfill",
+        action="store_true",
+        help="first run over history: one digest per dump, dated by its listing, never mailed",
+    )
     run.add_argument(
         "--wait", type=float, default=0.0, metavar="SECONDS", help="wait this long for another run's lock"
     )

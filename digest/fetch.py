@@ -40,6 +40,7 @@ import httpx
 from digest import __version__
 from digest.config import Config
 from digest.errors import DigestError, FetchError
+from digest.fetch_body import ACCEPT_ENCODING, BodyError, codings, decoded, html_type, markup_start
 from digest.model import FetchState
 from digest.parse_json import looks_like_json
 from digest.publish import write_atomic
@@ -223,6 +224,13 @@ def _download(config: Config, client: httpx.Client, url: str, before: FetchState
             if attempt == attempts:
                 suffix = f" (after {attempts} attempts)" if attempts > 1 else ""
                 raise FetchError(f"{err}{suffix}", temporary=True, status=err.status) from err
+            if retry.after is not None and retry.after > MAX_RETRY_AFTER:
+                # Not slept in the run (which holds the run lock): the next run tries again.
+                raise FetchError(
+                    f"{err}; the server asks to wait {retry.after:.0f}s (Retry-After), left for the next run",
+                    temporary=True,
+                    status=err.status,
+                ) from err
             delay = src.fetch_backoff * 2 ** (attempt - 1)
             if retry.after is not None:
                 delay = max(delay, retry.after)
@@ -251,11 +259,12 @@ def _retry_after(value: str | None) -> float | None:
             seconds = (parsedate_to_datetime(value) - datetime.now(UTC)).total_seconds()
         except (TypeError, ValueError):
             return None
-    return max(0.0, min(seconds, MAX_RETRY_AFTER))
+    return max(0.0, seconds)
 
 
 def _headers(before: FetchState) -> dict[str, str]:
-    headers = {"User-Agent": USER_AGENT, "Accept": ACCEPT}
+    # Only the codings fetch_body undoes in bounded steps (httpx would add br and zstd).
+    headers = {"User-Agent": USER_AGENT, "Accept": ACCEPT, "Accept-Encoding": ACCEPT_ENCODING}
     if before.etag:
         headers["If-None-Match"] = before.etag
     if before.last_modified:
@@ -330,10 +339,24 @@ def _answer(config: Config, response: httpx.Response, deadline: float) -> _Answe
             temporary=False,
             status=status,
         )
+    content_type = response.headers.get("Content-Type")
+    if html_type(content_type):
+        raise FetchError(_not_a_dump(f"Content-Type: {content_type}"), temporary=False, status=status)
     body = _read_body(config, response, deadline)
     if not body.strip():
         raise FetchError("HTTP 200 with an empty body; nothing written", temporary=False, status=status)
+    if (start := markup_start(body)) is not None:
+        raise FetchError(_not_a_dump(f"the body starts {start!r}"), temporary=False, status=status)
     return _Answer(200, body, etag, last_modified)
+
+
+def _not_a_dump(evidence: str) -> str:
+    # A login wall, an error page or the listing page's HTML itself: its tags would
+    # become "papers" and go out by mail and in the feed.
+    return (
+        f"HTTP 200 with an HTML page ({evidence}), not a dump; nothing written "
+        "(point sources.urls at the page's text or the daily-papers JSON)"
+    )
 
 
 def _too_large(config: Config, size: str) -> FetchError:
@@ -353,12 +376,23 @@ def _read_body(config: Config, response: httpx.Response, deadline: float) -> byt
     if declared.isdigit() and int(declared) > limit:
         raise _too_large(config, f"{int(declared)} bytes, larger")
     body = bytearray()
+    raw_size = 0
+
+    def counted() -> Iterator[bytes]:
+        nonlocal raw_size
+        for chunk in response.iter_raw():
+            raw_size += len(chunk)
+            if raw_size > limit:
+                raise _too_large(config, "larger")
+            yield chunk
+
     try:
-        # iter_bytes decodes gzip/deflate: the limit applies to what would be written.
-        for chunk in response.iter_bytes():
+        # Decoded here, a step at a time, not by httpx (a whole chunk at once): the limit
+        # applies to what would be written, and is checked before memory grows past it.
+        for chunk in decoded(counted(), codings(response.headers.get("Content-Encoding"))):
             body += chunk
             if len(body) > limit:
-                raise _too_large(config, "larger")
+                raise _too_large(config, "larger (decoded)")
             if time.monotonic() > deadline:
                 raise _Retry(
                     FetchError(
@@ -368,6 +402,8 @@ def _read_body(config: Config, response: httpx.Response, deadline: float) -> byt
                         status=200,
                     )
                 )
+    except BodyError as err:
+        raise FetchError(f"{err}; nothing written", temporary=False, status=200) from err
     except httpx.TimeoutException as err:
         raise _Retry(FetchError(_timeout_message(config, err), temporary=True, status=200)) from err
     except httpx.RequestError as err:

@@ -17,14 +17,38 @@ _NON_ALNUM = re.compile(r"[\W_]+")
 _ASCII_ALNUM = bytes(c if chr(c).isalnum() and c < 128 else 32 for c in range(256))
 
 
+# Unicode category Cf (soft hyphen, zero-width space/joiners, word joiner, BOM, bidi
+# marks): invisible, so "Atten\u00adtion" is the title "Attention" to a reader. Written
+# out (Unicode 14, Python 3.11), not computed: a key must not change with the Python
+# that runs (tests/test_harden_inbox.py checks the list against unicodedata).
+FORMAT_RANGES = (
+    (0x00AD, 0x00AD), (0x0600, 0x0605), (0x061C, 0x061C), (0x06DD, 0x06DD), (0x070F, 0x070F),
+    (0x0890, 0x0891), (0x08E2, 0x08E2), (0x180E, 0x180E), (0x200B, 0x200F), (0x202A, 0x202E),
+    (0x2060, 0x2064), (0x2066, 0x206F), (0xFEFF, 0xFEFF), (0xFFF9, 0xFFFB), (0x110BD, 0x110BD),
+    (0x110CD, 0x110CD), (0x13430, 0x13438), (0x1BCA0, 0x1BCA3), (0x1D173, 0x1D17A),
+    (0xE0001, 0xE0001), (0xE0020, 0xE007F),
+)  # fmt: skip
+_DROP_FORMAT: dict[int, None] = {c: None for lo, hi in FORMAT_RANGES for c in range(lo, hi + 1)}
+
+
 def paper_key(title: str) -> str:
-    """NFKC, casefold, every run of non-alphanumerics to one space, stripped. Idempotent."""
+    """Format characters (Unicode category Cf) dropped, NFKC, casefold, every run of
+    non-alphanumerics to one space, stripped. Idempotent.
+
+    Until schema version 6 format characters became spaces; papers stored before keep
+    the GUID and anchor of their old key (``papers.guid_key``, :mod:`digest.store_keys`).
+    """
     if title.isascii():
         # Most titles: NFKC leaves ASCII alone, casefold is lower, and the alphanumerics
         # are [a-z0-9]; a byte translation and a split do the regex's work 4x faster.
         return " ".join(title.lower().encode("ascii").translate(_ASCII_ALNUM).decode("ascii").split())
-    text = unicodedata.normalize("NFKC", title).casefold()
-    return _NON_ALNUM.sub(" ", text).strip()
+    text = unicodedata.normalize("NFKC", title.translate(_DROP_FORMAT)).casefold()
+    return _NON_ALNUM.sub(" ", text.translate(_DROP_FORMAT)).strip()
+
+
+def has_format_chars(text: str) -> bool:
+    """Whether ``text`` holds a character :func:`paper_key` drops (category Cf)."""
+    return not text.isascii() and len(text.translate(_DROP_FORMAT)) != len(text)
 
 
 def key_hash(key: str) -> str:
@@ -42,9 +66,10 @@ def paper_anchor(key: str) -> str:
     return f"p-{key_hash(key)}"
 
 
-def digest_path(slug: str) -> str:
-    """Path of a digest's archive page, relative to the site root."""
-    return f"digests/{slug}.html"
+def digest_path(slug: str, page: int = 1) -> str:
+    """Path of a digest's archive page, relative to the site root: ``digests/<slug>.html``
+    for its first page, ``digests/<slug>-p<n>.html`` for page ``n`` of a paginated one."""
+    return f"digests/{slug}.html" if page <= 1 else f"digests/{slug}-p{page}.html"
 
 
 def site_url(base_url: str, path: str = "") -> str:
@@ -52,9 +77,17 @@ def site_url(base_url: str, path: str = "") -> str:
     return base_url.rstrip("/") + "/" + path.lstrip("/")
 
 
-def archive_url(base_url: str, slug: str, key: str) -> str:
-    """Absolute URL of a paper's entry on its digest's archive page."""
-    return f"{site_url(base_url, digest_path(slug))}#{paper_anchor(key)}"
+def archive_url(base_url: str, slug: str, key: str, page: int = 1) -> str:
+    """Absolute URL of a paper's entry on (page ``page`` of) its digest's archive page."""
+    return f"{site_url(base_url, digest_path(slug, page))}#{paper_anchor(key)}"
+
+
+def page_of(seq: int, first_seq: int, page_size: int) -> int:
+    """The page (1-based) of a digest's archive that holds the paper ``seq``: pages cut
+    the digest's seq range into runs of ``page_size``, so a page never holds more than
+    ``page_size`` papers and a paper's page follows from its seq alone (a feed or an
+    email links to it without reading the rest of the digest)."""
+    return max(0, seq - first_seq) // page_size + 1
 
 
 def message_id(digest_id: int, recipient: str, domain: str) -> str:

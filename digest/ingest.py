@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass, field
@@ -56,11 +56,15 @@ def ingest_inbox(
     *,
     retry_failed: bool = False,
     settle_seconds: float | None = None,
+    after_dump: AfterDump | None = None,
 ) -> IngestReport:
     """Ingests every new dump in the inbox, in name order.
 
     ``settle_seconds`` (the service's poll) skips files modified more recently than that.
-    ``retry_failed`` parses dumps that failed before once more.
+    ``retry_failed`` parses dumps that failed before once more. ``after_dump`` is called
+    after each dump that was ingested, with the store of the dump's commit group, the
+    file and the listing date the dump printed (``digest run --backfill`` makes its
+    digest there: a crash loses the dump and its digest together, never one of them).
     """
     report = IngestReport()
     if retry_failed:
@@ -96,7 +100,9 @@ def ingest_inbox(
         left = sum(c.size for c in ready)  # bytes still to ingest
         grouped = 0  # bytes ingested since the last commit
         for c, reading in reads:
-            _ingest_one(config, group.store, c, reading, now, retry_failed, report)
+            listed = _ingest_one(config, group.store, c, reading, now, retry_failed, report)
+            if after_dump is not None and listed is not None:
+                after_dump(group.store, c, listed[0])
             crash_point("ingest.dump_done")
             left -= c.size
             grouped += c.size
@@ -111,6 +117,7 @@ def ingest_inbox(
 
 
 Reading = Future[tuple[str, Iterator[bytes]]]
+AfterDump = Callable[[Store, Candidate, str | None], None]
 
 
 def _read_ahead(candidates: list[Candidate], max_bytes: int) -> Generator[tuple[Candidate, Reading | None]]:
@@ -139,20 +146,21 @@ def _ingest_one(
     now: datetime,
     retry_failed: bool,
     report: IngestReport,
-) -> None:
+) -> tuple[str | None] | None:
+    """Ingests one dump; returns (the listing date it printed,) when it was ingested."""
     if c.refused or reading is None:
         _fail(store, c, _placeholder_hash(c), f"{c.name}: {c.refused}", now, report)
-        return
+        return None
     try:
         sha, chunks = reading.result()
     except DumpError as err:
         _fail(store, c, _placeholder_hash(c), str(err), now, report)
-        return
+        return None
     status = store.dump_status(sha)
     if status == "ingested" or (status == "failed" and not retry_failed):
         # A renamed copy, or a failure kept until --retry-failed: remember, do not re-read.
         store.remember_file(c.name, c.size, c.mtime_ns, sha)
-        return
+        return None
     parser = DumpParser(c.name)
     try:
         result = store.ingest(
@@ -168,16 +176,16 @@ def _ingest_one(
         # Still being written (or replaced): the transaction rolled back; leave it for later.
         log.warning("%s", err)
         report.unsettled += 1
-        return
+        return None
     except DumpError as err:
         _fail(store, c, sha, str(err), now, report)
-        return
+        return None
     except DigestError:
         raise  # the state itself is broken: stop the run
     except Exception as err:  # a bug must not stop the other dumps; keep the evidence
         log.exception("unexpected error while ingesting %s", c.name)
         _fail(store, c, sha, f"{c.name}: internal error ({type(err).__name__}: {err})", now, report)
-        return
+        return None
     for warning in parser.warnings:
         log.warning("%s", warning)
     report.ingested += 1
@@ -187,6 +195,7 @@ def _ingest_one(
     log.info("%s: %d papers, %d new (%s layout)", c.name, result.found, result.new, result.layout)
     if result.enriched:
         log.info("%s: %d known papers gained an arXiv id, authors or upvotes", c.name, result.enriched)
+    return (parser.listing_date,)
 
 
 def _fail(store: Store, c: Candidate, sha: str, error: str, now: datetime, report: IngestReport) -> None:

@@ -39,10 +39,17 @@ class StoredPaper:
     paper: Paper
     first_seen: datetime
     dump_name: str
+    guid_key: str | None = None  # the key published before the key rule changed
 
     @property
     def key(self) -> str:
         return self.paper.key
+
+    @property
+    def ident(self) -> str:
+        """The key the paper's GUID and archive anchor derive from: stable forever, even
+        when the key rule changed after it was published (``guid_key``)."""
+        return self.guid_key or self.paper.key
 
     @property
     def title(self) -> str:

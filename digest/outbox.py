@@ -20,7 +20,7 @@ from digest.deliver import Transport
 from digest.errors import DeliveryError
 from digest.model import Delivery, Digest, Paper, StoredPaper
 from digest.render import email
-from digest.render.view import PaperView, digest_view, paper_view
+from digest.render.view import PaperView, digest_paper_views, digest_view, paper_view
 from digest.store import Store
 from digest.store_subscribers import Subscribers
 from digest.subscribers import normalise
@@ -71,7 +71,9 @@ def renderer(config: Config, store: Store) -> Callable[[Digest, str, str], Email
     def build(digest: Digest, recipient: str, message_id: str) -> EmailMessage:
         if digest.id not in cache:
             base = config.digest.base_url
-            cache[digest.id] = [paper_view(p, digest.slug, base) for p in store.digest_papers(digest)]
+            cache[digest.id] = digest_paper_views(
+                digest, store.digest_papers(digest), base, config.archive.page_size
+            )
         view = digest_view(digest, config.digest.base_url, config.tz)
         return email.message(settings, view, cache[digest.id], recipient, message_id, links(recipient))
 
@@ -91,7 +93,9 @@ def wire_renderer(
     def build(digest: Digest, recipient: str, message_id: str, personal: email.Personal | None) -> email.Wire:
         base = config.digest.base_url
         if digest.id not in papers:
-            papers[digest.id] = [paper_view(p, digest.slug, base) for p in store.digest_papers(digest)]
+            papers[digest.id] = digest_paper_views(
+                digest, store.digest_papers(digest), base, config.archive.page_size
+            )
         shape = personal.shape if personal is not None else None
         if (digest.id, shape) not in prepared:
             view = digest_view(digest, base, config.tz)
@@ -114,7 +118,8 @@ def weekly_message(
     linked to its own digest's page, dated and identified by the carrying ``digest``."""
     base = config.digest.base_url
     held = audience.weekly_papers(store, *span)
-    views = [paper_view(p, d.slug, base) for p, d in held]
+    size = config.archive.page_size
+    views = [paper_view(p, d.slug, base, identity.page_of(p.seq, d.first_seq, size)) for p, d in held]
     view = replace(digest_view(digest, base, config.tz), count=len(views))
     msg = email.message(email_settings(config), view, views, recipient, message_id, personal)
     return email.Wire.of(msg)
@@ -284,7 +289,7 @@ def sample_message(config: Config, store: Store, address: str, now: datetime) ->
     base = config.digest.base_url
     if latest:
         digest = latest[0]
-        papers = [paper_view(p, digest.slug, base) for p in store.digest_papers(digest)[:3]]
+        papers = digest_paper_views(digest, store.digest_papers(digest)[:3], base, config.archive.page_size)
     else:
         digest = Digest(
             id=0,

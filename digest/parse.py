@@ -48,6 +48,13 @@ _BOMS_16 = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
 # No line of a real listing page comes near this (the longest abstracts are a few KB); a
 # longer one is not a page, and refusing it keeps a one-line 200 MB file out of memory.
 MAX_LINE_BYTES = 8 * 1024 * 1024
+# A line made only of markup tags (``<!DOCTYPE html>``, ``<head>``, ``</body>``,
+# ``<h1 class="x">``): a saved HTML page or an error page, not the text of one.
+# Also an element whole on one line (``<title>Not found</title>``).
+_MARKUP_LINE = re.compile(
+    r"^(?:(?:<(?:![A-Za-z-]|/?[A-Za-z][\w:-]*(?=[\s/>])|\?xml\b)[^<>]*>\s*)+"
+    r"|<([A-Za-z][\w:-]*)(?=[\s>])[^<>]*>.*</\1\s*>)$"
+)
 # A title followed by paragraph after paragraph is joined into one abstract up to this size.
 MAX_ABSTRACT_CHARS = 8 * 1024 * 1024
 
@@ -240,6 +247,8 @@ class DumpParser:
                         self.listing_date = line
                         continue
                     in_header = False
+                    if line[:1] == "<" and _MARKUP_LINE.match(line):
+                        self._markup(first + at, line)
                     if not label_alone and line.startswith(_GLUED) and len(line) > len(_GLUED):
                         # Compact pages glue the subscribe button's label to the first title.
                         self.layout = "compact"
@@ -264,6 +273,14 @@ class DumpParser:
             )
         if not blank_in_body:
             self.layout = "compact"
+
+    def _markup(self, number: int, line: str) -> None:
+        raise DumpError(
+            self.name,
+            number,
+            f"HTML markup ({line[:40]!r}), not the text of a listing page; save the page as "
+            "text (or copy its text into a .txt file)",
+        )
 
     def papers(self, raw: Iterable[bytes]) -> Iterator[Paper]:
         """Yields every paper of the dump in page order, each key once. A dump whose content
@@ -296,6 +313,8 @@ class DumpParser:
                 break
             number, title = buf[i]
             i += 1
+            if title[:1] == "<" and _MARKUP_LINE.match(title):
+                self._markup(number, title)
             if _is_paragraph(title):
                 if not started:
                     raise DumpError(

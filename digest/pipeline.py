@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx
 
 from digest import audience, deliver
+from digest.backfill import Backfill
 from digest.config import Config
 from digest.crashpoints import crash_point
 from digest.deliver import FileTransport, Transport
@@ -43,6 +44,7 @@ class RunOptions:
     dry_run_dir: Path | None = None  # write everything here and change no state
     lock_wait: float = 0.0
     respect_backoff: bool = False  # the service: skip deliveries still in their retry backoff
+    backfill: bool = False  # one digest per dump, dated by its listing; nothing is mailed
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,12 +128,20 @@ def _run(
     options: RunOptions,
     site_dir: Path,
 ) -> RunReport:
+    backfill = Backfill(config) if options.backfill else None
     ingested = ingest_inbox(
-        config, store, now, retry_failed=options.retry_failed, settle_seconds=options.settle_seconds
+        config,
+        store,
+        now,
+        retry_failed=options.retry_failed,
+        settle_seconds=options.settle_seconds,
+        after_dump=backfill,
     )
     audience.sync(config, store, now)
     digest = None
-    if options.build_digest:
+    if backfill is not None:
+        digest = backfill.made[-1] if backfill.made else None
+    elif options.build_digest:
         recipients = audience.daily_recipients(config, store) if options.send else ()
         digest = store.create_digest(
             now=now,
@@ -153,10 +163,11 @@ def _run(
         crash_point("pipeline.marked_published")
     delivered = (
         deliver_pending(config, store, transport, now, respect_backoff=options.respect_backoff)
-        if options.send
+        if options.send and backfill is None
         else DeliveryReport()
     )
-    return RunReport(ingest=ingested, digest=digest, published=published, delivery=delivered)
+    notes = (backfill.note(),) if backfill is not None else ()
+    return RunReport(ingest=ingested, digest=digest, published=published, delivery=delivered, notes=notes)
 
 
 def make_transport(config: Config) -> Transport:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from digest.errors import DumpChangedError, DumpError
+from digest.names import printable_name
 from digest.parse import MAX_LINE_BYTES
 
 _SKIP_SUFFIXES = (".part", ".tmp", "~", ".crdownload", ".swp")
@@ -36,8 +37,8 @@ def is_fetched(name: str) -> bool:
 class Candidate:
     """A file in the inbox that looks like a dump, as it was when the inbox was scanned."""
 
-    path: Path
-    name: str
+    path: Path  # as the OS spells it: the only use of the raw name is to open the file
+    name: str  # printable_name(): what is stored, logged and shown
     size: int
     mtime_ns: int
     refused: str | None = None  # why the file is not read at all (recorded as a failed dump)
@@ -103,19 +104,22 @@ def _scan_entries(
     seen = 0
     found: list[Candidate] = []
     for entry in entries:
-        name = entry.name
+        raw = entry.name
         # _skipped(name), inlined: this runs for every file of the inbox on every run.
-        if name.startswith(".") or name.endswith(_SKIP_SUFFIXES):
+        if raw.startswith(".") or raw.endswith(_SKIP_SUFFIXES):
             continue
-        if not (matches(name) or (name.startswith(FETCHED_PREFIX) and is_fetched(name))):
+        if not (matches(raw) or (raw.startswith(FETCHED_PREFIX) and is_fetched(raw))):
             continue
+        # A name that is not UTF-8 (or holds CR, LF, ESC) is stored and shown escaped:
+        # raw, it cannot be written to the state and would stop the whole run.
+        name = raw if raw.isprintable() else printable_name(raw)
         refused: str | None = None
         try:
             # scandir's entry: no second path lookup (is_symlink needs no system call on
             # Linux); a refused link is not followed.
             if entry.is_symlink():
                 root = root or inbox.resolve()
-                refused = _refusal(inbox / name, root)
+                refused = _refusal(inbox / raw, root)
                 st = entry.stat(follow_symlinks=refused is None)
             else:
                 st = entry.stat(follow_symlinks=False)
@@ -127,7 +131,7 @@ def _scan_entries(
         if refused is None and not stat.S_ISREG(st.st_mode):
             refused = "not a regular file (a folder, FIFO or device); dumps must be plain files"
         found.append(
-            Candidate(path=inbox / name, name=name, size=st.st_size, mtime_ns=st.st_mtime_ns, refused=refused)
+            Candidate(path=inbox / raw, name=name, size=st.st_size, mtime_ns=st.st_mtime_ns, refused=refused)
         )
     found.sort(key=lambda c: c.name)
     return seen, found
@@ -141,7 +145,8 @@ def _refusal(path: Path, root: Path) -> str | None:
     except (OSError, RuntimeError):
         return "a dangling or looping symlink; point it at a dump inside the inbox"
     if not target.is_relative_to(root):
-        return f"a symlink to {target}, outside the inbox; copy the dump into the inbox instead"
+        shown = printable_name(str(target))
+        return f"a symlink to {shown}, outside the inbox; copy the dump into the inbox instead"
     return None
 
 
@@ -164,14 +169,16 @@ def sha256_of(path: Path, max_bytes: int) -> str:
                 total += len(chunk)
                 if total > max_bytes:
                     raise DumpError(
-                        path.name,
+                        printable_name(path.name),
                         0,
                         f"larger than sources.max_bytes ({max_bytes} bytes); "
                         "raise sources.max_bytes if this dump is genuine",
                     )
                 digest.update(chunk)
     except OSError as err:
-        raise DumpError(path.name, 0, f"cannot read ({err.strerror}); check its permissions") from err
+        raise DumpError(
+            printable_name(path.name), 0, f"cannot read ({err.strerror}); check its permissions"
+        ) from err
     return digest.hexdigest()
 
 
@@ -194,7 +201,9 @@ def open_dump(path: Path, max_bytes: int) -> tuple[str, Iterator[bytes]]:
         with path.open("rb") as fh:
             data = fh.read(limit + 1)
     except OSError as err:
-        raise DumpError(path.name, 0, f"cannot read ({err.strerror}); check its permissions") from err
+        raise DumpError(
+            printable_name(path.name), 0, f"cannot read ({err.strerror}); check its permissions"
+        ) from err
     if len(data) > limit:
         del data
         sha = sha256_of(path, max_bytes)  # refuses a file over max_bytes
@@ -224,9 +233,13 @@ def read_chunks(path: Path, sha256: str | None = None) -> Iterator[bytes]:
         with path.open("rb") as fh:
             yield from _line_chunks(fh, hasher)
     except OSError as err:
-        raise DumpError(path.name, 0, f"cannot read ({err.strerror}); check its permissions") from err
+        raise DumpError(
+            printable_name(path.name), 0, f"cannot read ({err.strerror}); check its permissions"
+        ) from err
     if hasher is not None and hasher.hexdigest() != sha256:
-        raise DumpChangedError(path.name, 0, "changed while it was being read; it is read again next run")
+        raise DumpChangedError(
+            printable_name(path.name), 0, "changed while it was being read; it is read again next run"
+        )
 
 
 def _line_chunks(fh: BinaryIO, hasher: hashlib._Hash | None) -> Iterator[bytes]:

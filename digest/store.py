@@ -33,6 +33,7 @@ from digest.crashpoints import crash_point
 from digest.errors import StoreError
 from digest.identity import message_id
 from digest.model import Delivery, Digest, DumpRecord, FetchState, JobRun, Paper, StoredPaper
+from digest.store_keys import rekey_migration
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +99,9 @@ papers = sa.Table(
     sa.Column("upvotes", sa.Integer),
     sa.Column("first_seen", UTCDateTime, nullable=False),
     sa.Column("dump_id", sa.Integer, sa.ForeignKey("dumps.id"), nullable=False),
+    # The key the paper's GUID and anchor were published under, when the key rule
+    # changed after it (digest/store_keys.py); NULL: they derive from ``key``.
+    sa.Column("guid_key", sa.Text),
     sqlite_autoincrement=True,  # seq is never reused, even after a rollback
 )
 
@@ -203,6 +207,7 @@ MIGRATIONS: list[Callable[[Connection], None]] = [
     _create(fetch_state),  # remote sources (sources.urls)
     _create(job_runs),
     _create_indexes(*_HISTORY_INDEXES),
+    rekey_migration(papers),  # paper keys drop format characters (Cf)
     lambda conn: _subscribers_module().migrate(conn),  # subscribers replace suppressions
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -344,6 +349,7 @@ def _paper(row: Any) -> StoredPaper:
         ),
         first_seen=row.first_seen,
         dump_name=row.dump_name,
+        guid_key=row.guid_key,
     )
 
 

@@ -1,10 +1,9 @@
-"""Shared fixtures: real files, a real SQLite state, a fixed clock."""
+"""Shared fixtures: real files, a real SQLite state, a fixed clock. Helpers a test
+imports (dumps, NOW, write_toml, drop) are in ``tests/helpers.py``."""
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Callable
-from datetime import UTC, datetime
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,53 +11,18 @@ import pytest
 
 from digest.config import Config, load_config
 from digest.store import Store
+from tests.helpers import MakeConfig, write_toml
 
 # The SMTP sink's fixture (start_server) for every test module.
 pytest_plugins = ["tests.smtpsink"]
 
-ROOT = Path(__file__).resolve().parents[1]
-EXAMPLES = ROOT / "examples" / "dumps"
-DUMP_000 = EXAMPLES / "000_1837666521755300.txt"
-DUMP_002 = EXAMPLES / "002_2330d60cc52b9a08.txt"
-NOW = datetime(2026, 11, 22, 7, 0, tzinfo=UTC)
-
-
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    text = str(value).replace("\\", "\\\\").replace('"', '\\"')
-    return f'"{text}"'
-
-
-def write_toml(path: Path, data: dict[str, dict[str, Any]]) -> Path:
-    """Writes nested dicts as TOML tables ({"email.smtp": {...}} for sub-tables)."""
-    lines: list[str] = []
-    for section, table in data.items():
-        lines.append(f"[{section}]")
-        lines.extend(f"{key} = {_toml_value(value)}" for key, value in table.items())
-        lines.append("")
-    path.write_text("\n".join(lines), encoding="utf-8")
-    return path
-
 
 @pytest.fixture
 def inbox(tmp_path: Path) -> Path:
-    """An empty inbox folder; copy dumps into it with :func:`drop`."""
+    """An empty inbox folder; copy dumps into it with :func:`tests.helpers.drop`."""
     folder = tmp_path / "inbox"
     folder.mkdir()
     return folder
-
-
-def drop(inbox: Path, *dumps: Path) -> None:
-    for dump in dumps:
-        shutil.copyfile(dump, inbox / dump.name)
-
-
-MakeConfig = Callable[..., Config]
 
 
 @pytest.fixture
@@ -92,7 +56,7 @@ def config(make_config: MakeConfig) -> Config:
 
 
 @pytest.fixture
-def store(config: Config) -> Store:
+def store(config: Config) -> Iterator[Store]:
     s = Store.open(config.state.url)
-    yield s  # type: ignore[misc]
+    yield s
     s.close()

@@ -17,7 +17,7 @@ from digest.identity import paper_key
 from digest.model import Paper
 from digest.pipeline import RunReport, run_once
 from digest.store import Store
-from tests.conftest import DUMP_000, DUMP_002, NOW
+from tests.helpers import DUMP_000, DUMP_002, NOW
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 DAY1 = NOW - timedelta(days=1)

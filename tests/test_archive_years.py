@@ -11,7 +11,7 @@ from digest.config import Config
 from digest.model import Paper
 from digest.site import publish
 from digest.store import Store
-from tests.conftest import MakeConfig
+from tests.helpers import MakeConfig
 from tests.test_site import page, tree
 
 
@@ -40,7 +40,7 @@ def _published(config: Config, store: Store, site: Path, *, everything: bool = F
     return {p.relative_to(site).as_posix() for p in report.files}
 
 
-FEEDS = {"feed.xml", "atom.xml", "feed.json"}
+FEEDS = {"feed.xml", "atom.xml", "feed.json", "digests.xml", "digests.atom", "digests.json"}
 
 
 def test_index_shows_recent_months_and_links_every_year(config: Config, store: Store) -> None:
@@ -65,7 +65,7 @@ def test_index_shows_recent_months_and_links_every_year(config: Config, store: S
     }
     index = page(site, "index.html")
     # The twelve months up to the newest digest's: December 2025 to November 2026.
-    assert [h for h in index.hrefs if h.startswith("digests/")] == [
+    assert [h for h in index.hrefs if h.startswith("digests/") and "#" not in h] == [
         "digests/2026-11-20.html",
         "digests/2025-12-01.html",
     ]
@@ -78,7 +78,7 @@ def test_index_shows_recent_months_and_links_every_year(config: Config, store: S
     assert "10 papers in 4 digests" in html  # the totals count the whole archive
     assert "2 digests, 4 papers" in html  # 2025
     year = page(site, "archive/2025.html")
-    assert [h for h in year.hrefs if "digests/" in h] == [
+    assert [h for h in year.hrefs if "digests/" in h and "#" not in h] == [
         "../digests/2025-12-01.html",
         "../digests/2025-06-01.html",
     ]
@@ -98,6 +98,7 @@ def test_a_run_rerenders_only_its_year_and_the_one_before_a_new_year(config: Con
     _digest_at(store, datetime(2026, 11, 21, 7, tzinfo=UTC), 2)
     assert _published(config, store, site) == {
         "digests/2026-11-21.html",
+        "digests/2026-11-20.html",  # its "next" link
         "archive/2026.html",
         "index.html",
         *FEEDS,
@@ -108,6 +109,7 @@ def test_a_run_rerenders_only_its_year_and_the_one_before_a_new_year(config: Con
     _digest_at(store, datetime(2027, 1, 2, 7, tzinfo=UTC), 1)
     assert _published(config, store, site) == {
         "digests/2027-01-02.html",
+        "digests/2026-11-21.html",
         "archive/2026.html",
         "archive/2027.html",
         "index.html",

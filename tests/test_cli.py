@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from digest.cli import build_parser, main
-from tests.conftest import DUMP_000, DUMP_002, drop, write_toml
+from tests.helpers import DUMP_000, DUMP_002, drop, write_toml
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from crash.harness import RECIPIENTS, Install, make_install
-from tests.conftest import DUMP_000, DUMP_002
+from tests.helpers import DUMP_000, DUMP_002
 
 N = 5
 LOCK_MESSAGE = "digest: error: another paper-digest run holds"

@@ -8,7 +8,7 @@ import pytest
 
 from digest.config import describe, find_config_file, load_config, parse_duration
 from digest.errors import ConfigError
-from tests.conftest import ROOT, write_toml
+from tests.helpers import ROOT, write_toml
 
 
 def load(tmp_path: Path, data: dict, env: dict[str, str] | None = None):  # type: ignore[no-untyped-def]

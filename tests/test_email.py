@@ -23,7 +23,7 @@ from digest.model import Digest, Paper, StoredPaper
 from digest.parse import parse_dump
 from digest.render import email as render
 from digest.render.view import PaperView, digest_view, paper_view
-from tests.conftest import DUMP_000, DUMP_002, NOW, ROOT, MakeConfig
+from tests.helpers import DUMP_000, DUMP_002, NOW, ROOT, MakeConfig
 
 GOLDEN = ROOT / "tests" / "golden" / "email"
 BASE = "https://example.org/digest/"

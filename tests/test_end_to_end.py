@@ -13,7 +13,7 @@ from digest.config import Config
 from digest.deliver import FileTransport
 from digest.pipeline import run_once
 from digest.store import Store
-from tests.conftest import DUMP_000, DUMP_002, NOW, drop
+from tests.helpers import DUMP_000, DUMP_002, NOW, drop
 
 
 def test_example_run_publishes_feed_and_emails(config: Config, store: Store, inbox: Path) -> None:

@@ -16,7 +16,7 @@ from digest.cli import main
 from digest.config import load_config
 from digest.model import Digest
 from digest.store import Store
-from tests.conftest import DUMP_000, drop, write_toml
+from tests.helpers import DUMP_000, drop, write_toml
 
 
 def config_file(tmp_path: Path, inbox: Path, output_dir: Path) -> Path:

@@ -14,12 +14,12 @@ import feedparser
 import pytest
 
 from digest import identity
-from digest.config import Config
+from digest.config import Config, parse_duration
 from digest.deliver import FileTransport
 from digest.pipeline import run_once
 from digest.site import publish
 from digest.store import Store
-from tests.conftest import DUMP_000, DUMP_002, NOW, MakeConfig, drop
+from tests.helpers import DUMP_000, DUMP_002, NOW, MakeConfig, drop
 from tests.sitedata import (
     AUTHORED,
     DAY1,
@@ -33,6 +33,10 @@ from tests.sitedata import (
 )
 
 FEEDS = ("feed.xml", "atom.xml", "feed.json")
+
+
+def parse_window(text: str) -> float:
+    return parse_duration("feed.window", text)
 
 
 def rss(site: Path) -> Any:
@@ -88,19 +92,19 @@ def test_all_three_feeds_parse_and_agree(config: Config, store: Store, inbox: Pa
     site = config.feed.output_dir
     papers = store.digest_papers(store.digests()[0])
     assert len(papers) == 81
-    expected = [identity.paper_guid(p.key) for p in reversed(papers)]
-    assert ids(site) == expected  # newest (highest seq) first, in every format
+    expected = [identity.paper_guid(p.key) for p in papers]
+    assert ids(site) == expected  # the page's order (first listed first), in every format
     r, a, j = rss(site), atom(site), json_feed(site)
     assert len(r.entries) == len(a.entries) == len(j["items"]) == 81
-    titles = [p.title for p in reversed(papers)]
+    titles = [p.title for p in papers]
     assert [e.title for e in a.entries] == titles
     assert [i["title"] for i in j["items"]] == titles
 
 
-def test_guids_are_stable_across_runs_and_the_newest_items_come_first(
+def test_guids_are_stable_across_runs_and_the_newest_digest_comes_first(
     make_config: MakeConfig, inbox: Path, tmp_path: Path
 ) -> None:
-    config = make_config(feed={"max_items": 250})
+    config = make_config(feed={"max_items": 250, "window": "12h"})
     store = Store.open(config.state.url)
     try:
         site = config.feed.output_dir
@@ -116,18 +120,26 @@ def test_guids_are_stable_across_runs_and_the_newest_items_come_first(
         assert newest.paper_count == len(new_papers) == 216
         assert len(first) == 81 and len(set(first)) == 81  # fewer papers than max_items: all
         assert len(second) == 250 and len(set(second)) == 250
-        # The newest items are exactly 002's new papers, newest (last listed) first ...
-        assert second[:216] == [identity.paper_guid(p.key) for p in reversed(new_papers)]
-        # ... followed by the older items, with the very same ids as in the first run.
-        assert second[216:] == first[:34]
+        # The newest digest first, its papers in the order its page lists them ...
+        assert second[:216] == [identity.paper_guid(p.key) for p in new_papers]
+        # ... then the newest 34 of the digest before, with the very same ids as in the first run.
+        assert second[216:] == first[-34:]
         # A re-run with no new dump publishes nothing: the feeds are byte for byte the same.
         assert third_report.digest is None and third_report.published.files == ()
         assert {name: (site / name).read_bytes() for name in FEEDS} == files
 
-        # The length is max_items, but never fewer than the newest digest's papers.
-        for max_items, expected in ((100, 216), (230, 230), (1000, 297)):
-            shorter = replace(config, feed=replace(config.feed, max_items=max_items))
-            out = tmp_path / f"max-{max_items}"
+        # Outside the window: max_items, but never fewer than the newest digest's papers;
+        # a window reaching the day before carries both digests.
+        for max_items, window, expected in (
+            (100, "12h", 216),
+            (230, "12h", 230),
+            (1000, "12h", 297),
+            (1, "2d", 297),
+        ):
+            shorter = replace(
+                config, feed=replace(config.feed, max_items=max_items, window=parse_window(window))
+            )
+            out = tmp_path / f"max-{max_items}-{window}"
             publish(shorter, store, out, everything=True)
             assert len(json_feed(out)["items"]) == expected
     finally:
@@ -176,10 +188,11 @@ def test_items_carry_link_date_category_and_reader_links(config: Config, store: 
             r, a, j = by_id[guid], atom_by_id[guid], json_by_id[guid]
             assert r.guidislink is False
             assert r.link == a.link == j["url"] == url
-            # Published = first seen, identical in every format.
-            assert datetime(*r.published_parsed[:6], tzinfo=UTC) == paper.first_seen
-            assert datetime.fromisoformat(a.published) == paper.first_seen
-            assert datetime.fromisoformat(j["date_published"]) == paper.first_seen
+            # Published = first seen plus its position in the digest, in every format.
+            moment = paper.first_seen + timedelta(seconds=paper.seq - digest.first_seq)
+            assert datetime(*r.published_parsed[:6], tzinfo=UTC) == moment
+            assert datetime.fromisoformat(a.published) == moment
+            assert datetime.fromisoformat(j["date_published"]) == moment
             # The category is the digest's date.
             assert [t.term for t in r.tags] == [t.term for t in a.tags] == j["tags"] == [digest.slug[:10]]
             for content in (r.content[0].value, a.content[0].value, j["content_html"]):
@@ -285,5 +298,5 @@ def test_feed_goldens(config: Config, store: Store, inbox: Path) -> None:
     first, second = build_fixed_state(config, store, inbox)
     assert first.digest is not None and second.digest is not None
     assert (first.digest.created, second.digest.created) == (DAY1, NOW)
-    for name in FEEDS:
+    for name in (*FEEDS, "digests.xml", "digests.atom", "digests.json"):
         check_golden((config.feed.output_dir / name).read_bytes(), GOLDEN / "feeds" / name)

@@ -25,7 +25,7 @@ from digest.fetch import USER_AGENT, fetch_all
 from digest.ingest import ingest_inbox
 from digest.pipeline import RunOptions, run_once
 from digest.store import Store
-from tests.conftest import DUMP_000, DUMP_002, NOW, MakeConfig, drop, write_toml
+from tests.helpers import DUMP_000, DUMP_002, NOW, MakeConfig, drop, write_toml
 
 Route = Callable[[BaseHTTPRequestHandler], None]
 
@@ -441,7 +441,7 @@ def test_cli_fetch_without_urls_is_a_config_error(
             "config key 'sources.urls[1]': 'ftp://x/y' is not an http(s) URL",
         ),
         ({"urls": "https://x"}, None),
-        ({"fetch_timeout": 0}, "config key 'sources.fetch_timeout': must be more than 0 seconds"),
+        ({"fetch_timeout": 0}, "config key 'sources.fetch_timeout': must be longer than 0 seconds"),
         ({"fetch_retries": -1}, "config key 'sources.fetch_retries': expected a whole number of at least 0"),
         ({"follow_redirects": "yes"}, "config key 'sources.follow_redirects': expected true or false"),
     ],

@@ -27,7 +27,7 @@ from digest.errors import DumpError
 from digest.parse import MAX_LINE_BYTES, parse_dump
 from digest.store import Store
 from tests import bigdump
-from tests.conftest import write_toml
+from tests.helpers import write_toml
 
 HEADER = "new\nGet trending papers in your email inbox!\nSubscribe\nDaily Papers\nbyAK and the research community\nAug 8\n"
 

@@ -19,7 +19,7 @@ import feedparser
 import pytest
 
 from digest.cli import main
-from tests.conftest import write_toml
+from tests.helpers import write_toml
 
 HEADER = "new\nSubscribe\nDaily Papers\nAug 8\n"
 LONG_WORD = "Supercalifragilistic" * 10  # 200 characters, one word

@@ -16,7 +16,7 @@ from digest.deliver import FileTransport
 from digest.ingest import ingest_inbox
 from digest.pipeline import run_once
 from digest.store import Store
-from tests.conftest import DUMP_000, DUMP_002, NOW, MakeConfig, drop
+from tests.helpers import DUMP_000, DUMP_002, NOW, MakeConfig, drop
 from tests.smtpsink import free_port
 
 

@@ -11,7 +11,7 @@ import pytest
 from digest.errors import DumpError
 from digest.model import ParsedDump
 from digest.parse import DumpParser, parse_dump
-from tests.conftest import DUMP_000, DUMP_002, ROOT
+from tests.helpers import DUMP_000, DUMP_002, ROOT
 
 GOLDEN = ROOT / "tests" / "golden" / "parse"
 

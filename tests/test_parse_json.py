@@ -12,7 +12,7 @@ from digest.errors import DumpError
 from digest.identity import paper_key
 from digest.parse import DumpParser, parse_dump
 from digest.parse_json import looks_like_json, sniff
-from tests.conftest import DUMP_000
+from tests.helpers import DUMP_000
 
 
 def item(title: str = "World Models", **paper: Any) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from digest.lock import run_lock
 from digest.pipeline import RunOptions, run_once
 from digest.publish import write_atomic
 from digest.store import Store
-from tests.conftest import DUMP_000, DUMP_002, NOW, drop
+from tests.helpers import DUMP_000, DUMP_002, NOW, drop
 
 
 def snapshot(folder: Path) -> dict[str, tuple[str, int]]:

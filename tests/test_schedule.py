@@ -17,7 +17,7 @@ from digest.lock import run_lock
 from digest.pipeline import make_transport, run_once
 from digest.schedule import DIGEST, POLL, Service, digest_trigger, missed_digest
 from digest.store import Store
-from tests.conftest import DUMP_000, DUMP_002, NOW, MakeConfig, drop
+from tests.helpers import DUMP_000, DUMP_002, NOW, MakeConfig, drop
 
 # --- config ---------------------------------------------------------------------------------
 
@@ -59,7 +59,7 @@ def test_numeric_weekdays_are_refused(make_config: MakeConfig, weekday: str) -> 
         ("digest", "daily", "has 1 fields"),
         ("poll", "5 minutes", "is not a duration"),
         ("poll", "0s", "longer than 0 seconds"),
-        ("misfire_grace", 60, "is not a duration"),
+        ("misfire_grace", -60, "is not a duration"),
     ],
 )
 def test_bad_schedule_values_name_the_key(

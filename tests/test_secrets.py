@@ -16,7 +16,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-from tests.conftest import DUMP_000, drop, write_toml
+from tests.helpers import DUMP_000, drop, write_toml
 from tests.smtpsink import Recorder, free_port
 
 PASSWORD = "hunter2-Zq9!secret-7f3a"

@@ -23,7 +23,7 @@ import pytest
 from digest.config import Config, load_config
 from digest.lock import run_lock
 from digest.store import Store
-from tests.conftest import DUMP_000, DUMP_002, ROOT, write_toml
+from tests.helpers import DUMP_000, DUMP_002, ROOT, write_toml
 from tests.smtpsink import Recorder, StartServer
 
 RECIPIENTS = ["a@example.org", "b@example.org"]

@@ -29,13 +29,14 @@ from digest.deliver import FileTransport
 from digest.ingest import ingest_inbox
 from digest.pipeline import run_once
 from digest.store import Store
-from tests.conftest import DUMP_000, DUMP_002, NOW, drop
+from tests.helpers import DUMP_000, DUMP_002, NOW, drop
 from tests.sitedata import (
     DAY1,
     GOLDEN,
     TEMPLATE_ABSTRACT,
     TEMPLATE_TITLE,
     TRICKY_ABSTRACT,
+    TRICKY_DUMP,
     TRICKY_TITLE,
     build_fixed_state,
     check_golden,
@@ -45,6 +46,7 @@ from tests.sitedata import (
 
 BASE = "https://example.org/digest/"
 FEEDS = ("feed.xml", "atom.xml", "feed.json")
+DIGEST_FEEDS = ("digests.xml", "digests.atom", "digests.json")
 PAGES = ("index.html", "archive/2026.html", "digests/2026-11-21.html", "digests/2026-11-22.html")
 
 
@@ -121,7 +123,7 @@ def site(config: Config, store: Store, inbox: Path) -> Path:
 
 
 def test_site_goldens(site: Path) -> None:
-    assert sorted(tree(site)) == sorted([*FEEDS, *PAGES])
+    assert sorted(tree(site)) == sorted([*FEEDS, *DIGEST_FEEDS, *PAGES])
     for path in PAGES:
         check_golden((site / path).read_bytes(), GOLDEN / "site" / path)
 
@@ -138,18 +140,34 @@ def test_a_normal_run_renders_only_the_new_page_its_year_the_index_and_the_feeds
         "archive/2026.html",
         "index.html",
         *FEEDS,
+        *DIGEST_FEEDS,
     }
-    (site / "digests/2026-11-21.html").unlink()  # a normal run must not need (or redo) it
     drop(inbox, DUMP_002)
     second = run_once(config, store, transport, NOW)
+    # The new page, and the one before it for its "next" link: one extra page per run.
     assert {p.relative_to(site).as_posix() for p in second.published.files} == {
+        "digests/2026-11-22.html",
+        "digests/2026-11-21.html",
+        "archive/2026.html",
+        "index.html",
+        *FEEDS,
+        *DIGEST_FEEDS,
+    }
+    older = (site / "digests/2026-11-21.html").read_text(encoding="utf-8")
+    assert 'rel="next" href="../digests/2026-11-22.html"' in older
+    assert 'rel="prev"' not in older
+    (site / "digests/2026-11-21.html").unlink()  # a third run must not need (or redo) it
+    (inbox / "c_tricky.txt").write_text(TRICKY_DUMP, encoding="utf-8")
+    third = run_once(config, store, transport, NOW + timedelta(hours=1))
+    assert {p.relative_to(site).as_posix() for p in third.published.files} == {
+        "digests/2026-11-22-2.html",
         "digests/2026-11-22.html",
         "archive/2026.html",
         "index.html",
         *FEEDS,
+        *DIGEST_FEEDS,
     }
-    assert not (site / "digests/2026-11-21.html").exists()
-    assert all(d.published == NOW for d in store.digests()[:1])
+    assert store.digests()[1].published == NOW
     # Nothing new: nothing is written at all.
     assert run_once(config, store, transport, NOW + timedelta(hours=1)).published.files == ()
 
@@ -161,7 +179,7 @@ def test_digest_publish_rebuilds_the_whole_site_byte_for_byte(
     shutil.rmtree(site)
     assert main(["-c", str(config.path), "publish"]) == 0
     out = capsys.readouterr().out
-    assert f"published 7 files into {site}: 2 digest pages, 1 year page, the index and 3 feeds" in out
+    assert f"published 10 files into {site}: 2 digest pages, 1 year page, the index and 6 feeds" in out
     assert tree(site) == before  # a full rebuild equals what the normal runs wrote
 
 
@@ -216,14 +234,17 @@ def test_index_lists_digests_newest_first_and_announces_the_feeds(site: Path) ->
         ("application/rss+xml", "feed.xml"),
         ("application/atom+xml", "atom.xml"),
         ("application/feed+json", "feed.json"),
+        ("application/rss+xml", "digests.xml"),
+        ("application/atom+xml", "digests.atom"),
+        ("application/feed+json", "digests.json"),
     ]
-    digest_links = [h for h in p.hrefs if h.startswith("digests/")]
+    digest_links = [h for h in p.hrefs if h.startswith("digests/") and "#" not in h]
     assert digest_links == ["digests/2026-11-22.html", "digests/2026-11-21.html"]
     html = (site / "index.html").read_text(encoding="utf-8")
     assert html.index("22 Nov 2026") < html.index("21 Nov 2026")
     assert '<span class="count">6 papers</span>' in html and '<span class="count">3 papers</span>' in html
     assert "9 papers in 2 digests" in html
-    for name in FEEDS:
+    for name in (*FEEDS, *DIGEST_FEEDS):
         assert f"<code>{BASE}{name}</code>" in html
     # The digest pages announce the feeds too, relative to their own folder.
     sub = page(site, "digests/2026-11-22.html")

@@ -25,7 +25,7 @@ from digest.deliver import make_transport
 from digest.pipeline import RunOptions, run_once
 from digest.render.view import day_label
 from digest.store import Store
-from tests.conftest import DUMP_000, DUMP_002, NOW, MakeConfig, drop
+from tests.helpers import DUMP_000, DUMP_002, NOW, MakeConfig, drop
 from tests.smtpsink import Recorder, StartServer, free_port
 
 READERS = ["ann@example.org", "bob@example.org", "cy@example.org"]

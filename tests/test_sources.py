@@ -15,7 +15,7 @@ from digest.ingest import ingest_inbox
 from digest.parse import DumpParser, decode_runs
 from digest.sources import LINE_READ_LIMIT, open_dump, read_chunks, scan, scan_changed, settled, sha256_of
 from digest.store import Store
-from tests.conftest import DUMP_000, DUMP_002, NOW, drop
+from tests.helpers import DUMP_000, DUMP_002, NOW, drop
 
 
 def test_scan_skips_hidden_temporary_and_unmatched(inbox: Path, tmp_path: Path) -> None:

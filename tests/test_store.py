@@ -19,7 +19,7 @@ from digest.model import Paper
 from digest.parse import DumpParser
 from digest.pipeline import run_once
 from digest.store import SCHEMA_VERSION, IngestResult, Store, deliveries, schema_version
-from tests.conftest import DUMP_000, DUMP_002, NOW, drop
+from tests.helpers import DUMP_000, DUMP_002, NOW, drop
 
 
 def test_sample_counts_in_order(config: Config, store: Store, inbox: Path) -> None:

@@ -17,7 +17,7 @@ from digest.deliver import FileTransport
 from digest.ingest import ingest_inbox
 from digest.pipeline import run_once
 from digest.store import Store
-from tests.conftest import DUMP_000, DUMP_002, NOW, MakeConfig, drop
+from tests.helpers import DUMP_000, DUMP_002, NOW, MakeConfig, drop
 
 psycopg = pytest.importorskip("psycopg", reason="psycopg is not installed (pip install '.[test]')")
 SERVER = os.environ.get("DIGEST_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")

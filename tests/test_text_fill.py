@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from digest.text import fill
-from tests.conftest import DUMP_000, DUMP_002
+from tests.helpers import DUMP_000, DUMP_002
 
 
 def reference(text: str, width: int, indent: str, first: str | None = None) -> str:

@@ -17,6 +17,7 @@ from datetime import date
 
 from digest import identity
 from digest.render import templates
+from digest.render.digest_feed import DIGESTS_ATOM_FILE, DIGESTS_JSON_FILE, DIGESTS_RSS_FILE
 from digest.render.feed import ATOM_FILE, JSON_FILE, RSS_FILE
 from digest.render.view import DigestView, PaperView
 
@@ -58,6 +59,14 @@ FEEDS = (
     Feed("Atom", ATOM_FILE, "application/atom+xml"),
     Feed("JSON Feed", JSON_FILE, "application/feed+json"),
 )
+# One item per digest, for readers who want one item a day: announced on the index.
+DIGEST_FEEDS = (
+    Feed("RSS, one item per digest", DIGESTS_RSS_FILE, "application/rss+xml"),
+    Feed("Atom, one item per digest", DIGESTS_ATOM_FILE, "application/atom+xml"),
+    Feed("JSON Feed, one item per digest", DIGESTS_JSON_FILE, "application/feed+json"),
+)
+# Index and year pages show this many titles of each digest.
+FIRST_TITLES = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,31 +119,67 @@ def by_month(digests: Sequence[DigestView]) -> tuple[Month, ...]:
     return tuple(months)
 
 
-def _feeds(site: Site) -> list[dict[str, str]]:
+def _feeds(site: Site, feeds: Sequence[Feed] = FEEDS) -> list[dict[str, str]]:
     return [
         {"name": f.name, "file": f.file, "mime": f.mime, "url": identity.site_url(site.base_url, f.file)}
-        for f in FEEDS
+        for f in feeds
     ]
 
 
 def digest_page(
-    site: Site, digest: DigestView, papers: Sequence[PaperView], *, older: DigestView | None = None
+    site: Site,
+    digest: DigestView,
+    papers: Sequence[PaperView],
+    *,
+    older: DigestView | None = None,
+    newer: DigestView | None = None,
 ) -> bytes:
-    """One digest's page: every paper, in the order first seen, under an anchor that the
-    feeds and the email link to; ``older`` is the previous digest, linked at the bottom."""
-    html = templates.render(
-        "archive.html",
-        site=site,
-        digest=digest,
-        edition=edition(digest),
-        papers=papers,
-        older=older,
-        older_edition=edition(older) if older else 1,
-        feeds=_feeds(site),
-        canonical=digest.url,
-        root="../",
-    )
-    return html.encode("utf-8")
+    """One digest's (single) page; see :func:`digest_pages`."""
+    return digest_pages(site, digest, papers, older=older, newer=newer, page_size=max(1, len(papers)))[0][1]
+
+
+def digest_pages(
+    site: Site,
+    digest: DigestView,
+    papers: Sequence[PaperView],
+    *,
+    older: DigestView | None = None,
+    newer: DigestView | None = None,
+    page_size: int,
+) -> list[tuple[str, bytes]]:
+    """A digest's pages as (path, html): every paper, in the order first seen, under an
+    anchor that the feeds and the email link to, ``page_size`` seqs a page
+    (:func:`digest.identity.page_of`; a page never holds more papers). Each page links to
+    the digest's other pages, to ``older`` (``rel="prev"``) and ``newer`` (``rel="next"``)."""
+    buckets: dict[int, list[PaperView]] = {}
+    for p in papers:
+        buckets.setdefault(identity.page_of(p.seq, digest.first_seq, page_size), []).append(p)
+    numbers = sorted(buckets) or [1]
+    nav = [(n, identity.digest_path(digest.slug, n)) for n in numbers]
+    out = []
+    start = 1
+    for n in numbers:
+        path = identity.digest_path(digest.slug, n)
+        html = templates.render(
+            "archive.html",
+            site=site,
+            digest=digest,
+            edition=edition(digest),
+            papers=buckets.get(n, []),
+            page=n,
+            start=start,
+            page_nav=nav if len(numbers) > 1 else [],
+            older=older,
+            older_edition=edition(older) if older else 1,
+            newer=newer,
+            newer_edition=edition(newer) if newer else 1,
+            feeds=_feeds(site),
+            canonical=identity.site_url(site.base_url, path),
+            root="../",
+        )
+        out.append((path, html.encode("utf-8")))
+        start += len(buckets.get(n, []))
+    return out
 
 
 def index_page(
@@ -152,6 +197,7 @@ def index_page(
         digest_count=digest_count,
         paper_count=paper_count,
         feeds=_feeds(site),
+        digest_feeds=_feeds(site, DIGEST_FEEDS),
         canonical=site.base_url,
         root="",
     )

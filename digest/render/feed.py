@@ -1,7 +1,8 @@
 """Pure: the newest papers → RSS 2.0 and Atom 1.0 (built with feedgen) and JSON Feed 1.1.
 
-Every renderer takes the same ``(paper, digest)`` items, newest first, and a
-:class:`Channel`, and returns bytes that depend on nothing else: feedgen stamps ``now``
+Every renderer takes the same ``(paper, digest)`` items, in the feed's order (the
+newest digest first, each digest's papers in the order its archive page lists them),
+and a :class:`Channel`, and returns bytes that depend on nothing else: feedgen stamps ``now``
 and its own version and prepends entries unless told otherwise, so the update time,
 the generator and ``order="append"`` are always set explicitly here.
 
@@ -20,7 +21,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import lru_cache
 from html import escape
 
@@ -103,6 +104,27 @@ def content_html(paper: PaperView, digest: DigestView) -> str:
     return "\n".join(parts)
 
 
+_SECOND = timedelta(seconds=1)
+
+
+def item_times(items: Sequence[Item]) -> list[datetime]:
+    """Each item's date, in the order of ``items``: when the paper was first seen plus its
+    position in its digest in seconds (its seq minus the digest's first), so readers that
+    sort by date keep a digest's listing order. Taken over the items in seq order, each
+    is also at least a second after the one before: two digests made within a few
+    minutes (first seen close together) never share or swap times. A backfilled digest
+    is dated before its papers were seen (by its listing date): its date counts instead."""
+    times: dict[int, datetime] = {}
+    previous: datetime | None = None
+    for paper, digest in sorted(items, key=lambda item: item[0].seq):
+        seen = min(paper.first_seen, digest.created)
+        moment = seen + timedelta(seconds=max(0, paper.seq - digest.first_seq))
+        if previous is not None and moment <= previous:
+            moment = previous + _SECOND
+        times[paper.seq] = previous = moment
+    return [times[paper.seq] for paper, _ in items]
+
+
 def _short(url: str) -> str:
     """``https://github.com/a/b`` → ``github.com/a/b``: what a reader needs to recognise."""
     return url.split("://", 1)[-1].rstrip("/")
@@ -123,7 +145,7 @@ def _generator(channel: Channel, file_name: str) -> FeedGenerator:
 
 
 def rss(channel: Channel, items: Sequence[Item]) -> bytes:
-    """RSS 2.0, one item per paper in the order given (newest first). ``description`` is
+    """RSS 2.0, one item per paper in the order given. ``description`` is
     the abstract as (escaped) text, ``content:encoded`` the HTML, ``dc:creator`` the authors."""
     fg = _generator(channel, RSS_FILE)
     # The dc namespace is declared on every feed, but the entry extension goes only on
@@ -132,12 +154,12 @@ def rss(channel: Channel, items: Sequence[Item]) -> bytes:
     fg.title(channel.title)
     fg.description(_h(channel.description or channel.title))
     fg.pubDate(channel.updated)
-    for paper, digest in items:
+    for (paper, digest), moment in zip(items, item_times(items), strict=True):
         fe = fg.add_entry(order="append")
         fe.guid(paper.guid, permalink=False)
         fe.title(paper.title)
         fe.link(href=paper.url)
-        fe.pubDate(paper.first_seen)
+        fe.pubDate(moment)
         fe.content(content_html(paper, digest), type="CDATA")
         fe.description(_escaped_text(paper.abstract or paper.title))
         fe.category(term=digest.iso_date, label=digest.iso_date)
@@ -156,15 +178,15 @@ def atom(channel: Channel, items: Sequence[Item]) -> bytes:
     if channel.description:
         fg.subtitle(channel.description)
     fg.author({"name": channel.title, "uri": channel.base_url})
-    for paper, digest in items:
+    for (paper, digest), moment in zip(items, item_times(items), strict=True):
         fe = fg.add_entry(order="append")
         fe.id(paper.guid)
         fe.title(paper.title)
         # One link only: feedgen 1.0 drops the rel/type of entry links (a shadowed variable),
         # so a second one would read as a duplicate "alternate". arXiv is in the content.
         fe.link(href=paper.url, rel="alternate")
-        fe.published(paper.first_seen)
-        fe.updated(paper.first_seen)
+        fe.published(moment)
+        fe.updated(moment)
         fe.content(content_html(paper, digest), type="html")
         fe.summary(paper.abstract or paper.title, type="text")
         fe.category(term=digest.iso_date, label=f"Digest of {digest.day_label}")
@@ -177,14 +199,14 @@ def atom(channel: Channel, items: Sequence[Item]) -> bytes:
 def json_feed(channel: Channel, items: Sequence[Item]) -> bytes:
     """JSON Feed 1.1 (https://jsonfeed.org/version/1.1), UTF-8, keys in a fixed order."""
     entries = []
-    for paper, digest in items:
+    for (paper, digest), moment in zip(items, item_times(items), strict=True):
         entry: dict[str, object] = {
             "id": paper.guid,
             "url": paper.url,
             "title": paper.title,
             "content_html": content_html(paper, digest),
             "content_text": paper.abstract or paper.title,
-            "date_published": paper.first_seen.isoformat(),
+            "date_published": moment.isoformat(),
             "tags": [digest.iso_date],
         }
         if paper.arxiv_id:

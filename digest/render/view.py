@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -45,9 +46,14 @@ class DigestView:
     url: str
     path: str
     count: int
+    first_seq: int = 0  # a paper's position in the digest is its seq minus this
+    pages: int = 1  # archive pages the digest is split into (archive.page_size)
+    firsts: tuple[tuple[str, str], ...] = ()  # (title, anchor) of its first papers, for lists
 
 
-def paper_view(paper: StoredPaper, slug: str, base_url: str) -> PaperView:
+def paper_view(paper: StoredPaper, slug: str, base_url: str, page: int = 1) -> PaperView:
+    """``page``: the page of the digest's archive that holds the paper (its ``url``);
+    :func:`digest_paper_views` works it out."""
     p = paper.paper
     if p.arxiv_id:
         arxiv = f"https://arxiv.org/abs/{p.arxiv_id}"
@@ -65,9 +71,9 @@ def paper_view(paper: StoredPaper, slug: str, base_url: str) -> PaperView:
         abstract="".join(piece for piece, _ in segs),
         segments=segs,
         links=p.links,
-        guid=identity.paper_guid(p.key),
-        anchor=identity.paper_anchor(p.key),
-        url=identity.archive_url(base_url, slug, p.key),
+        guid=identity.paper_guid(paper.ident),
+        anchor=identity.paper_anchor(paper.ident),
+        url=identity.archive_url(base_url, slug, paper.ident, page),
         arxiv_url=arxiv,
         hf_url=hf,
         first_seen=paper.first_seen,
@@ -79,14 +85,33 @@ def paper_view(paper: StoredPaper, slug: str, base_url: str) -> PaperView:
     )
 
 
+def digest_paper_views(
+    digest: Digest, papers: Sequence[StoredPaper], base_url: str, page_size: int
+) -> list[PaperView]:
+    """Views of papers of ``digest``, each linking to the archive page that holds it."""
+    return [
+        paper_view(p, digest.slug, base_url, identity.page_of(p.seq, digest.first_seq, page_size))
+        for p in papers
+    ]
+
+
 def day_label(moment: datetime, tz: ZoneInfo) -> str:
     """``22 Nov 2026``: unambiguous in every locale."""
     local = moment.astimezone(tz)
     return f"{local.day} {local:%b %Y}"
 
 
-def digest_view(digest: Digest, base_url: str, tz: ZoneInfo) -> DigestView:
+def digest_view(
+    digest: Digest,
+    base_url: str,
+    tz: ZoneInfo,
+    page_size: int | None = None,
+    firsts: Sequence[tuple[str, str]] = (),
+) -> DigestView:
+    """``page_size`` None: one page, whatever the size (callers that link only to the
+    digest's first page need not know the archive's page size)."""
     path = identity.digest_path(digest.slug)
+    pages = 1 if page_size is None else identity.page_of(digest.last_seq, digest.first_seq, page_size)
     return DigestView(
         id=digest.id,
         slug=digest.slug,
@@ -96,4 +121,7 @@ def digest_view(digest: Digest, base_url: str, tz: ZoneInfo) -> DigestView:
         url=identity.site_url(base_url, path),
         path=path,
         count=digest.paper_count,
+        first_seq=digest.first_seq,
+        pages=pages,
+        firsts=tuple(firsts),
     )

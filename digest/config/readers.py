@@ -1,0 +1,388 @@
+"""Readers: each turns one TOML value into the typed value of a config key, or raises a
+ConfigError that names the key and the fix.
+
+A :class:`Reader` is the type of a key: ``read`` validates and converts what the file
+says, ``show`` turns the typed value back into the TOML-shaped value ``check-config``
+prints (durations as ``"5m"``, paths as strings), and ``doc`` is how the README's key
+table writes the default (``256 MiB``, ``5m``). One reader per kind of value: every
+duration key uses :func:`duration`.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from email.utils import parseaddr
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from digest.errors import ConfigError
+
+ON_INGEST = "on_ingest"
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
+_UNITS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+_MIB = 1024 * 1024
+
+ReadFn = Callable[[str, Any, Path], Any]
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, tuple):
+        return list(value)
+    return value
+
+
+def _doc(shown: Any) -> str:
+    if isinstance(shown, bool):
+        return "true" if shown else "false"
+    if isinstance(shown, list):
+        return "[" + ", ".join(f'"{v}"' for v in shown) + "]"
+    return str(shown)
+
+
+@dataclass(frozen=True)
+class Reader:
+    """One kind of config value: how it is read, shown by check-config, and documented."""
+
+    read: ReadFn
+    show: Callable[[Any], Any] = _plain
+    doc: Callable[[Any], str] | None = None
+    relative: bool = False  # the value depends on the config folder: the default is read too
+
+    def __call__(self, key: str, value: Any, base: Path) -> Any:
+        return self.read(key, value, base)
+
+    def document(self, value: Any) -> str:
+        """The default as the README's key table writes it."""
+        return self.doc(value) if self.doc else _doc(self.show(value))
+
+
+# --- durations ---------------------------------------------------------------------------
+
+
+def parse_duration(key: str, value: object) -> float:
+    """A number of seconds (``30``, ``2.5``) or a string ``"30s"``, ``"5m"``, ``"2h"``, ``"3d"``,
+    or a sum like ``"1h30m"`` → seconds (a float, 0 or more)."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if math.isfinite(value) and value >= 0:
+            return float(value)
+    elif isinstance(value, str):
+        text = value.strip().replace(" ", "")
+        if re.fullmatch(r"\d+(?:\.\d+)?", text):
+            return float(text)
+        parts = _DURATION.findall(text)
+        if parts and "".join(a + b for a, b in parts) == text:
+            return sum(float(n) * _UNITS[u] for n, u in parts)
+    raise ConfigError(
+        key,
+        f"{value!r} is not a duration",
+        'write a number of seconds or a string like "30s", "5m", "2h" or "3d"',
+    )
+
+
+def format_duration(seconds: float) -> str:
+    """Seconds → the shortest string :func:`parse_duration` reads back: 300 → ``"5m"``,
+    5400 → ``"1h30m"``, 2.5 → ``"2.5s"``, 0 → ``"0s"``."""
+    if seconds != int(seconds):
+        return f"{seconds:g}s"
+    rest, out = int(seconds), ""
+    for unit, size in _UNITS.items():
+        if rest >= size:
+            out += f"{rest // size}{unit}"
+            rest %= size
+    return out or "0s"
+
+
+def duration(*, positive: bool = False) -> Reader:
+    """The one reader of every duration key; ``positive`` refuses 0."""
+
+    def read(key: str, value: Any, base: Path) -> float:
+        seconds = parse_duration(key, value)
+        if positive and seconds <= 0:
+            raise ConfigError(key, "must be longer than 0 seconds", 'write it like "30s" or "5m"')
+        return seconds
+
+    return Reader(read, show=format_duration, doc=format_duration)
+
+
+# --- scalars -----------------------------------------------------------------------------
+
+
+def _str(key: str, value: Any, base: Path) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(key, f"expected a string, got {value!r}", f'write it as {key.split(".")[-1]} = "…"')
+    return value
+
+
+def _nonempty(key: str, value: Any, base: Path) -> str:
+    text = _str(key, value, base)
+    if not text.strip():
+        raise ConfigError(key, "must not be empty", "give it a value or remove the key for the default")
+    return text
+
+
+def _bool(key: str, value: Any, base: Path) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(key, f"expected true or false, got {value!r}", "write true or false without quotes")
+    return value
+
+
+TEXT = Reader(_str)
+NONEMPTY = Reader(_nonempty)
+BOOL = Reader(_bool)
+
+
+def integer(minimum: int, *, unit: str = "") -> Reader:
+    """A whole number of at least ``minimum``; ``unit="bytes"`` documents it in MiB."""
+
+    def read(key: str, value: Any, base: Path) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise ConfigError(key, f"expected a whole number of at least {minimum}, got {value!r}")
+        return value
+
+    def doc(value: int) -> str:
+        return f"{value // _MIB} MiB" if unit == "bytes" and value and value % _MIB == 0 else str(value)
+
+    return Reader(read, doc=doc)
+
+
+def choice(*options: str) -> Reader:
+    def read(key: str, value: Any, base: Path) -> str:
+        if value not in options:
+            raise ConfigError(
+                key,
+                f"{value!r} is not one of {', '.join(map(repr, options))}",
+                f'write it like {key.rpartition(".")[2]} = "{options[0]}"',
+            )
+        return str(value)
+
+    return Reader(read)
+
+
+def _path(key: str, value: Any, base: Path) -> Path:
+    return (base / Path(_nonempty(key, value, base)).expanduser()).resolve()
+
+
+PATH = Reader(_path, relative=True)
+"""A path; a relative one resolves against the config file's folder (so does the default)."""
+
+
+def _base_url(key: str, value: Any, base: Path) -> str:
+    url = _nonempty(key, value, base)
+    if not re.match(r"^https?://[^/\s]+", url):
+        raise ConfigError(
+            key, f"{url!r} is not an http(s) URL", 'write it like "https://example.org/digest/"'
+        )
+    return url if url.endswith("/") else url + "/"
+
+
+BASE_URL = Reader(_base_url)
+
+
+def _timezone(key: str, value: Any, base: Path) -> str:
+    name = _nonempty(key, value, base)
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as err:
+        raise ConfigError(
+            key, f"unknown time zone {name!r}", 'use an IANA name like "Europe/Berlin"'
+        ) from err
+    return name
+
+
+TIMEZONE = Reader(_timezone)
+
+
+def _address(key: str, value: Any, base: Path) -> str:
+    text = _nonempty(key, value, base)
+    if "\r" in text or "\n" in text or "@" not in parseaddr(text)[1]:
+        raise ConfigError(
+            key, f"{text!r} is not an email address", 'write "Name <user@example.org>" or "user@example.org"'
+        )
+    return text
+
+
+ADDRESS = Reader(_address)
+
+
+def _list(key: str, value: Any, what: str, example: str) -> list[Any]:
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list):
+        raise ConfigError(key, f"expected a list of {what}, got {value!r}", f"write {example}")
+    return items
+
+
+def _addresses(key: str, value: Any, base: Path) -> tuple[str, ...]:
+    out: dict[str, None] = {}
+    for i, item in enumerate(_list(key, value, "addresses", 'to = ["a@example.org"]')):
+        out.setdefault(parseaddr(_address(f"{key}[{i}]", item, base))[1])
+    return tuple(out)
+
+
+ADDRESSES = Reader(_addresses)
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The database file of a ``sqlite:///`` URL, None for other URLs or in-memory."""
+    prefix = "sqlite:///"
+    if not url.startswith(prefix) or url == prefix or url.endswith(":memory:"):
+        return None
+    return Path(url[len(prefix) :])
+
+
+def _state_url(key: str, value: Any, base: Path) -> str:
+    url = _nonempty(key, value, base)
+    if url.startswith("sqlite:///") and not url.endswith(":memory:"):
+        rest = url[len("sqlite:///") :]
+        if not rest:
+            raise ConfigError(key, "names no database file", 'write "sqlite:///var/digest.db"')
+        # SQLAlchemy's form: sqlite:///relative.db, sqlite:////absolute.db.
+        return "sqlite:///" + str((base / rest).resolve())
+    if not re.match(r"^[a-z][a-z0-9+]*://", url):
+        raise ConfigError(
+            key, f"{url!r} is not a database URL", 'write "sqlite:///var/digest.db" or a postgresql:// URL'
+        )
+    return url
+
+
+STATE_URL = Reader(_state_url, relative=True)
+"""A SQLAlchemy URL; a relative SQLite file resolves against the config file's folder."""
+
+
+def _pattern(key: str, value: Any, base: Path) -> str:
+    text = _nonempty(key, value, base)
+    if "/" in text:
+        raise ConfigError(
+            key, "a file name pattern must not contain '/'", 'write a name pattern like "*.txt"'
+        )
+    return text
+
+
+PATTERN = Reader(_pattern)
+
+
+def _urls(key: str, value: Any, base: Path) -> tuple[str, ...]:
+    out: dict[str, None] = {}
+    for i, item in enumerate(_list(key, value, "URLs", 'urls = ["https://…/dump.txt"]')):
+        url = _nonempty(f"{key}[{i}]", item, base).strip()
+        if not re.match(r"^https?://[^/\s?#]+(?:[/?#]\S*)?$", url):
+            raise ConfigError(
+                f"{key}[{i}]",
+                f"{url!r} is not an http(s) URL",
+                'write it like "https://example.org/papers.txt"',
+            )
+        out.setdefault(url)
+    return tuple(out)
+
+
+URLS = Reader(_urls)
+
+
+def _subject(key: str, value: Any, base: Path) -> str:
+    text = _nonempty(key, value, base)
+    try:
+        text.format(count=1, date="", title="", s="")
+    except (KeyError, IndexError, ValueError) as err:
+        raise ConfigError(
+            key, f"bad placeholder in {text!r} ({err})", "use {count}, {s} (plural s), {date} and {title}"
+        ) from err
+    return text
+
+
+SUBJECT = Reader(_subject)
+
+
+def _unsubscribe(key: str, value: Any, base: Path) -> tuple[str, ...]:
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list) or not items:
+        raise ConfigError(
+            key,
+            f"expected a URL or a list of URLs, got {value!r}",
+            'write unsubscribe = ["mailto:unsubscribe@example.org", "https://example.org/unsubscribe"]',
+        )
+    out: list[str] = []
+    for i, item in enumerate(items):
+        url = _nonempty(f"{key}[{i}]", item, base).strip()
+        ok = re.match(r"^mailto:[^@\s<>]+@[^@\s<>]+$", url) or re.match(r"^https://[^/\s<>]+\S*$", url)
+        if not ok or any(c in url for c in "\r\n<>,"):
+            raise ConfigError(
+                f"{key}[{i}]",
+                f"{url!r} is neither a mailto: nor an https: URL",
+                'write "mailto:unsubscribe@example.org" or "https://example.org/unsubscribe"',
+            )
+        out.append(url)
+    return tuple(out)
+
+
+UNSUBSCRIBE = Reader(_unsubscribe)
+
+
+def split_listen(text: str) -> tuple[str, int]:
+    """``"127.0.0.1:8080"`` or ``"[::1]:8080"`` → (host, port); ValueError otherwise."""
+    host, sep, port = text.strip().rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(text)
+    return host, int(port)
+
+
+def _listen(key: str, value: Any, base: Path) -> str:
+    text = _str(key, value, base).strip()
+    if text:
+        try:
+            split_listen(text)
+        except ValueError:
+            raise ConfigError(
+                key,
+                f"{text!r} is not host:port",
+                'write it like "127.0.0.1:8080" (or "" to turn the web server off)',
+            ) from None
+    return text
+
+
+LISTEN = Reader(_listen)
+
+_WEEKDAY_FIELD = re.compile(r"^(\*|[a-z]{3}(-[a-z]{3})?)(,[a-z]{3}(-[a-z]{3})?)*$")
+
+
+def _crontab(key: str, value: Any, base: Path) -> str:
+    """A five-field crontab line for APScheduler 3, or ``"on_ingest"``.
+
+    APScheduler 3 counts weekdays from Monday = 0 while cron counts Sunday = 0, so a
+    numeric weekday would silently fire on the wrong day: only names are accepted.
+    """
+    text = " ".join(_nonempty(key, value, base).split())
+    if text == ON_INGEST:
+        return text
+    fields_ = text.split(" ")
+    if len(fields_) != 5:
+        raise ConfigError(
+            key,
+            f"{text!r} has {len(fields_)} fields, a crontab line has 5 (minute hour day month weekday)",
+            f'write it like "0 7 * * *", or "{ON_INGEST}" to send right after new papers arrive',
+        )
+    weekday = fields_[4].lower()
+    if not _WEEKDAY_FIELD.match(weekday):
+        raise ConfigError(
+            key,
+            f"weekday field {fields_[4]!r} is ambiguous or invalid (cron counts Sunday as 0, "
+            "the scheduler counts Monday as 0)",
+            'name the days instead, like "mon-fri" or "sat,sun"',
+        )
+    from apscheduler.triggers.cron import CronTrigger  # only needed to validate here
+
+    try:
+        CronTrigger.from_crontab(" ".join([*fields_[:4], weekday]))
+    except ValueError as err:
+        raise ConfigError(
+            key, f"{text!r} is not a valid crontab line ({err})", 'write it like "0 7 * * *"'
+        ) from err
+    return " ".join([*fields_[:4], weekday])
+
+
+CRONTAB = Reader(_crontab)

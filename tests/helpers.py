@@ -1,0 +1,51 @@
+"""Shared test helpers: sample dumps, the fixed clock, writing TOML, dropping dumps.
+
+Fixtures live in ``conftest.py``; everything a test imports lives here.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from digest.config import Config
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples" / "dumps"
+DUMP_000 = EXAMPLES / "000_1837666521755300.txt"
+DUMP_002 = EXAMPLES / "002_2330d60cc52b9a08.txt"
+NOW = datetime(2026, 11, 22, 7, 0, tzinfo=UTC)
+
+MakeConfig = Callable[..., Config]
+"""The ``make_config`` fixture: ``make_config(env=None, section={...}, email__smtp={...})``."""
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    text = str(value).replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{text}"'
+
+
+def write_toml(path: Path, data: dict[str, dict[str, Any]]) -> Path:
+    """Writes nested dicts as TOML tables ({"email.smtp": {...}} for sub-tables)."""
+    lines: list[str] = []
+    for section, table in data.items():
+        lines.append(f"[{section}]")
+        lines.extend(f"{key} = {_toml_value(value)}" for key, value in table.items())
+        lines.append("")
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path
+
+
+def drop(inbox: Path, *dumps: Path) -> None:
+    """Copies dumps into the inbox (the way a user saves them there)."""
+    for dump in dumps:
+        shutil.copyfile(dump, inbox / dump.name)
