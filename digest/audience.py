@@ -11,16 +11,22 @@ rebuilding it gives the same bytes (DESIGN.md invariant 12).
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
-from email.utils import parseaddr
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid, parseaddr
 
 from digest.config import Config
+from digest.deliver import make_transport
 from digest.model import Digest, StoredPaper
-from digest.render.email import Personal
+from digest.render import templates
+from digest.render.email import Personal, one_line
 from digest.store import Store
 from digest.store_subscribers import Subscribers
 from digest.subscribers import Subscriber, normalise
 from digest.tokens import Tokens, link, unsubscribe_urls
+
+log = logging.getLogger(__name__)
 
 
 def sync(config: Config, store: Store, now: datetime) -> int:
@@ -90,3 +96,48 @@ def weekly_papers(store: Store, first_seq: int, last_seq: int) -> list[tuple[Sto
     the digest that carried it."""
     found = store.recent_papers(last_seq - first_seq + 1, last_seq)
     return [(p, d) for p, d in reversed(found) if p.seq >= first_seq]
+
+
+def valid_for(seconds: float) -> str:
+    """``3 days``, ``12 hours``, ``30 minutes``: how long a confirmation link lives."""
+    days, hours = seconds / 86400, seconds / 3600
+    if days >= 1 and days == int(days):
+        return f"{int(days)} day{'' if days == 1 else 's'}"
+    if hours >= 1 and hours == int(hours):
+        return f"{int(hours)} hour{'' if hours == 1 else 's'}"
+    return f"{max(1, int(seconds // 60))} minutes"
+
+
+def confirmation_message(config: Config, signer: Tokens, sub: Subscriber, now: datetime) -> EmailMessage:
+    """The email a sign-up sends: a confirmation link (valid ``subscribe.confirm_for``),
+    or, for an address already active, a note with its preferences link."""
+    base, title = config.digest.base_url, config.digest.title
+    body = templates.render(
+        "confirm_email.txt",
+        state=sub.status,
+        address=sub.address,
+        title=title,
+        valid_for=valid_for(config.subscribe.confirm_for),
+        confirm_url=link(base, "confirm", signer.make("confirm", sub, now=now)),
+        preferences_url=link(base, "preferences", signer.make("preferences", sub)),
+    )
+    msg = EmailMessage()
+    msg["From"] = config.email.from_
+    msg["To"] = sub.address
+    active = sub.status == "active"
+    msg["Subject"] = one_line(
+        f"You already receive {title}" if active else f"Confirm your subscription to {title}"
+    )
+    msg["Date"] = format_datetime(now)
+    msg["Message-ID"] = make_msgid("subscribe", config.email.domain)
+    msg["Auto-Submitted"] = "auto-generated"
+    msg.set_content(body)
+    return msg
+
+
+def send_confirmation(config: Config, signer: Tokens, sub: Subscriber, now: datetime) -> None:
+    """Sends :func:`confirmation_message` through ``email.transport`` at once."""
+    transport = make_transport(config)
+    with transport:
+        transport.send(confirmation_message(config, signer, sub, now), sub.address)
+    log.info("sent a %s email", "preferences" if sub.status == "active" else "confirmation")

@@ -150,6 +150,11 @@ def cmd_status(args: argparse.Namespace, config: Config) -> int:
         f"deliveries: {deliveries['pending']} pending, {deliveries['sent']} sent, "
         f"{deliveries['failed']} failed, {deliveries['cancelled']} cancelled"
     )
+    subs = counts["subscribers"]
+    print(
+        f"subscribers: {subs['active']} active, {subs['pending']} pending, "
+        f"{subs['unsubscribed']} unsubscribed, {subs['bounced']} bounced"
+    )
     if config.sources.urls:
         print(f"sources: {len(config.sources.urls)} URLs, {len(fetch_failures)} failing")
     for d in failed_dumps:

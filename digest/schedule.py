@@ -45,6 +45,7 @@ from digest.store import Store
 
 if TYPE_CHECKING:
     from digest.web import WebServer
+    from digest.web_subscribe import SubscriberPages
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +123,7 @@ class Service:
             job_defaults={"max_instances": 1, "coalesce": True, "misfire_grace_time": grace},
         )
         self.web: WebServer | None = None
+        self.pages: SubscriberPages | None = None
 
     # --- jobs ------------------------------------------------------------------------------
 
@@ -233,6 +235,7 @@ class Service:
                     "failed": counts["deliveries"]["failed"],
                     "sent": counts["deliveries"]["sent"],
                 },
+                "subscribers": counts["subscribers"],
                 "failed_dumps": [{"name": d.name, "error": d.error} for d in failed_dumps],
                 "fetch_failures": [
                     {"url": f.url, "error": f.last_error, "failures": f.failures}
@@ -283,7 +286,11 @@ class Service:
 
         address = self.config.http.address
         if address is not None:
-            self.web = WebServer(make_app(self.config.feed.output_dir, self.health), *address)
+            from digest.web_subscribe import SubscriberPages
+
+            self.pages = SubscriberPages(self.config, self.store)
+            routes = self.pages.routes()
+            self.web = WebServer(make_app(self.config.feed.output_dir, self.health, routes), *address)
         self.schedule_jobs()
         self.scheduler.start()
         if self.web is not None:
@@ -299,6 +306,8 @@ class Service:
             self.scheduler.shutdown(wait=True)
         if self.web is not None and self.web.thread.is_alive():
             self.web.stop()
+        if self.pages is not None:
+            self.pages.stop()
         if running:
             log.info("paper-digest service stopped")
 

@@ -29,7 +29,7 @@ from sqlalchemy.exc import IntegrityError
 
 from digest.errors import StoreError
 from digest.identity import message_id
-from digest.store import Store, UTCDateTime, deliveries, digests, metadata, suppressions
+from digest.store import Store, UTCDateTime, deliveries, digests, metadata, papers, suppressions
 from digest.subscribers import STATUSES, Preferences, Source, Status, Subscriber, Vote, normalise
 
 subscribers = sa.Table(
@@ -400,6 +400,14 @@ class Subscribers:
         )
         with self.store.transaction(read=True) as conn:
             return [Vote(r.subscriber_id, r.paper_key, r.value, r.voted_at) for r in conn.execute(query)]
+
+    def titles(self, paper_keys: Sequence[str]) -> dict[str, str]:
+        """paper key → title, for the keys the state holds."""
+        with self.store.transaction(read=True) as conn:
+            rows = conn.execute(
+                sa.select(papers.c.key, papers.c.title).where(papers.c.key.in_(list(paper_keys)))
+            )
+            return {r.key: r.title for r in rows}
 
     # --- the token key ---------------------------------------------------------------------
 

@@ -13,7 +13,7 @@ import logging
 import os
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Mount, Route
+from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import PathLike, StaticFiles
 from starlette.types import Scope
 
@@ -55,8 +55,9 @@ class SiteFiles(StaticFiles):
         return response
 
 
-def make_app(site_dir: Path, health: Health) -> Starlette:
-    """The ASGI app: ``/healthz`` from ``health()`` (status code, JSON), the site at ``/``."""
+def make_app(site_dir: Path, health: Health, routes: Sequence[BaseRoute] = ()) -> Starlette:
+    """The ASGI app: ``/healthz`` from ``health()`` (status code, JSON), ``routes`` (the
+    subscriber pages, digest/web_subscribe.py), the site at ``/``."""
 
     def healthz(request: Request) -> Response:
         status, body = health()
@@ -65,6 +66,7 @@ def make_app(site_dir: Path, health: Health) -> Starlette:
     return Starlette(
         routes=[
             Route("/healthz", healthz, methods=["GET", "HEAD"]),
+            *routes,
             Mount("/", SiteFiles(directory=site_dir, html=True, check_dir=False, follow_symlink=False)),
         ],
         middleware=[Middleware(GZipMiddleware, minimum_size=500)],
