@@ -211,7 +211,9 @@ def build_history(config: Any, n_papers: int, per_dump: int) -> None:
     from digest.identity import message_id, paper_key
     from digest.store import Store
 
-    Store.open(config.state.url).close()  # the real schema
+    store = Store.open(config.state.url)  # the real schema
+    install = store.install_id()
+    store.close()
     db = config.state.url.removeprefix("sqlite:///")
     conn = sqlite3.connect(db)
     conn.execute("PRAGMA journal_mode=WAL")
@@ -257,7 +259,13 @@ def build_history(config: Any, n_papers: int, per_dump: int) -> None:
             conn.execute(
                 "INSERT INTO deliveries (digest_id, recipient, status, attempts, message_id, "
                 "created_at, sent_at) VALUES (?, ?, 'sent', 1, ?, ?, ?)",
-                (d + 1, recipient, message_id(d + 1, recipient, config.email.domain), created, created),
+                (
+                    d + 1,
+                    recipient,
+                    message_id(d + 1, recipient, config.email.domain, install),
+                    created,
+                    created,
+                ),
             )
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     conn.close()

@@ -54,7 +54,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import feedparser  # type: ignore[import-untyped]
+import feedparser
 from aiosmtpd.controller import Controller
 
 from digest.crashpoints import ENV, POINTS
@@ -437,6 +437,7 @@ def check(install: Install, dropped: Sequence[Dump], *, smtp: bool = False) -> l
         ).fetchall()
         deliveries = db.execute("SELECT digest_id, recipient, status, message_id FROM deliveries").fetchall()
         seen = {name: sha for name, sha in db.execute("SELECT name, sha256 FROM seen_files")}
+        [(install_id,)] = db.execute("SELECT value FROM meta WHERE name = 'install_id'").fetchall()
     finally:
         db.close()
 
@@ -479,7 +480,7 @@ def check(install: Install, dropped: Sequence[Dump], *, smtp: bool = False) -> l
         problems.append("digest ranges do not cover every paper exactly once")
 
     problems += _check_site(install, papers, digests)
-    problems += _check_outbox(install, digests, deliveries, files=not smtp)
+    problems += _check_outbox(install, install_id, digests, deliveries, files=not smtp)
     return problems
 
 
@@ -538,7 +539,12 @@ def _check_site(
 
 
 def _check_outbox(
-    install: Install, digests: Sequence[Row], deliveries: Sequence[Row], *, files: bool = True
+    install: Install,
+    install_id: str,
+    digests: Sequence[Row],
+    deliveries: Sequence[Row],
+    *,
+    files: bool = True,
 ) -> list[str]:
     problems: list[str] = []
     leftovers = temp_leftovers(install.outbox)
@@ -553,7 +559,7 @@ def _check_outbox(
             if status != "sent":
                 problems.append(f"delivery of {slug} to {r} is {status}")
                 continue
-            if mid != message_id(did, r, DOMAIN):
+            if mid != message_id(did, r, DOMAIN, install_id):
                 problems.append(f"delivery of {slug} to {r} has Message-ID {mid}")
             if not files:
                 continue

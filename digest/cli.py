@@ -18,8 +18,11 @@ from digest.errors import DigestError, PublishError
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from datetime import datetime
+    from typing import Any
 
     from digest.config import Config
+    from digest.deliver import Transport
+    from digest.pipeline import RunOptions, RunReport
 
 Command = Callable[[argparse.Namespace, "Config"], int]
 
@@ -33,7 +36,8 @@ def _now() -> datetime:
 def cmd_run(args: argparse.Namespace, config: Config) -> int:
     from pathlib import Path
 
-    from digest.pipeline import RunOptions, make_transport, run_once
+    from digest.deliver import make_transport
+    from digest.pipeline import RunOptions, run_once
     from digest.store import Store
 
     options = RunOptions(
@@ -43,14 +47,17 @@ def cmd_run(args: argparse.Namespace, config: Config) -> int:
         dry_run_dir=Path(args.dry_run).resolve() if args.dry_run else None,
         lock_wait=args.wait,
     )
+    transport = make_transport(config)
     store = Store.open(config.state.url)
     try:
-        report = run_once(config, store, make_transport(config), _now(), options)
+        report = run_once(config, store, transport, _now(), options)
     finally:
         store.close()
     print(report.summary())
     for note in report.notes:
         print(note)
+    for line in _where_outputs_went(config, options, report, transport):
+        print(line)
     for error in report.fetch.errors if report.fetch else ():
         print(f"failed fetch: {error}", file=sys.stderr)
     for error in report.ingest.errors:
@@ -61,11 +68,61 @@ def cmd_run(args: argparse.Namespace, config: Config) -> int:
         print(f"dry run: outputs written to {options.dry_run_dir}; the state is unchanged")
     if not report.ok:
         print(
-            "digest: error: some deliveries did not go out; they are kept and retried on the next run",
-            file=sys.stderr,
+            f"digest: error: {_undelivered(report.delivery.pending, report.delivery.failed)}", file=sys.stderr
         )
         return 1
     return 0
+
+
+def _where_outputs_went(
+    config: Config, options: RunOptions, report: RunReport, transport: Transport
+) -> list[str]:
+    """Where ``digest run`` put the site and the email, in words."""
+    from digest.deliver import SmtpTransport
+    from digest.text import counted
+
+    dry = options.dry_run_dir
+    site = dry / "site" if dry else config.feed.output_dir
+    files = len(report.published.files)
+    lines = [f"site: {counted(files, 'file')} written into {site}" if files else f"site: unchanged ({site})"]
+    sent = report.delivery.sent
+    if dry or not isinstance(transport, SmtpTransport):
+        outbox = dry / "outbox" if dry else config.email.outbox
+        if sent:
+            lines.append(f"email: {counted(sent, '.eml file')} written into {outbox}")
+    elif sent:
+        lines.append(f"email: {counted(sent, 'message')} sent via SMTP {transport.where}")
+    if not sent:
+        why = (
+            "--no-send"
+            if not options.send
+            else "email.enabled is false"
+            if not config.email.enabled
+            else "email.to is empty"
+            if not config.email.to
+            else "nothing to deliver"
+        )
+        lines.append(f"email: none sent ({why})")
+    return lines
+
+
+def _undelivered(pending: int, failed: int) -> str:
+    """What became of the deliveries that did not go out: a permanent refusal (5xx) is
+    not retried, so it must not be announced as if it were."""
+    said = []
+    if failed:
+        one = failed == 1
+        said.append(
+            f"{failed} {'delivery' if one else 'deliveries'} failed for good (see above); "
+            f"{'it is' if one else 'they are'} not retried"
+        )
+    if pending:
+        one = pending == 1
+        said.append(
+            f"{pending} {'delivery' if one else 'deliveries'} did not go out; "
+            f"{'it is' if one else 'they are'} kept and retried on the next run"
+        )
+    return "; ".join(said)
 
 
 def cmd_fetch(args: argparse.Namespace, config: Config) -> int:
@@ -170,10 +227,33 @@ def cmd_status(args: argparse.Namespace, config: Config) -> int:
 def cmd_check_config(args: argparse.Namespace, config: Config) -> int:
     import json
 
-    from digest.config import describe
+    from digest.config import as_toml, describe
+    from digest.errors import DumpError
+    from digest.sources import scan
 
-    print(f"# {config.path}")
-    print(json.dumps(describe(config), indent=2, ensure_ascii=False))
+    problems: list[str] = []
+    try:
+        scan(config.sources.inbox, config.sources.pattern)  # what `digest run` does first
+    except DumpError as err:
+        problems.append(f"sources.inbox: {err}")
+    if config.email.transport == "smtp" and config.email.smtp.username and not config.email.smtp.password:
+        problems.append(
+            "email.smtp.username is set but DIGEST_SMTP_PASSWORD is empty; "
+            "set it in the environment or in .env beside the config file"
+        )
+    effective = describe(config)
+    if args.json:
+        print(json.dumps(effective, indent=2, ensure_ascii=False))
+    else:
+        print(f"# the effective config read from {config.path}, secrets masked")
+        print(as_toml(effective), end="")
+    for problem in problems:
+        print(f"digest: warning: {problem}", file=sys.stderr)
+    if problems:
+        print(
+            f"digest: error: `digest run` would refuse this config ({len(problems)} above)", file=sys.stderr
+        )
+        return 1
     print("config OK", file=sys.stderr)
     return 0
 
@@ -298,17 +378,34 @@ def cmd_serve(args: argparse.Namespace, config: Config) -> int:
     return serve(config, verbose=args.verbose)
 
 
+_CONFIG_HELP = "config file (default: $DIGEST_CONFIG or ./digest.toml)"
+_VERBOSE_HELP = "debug logs and tracebacks"
+
+
+def _common_options() -> argparse.ArgumentParser:
+    """-c and -v for every command, so they work after the command too. SUPPRESS keeps a
+    subcommand that was not given them from overwriting the ones given before it."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-c", "--config", default=argparse.SUPPRESS, help=_CONFIG_HELP)
+    common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help=_VERBOSE_HELP)
+    return common
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="digest",
         description="Turn saved 'Daily Papers' listing pages into feeds, an email digest and an archive.",
     )
-    parser.add_argument("-c", "--config", help="config file (default: $DIGEST_CONFIG or ./digest.toml)")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logs and tracebacks")
+    parser.add_argument("-c", "--config", help=_CONFIG_HELP)
+    parser.add_argument("-v", "--verbose", action="store_true", help=_VERBOSE_HELP)
     parser.add_argument("--version", action="version", version=f"paper-digest {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    common = _common_options()
 
-    run = sub.add_parser("run", help="ingest new dumps, build the digest, publish it and deliver it")
+    def add(name: str, **kwargs: Any) -> argparse.ArgumentParser:
+        return sub.add_parser(name, parents=[common], **kwargs)
+
+    run = add("run", help="ingest new dumps, build the digest, publish it and deliver it")
     run.add_argument("--dry-run", metavar="DIR", help="write what would be published to DIR; change no state")
     run.add_argument(
         "--no-send", action="store_true", help="record the digest as delivered without mailing it"
@@ -324,19 +421,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.set_defaults(func=cmd_run)
 
-    fetch = sub.add_parser("fetch", help="fetch the dumps of sources.urls into the inbox once, now")
+    fetch = add("fetch", help="fetch the dumps of sources.urls into the inbox once, now")
     fetch.add_argument(
         "--wait", type=float, default=0.0, metavar="SECONDS", help="wait this long for another run's lock"
     )
     fetch.set_defaults(func=cmd_fetch)
 
-    status = sub.add_parser("status", help="what the state holds: dumps, papers, digests, deliveries")
+    status = add("status", help="what the state holds: dumps, papers, digests, deliveries")
     status.add_argument("--json", action="store_true", help="print only JSON on stdout")
     status.set_defaults(func=cmd_status)
 
-    publish = sub.add_parser(
-        "publish", help="rebuild the whole site: every digest page, the index and the three feeds"
-    )
+    publish = add("publish", help="rebuild the whole site: every digest page, the index and the three feeds")
     publish.add_argument(
         "--output", metavar="DIR", help="write into DIR instead of feed.output_dir; change no state"
     )
@@ -345,23 +440,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     publish.set_defaults(func=cmd_publish)
 
-    check = sub.add_parser("check-config", help="print the resolved config, secrets masked")
+    check = add(
+        "check-config",
+        help="print the effective config (defaults filled in, secrets masked) and what `run` would refuse",
+    )
+    check.add_argument("--json", action="store_true", help="print only JSON on stdout")
     check.set_defaults(func=cmd_check_config)
 
-    send_test = sub.add_parser(
-        "send-test", help="send a sample digest to ADDRESS through the configured transport"
-    )
+    send_test = add("send-test", help="send a sample digest to ADDRESS through the configured transport")
     send_test.add_argument("address", metavar="ADDRESS", help="where the sample goes")
     send_test.set_defaults(func=cmd_send_test)
 
-    unsub = sub.add_parser(
+    unsub = add(
         "unsubscribe", help="stop mailing ADDRESS (suppression list) and cancel its pending deliveries"
     )
     unsub.add_argument("address", metavar="ADDRESS", help="the address to stop mailing")
     unsub.add_argument("--undo", action="store_true", help="take ADDRESS off the suppression list again")
     unsub.set_defaults(func=cmd_unsubscribe)
 
-    prev = sub.add_parser(
+    prev = add(
         "preview",
         help="render the next (or latest) digest email to an .html and an .eml file; change nothing",
     )
@@ -370,7 +467,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     prev.set_defaults(func=cmd_preview)
 
-    serve = sub.add_parser(
+    serve = add(
         "serve",
         help="run until stopped: poll the inbox, send the digest on schedule, serve the site over HTTP",
         description="Run the service: poll every schedule.poll, build and send the digest at "
@@ -382,6 +479,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """The ``digest`` command. Output into a closed pipe (``digest status | head -1``)
+    ends quietly with exit 0, like other Unix tools."""
+    try:
+        code = _main(argv)
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's exit
+        return code
+    except BrokenPipeError:
+        # Point stdout at /dev/null so the interpreter's final flush cannot fail again.
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError):  # pragma: no cover - a stdout without a descriptor
+            pass
+        return 0
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     import logging

@@ -4,7 +4,9 @@ was accepted) or raises DeliveryError, whose ``temporary`` flag says whether to 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import re
 import smtplib
 import ssl
 from email.message import EmailMessage
@@ -177,22 +179,32 @@ class SmtpTransport:
         return smtp
 
     def send(self, message: EmailMessage | Wire, recipient: str) -> None:
+        """Sends one message. A connection kept from an earlier message that turns out
+        to be closed is reopened once, for a disconnect before anything of this message
+        was sent; nothing else is tried twice. Above all, once the final ``.`` went out
+        an unanswered message may have been accepted: it is a temporary failure (the row
+        stays pending, the next run sends it again with the same Message-ID), never sent
+        again at once. A timeout is never retried here, so a stalled server costs one
+        ``timeout`` per message, not two."""
         if self._broken is not None:
             raise self._broken
         wire = Wire.of(message)
-        data, sender = wire.data, wire.envelope_from
         for attempt in (1, 2):
+            reused = self._smtp is not None
             if self._smtp is None:
                 try:
                     self._smtp = self._connect()
                 except DeliveryError as err:
                     self._broken = err
                     raise
+            stage = _Stage()
             try:
-                refused = self._smtp.sendmail(sender, [recipient], data)
+                _transaction(self._smtp, wire.envelope_from, recipient, wire.data, stage)
             except smtplib.SMTPServerDisconnected as err:
                 self._smtp = None
-                if attempt == 1:
+                if stage.dot_sent:
+                    raise DeliveryError(_unanswered(self.where, err), temporary=True) from err
+                if attempt == 1 and reused and stage.commands == 1 and not _timed_out(err):
                     continue  # the server dropped an idle connection: reconnect once
                 raise DeliveryError(f"{self.where} closed the connection: {err}", temporary=True) from err
             except smtplib.SMTPRecipientsRefused as err:
@@ -207,13 +219,81 @@ class SmtpTransport:
                 smtp, self._smtp = self._smtp, None
                 if smtp is not None:
                     smtp.close()
+                if stage.dot_sent:
+                    raise DeliveryError(_unanswered(self.where, err), temporary=True) from err
                 raise DeliveryError(
                     f"sending to {self.where} failed: {_oserror(err)}", temporary=True
                 ) from err
-            if refused:
-                code, text = refused[recipient]
-                raise _classified(code, text, "refused the recipient")
             return
+
+
+class _Stage:
+    """How far one SMTP transaction got: commands sent, and whether the message's final
+    ``.`` went out (after which the server may have accepted it)."""
+
+    __slots__ = ("commands", "dot_sent")
+
+    def __init__(self) -> None:
+        self.commands = 0
+        self.dot_sent = False
+
+
+def _transaction(smtp: smtplib.SMTP, sender: str, recipient: str, data: bytes, stage: _Stage) -> None:
+    """MAIL, RCPT, DATA, the message: what ``smtplib.SMTP.sendmail`` does for one
+    recipient, step by step so that a failure is known to fall before or after the final
+    ``.``. Raises the smtplib exceptions sendmail raises."""
+    smtp.ehlo_or_helo_if_needed()
+    options = [f"size={len(data)}"] if smtp.does_esmtp and smtp.has_extn("size") else []
+    stage.commands = 1
+    code, reply = smtp.mail(sender, options)
+    if code != 250:
+        _abandon(smtp, code)
+        raise smtplib.SMTPSenderRefused(code, reply, sender)
+    stage.commands = 2
+    code, reply = smtp.rcpt(recipient)
+    if code not in (250, 251):
+        _abandon(smtp, code)
+        raise smtplib.SMTPRecipientsRefused({recipient: (code, reply)})
+    stage.commands = 3
+    code, reply = smtp.docmd("DATA")
+    if code != 354:
+        _abandon(smtp, code)
+        raise smtplib.SMTPDataError(code, reply)
+    payload = _DOT_LINE.sub(b"..", data)  # dot-stuffing, as smtplib does
+    if not payload.endswith(b"\r\n"):
+        payload += b"\r\n"
+    smtp.send(payload + b".\r\n")
+    stage.dot_sent = True
+    code, reply = smtp.getreply()
+    if code != 250:
+        _abandon(smtp, code)
+        raise smtplib.SMTPDataError(code, reply)
+
+
+_DOT_LINE = re.compile(rb"(?m)^\.")
+
+
+def _abandon(smtp: smtplib.SMTP, code: int) -> None:
+    # As sendmail: 421 means the server is closing; otherwise reset for the next message.
+    if code == 421:
+        smtp.close()
+        return
+    with contextlib.suppress(smtplib.SMTPServerDisconnected):
+        smtp.rset()
+
+
+def _timed_out(err: BaseException) -> bool:
+    # smtplib turns a socket timeout into SMTPServerDisconnected("... timed out").
+    return isinstance(err.__context__, TimeoutError) or "timed out" in str(err)
+
+
+def _unanswered(where: str, err: BaseException) -> str:
+    what = "timed out" if isinstance(err, TimeoutError) or _timed_out(err) else "the connection closed"
+    return (
+        f"{where} did not answer after the message was sent ({what}); it may have been "
+        "delivered, so it is not resent in this run: it stays pending, and a later run "
+        "sends it again with the same Message-ID"
+    )
 
 
 def _classified(code: int, text: bytes | str, what: str) -> DeliveryError:

@@ -90,10 +90,12 @@ def page_of(seq: int, first_seq: int, page_size: int) -> int:
     return max(0, seq - first_seq) // page_size + 1
 
 
-def message_id(digest_id: int, recipient: str, domain: str) -> str:
-    """Message-ID of a digest for one recipient: the same on every retry and machine."""
+def message_id(digest_id: int, recipient: str, domain: str, install: str) -> str:
+    """Message-ID of a digest for one recipient. ``install`` is the state's random install
+    id, so another install (or this one after its state was deleted) never repeats it;
+    the outbox stores it on the delivery row, so every retry sends the same one."""
     who = hashlib.sha256(recipient.strip().lower().encode("utf-8")).hexdigest()[:16]
-    return f"<digest-{digest_id}.{who}@{domain}>"
+    return f"<digest-{digest_id}.{who}.{install}@{domain}>"
 
 
 def arxiv_search_url(title: str) -> str:

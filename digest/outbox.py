@@ -265,7 +265,7 @@ def preview(config: Config, store: Store, now: datetime) -> Rendered | None:
                 if not latest:
                     return None
                 what, digest = "the latest digest", latest[0]
-        mid = identity.message_id(digest.id, recipient, config.email.domain)
+        mid = identity.message_id(digest.id, recipient, config.email.domain, scratch.install_id())
         message = renderer(config, scratch)(digest, recipient, mid)
     return Rendered(digest=digest, recipient=recipient, message=message, what=what)
 

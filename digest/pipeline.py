@@ -29,6 +29,7 @@ from digest.model import Digest
 from digest.outbox import DeliveryReport, deliver_pending
 from digest.site import PublishReport, publish
 from digest.store import Store
+from digest.text import counted
 
 log = logging.getLogger(__name__)
 
@@ -64,15 +65,18 @@ class RunReport:
         return self.delivery.pending == 0 and self.delivery.failed == 0
 
     def summary(self) -> str:
-        """One log line: what the run did."""
+        """One line: what the run did (``digest run`` prints it; the service logs its own)."""
         i, d = self.ingest, self.delivery
         digest = (
-            f"digest {self.digest.slug} ({self.digest.paper_count} papers)" if self.digest else "no digest"
+            f"digest {self.digest.slug} ({counted(self.digest.paper_count, 'paper')})"
+            if self.digest
+            else "no digest"
         )
         prefix = ("dry run: " if self.dry_run else "") + (f"{self.fetch.summary()}; " if self.fetch else "")
         return (
-            f"{prefix}{i.seen} files, {i.ingested} ingested, {i.failed} failed, "
-            f"{i.papers_new} new papers; {digest}; {len(self.published.files)} files published; "
+            f"{prefix}{counted(i.seen, 'file')}, {i.ingested} ingested, {i.failed} failed, "
+            f"{counted(i.papers_new, 'new paper')}; {digest}; "
+            f"{counted(len(self.published.files), 'file')} published; "
             f"{d.sent} sent, {d.pending} pending, {d.failed} failed; {self.seconds:.2f}s"
         )
 
@@ -116,7 +120,9 @@ def run_once(
         notes=report.notes + notes,
         fetch=fetched,
     )
-    log.info("%s", final.summary())
+    # Not logged here: `digest run` prints the summary and the service logs its job line,
+    # so each says it once.
+    log.debug("%s", final.summary())
     return final
 
 

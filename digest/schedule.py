@@ -42,6 +42,7 @@ from digest.lock import run_lock
 from digest.model import JobRun
 from digest.pipeline import RunOptions, RunReport, make_transport, run_once
 from digest.store import Store
+from digest.text import counted
 
 if TYPE_CHECKING:
     from digest.web import WebServer
@@ -99,12 +100,14 @@ def job_summary(job: str, report: RunReport) -> str:
     i, d = report.ingest, report.delivery
     still = f" ({i.unsettled} still being written)" if i.unsettled else ""
     digest = (
-        f"digest {report.digest.slug} ({report.digest.paper_count} papers)" if report.digest else "no digest"
+        f"digest {report.digest.slug} ({counted(report.digest.paper_count, 'paper')})"
+        if report.digest
+        else "no digest"
     )
     return (
-        f"{job}: {i.seen} files seen{still}, {i.ingested} ingested, {i.failed} failed, "
-        f"{i.papers_new} new papers; {digest}; {d.sent} sent, {d.pending} pending, {d.failed} failed; "
-        f"{report.seconds:.2f}s"
+        f"{job}: {counted(i.seen, 'file')} seen{still}, {i.ingested} ingested, {i.failed} failed, "
+        f"{counted(i.papers_new, 'new paper')}; {digest}; "
+        f"{d.sent} sent, {d.pending} pending, {d.failed} failed; {report.seconds:.2f}s"
     )
 
 

@@ -28,6 +28,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from digest import store_meta
 from digest.config import sqlite_path
 from digest.crashpoints import crash_point
 from digest.errors import StoreError
@@ -208,6 +209,7 @@ MIGRATIONS: list[Callable[[Connection], None]] = [
     _create(job_runs),
     _create_indexes(*_HISTORY_INDEXES),
     rekey_migration(papers),  # paper keys drop format characters (Cf)
+    store_meta.migrate,  # the install id in Message-IDs
     lambda conn: _subscribers_module().migrate(conn),  # subscribers replace suppressions
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -764,6 +766,11 @@ class Store:
         except SQLAlchemyError as err:
             raise StoreError(f"state database error: {_reason(err)}") from err
 
+    def install_id(self) -> str:
+        """The random id made with the state; Message-IDs carry it (digest/store_meta.py)."""
+        with self.transaction(read=True) as conn:
+            return store_meta.install_id(conn)
+
     # --- dumps -----------------------------------------------------------------------------
 
     def seen_files(self) -> dict[str, tuple[int, int, str]]:
@@ -925,6 +932,7 @@ class Store:
             )
             recipients = [r for r in recipients if r.strip().lower() not in blocked]
             if recipients:
+                install = store_meta.install_id(conn)
                 conn.execute(
                     sa.insert(deliveries),
                     [
@@ -933,7 +941,7 @@ class Store:
                             "recipient": r,
                             "status": "pending",
                             "attempts": 0,
-                            "message_id": message_id(digest_id, r, domain),
+                            "message_id": message_id(digest_id, r, domain, install),
                             "created_at": now,
                         }
                         for r in recipients

@@ -1,13 +1,14 @@
 """Edge: the subscribers, their votes, the token key and weekly delivery ranges.
 
-Tables (in :data:`digest.store.metadata`, created by migration 6):
+Tables (in :data:`digest.store.metadata`, created by migration 8):
 
 - ``subscribers``: the address as given and ``address_key`` (:func:`normalise`, unique),
   status, source, times, the secret token, ``since_seq`` and the preferences.
 - ``votes``: subscriber × paper key → +1 / -1, when.
 - ``delivery_ranges``: for an outbox row that carries more than its digest (a weekly
   email), the seq range of the papers it holds. A row without one holds its digest.
-- ``secrets``: the token key generated on first use when ``DIGEST_SECRET_KEY`` is unset.
+- ``meta`` (:mod:`digest.store_meta`) row ``token_key``: the key links are signed with
+  when ``DIGEST_SECRET_KEY`` is unset, made with the tables.
 
 :class:`Subscribers` wraps a :class:`~digest.store.Store`; every method is one
 transaction. The old suppression list is migrated into ``unsubscribed`` rows.
@@ -27,6 +28,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
+from digest import store_meta
 from digest.errors import StoreError
 from digest.identity import message_id
 from digest.store import Store, UTCDateTime, deliveries, digests, metadata, papers, suppressions
@@ -76,13 +78,6 @@ delivery_ranges = sa.Table(
     sa.Column("last_seq", sa.Integer, nullable=False),
 )
 
-secrets_table = sa.Table(
-    "secrets",
-    metadata,
-    sa.Column("name", sa.String(64), primary_key=True),
-    sa.Column("value", sa.Text, nullable=False),
-)
-
 TOKEN_KEY = "token_key"
 
 
@@ -95,10 +90,11 @@ def migrate(conn: Connection) -> None:
     """Schema 6: the subscriber tables; every suppressed address becomes an
     ``unsubscribed`` subscriber (source ``suppression``), with its time, in the same
     transaction. The suppressions table is left as it was (nothing reads it any more)."""
-    metadata.create_all(conn, tables=[subscribers, votes, delivery_ranges, secrets_table])
+    metadata.create_all(conn, tables=[subscribers, votes, delivery_ranges])
     # The token key is made here, once: a dry run (rolled back) must sign with the key
     # the real run will use, or a preview would not be the email that is sent.
-    conn.execute(sa.insert(secrets_table).values(name=TOKEN_KEY, value=_secrets.token_urlsafe(48)))
+    if store_meta.get(conn, TOKEN_KEY) is None:
+        conn.execute(sa.insert(store_meta.meta).values(name=TOKEN_KEY, value=_secrets.token_urlsafe(48)))
     for row in conn.execute(sa.select(suppressions).order_by(suppressions.c.address)).all():
         key = normalise(row.address)
         exists = conn.execute(
@@ -412,22 +408,13 @@ class Subscribers:
     # --- the token key ---------------------------------------------------------------------
 
     def secret_key(self) -> str:
-        """The key tokens are signed with when ``DIGEST_SECRET_KEY`` is unset: made once,
-        kept in the state (two processes starting at once agree on one)."""
+        """The key tokens are signed with when ``DIGEST_SECRET_KEY`` is unset: made once
+        by the migration, kept in the state's ``meta`` table."""
         with self.store.transaction(read=True) as conn:
-            value = conn.execute(
-                sa.select(secrets_table.c.value).where(secrets_table.c.name == TOKEN_KEY)
-            ).scalar_one_or_none()
-        if value is not None:
-            return str(value)
-        with self.store.transaction() as conn:
-            value = conn.execute(
-                sa.select(secrets_table.c.value).where(secrets_table.c.name == TOKEN_KEY)
-            ).scalar_one_or_none()
-            if value is None:
-                value = _secrets.token_urlsafe(48)
-                conn.execute(sa.insert(secrets_table).values(name=TOKEN_KEY, value=value))
-        return str(value)
+            value = store_meta.get(conn, TOKEN_KEY)
+        if value is None:
+            raise StoreError("the state has no token key; open it with this paper-digest to migrate it")
+        return value
 
     # --- the outbox ------------------------------------------------------------------------
 
@@ -468,7 +455,7 @@ class Subscribers:
                         recipient=sub.address,
                         status="pending",
                         attempts=0,
-                        message_id=message_id(latest.id, sub.address, domain),
+                        message_id=message_id(latest.id, sub.address, domain, store_meta.install_id(conn)),
                         created_at=now,
                     )
                 ).inserted_primary_key[0]  # type: ignore[index]

@@ -22,12 +22,18 @@ def next_digest(store: Store, digest_id: int) -> Digest | None:
 
 def first_titles(store: Store, chosen: Sequence[Digest], limit: int) -> dict[int, list[tuple[int, str, str]]]:
     """(seq, key, title) of the first ``limit`` papers of each digest, by digest id: one
-    small query per digest on the seq primary key, in one read transaction."""
+    small query per digest on the seq primary key, in one read transaction. ``key`` is
+    the one the paper's anchor derives from (its ``guid_key`` when it has one, as
+    :attr:`~digest.model.StoredPaper.ident`)."""
     out: dict[int, list[tuple[int, str, str]]] = {}
     with store.transaction(read=True) as conn:
         for d in chosen:
             query = (
-                sa.select(papers.c.seq, papers.c.key, papers.c.title)
+                sa.select(
+                    papers.c.seq,
+                    sa.func.coalesce(papers.c.guid_key, papers.c.key).label("key"),
+                    papers.c.title,
+                )
                 .where(papers.c.seq.between(d.first_seq, d.last_seq))
                 .order_by(papers.c.seq)
                 .limit(limit)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from digest import latex
+
 # A URL runs until white space, a brace (the LaTeX artefact ``url{url}``) or an angle bracket.
 _URL = re.compile(r"https?://[^\s{}<>\"]+")
 _ARTEFACT = re.compile(r"\{(https?://[^\s{}]*)\}")
@@ -14,10 +16,22 @@ _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 _OPENERS = {")": "(", "]": "["}
 
 
+def counted(n: int, singular: str, plural: str = "") -> str:
+    """``1 paper``, ``2 papers``: a count with its noun in the right number."""
+    return f"{n} {singular if n == 1 else plural or singular + 's'}"
+
+
 def displayable(text: str) -> str:
     """``text`` with every character XML cannot carry replaced by a space: safe for the
     feeds, the pages and the email alike."""
     return _NOT_XML.sub(" ", text)
+
+
+def display(text: str) -> str:
+    """``text`` as every output shows it: recognisable LaTeX turned into Unicode text
+    (:func:`digest.latex.to_text`) and made :func:`displayable`. Identity (the paper
+    key, GUIDs, anchors) stays on the original text."""
+    return displayable(latex.to_text(text))
 
 
 def _clean(url: str) -> str:

@@ -37,6 +37,9 @@ FEED_TYPES = {
     "feed.xml": "application/rss+xml",
     "atom.xml": "application/atom+xml",
     "feed.json": "application/feed+json",
+    "digests.xml": "application/rss+xml",
+    "digests.atom": "application/atom+xml",
+    "digests.json": "application/feed+json",
 }
 
 Health = Callable[[], tuple[int, dict[str, Any]]]

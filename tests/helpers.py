@@ -5,6 +5,7 @@ Fixtures live in ``conftest.py``; everything a test imports lives here.
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -49,3 +50,20 @@ def drop(inbox: Path, *dumps: Path) -> None:
     """Copies dumps into the inbox (the way a user saves them there)."""
     for dump in dumps:
         shutil.copyfile(dump, inbox / dump.name)
+
+
+GOLDEN = ROOT / "tests" / "golden"
+
+
+def check_golden(actual: bytes | str, golden: Path) -> None:
+    """The one golden-file check: ``actual`` (text is UTF-8 encoded) must equal the file
+    ``golden`` byte for byte; with ``UPDATE_GOLDEN=1`` in the environment the file is
+    rewritten instead (review the diff before committing it)."""
+    data = actual.encode("utf-8") if isinstance(actual, str) else actual
+    if os.environ.get("UPDATE_GOLDEN"):
+        golden.parent.mkdir(parents=True, exist_ok=True)
+        golden.write_bytes(data)
+    assert golden.is_file(), f"missing golden {golden}; run UPDATE_GOLDEN=1 python -m pytest"
+    assert data == golden.read_bytes(), (
+        f"{golden.relative_to(GOLDEN)} differs from its golden; UPDATE_GOLDEN=1 rewrites it (review the diff)"
+    )

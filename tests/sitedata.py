@@ -7,7 +7,6 @@ and upvotes (what the Hugging Face JSON source gives), all on a fixed clock.
 
 from __future__ import annotations
 
-import os
 from datetime import timedelta
 from pathlib import Path
 
@@ -19,7 +18,6 @@ from digest.pipeline import RunReport, run_once
 from digest.store import Store
 from tests.helpers import DUMP_000, DUMP_002, NOW
 
-GOLDEN = Path(__file__).resolve().parent / "golden"
 DAY1 = NOW - timedelta(days=1)
 
 TRICKY_TITLE = "<b>Bold</b> & <script>alert(1)</script> Claims: W_+ [MASK] Models"
@@ -85,12 +83,3 @@ def build_fixed_state(config: Config, store: Store, inbox: Path) -> tuple[RunRep
     (inbox / "c_tricky.txt").write_text(TRICKY_DUMP, encoding="utf-8")
     second = run_once(config, store, transport, NOW)
     return first, second
-
-
-def check_golden(actual: bytes, golden: Path) -> None:
-    """Compares with the golden file; ``UPDATE_GOLDEN=1`` rewrites it instead."""
-    if os.environ.get("UPDATE_GOLDEN"):
-        golden.parent.mkdir(parents=True, exist_ok=True)
-        golden.write_bytes(actual)
-    assert golden.is_file(), f"missing golden {golden}; run UPDATE_GOLDEN=1 python -m pytest"
-    assert actual == golden.read_bytes(), f"{golden.name} differs from its golden (UPDATE_GOLDEN=1 to accept)"

@@ -21,7 +21,7 @@ from digest.store import Store
 from digest.store_subscribers import Subscribers
 from digest.web import WebServer, make_app
 from digest.web_subscribe import SubscriberPages
-from tests.conftest import MakeConfig
+from tests.helpers import MakeConfig
 from tests.smtpsink import Recorder, StartServer, free_port
 
 HEADER = "new\nGet trending papers in your email inbox!\nSubscribe\nDaily Papers\nbyAK and the research community\nAug 8\n"
@@ -71,7 +71,7 @@ def link_in(message: EmailMessage, page: str) -> str:
     assert body is not None
     for url in _LINK.findall(str(body.get_content())):
         if f"/{page}?t=" in url:
-            return url
+            return str(url)
     raise AssertionError(f"no {page} link in the message")
 
 

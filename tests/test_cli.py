@@ -75,7 +75,7 @@ def test_check_config_masks_secret(
     monkeypatch.setenv("DIGEST_SMTP_PASSWORD", "hunter2")
     assert main(["-c", str(config_file), "check-config"]) == 0
     out = capsys.readouterr().out
-    assert "hunter2" not in out and '"password": "********"' in out
+    assert "hunter2" not in out and 'password = "********"' in out
 
 
 def test_console_script_runs_as_a_process(config_file: Path, inbox: Path) -> None:
@@ -88,3 +88,115 @@ def test_console_script_runs_as_a_process(config_file: Path, inbox: Path) -> Non
     )
     assert proc.returncode == 0, proc.stderr
     assert "81 new papers" in proc.stdout
+
+
+ONE_PAPER = (
+    "new\n\nGet trending papers in your email inbox!\n\nSubscribe\n\nDaily Papers\n\n"
+    "byAK and the research community\n\nAug 8\n\n"
+    "A Single Paper About Counting\n\nIts abstract is one sentence long.\n"
+)
+
+
+def _digest(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "digest.cli", *args], capture_output=True, text=True, timeout=60, cwd=cwd
+    )
+
+
+def test_status_into_a_closed_pipe_is_quiet(config_file: Path) -> None:
+    """``digest status | head -1``: the reader is gone before status writes; no traceback, exit 0."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "digest.cli", "-c", str(config_file), "status"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # before the interpreter has even started: every write hits EPIPE
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 0, err
+    assert "Traceback" not in err and "BrokenPipe" not in err and "Exception ignored" not in err
+
+
+def test_config_and_verbose_work_before_and_after_the_command(
+    config_file: Path, inbox: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    drop(inbox, DUMP_000)
+    assert main(["run", "-c", str(config_file)]) == 0
+    capsys.readouterr()
+    assert main(["status", "--json", "--config", str(config_file), "-v"]) == 0
+    assert json.loads(capsys.readouterr().out)["papers"] == 81
+    assert main(["-v", "status", "--json", "-c", str(config_file)]) == 0
+    assert json.loads(capsys.readouterr().out)["papers"] == 81
+    # Given on both sides, the one after the command wins.
+    missing = tmp_path / "missing.toml"
+    assert main(["-c", str(missing), "status", "--json", "-c", str(config_file)]) == 0
+    args = build_parser().parse_args(["-c", "a.toml", "-v", "status"])
+    assert (args.config, args.verbose) == ("a.toml", True)
+    args = build_parser().parse_args(["status"])
+    assert (args.config, args.verbose) == (None, False)
+
+
+def test_check_config_refuses_a_missing_inbox_like_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config_file = write_toml(tmp_path / "digest.toml", {"sources": {"inbox": "nowhere"}})
+    assert main(["-c", str(config_file), "check-config"]) == 1
+    err = capsys.readouterr().err
+    assert f"digest: warning: sources.inbox: {tmp_path / 'nowhere'}" in err
+    assert "inbox folder does not exist; create it or fix sources.inbox" in err
+    assert "config OK" not in err
+    assert main(["-c", str(config_file), "run"]) == 1  # which run indeed refuses
+    assert "inbox folder does not exist" in capsys.readouterr().err
+
+
+def test_check_config_prints_the_effective_config_in_the_files_own_terms(
+    config_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import tomllib
+
+    from digest.config import build_config, load_config
+
+    assert main(["-c", str(config_file), "check-config"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err.strip() == "config OK"
+    text = captured.out
+    assert 'poll = "5m"' in text and 'retry_for = "3d"' in text and 'timeout = "30s"' in text
+    assert 'unsubscribe = ["mailto:digest@localhost?subject=unsubscribe"]' in text
+    assert "unsubscribe = []" not in text
+    # What it prints is a config file that reads back to the same config.
+    data = tomllib.loads(text)
+    data["email"]["smtp"].pop("password")
+    again = build_config(data, config_file.parent, {}, config_file)
+    assert again == load_config(config_file, {})
+
+
+def test_check_config_json_prints_only_json(config_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["-c", str(config_file), "check-config", "--json"]) == 0
+    out = capsys.readouterr().out
+    data = json.loads(out)  # nothing but JSON on stdout
+    assert data["schedule"]["poll"] == "5m" and data["email"]["retry_for"] == "3d"
+    assert data["email"]["unsubscribe"] == ["mailto:digest@localhost?subject=unsubscribe"]
+
+
+def test_run_summary_counts_in_words_and_says_where_outputs_went(config_file: Path, inbox: Path) -> None:
+    (inbox / "one.txt").write_text(ONE_PAPER)
+    proc = _digest("-c", str(config_file), "run")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith("1 file, 1 ingested, 0 failed, 1 new paper; digest ")
+    assert "(1 paper);" in lines[0]
+    assert "1 new papers" not in proc.stdout and "(1 papers)" not in proc.stdout
+    site = config_file.parent / "var" / "site"
+    outbox = config_file.parent / "var" / "outbox"
+    assert lines[1].startswith("site: ") and lines[1].endswith(f"files written into {site}")
+    assert lines[2] == f"email: 2 .eml files written into {outbox}"
+    assert len(list(outbox.glob("*.eml"))) == 2
+    # Said once: not again as a log line on stderr.
+    assert "1 new paper" not in proc.stderr
+
+
+def test_run_without_mail_says_why(config_file: Path, inbox: Path) -> None:
+    (inbox / "one.txt").write_text(ONE_PAPER)
+    proc = _digest("-c", str(config_file), "run", "--no-send")
+    assert proc.returncode == 0, proc.stderr
+    assert "email: none sent (--no-send)" in proc.stdout.splitlines()

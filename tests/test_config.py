@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from digest.config import describe, find_config_file, load_config, parse_duration
+from digest.config import Config, describe, find_config_file, load_config, parse_duration
 from digest.errors import ConfigError
 from tests.helpers import ROOT, write_toml
 
 
-def load(tmp_path: Path, data: dict, env: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
+def load(tmp_path: Path, data: dict[str, Any], env: dict[str, str] | None = None) -> Config:
     return load_config(write_toml(tmp_path / "digest.toml", data), env or {})
 
 

@@ -19,17 +19,15 @@ from digest.deliver import FileTransport
 from digest.pipeline import run_once
 from digest.site import publish
 from digest.store import Store
-from tests.helpers import DUMP_000, DUMP_002, NOW, MakeConfig, drop
+from tests.helpers import DUMP_000, DUMP_002, GOLDEN, NOW, MakeConfig, check_golden, drop
 from tests.sitedata import (
     AUTHORED,
     DAY1,
-    GOLDEN,
     TEMPLATE_ABSTRACT,
     TEMPLATE_TITLE,
     TRICKY_ABSTRACT,
     TRICKY_TITLE,
     build_fixed_state,
-    check_golden,
 )
 
 FEEDS = ("feed.xml", "atom.xml", "feed.json")

@@ -23,7 +23,7 @@ from digest.deliver import FileTransport
 from digest.errors import ConfigError
 from digest.pipeline import run_once
 from digest.store import Store
-from tests.conftest import MakeConfig
+from tests.helpers import MakeConfig
 from tests.test_site import http_site, newsboat  # noqa: F401  (a fixture and a helper)
 
 DAY = datetime(2026, 11, 22, tzinfo=UTC)

@@ -170,7 +170,10 @@ def test_same_body_without_validators_writes_nothing(
 def test_hanging_server_times_out_and_the_other_urls_still_fetch(
     make_config: MakeConfig, inbox: Path, server: Server, client: httpx.Client, store: Store
 ) -> None:
-    server.routes["/hang"] = lambda h: server.release.wait(10)
+    def hanging(h: BaseHTTPRequestHandler) -> None:
+        server.release.wait(10)
+
+    server.routes["/hang"] = hanging
     server.routes["/ok.txt"] = lambda h: send(h, 200, DUMP_000.read_bytes())
     config = fetch_config(make_config, server.url("/hang"), server.url("/ok.txt"))
     report = fetch_all(config, store, client, NOW)

@@ -17,7 +17,7 @@ import pytest
 from digest.fetch import fetch_all
 from digest.fetch_body import BodyError, codings, decoded
 from digest.store import Store
-from tests.conftest import DUMP_000, NOW, MakeConfig
+from tests.helpers import DUMP_000, NOW, MakeConfig
 from tests.test_fetch import Server, fetch_config, fetched, send
 from tests.test_fetch import client as client
 from tests.test_fetch import server as server

@@ -7,12 +7,13 @@ import json
 import logging
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from digest.cli import main
 from digest.names import printable_name
-from tests.conftest import write_toml
+from tests.helpers import write_toml
 from tests.test_hostile import GOOD, spaced
 
 SMALL = "new\n\nDaily Papers\n\nNov 3\n\nT\n\nAbstract long enough.\n"
@@ -23,10 +24,10 @@ def config_file(tmp_path: Path, inbox: Path) -> Path:
     return write_toml(tmp_path / "digest.toml", {"sources": {"inbox": str(inbox)}, "email": {"to": []}})
 
 
-def status_json(config_file: Path, capsys: pytest.CaptureFixture[str]) -> dict[str, object]:
+def status_json(config_file: Path, capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
     capsys.readouterr()
     assert main(["-c", str(config_file), "status", "--json"]) == 0
-    status: dict[str, object] = json.loads(capsys.readouterr().out)
+    status: dict[str, Any] = json.loads(capsys.readouterr().out)
     return status
 
 
@@ -54,8 +55,8 @@ def test_a_name_that_is_not_utf8_is_ingested_under_its_escaped_name_and_stops_no
     status = status_json(config_file, capsys)
     assert status["dumps"] == {"ingested": 2, "failed": 1}
     assert status["papers"] == 3
-    assert [f["name"] for f in status["failed_dumps"]] == ["bad\\xff.txt"]  # type: ignore[index]
-    assert status["failed_dumps"][0]["error"].startswith("bad\\xff.txt: ")  # type: ignore[index]
+    assert [f["name"] for f in status["failed_dumps"]] == ["bad\\xff.txt"]
+    assert status["failed_dumps"][0]["error"].startswith("bad\\xff.txt: ")
     # The stat cache knows the escaped name: the next run opens nothing again.
     assert main(["-c", str(config_file), "run", "--no-send"]) == 0
     assert status_json(config_file, capsys)["dumps"] == {"ingested": 2, "failed": 1}
@@ -126,7 +127,7 @@ def test_a_dump_of_html_markup_is_refused_with_a_clear_reason(
     assert main(["-c", str(config_file), "run", "--no-send"]) == 0
     status = status_json(config_file, capsys)
     assert status["papers"] == 2  # only the good dump's
-    [failure] = status["failed_dumps"]  # type: ignore[misc]
+    [failure] = status["failed_dumps"]
     assert failure["error"] == (
         f"page.txt:{line}: HTML markup ({shown!r}), not the text of a listing page; "
         "save the page as text (or copy its text into a .txt file)"
@@ -223,9 +224,15 @@ def test_migration_rekeys_stored_papers_and_keeps_published_guids_and_anchors(
     site = tmp_path / "site"
     feed = (site / "feed.xml").read_text(encoding="utf-8")
     page = next((site / "digests").glob("*.html")).read_text(encoding="utf-8")
+    index = (site / "index.html").read_text(encoding="utf-8")
+    digest_feed = (site / "digests.xml").read_text(encoding="utf-8")
     for old in (old_soft, old_zw, paper_key("ZeroShot Reasoners")):
         assert paper_guid(old) in feed
         assert f'id="{paper_anchor(old)}"' in page
+        assert f"#{paper_anchor(old)}" in feed
+        # The index and the digest feed link each first title to that same anchor.
+        assert f"#{paper_anchor(old)}" in index
+        assert f"#{paper_anchor(old)}" in digest_feed
     conn = sqlite3.connect(db)
     rows = dict(conn.execute("SELECT title, key FROM papers").fetchall())
     guid_keys = dict(conn.execute("SELECT title, guid_key FROM papers").fetchall())

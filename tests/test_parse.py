@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -11,9 +10,10 @@ import pytest
 from digest.errors import DumpError
 from digest.model import ParsedDump
 from digest.parse import DumpParser, parse_dump
-from tests.helpers import DUMP_000, DUMP_002, ROOT
+from tests import helpers
+from tests.helpers import DUMP_000, DUMP_002, check_golden
 
-GOLDEN = ROOT / "tests" / "golden" / "parse"
+GOLDEN = helpers.GOLDEN / "parse"
 
 
 def as_json(parsed: ParsedDump) -> str:
@@ -33,10 +33,7 @@ def as_json(parsed: ParsedDump) -> str:
 def test_sample_dump_matches_golden(dump: Path) -> None:
     golden = GOLDEN / (dump.stem + ".json")
     actual = as_json(parse_dump(dump.read_bytes(), dump.name))
-    if os.environ.get("UPDATE_GOLDEN"):
-        golden.parent.mkdir(parents=True, exist_ok=True)
-        golden.write_text(actual, encoding="utf-8")
-    assert actual == golden.read_text(encoding="utf-8")
+    check_golden(actual, golden)
 
 
 def test_sample_counts_and_layouts() -> None:

@@ -138,7 +138,7 @@ def test_poll_ingests_and_the_digest_job_sends(config: Config, store: Store, inb
     assert store.deliveries() == []
     poll = store.last_job_run(POLL)
     assert poll is not None and poll.ok is True
-    assert poll.summary.startswith("poll: 1 files seen, 1 ingested, 0 failed, 81 new papers; no digest")
+    assert poll.summary.startswith("poll: 1 file seen, 1 ingested, 0 failed, 81 new papers; no digest")
 
     service.digest_job()
     (digest,) = store.digests()

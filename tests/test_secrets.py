@@ -101,7 +101,7 @@ def test_password_never_appears_anywhere(tmp_path: Path, inbox: Path) -> None:
     send_test = outputs["-v send-test"]
     assert send_test.returncode == 1 and "Traceback" in send_test.stderr  # -v shows the exception chain
     assert "cannot log in" in outputs["status"].stdout  # the delivery error is shown...
-    assert '"password": "********"' in outputs["check-config"].stdout  # masked, yet shown to be set
+    assert 'password = "********"' in outputs["check-config"].stdout  # masked, yet shown to be set
 
     server_down = digest(config, "-v", "run")  # ...and with nobody listening at all
     outputs["-v run (server down)"] = server_down

@@ -29,17 +29,15 @@ from digest.deliver import FileTransport
 from digest.ingest import ingest_inbox
 from digest.pipeline import run_once
 from digest.store import Store
-from tests.helpers import DUMP_000, DUMP_002, NOW, drop
+from tests.helpers import DUMP_000, DUMP_002, GOLDEN, NOW, check_golden, drop
 from tests.sitedata import (
     DAY1,
-    GOLDEN,
     TEMPLATE_ABSTRACT,
     TEMPLATE_TITLE,
     TRICKY_ABSTRACT,
     TRICKY_DUMP,
     TRICKY_TITLE,
     build_fixed_state,
-    check_golden,
     head_compact,
     head_spaced,
 )
@@ -244,6 +242,12 @@ def test_index_lists_digests_newest_first_and_announces_the_feeds(site: Path) ->
     assert html.index("22 Nov 2026") < html.index("21 Nov 2026")
     assert '<span class="count">6 papers</span>' in html and '<span class="count">3 papers</span>' in html
     assert "9 papers in 2 digests" in html
+    # Each digest shows its first few titles, linked to their entries, and how many more.
+    firsts = [h for h in p.hrefs if h.startswith("digests/2026-11-22.html#")]
+    assert len(firsts) == 3 and "and 3 more" in html
+    assert len([h for h in p.hrefs if h.startswith("digests/2026-11-21.html#")]) == 3
+    year = (site / "archive/2026.html").read_text(encoding="utf-8")
+    assert year.count('<ul class="firsts">') == 2 and "Perturbation Analysis of Neural Collapse" in year
     for name in (*FEEDS, *DIGEST_FEEDS):
         assert f"<code>{BASE}{name}</code>" in html
     # The digest pages announce the feeds too, relative to their own folder.
@@ -434,19 +438,19 @@ def png_pixels(data: bytes) -> tuple[int, int, list[bytes]]:
     rows: list[bytes] = []
     prev = bytearray(stride)
     for y in range(height):
-        kind = raw[y * (stride + 1)]
+        filt = raw[y * (stride + 1)]
         line = bytearray(raw[y * (stride + 1) + 1 : (y + 1) * (stride + 1)])
         for i in range(stride):
             a = line[i - channels] if i >= channels else 0
             b = prev[i]
             c = prev[i - channels] if i >= channels else 0
-            if kind == 1:
+            if filt == 1:
                 line[i] = (line[i] + a) & 0xFF
-            elif kind == 2:
+            elif filt == 2:
                 line[i] = (line[i] + b) & 0xFF
-            elif kind == 3:
+            elif filt == 3:
                 line[i] = (line[i] + (a + b) // 2) & 0xFF
-            elif kind == 4:
+            elif filt == 4:
                 p = a + b - c
                 pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
                 line[i] = (line[i] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 0xFF

@@ -37,7 +37,8 @@ def test_reverse_order_gives_the_same_papers(make_config, inbox: Path, tmp_path:
     for order in ([DUMP_000, DUMP_002], [DUMP_002, DUMP_000]):
         for f in inbox.iterdir():
             f.unlink()
-        (tmp_path / "var").exists() and [p.unlink() for p in (tmp_path / "var").glob("digest.db*")]
+        for p in (tmp_path / "var").glob("digest.db*"):
+            p.unlink()
         config = make_config()
         store = Store.open(config.state.url)
         for dump in order:

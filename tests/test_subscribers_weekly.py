@@ -21,7 +21,7 @@ from digest.render.email import to_bytes
 from digest.store import Store
 from digest.store_subscribers import Subscribers
 from digest.subscribers import Preferences
-from tests.conftest import MakeConfig
+from tests.helpers import MakeConfig
 from tests.subscribe_site import write_dump
 
 START = datetime(2026, 11, 22, 6, 0, tzinfo=UTC)  # a Sunday

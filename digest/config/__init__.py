@@ -28,6 +28,7 @@ from digest.config.declare import declared
 from digest.config.load import (
     CONFIG_ENV,
     DEFAULT_FILE,
+    as_toml,
     build_config,
     describe,
     environment,
@@ -62,6 +63,7 @@ __all__ = [
     "SmtpSection",
     "SourcesSection",
     "StateSection",
+    "as_toml",
     "build_config",
     "declared",
     "describe",

@@ -133,3 +133,31 @@ def describe(config: Config) -> dict[str, Any]:
         value = getattr(obj, f.name)
         table[last] = ("********" if value else "") if meta.env else meta.reader.show(value)
     return out
+
+
+def as_toml(described: Mapping[str, Any]) -> str:
+    """:func:`describe`'s output as a TOML document (``check-config``): tables in
+    declaration order, each key as the file would write it, so it reads back."""
+    import json
+
+    def value(v: Any) -> str:
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, list):
+            return "[" + ", ".join(value(x) for x in v) + "]"
+        if isinstance(v, str):
+            return json.dumps(v, ensure_ascii=False)
+        return repr(v)
+
+    out: list[str] = []
+
+    def table(name: str, data: Mapping[str, Any]) -> None:
+        out.append(f"\n[{name}]")
+        out.extend(f"{k} = {value(v)}" for k, v in data.items() if not isinstance(v, dict))
+        for k, v in data.items():
+            if isinstance(v, dict):
+                table(f"{name}.{k}", v)
+
+    for name, data in described.items():
+        table(name, data)
+    return "\n".join(out).lstrip("\n") + "\n"

@@ -86,7 +86,7 @@ class StateSection:
 @dataclass(frozen=True)
 class FeedSection:
     output_dir: Path = key(Path("var/site"), PATH, "where the feeds, pages and archive are written")
-    max_items: int = key(100, integer(1), "feed length (never fewer than the newest digest's papers)")
+    max_items: int = key(100, integer(1), "the feeds hold at least this many papers, even beyond feed.window")
     ttl: int = key(60, integer(0), "minutes a reader may cache the feed")
     window: float = key(
         7 * 86400.0, duration(positive=True), "every paper of the digests this long before the newest"

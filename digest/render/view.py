@@ -62,12 +62,12 @@ def paper_view(paper: StoredPaper, slug: str, base_url: str, page: int = 1) -> P
         arxiv = identity.arxiv_search_url(p.title)
         hf = identity.hf_search_url(p.title)
     # Stored text may predate the parser's cleaning or come from a JSON dump: render only
-    # what every output format can carry.
-    segs = text.segments(text.displayable(p.abstract))
+    # what every output format can carry, with leftover LaTeX shown as text.
+    segs = text.segments(text.display(p.abstract))
     return PaperView(
         seq=paper.seq,
         key=p.key,
-        title=text.displayable(p.title),
+        title=text.display(p.title),
         abstract="".join(piece for piece, _ in segs),
         segments=segs,
         links=p.links,
@@ -78,7 +78,7 @@ def paper_view(paper: StoredPaper, slug: str, base_url: str, page: int = 1) -> P
         hf_url=hf,
         first_seen=paper.first_seen,
         listing_date=p.listing_date,
-        authors=tuple(text.displayable(a) for a in p.authors),
+        authors=tuple(text.display(a) for a in p.authors),
         upvotes=p.upvotes,
         digest_slug=slug,
         arxiv_id=p.arxiv_id,

@@ -34,7 +34,7 @@ def main(out: Path) -> None:
     work = Path(tempfile.mkdtemp())
     inbox = work / "inbox"
     inbox.mkdir()
-    data = {
+    data: dict[str, dict[str, object]] = {
         "digest": {"title": "Old Digest", "base_url": "https://example.org/digest/"},
         "sources": {"inbox": str(inbox), "settle_seconds": 0},
         "state": {"url": f"sqlite:///{work / 'digest.db'}"},
@@ -53,7 +53,7 @@ def main(out: Path) -> None:
     store.suppress("Zed@Elsewhere.org", datetime(2026, 11, 20, 10, tzinfo=UTC), reason="complaint")
     cut(ROOT / "examples/dumps/002_2330d60cc52b9a08.txt", inbox / "002.txt", 12)
     # The second digest stays pending: nothing listens on port 9.
-    email = {**data["email"], "transport": "smtp"}
+    email: dict[str, object] = {**data["email"], "transport": "smtp"}
     email["smtp"] = {"host": "127.0.0.1", "port": 9, "security": "none", "timeout": "2s"}
     smtp_config = build_config({**data, "email": email}, work, {})
     from digest.pipeline import make_transport

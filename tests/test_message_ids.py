@@ -1,0 +1,113 @@
+"""Message-IDs (DESIGN.md, "Identity"; invariant 4): unique per install and state, the
+same on every retry of one delivery. Gmail drops a message whose Message-ID it has
+already seen, so two installs mailing one reader must never share one."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import shutil
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from digest.config import Config
+from digest.deliver import FileTransport, make_transport
+from digest.pipeline import run_once
+from digest.store import Store
+from tests.helpers import DUMP_000, NOW, MakeConfig, drop
+from tests.smtpsink import Recorder, StartServer
+
+READER = "reader@example.org"
+
+
+def sent_ids(outbox: Path) -> list[str]:
+    ids = []
+    for path in sorted(outbox.glob("*.eml")):
+        msg = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+        ids.append(str(msg["Message-ID"]))
+    return ids
+
+
+def install(make_config: MakeConfig, name: str, **email_keys: Any) -> Config:
+    return make_config(
+        state={"url": f"sqlite:///{name}/digest.db"},
+        feed={"output_dir": f"{name}/site"},
+        email={"outbox": f"{name}/outbox", "to": [READER], **email_keys},
+    )
+
+
+def test_two_fresh_installs_on_the_same_dumps_and_recipient_use_different_message_ids(
+    make_config: MakeConfig, inbox: Path, tmp_path: Path
+) -> None:
+    drop(inbox, DUMP_000)
+    ids: list[str] = []
+    for name in ("one", "two"):
+        config = install(make_config, name)
+        with_store = Store.open(config.state.url)
+        run_once(config, with_store, FileTransport(config.email.outbox), NOW)
+        with_store.close()
+        [mid] = sent_ids(tmp_path / name / "outbox")
+        ids.append(mid)
+    assert ids[0] != ids[1], ids
+    # The same install after its state was deleted is a new install too.
+    for suffix in ("", "-wal", "-shm"):
+        (tmp_path / "one" / f"digest.db{suffix}").unlink(missing_ok=True)
+    shutil.rmtree(tmp_path / "one" / "outbox")
+    config = install(make_config, "one")
+    again = Store.open(config.state.url)
+    run_once(config, again, FileTransport(config.email.outbox), NOW)
+    again.close()
+    [fresh] = sent_ids(tmp_path / "one" / "outbox")
+    assert fresh not in ids
+    for mid in [*ids, fresh]:
+        assert mid.startswith("<digest-1.") and mid.endswith("@example.org>")
+
+
+def test_the_install_id_is_made_once_and_kept(config: Config) -> None:
+    first = Store.open(config.state.url)
+    made = first.install_id()
+    first.close()
+    reopened = Store.open(config.state.url)
+    assert reopened.install_id() == made
+    assert len(made) == 16 and int(made, 16) >= 0
+    reopened.close()
+
+
+def test_a_retried_delivery_keeps_its_message_id_even_across_the_upgrade_that_adds_the_install_id(
+    start_server: StartServer, make_config: MakeConfig, inbox: Path, tmp_path: Path
+) -> None:
+    handler = Recorder(data_replies=["451 4.3.0 try again later"])
+    server = start_server(handler)
+
+    def smtp_config() -> Config:
+        return make_config(
+            email={"transport": "smtp", "to": [READER]},
+            email__smtp={"host": "127.0.0.1", "port": server.port, "security": "none", "timeout": "5s"},
+        )
+
+    config = smtp_config()
+    drop(inbox, DUMP_000)
+    store = Store.open(config.state.url)
+    run_once(config, store, make_transport(config), NOW)
+    [row] = store.deliveries()
+    assert row.status == "pending" and handler.offered == [row.message_id]
+    old_install = store.install_id()
+    assert old_install in row.message_id
+    store.close()
+    # An older state: no meta table yet. Opening it migrates and makes a new install id;
+    # the pending delivery still goes out under the Message-ID it was first tried with.
+    db = sqlite3.connect(tmp_path / "var" / "digest.db")
+    with db:
+        db.execute("DROP TABLE meta")
+        db.execute("UPDATE schema_version SET version = version - 1")
+    db.close()
+    store = Store.open(config.state.url)
+    assert store.install_id() != old_install
+    run_once(config, store, make_transport(config), NOW)
+    [sent] = store.deliveries()
+    assert sent.status == "sent" and sent.message_id == row.message_id
+    [got] = handler.accepted
+    assert got.message["Message-ID"] == row.message_id
+    assert handler.offered == [row.message_id, row.message_id]
+    store.close()
