@@ -256,7 +256,8 @@ class SubscriberPages:
             return self._refused(request, 429, "Too many sign-ups from here. Try again later.")
         shown = {k: form.get(k, blank[k])[:2000] for k in blank}
         try:
-            address = validate_email(form.get("address", "").strip(), check_deliverability=False).normalized
+            address = form.get("address", "").strip()
+            validate_email(address, check_deliverability=False)  # stored as given, once valid
         except EmailNotValidError as err:
             return self._page(
                 request,
