@@ -16,6 +16,7 @@ from datetime import datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid, parseaddr
 
+from digest import store_weekly
 from digest.config import Config
 from digest.deliver import make_transport
 from digest.model import Digest, StoredPaper
@@ -56,7 +57,7 @@ def create_weekly(config: Config, store: Store, now: datetime) -> int:
     weekly = [s for s in recipients(config, store) if s.preferences.weekday is not None]
     if not weekly:
         return 0
-    return Subscribers(store).create_weekly(weekly, now, config.tz, config.email.domain)
+    return store_weekly.create_weekly(store, weekly, now, config.tz, config.email.domain)
 
 
 def token_key(config: Config, store: Store) -> str:

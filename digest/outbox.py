@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.utils import parseaddr
 
-from digest import audience, identity
+from digest import audience, identity, store_weekly
 from digest.config import Config
 from digest.crashpoints import crash_point
 from digest.deliver import Transport
@@ -187,7 +187,7 @@ def deliver_pending(
         return DeliveryReport()
     build = wire_renderer(config, store)
     digests: dict[int, Digest] = {}
-    spans = Subscribers(store).ranges(row.id for row in pending)
+    spans = store_weekly.ranges(store, (row.id for row in pending))
     links = personal_links(config, store)
     give_up = timedelta(seconds=config.email.retry_for)
     sent = retry = failed = 0

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from digest import store_weekly
 from digest.config import Config
 from digest.deliver import FileTransport
 from digest.outbox import personal_links, renderer, weekly_message
@@ -100,7 +101,7 @@ def test_a_fortnight_of_weekly_and_daily_subscribers(
 
     # Invariant 12: rebuilding a subscriber's email for the same delivery gives the same bytes.
     rows = [r for r in store.deliveries("sent") if r.recipient == "mon@example.org"]
-    spans = subs.ranges(r.id for r in rows)
+    spans = store_weekly.ranges(store, (r.id for r in rows))
     links = personal_links(config, store)
     for row in rows:
         digest = store.digest(row.digest_id)
