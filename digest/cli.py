@@ -94,7 +94,9 @@ def _where_outputs_went(
         lines.append(f"email: {counted(sent, 'message')} sent via SMTP {transport.where}")
     if not sent:
         why = (
-            "--no-send"
+            "--backfill never mails"
+            if options.backfill
+            else "--no-send"
             if not options.send
             else "email.enabled is false"
             if not config.email.enabled
@@ -158,74 +160,24 @@ def cmd_fetch(args: argparse.Namespace, config: Config) -> int:
 def cmd_status(args: argparse.Namespace, config: Config) -> int:
     import json
 
+    from digest import status
     from digest.store import Store
 
     store = Store.open(config.state.url)
     try:
-        fetch_failures = store.fetch_failures(config.sources.urls)
-        counts = store.counts()
-        failed_dumps = store.dump_records("failed")
-        troubled = [d for d in store.deliveries() if d.status in ("pending", "failed") and d.last_error]
-        latest = store.digests(limit=1)
+        snap = status.snapshot(store, config.sources.urls)
     finally:
         store.close()
     if args.json:
-        counts["failed_dumps"] = [{"name": d.name, "error": d.error} for d in failed_dumps]
-        counts["last_digest"] = (
-            {
-                "slug": latest[0].slug,
-                "created": latest[0].created.isoformat(),
-                "papers": latest[0].paper_count,
-            }
-            if latest
-            else None
-        )
-        counts["fetch_failures"] = [
-            {
-                "url": f.url,
-                "error": f.last_error,
-                "status": f.last_status,
-                "failures": f.failures,
-                "last_fetch": f.last_fetch_at.isoformat() if f.last_fetch_at else None,
-                "last_ok": f.last_ok_at.isoformat() if f.last_ok_at else None,
-            }
-            for f in fetch_failures
-        ]
-        counts["delivery_errors"] = [
-            {"recipient": d.recipient, "digest": d.digest_id, "status": d.status, "error": d.last_error}
-            for d in troubled
-        ]
-        print(json.dumps(counts, indent=2, sort_keys=True))
-        return 0
-    dumps, deliveries = counts["dumps"], counts["deliveries"]
-    print(f"state: {config.state.url}")
-    print(f"dumps: {dumps['ingested']} ingested, {dumps['failed']} failed")
-    print(f"papers: {counts['papers']} stored, {counts['papers_waiting']} waiting for the next digest")
-    last = f" (latest {latest[0].slug}, {latest[0].paper_count} papers)" if latest else ""
-    print(f"digests: {counts['digests']}{last}")
-    print(
-        f"deliveries: {deliveries['pending']} pending, {deliveries['sent']} sent, "
-        f"{deliveries['failed']} failed, {deliveries['cancelled']} cancelled"
-    )
-    subs = counts["subscribers"]
-    print(
-        f"subscribers: {subs['active']} active, {subs['pending']} pending, "
-        f"{subs['unsubscribed']} unsubscribed, {subs['bounced']} bounced"
-    )
-    if config.sources.urls:
-        print(f"sources: {len(config.sources.urls)} URLs, {len(fetch_failures)} failing")
-    for d in failed_dumps:
-        print(f"  failed dump {d.name}: {d.error}")
-    for f in fetch_failures:
-        ok = f"last success {f.last_ok_at:%Y-%m-%d %H:%M} UTC" if f.last_ok_at else "never succeeded"
-        print(f"  failed fetch {f.url} ({f.failures} in a row, {ok}): {f.last_error}")
-    for row in troubled:
-        print(f"  {row.status} delivery of digest {row.digest_id} to {row.recipient}: {row.last_error}")
+        print(json.dumps(status.to_json(snap), indent=2, sort_keys=True))
+    else:
+        print("\n".join(status.lines(snap, config.state.url, len(config.sources.urls))))
     return 0
 
 
 def cmd_check_config(args: argparse.Namespace, config: Config) -> int:
     import json
+    from pathlib import Path
 
     from digest.config import as_toml, describe
     from digest.errors import DumpError
@@ -241,6 +193,23 @@ def cmd_check_config(args: argparse.Namespace, config: Config) -> int:
             "email.smtp.username is set but DIGEST_SMTP_PASSWORD is empty; "
             "set it in the environment or in .env beside the config file"
         )
+    dkim = config.email.dkim
+    if dkim.enabled:
+        from digest.errors import ConfigError
+        from digest.signing import aligned, from_domain, load_key
+
+        try:
+            load_key(dkim.selector, dkim.domain, dkim.key_file or Path())  # never printed
+        except ConfigError as err:
+            problems.append(str(err))
+        sender = from_domain(config.email.from_)
+        if not aligned(sender, dkim.domain):
+            print(
+                f"digest: warning: email.dkim.domain {dkim.domain!r} is not aligned with the From "
+                f"domain {sender!r}: DMARC fails and Gmail, Yahoo and Outlook junk or refuse the mail; "
+                "sign with the From domain (or a parent of it)",
+                file=sys.stderr,
+            )
     effective = describe(config)
     if args.json:
         print(json.dumps(effective, indent=2, ensure_ascii=False))
@@ -314,13 +283,15 @@ def cmd_send_test(args: argparse.Namespace, config: Config) -> int:
     transport = make_transport(config)
     with transport:
         transport.send(message, address)
+    signed = " (DKIM-signed)" if config.email.dkim.enabled else ""
+    transport = getattr(transport, "inner", transport)
     if isinstance(transport, SmtpTransport):
         how = f"via SMTP {transport.where} ({transport.security})"
     elif isinstance(transport, FileTransport):
         how = f"as {transport.path_for(message, address)}"
     else:  # pragma: no cover - only the two transports exist
         how = ""
-    print(f"sent a test digest to {address} {how}; Message-ID {message['Message-ID']}")
+    print(f"sent a test digest to {address} {how}{signed}; Message-ID {message['Message-ID']}")
     return 0
 
 
@@ -376,6 +347,41 @@ def cmd_preview(args: argparse.Namespace, config: Config) -> int:
     print(f"# {rendered.what} for {rendered.recipient}: {rendered.message['Subject']}", file=sys.stderr)
     print(html)
     print(eml)
+    return 0
+
+
+def cmd_dkim_keygen(args: argparse.Namespace, config: Config) -> int:
+    from pathlib import Path
+
+    from digest.publish import write_atomic
+    from digest.signing import dns_name, from_domain, generate_key, txt_record
+
+    selector = args.selector
+    if not selector.replace("-", "").isalnum():
+        raise DigestError(f"{selector!r} is not a DKIM selector; use letters, digits and '-', like 2026a")
+    domain = args.domain or config.email.dkim.domain or from_domain(config.email.from_)
+    out = Path(args.dir).resolve() if args.dir else (config.path.parent if config.path else Path.cwd())
+    private = out / f"{selector}.private"
+    if private.exists():
+        raise DigestError(f"{private} exists already; choose another selector or move it away")
+    pair = generate_key()
+    record = txt_record(pair.public_b64)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        # Created 0600 from the start: the key is never readable by others, not even briefly.
+        fd = os.open(private, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(pair.private_pem)
+        write_atomic(out / f"{selector}.txt", f'{dns_name(selector, domain)}. IN TXT "{record}"\n'.encode())
+    except OSError as err:
+        raise PublishError(f"cannot write the key into {out}: {err.strerror}") from err
+    print(f"wrote the private key to {private} (mode 600) and the DNS record to {out / (selector + '.txt')}")
+    print(f"publish this TXT record at {dns_name(selector, domain)}:")
+    print(record)
+    print(
+        f'then set [email.dkim] selector = "{selector}", domain = "{domain}", key_file = "{private}"',
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -474,6 +480,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     prev.set_defaults(func=cmd_preview)
 
+    keygen = add("dkim-keygen", help="make a DKIM key pair and print the DNS TXT record to publish")
+    keygen.add_argument("selector", metavar="SELECTOR", help="the selector, e.g. 2026a")
+    keygen.add_argument("--domain", help="the signing domain (default email.dkim.domain or the From domain)")
+    keygen.add_argument(
+        "--dir", help="where to write SELECTOR.private and SELECTOR.txt (default: the config's folder)"
+    )
+    keygen.set_defaults(func=cmd_dkim_keygen)
+
     serve = add(
         "serve",
         help="run until stopped: poll the inbox, send the digest on schedule, serve the site over HTTP",
@@ -485,7 +499,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     from digest.cli_subscribers import add_parser as add_subscribers
 
-    add_subscribers(sub)
+    add_subscribers(add)
+
+    from digest import cli_rank  # argparse only; the ranking loads when the command runs
+
+    cli_rank.add_parser(add)
     return parser
 
 

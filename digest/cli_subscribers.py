@@ -70,9 +70,10 @@ def _address(value: str) -> str:
         ) from None
 
 
-def add_parser(sub: Any) -> None:
-    """Adds ``subscribers`` and its commands to the ``digest`` parser's subparsers."""
-    top = sub.add_parser("subscribers", help="add, list, change, remove, import and export subscribers")
+def add_parser(add: Any) -> None:
+    """Adds ``subscribers`` and its commands through ``add`` (the ``digest`` parser's
+    ``add(name, **kwargs)``, which gives every command the common options)."""
+    top = add("subscribers", help="add, list, change, remove, import and export subscribers")
     cmds = top.add_subparsers(dest="subcommand", required=True, metavar="SUBCOMMAND")
 
     add = cmds.add_parser("add", help="add ADDRESS as an active subscriber (the operator vouches)")

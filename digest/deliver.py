@@ -310,10 +310,12 @@ def _oserror(err: BaseException) -> str:
 
 
 def make_transport(config: Config) -> Transport:
-    """The transport ``email.transport`` names: ``file`` (the default) or ``smtp``."""
+    """The transport ``email.transport`` names: ``file`` (the default) or ``smtp``,
+    signing every message with DKIM when ``[email.dkim]`` is set."""
+    transport: Transport
     if config.email.transport == "smtp":
         s = config.email.smtp
-        return SmtpTransport(
+        transport = SmtpTransport(
             s.host,
             s.port,
             security=s.security,
@@ -321,4 +323,11 @@ def make_transport(config: Config) -> Transport:
             password=s.password,
             timeout=s.timeout,
         )
-    return FileTransport(config.email.outbox)
+    else:
+        transport = FileTransport(config.email.outbox)
+    dkim = config.email.dkim
+    if dkim.enabled and dkim.key_file is not None:
+        from digest.signing import SigningTransport, load_key
+
+        transport = SigningTransport(transport, load_key(dkim.selector, dkim.domain, dkim.key_file))
+    return transport

@@ -65,7 +65,8 @@ class RunReport:
         return self.delivery.pending == 0 and self.delivery.failed == 0
 
     def summary(self) -> str:
-        """One line: what the run did (``digest run`` prints it; the service logs its own)."""
+        """One line: what the run did. ``digest run`` prints it; a service job logs and
+        records it after its name (``schedule.job_summary``)."""
         i, d = self.ingest, self.delivery
         digest = (
             f"digest {self.digest.slug} ({counted(self.digest.paper_count, 'paper')})"
@@ -73,8 +74,9 @@ class RunReport:
             else "no digest"
         )
         prefix = ("dry run: " if self.dry_run else "") + (f"{self.fetch.summary()}; " if self.fetch else "")
+        still = f" ({i.unsettled} still being written)" if i.unsettled else ""
         return (
-            f"{prefix}{counted(i.seen, 'file')}, {i.ingested} ingested, {i.failed} failed, "
+            f"{prefix}{counted(i.seen, 'file')} seen{still}, {i.ingested} ingested, {i.failed} failed, "
             f"{counted(i.papers_new, 'new paper')}; {digest}; "
             f"{counted(len(self.published.files), 'file')} published; "
             f"{d.sent} sent, {d.pending} pending, {d.failed} failed; {self.seconds:.2f}s"

@@ -36,13 +36,13 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from digest import status
 from digest.config import Config
 from digest.errors import DigestError, LockError
 from digest.lock import run_lock
-from digest.model import JobRun
+from digest.metrics import Metrics
 from digest.pipeline import RunOptions, RunReport, make_transport, run_once
 from digest.store import Store
-from digest.text import counted
 
 if TYPE_CHECKING:
     from digest.web import WebServer
@@ -80,35 +80,12 @@ def missed_digest(
     return fire if fire is not None and fire <= now else None
 
 
-def _iso(value: datetime | None) -> str | None:
-    return value.astimezone(UTC).isoformat() if value is not None else None
-
-
-def _run_json(run: JobRun | None) -> dict[str, Any] | None:
-    if run is None:
-        return None
-    return {
-        "started": _iso(run.started),
-        "finished": _iso(run.finished),
-        "ok": run.ok,
-        "summary": run.summary,
-    }
+_iso = status.iso  # one ISO rendering for /healthz and the status JSON
 
 
 def job_summary(job: str, report: RunReport) -> str:
-    """The one log line a job writes about what it did."""
-    i, d = report.ingest, report.delivery
-    still = f" ({i.unsettled} still being written)" if i.unsettled else ""
-    digest = (
-        f"digest {report.digest.slug} ({counted(report.digest.paper_count, 'paper')})"
-        if report.digest
-        else "no digest"
-    )
-    return (
-        f"{job}: {counted(i.seen, 'file')} seen{still}, {i.ingested} ingested, {i.failed} failed, "
-        f"{counted(i.papers_new, 'new paper')}; {digest}; "
-        f"{d.sent} sent, {d.pending} pending, {d.failed} failed; {report.seconds:.2f}s"
-    )
+    """The one log line a job writes about what it did: the run's summary, named."""
+    return f"{job}: {report.summary()}"
 
 
 class Service:
@@ -127,6 +104,8 @@ class Service:
         )
         self.web: WebServer | None = None
         self.pages: SubscriberPages | None = None
+        urls = config.sources.urls
+        self.metrics = Metrics(lambda: status.snapshot(self.store, urls), urls)
 
     # --- jobs ------------------------------------------------------------------------------
 
@@ -190,7 +169,8 @@ class Service:
         deadline = time.monotonic() + lock_wait
         while True:
             try:
-                return run_once(self.config, self.store, make_transport(self.config), self.clock(), options)
+                transport = self.metrics.timed(make_transport(self.config))
+                return run_once(self.config, self.store, transport, self.clock(), options)
             except LockError:
                 if time.monotonic() >= deadline or self.stopping.wait(0.25):
                     return None
@@ -205,53 +185,27 @@ class Service:
         return out
 
     def health(self) -> tuple[int, dict[str, Any]]:
-        """(HTTP status, JSON body) for /healthz: 503 while the last run of a job failed."""
+        """(HTTP status, JSON body) for /healthz: the status snapshot (one read
+        transaction, :mod:`digest.status`) plus the schedule. ``status`` is ``failing``
+        (503) while the last finished run of a job failed (per job: in cron mode a poll
+        that went well must not hide this morning's failed digest job), ``degraded``
+        (200) while a dump-health incident is open, else ``ok``."""
         try:
-            # Per job: in cron mode a poll that went well must not hide this morning's
-            # failed digest job.
-            last_runs = [self.store.last_job_run(job, finished=True) for job in (POLL, DIGEST)]
-            counts = self.store.counts()
-            latest = self.store.digests(limit=1)
-            failed_dumps = self.store.dump_records("failed")
-            body: dict[str, Any] = {
-                "last_poll": _run_json(self.store.last_job_run(POLL)),
-                "last_digest_job": _run_json(self.store.last_job_run(DIGEST)),
-                "last_digest": (
-                    {
-                        "slug": latest[0].slug,
-                        "created": _iso(latest[0].created),
-                        "papers": latest[0].paper_count,
-                    }
-                    if latest
-                    else None
-                ),
-                "next_run": self.next_runs(),
-                "schedule": {
-                    "poll_seconds": self.config.schedule.poll,
-                    "digest": self.config.schedule.digest,
-                },
-                "papers": counts["papers"],
-                "papers_waiting": counts["papers_waiting"],
-                "digests": counts["digests"],
-                "deliveries": {
-                    "pending": counts["deliveries"]["pending"],
-                    "failed": counts["deliveries"]["failed"],
-                    "sent": counts["deliveries"]["sent"],
-                },
-                "subscribers": counts["subscribers"],
-                "failed_dumps": [{"name": d.name, "error": d.error} for d in failed_dumps],
-                "fetch_failures": [
-                    {"url": f.url, "error": f.last_error, "failures": f.failures}
-                    for f in self.store.fetch_failures(self.config.sources.urls)
-                ],
-            }
+            snap = status.snapshot(self.store, self.config.sources.urls)
         except DigestError as err:
             return 503, {"status": "error", "error": str(err)}
-        failed = [run.summary for run in last_runs if run is not None and run.ok is False]
-        body = {"status": "failing" if failed else "ok", **body}
+        body: dict[str, Any] = {
+            **status.to_json(snap),
+            "next_run": self.next_runs(),
+            "schedule": {"poll_seconds": self.config.schedule.poll, "digest": self.config.schedule.digest},
+        }
+        failed = [run.summary for run in snap.failing_jobs]
         if failed:
-            body["error"] = "; ".join(failed)
-        return (503 if failed else 200), body
+            return 503, {"status": "failing", "error": "; ".join(failed), **body}
+        if snap.incidents:
+            reasons = [f"{kind} {key}" for kind, key, _ in snap.incidents]
+            return 200, {"status": "degraded", "reason": "; ".join(reasons), **body}
+        return 200, {"status": "ok", **body}
 
     # --- life cycle ------------------------------------------------------------------------
 
@@ -292,8 +246,8 @@ class Service:
             from digest.web_subscribe import SubscriberPages
 
             self.pages = SubscriberPages(self.config, self.store)
-            routes = self.pages.routes()
-            self.web = WebServer(make_app(self.config.feed.output_dir, self.health, routes), *address)
+            app = make_app(self.config.feed.output_dir, self.health, self.metrics.render, self.pages.routes())
+            self.web = WebServer(app, *address)
         self.schedule_jobs()
         self.scheduler.start()
         if self.web is not None:

@@ -1269,5 +1269,4 @@ class Store:
             "papers_waiting": undigested,
             "digests": n_digests,
             "deliveries": {s: delivery_counts.get(s, 0) for s in ("pending", "sent", "failed", "cancelled")},
-            "subscribers": _subscribers_module().Subscribers(self).counts(),
         }

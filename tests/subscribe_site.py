@@ -91,7 +91,9 @@ def site(make_config: MakeConfig, start_server: StartServer, tmp_path: Path, inb
     store = Store.open(config.state.url)
     pages = SubscriberPages(config, store)
     (config.feed.output_dir).mkdir(parents=True, exist_ok=True)
-    server = WebServer(make_app(config.feed.output_dir, lambda: (200, {}), pages.routes()), "127.0.0.1", port)
+    server = WebServer(
+        make_app(config.feed.output_dir, lambda: (200, {}), routes=pages.routes()), "127.0.0.1", port
+    )
     server.start()
     deadline = time.monotonic() + 10
     while True:

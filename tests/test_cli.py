@@ -184,7 +184,7 @@ def test_run_summary_counts_in_words_and_says_where_outputs_went(config_file: Pa
     proc = _digest("-c", str(config_file), "run")
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
-    assert lines[0].startswith("1 file, 1 ingested, 0 failed, 1 new paper; digest ")
+    assert lines[0].startswith("1 file seen, 1 ingested, 0 failed, 1 new paper; digest ")
     assert "(1 paper);" in lines[0]
     assert "1 new papers" not in proc.stdout and "(1 papers)" not in proc.stdout
     site = config_file.parent / "var" / "site"

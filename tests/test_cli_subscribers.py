@@ -153,7 +153,7 @@ def test_status_counts_subscribers_by_status(config: Config, capsys: pytest.Capt
     counts = json.loads(capsys.readouterr().out)["subscribers"]
     assert counts == {"pending": 1, "active": 1, "unsubscribed": 0, "bounced": 1}
     assert cli(config, "status") == 0
-    assert "subscribers: 1 active, 1 pending, 0 unsubscribed, 1 bounced" in capsys.readouterr().out
+    assert "subscribers: 1 pending, 1 active, 0 unsubscribed, 1 bounced" in capsys.readouterr().out
 
 
 def test_healthz_counts_subscribers(config: Config) -> None:

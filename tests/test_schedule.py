@@ -145,7 +145,12 @@ def test_poll_ingests_and_the_digest_job_sends(config: Config, store: Store, inb
     assert digest.paper_count == 81
     assert [d.status for d in store.deliveries()] == ["sent"]
     run = store.last_job_run(DIGEST)
-    assert run is not None and run.ok is True and f"digest {digest.slug} (81 papers); 1 sent" in run.summary
+    assert (
+        run is not None
+        and run.ok is True
+        and f"digest {digest.slug} (81 papers); " in run.summary
+        and " files published; 1 sent, 0 pending, 0 failed" in run.summary
+    )
 
     status, body = service.health()
     assert status == 200 and body["status"] == "ok"

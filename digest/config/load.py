@@ -12,7 +12,8 @@ from typing import Any
 from dotenv import dotenv_values
 
 from digest.config.declare import KEY, SECTION, Key, declared, toml_name
-from digest.config.sections import Config
+from digest.config.readers import PATH
+from digest.config.sections import DKIM_KEY_ENV, Config, DkimSection
 from digest.errors import ConfigError
 
 CONFIG_ENV = "DIGEST_CONFIG"
@@ -81,7 +82,23 @@ def build_config(
             f"{config.feed.max_items} is above feed.max_items_hard ({config.feed.max_items_hard})",
             "lower feed.max_items or raise feed.max_items_hard",
         )
-    return replace(config, path=path)
+    return replace(config, path=path, email=replace(config.email, dkim=_dkim(config.email.dkim, base, env)))
+
+
+def _dkim(dkim: DkimSection, base: Path, env: Mapping[str, str]) -> DkimSection:
+    """``[email.dkim]`` is all or nothing; ``DIGEST_DKIM_KEY_FILE`` overrides its key_file."""
+    if not (dkim.selector or dkim.domain or dkim.key_file):
+        return dkim  # no signing, whatever the environment says
+    if env.get(DKIM_KEY_ENV):
+        dkim = replace(dkim, key_file=PATH(DKIM_KEY_ENV, env[DKIM_KEY_ENV], base))
+    for name in ("selector", "domain", "key_file"):
+        if not getattr(dkim, name):
+            raise ConfigError(
+                f"email.dkim.{name}",
+                "is missing: DKIM signing needs selector, domain and key_file",
+                "set all three (`digest dkim-keygen SELECTOR` makes a key) or remove [email.dkim]",
+            )
+    return dkim
 
 
 def find_config_file(explicit: str | None, env: Mapping[str, str], cwd: Path) -> Path:

@@ -29,6 +29,7 @@ from digest.config.readers import (
     LISTEN,
     NONEMPTY,
     ON_INGEST,
+    OPTIONAL_PATH,
     PATH,
     PATTERN,
     STATE_URL,
@@ -45,6 +46,7 @@ from digest.config.readers import (
 )
 
 PASSWORD_ENV = "DIGEST_SMTP_PASSWORD"
+DKIM_KEY_ENV = "DIGEST_DKIM_KEY_FILE"
 MIB = 1024 * 1024
 
 
@@ -109,6 +111,19 @@ class SmtpSection:
     timeout: float = key(30.0, duration(positive=True), "per connection and reply")
 
 
+@dataclass(frozen=True)
+class DkimSection:
+    """``[email.dkim]``: sign outgoing mail when all three are set (digest/signing.py)."""
+
+    selector: str = key("", TEXT, "DKIM selector; set all three keys to sign every message")
+    domain: str = key("", TEXT, "the signing domain (d=): the From domain or a parent of it")
+    key_file: Path | None = key(None, OPTIONAL_PATH, f"PEM private key; {DKIM_KEY_ENV} overrides it")
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.selector)
+
+
 def _default_unsubscribe(values: Mapping[str, Any]) -> tuple[str, ...]:
     return (f"mailto:{parseaddr(values['from_'])[1]}?subject=unsubscribe",)
 
@@ -124,8 +139,14 @@ class EmailSection:
     to: tuple[str, ...] = key((), ADDRESSES, "who gets the email; empty means feeds only")
     subject: str = key("{count} new paper{s} · {date}", SUBJECT, "subject with {count}, {s}, {date}, {title}")
     smtp: SmtpSection = section(SmtpSection)
+    dkim: DkimSection = section(DkimSection)
     abstract_chars: int = key(400, integer(40), "abstracts longer than this are cut at a word boundary")
     max_papers: int = key(50, integer(1), "papers shown in full; the rest are listed by title")
+    max_bytes: int = key(
+        90_000,
+        integer(10_000),
+        "the HTML part's size as sent; papers past it are listed by title, then counted",
+    )
     unsubscribe: tuple[str, ...] = key(
         (),
         UNSUBSCRIBE,

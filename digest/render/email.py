@@ -2,9 +2,16 @@
 
 Byte-identical for the same input: Date is the digest's time, the Message-ID comes
 from the outbox row, and the MIME boundary is derived from the Message-ID. The HTML
-part's CSS is inlined into ``style`` attributes (css-inline, no network) so it survives
-mail clients that strip ``<style>``; only the dark-mode and narrow-screen ``@media``
-rules stay in a ``<style>`` block, where the clients that understand them look.
+part's styles are written inline in the templates, so it reads the same in clients that
+strip ``<style>`` (Gmail's app for other accounts) or ignore padding outside table
+cells (Outlook); only the optional dark-mode and narrow-screen ``@media`` rules sit in a
+``<style>`` block, after ``<meta charset>``.
+
+The HTML part as sent (quoted-printable) stays within ``email.max_bytes``, under
+Gmail's 102 KB clipping: :func:`layout` measures each paper's block and lets
+:func:`digest.render.budget.split` choose which papers are shown in full, which by
+title, and how many are counted with a link to the archive. The text part shows the
+same choice.
 """
 
 from __future__ import annotations
@@ -12,17 +19,18 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from email import quoprimime
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime, formataddr, parseaddr
 from functools import cache
+from typing import Any
 
-import css_inline
 import jinja2
 
 from digest import identity
-from digest.render import templates
+from digest.render import budget, templates
 from digest.render.view import DigestView, PaperView
 from digest.text import fill as text_fill
 
@@ -39,6 +47,7 @@ class EmailSettings:
     language: str
     abstract_chars: int = 400
     max_papers: int = 50
+    max_bytes: int = 90_000  # the HTML part as sent (quoted-printable), see layout()
     unsubscribe: tuple[str, ...] = ()  # mailto: / https: URLs; empty: mailto: the sender
 
 
@@ -51,6 +60,7 @@ class EmailPaper:
     cut: bool  # the abstract was shortened: offer "continue reading"
     byline: str  # authors (shortened) and upvotes, "" when the source gave neither
     code: tuple[tuple[str, str], ...]  # (label, url) of each code link
+    ellipsis: str = "…"  # after a cut excerpt; "" when it ends a sentence (no ".…")
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +81,9 @@ class Personal:
 
 # What a personal link may hold to go into a header and the HTML as it is.
 _LINK_SAFE = re.compile(r"[A-Za-z0-9._~:/?=%@+-]+")
+# Room kept in the byte budget for the personal links of the footer (quoted-printable
+# worst case), so that the layout is the same for every recipient.
+_PERSONAL_RESERVE = 3 * 700
 
 
 def _scheme(url: str) -> str:
@@ -156,6 +169,17 @@ def _code_label(url: str) -> str:
     return re.sub(r"^https?://(www\.)?", "", url).rstrip("/")
 
 
+_CLOSERS = "\"'”’)]"
+
+
+def ends_sentence(segments: Sequence[tuple[str, str | None]]) -> bool:
+    """Whether an excerpt ends with a sentence's end (``.``, ``!``, ``?``, ``…``, maybe
+    followed by a closing quote or bracket): an ellipsis after it would read ``.…``."""
+    if not segments or segments[-1][1] is not None:
+        return False
+    return segments[-1][0].rstrip(_CLOSERS).endswith((".", "!", "?", "…"))
+
+
 def email_paper(p: PaperView, limit: int) -> EmailPaper:
     cut_segments, cut = excerpt(p.segments, limit)
     return EmailPaper(
@@ -164,6 +188,8 @@ def email_paper(p: PaperView, limit: int) -> EmailPaper:
         cut=cut,
         byline=_byline(p),
         code=tuple((_code_label(u), u) for u in p.links),
+        # A cut right after a sentence keeps the sentence whole, without an ellipsis.
+        ellipsis="" if ends_sentence(cut_segments) else "…",
     )
 
 
@@ -195,11 +221,24 @@ def _wrap(text: str, indent: str, first_indent: str | None = None) -> str:
     return text_fill(text, WIDTH, indent, first_indent)
 
 
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """What the email shows of a digest's papers (``papers``, in order): ``full`` in
+    full, then ``titles`` by title, then ``rest`` papers counted on one line linking to
+    the first of them on the archive page (``rest_url``)."""
+
+    papers: tuple[PaperView, ...]
+    full: tuple[EmailPaper, ...]
+    titles: tuple[PaperView, ...]
+    rest: int
+    rest_url: str
+
+
 def _personal_context(settings: EmailSettings, personal: Personal | None) -> dict[str, object]:
     urls = personal.unsubscribe if personal is not None else unsubscribe_urls(settings)
     mailto = next((u for u in urls if u.startswith("mailto:")), None)
     return {
-        "unsubscribe_https": next((u for u in urls if u.startswith("https:") or u.startswith("http:")), None),
+        "unsubscribe_https": next((u for u in urls if u.startswith(("https:", "http:"))), None),
         "unsubscribe_mailto": mailto,
         "unsubscribe_address": mailto[len("mailto:") :].partition("?")[0] if mailto else None,
         "preferences_url": personal.preferences if personal is not None else None,
@@ -209,16 +248,19 @@ def _personal_context(settings: EmailSettings, personal: Personal | None) -> dic
 def _context(
     settings: EmailSettings,
     digest: DigestView,
-    papers: Sequence[PaperView],
+    shown: Layout,
     recipient: str,
     personal: Personal | None = None,
 ) -> dict[str, object]:
+    papers = shown.papers
     return {
         "title": settings.title,
         "language": settings.language,
         "digest": digest,
-        "papers": [email_paper(p, settings.abstract_chars) for p in papers[: settings.max_papers]],
-        "more": list(papers[settings.max_papers :]),
+        "papers": list(shown.full),
+        "titles": list(shown.titles),
+        "rest": shown.rest,
+        "rest_url": shown.rest_url,
         "recipient": recipient,
         "subject": subject(settings, digest, papers),
         "preheader": preheader(digest, papers),
@@ -226,6 +268,63 @@ def _context(
         "archive_url": settings.base_url,
         **_personal_context(settings, personal),
     }
+
+
+# An address is at most 254 characters (RFC 5321); the layout is measured with the
+# stand-in below and keeps room for the longest, each character quoted-printable encoded.
+_LONGEST_ADDRESS = 254
+
+
+def _blocks() -> Any:
+    """The macros of templates/email_blocks.html, one per repeated block."""
+    return templates.environment().get_template("email_blocks.html").module
+
+
+def encoded_size(html: str) -> int:
+    """Bytes of ``html`` as the HTML part's quoted-printable body (CRLF line ends)."""
+    return len(_qp(html))
+
+
+def layout(
+    settings: EmailSettings, digest: DigestView, papers: Sequence[PaperView], personal: bool = False
+) -> Layout:
+    """The papers in full, by title and counted, so that the HTML part as sent is at most
+    ``settings.max_bytes`` for any recipient, with at most ``settings.max_papers`` in
+    full. The same for every recipient (Prepared relies on it); with ``personal``, room is
+    kept for a subscriber's own links in the footer."""
+    papers = tuple(papers)
+    full = [email_paper(p, settings.abstract_chars) for p in papers[: settings.max_papers]]
+    by_view = {id(e.view): e for e in full}
+    blocks = _blocks()
+    n = len(papers)
+    rest_url = max((p.url for p in papers), key=len, default=digest.url)
+    nothing = Layout(papers, (), (), 0, "")
+    reserve = 3 * max(0, _LONGEST_ADDRESS - len(_STAND_IN)) + (_PERSONAL_RESERVE if personal else 0)
+    frame = encoded_size(html_part(settings, digest, papers, _STAND_IN, nothing)) + reserve
+    costs: budget.Costs[PaperView] = budget.Costs(
+        room=settings.max_bytes - frame,
+        full=lambda p: encoded_size(str(blocks.full_paper(by_view[id(p)]))),
+        title=lambda p: encoded_size(str(blocks.title_item(p))),
+        titles_section=encoded_size(str(blocks.titles_open(n)) + str(blocks.titles_close())),
+        rest_line=encoded_size(str(blocks.rest_line(n, rest_url))),
+    )
+    while True:
+        chosen = budget.split(papers, costs, settings.max_papers)
+        shown = Layout(
+            papers,
+            tuple(by_view[id(p)] for p in chosen.full),
+            chosen.titles,
+            len(chosen.rest),
+            chosen.rest[0].url if chosen.rest else "",
+        )
+        over = (
+            encoded_size(html_part(settings, digest, papers, _STAND_IN, shown)) + reserve - settings.max_bytes
+        )
+        # The blocks' costs add up exactly (quoted-printable is line by line); should a
+        # template change break that, shrink until the whole part fits.
+        if over <= 0 or not (chosen.full or chosen.titles):
+            return shown
+        costs = replace(costs, room=costs.room - over)
 
 
 @cache
@@ -241,10 +340,12 @@ def text_part(
     digest: DigestView,
     papers: Sequence[PaperView],
     recipient: str,
+    shown: Layout | None = None,
     personal: Personal | None = None,
 ) -> str:
+    shown = shown or layout(settings, digest, papers, personal is not None)
     template = _text_environment().get_template("email.txt")
-    return template.render(**_context(settings, digest, papers, recipient, personal))
+    return template.render(**_context(settings, digest, shown, recipient, personal))
 
 
 def _text_recipient_block(context: dict[str, object]) -> str:
@@ -253,21 +354,16 @@ def _text_recipient_block(context: dict[str, object]) -> str:
     return "".join(template.blocks["recipient"](template.new_context(context)))
 
 
-@cache
-def _inliner() -> css_inline.CSSInliner:
-    # keep_at_rules: @media (dark mode, narrow screens) cannot be inlined and stays in <style>.
-    return css_inline.CSSInliner(keep_at_rules=True, load_remote_stylesheets=False, minify_css=True)
-
-
 def html_part(
     settings: EmailSettings,
     digest: DigestView,
     papers: Sequence[PaperView],
     recipient: str,
+    shown: Layout | None = None,
     personal: Personal | None = None,
 ) -> str:
-    html = templates.render("email.html", **_context(settings, digest, papers, recipient, personal))
-    return str(_inliner().inline(html))
+    shown = shown or layout(settings, digest, papers, personal is not None)
+    return templates.render("email.html", **_context(settings, digest, shown, recipient, personal))
 
 
 def message(
@@ -280,14 +376,15 @@ def message(
 ) -> EmailMessage:
     """The digest for ``recipient``: multipart/alternative, UTF-8, fixed Date and boundary.
     ``personal`` links replace ``settings.unsubscribe`` in the headers and the footer."""
+    shown = layout(settings, digest, papers, personal is not None)
     return _assemble(
         settings,
         digest,
         papers,
         recipient,
         message_id,
-        text_part(settings, digest, papers, recipient, personal),
-        html_part(settings, digest, papers, recipient, personal),
+        text_part(settings, digest, papers, recipient, shown, personal),
+        html_part(settings, digest, papers, recipient, shown, personal),
         personal,
     )
 
@@ -358,8 +455,45 @@ def to_bytes(msg: EmailMessage | Wire) -> bytes:
     return msg.as_bytes(policy=_WIRE_POLICY)
 
 
+# Stand-ins for the recipient and Message-ID while a digest's message is built once for
+# all its recipients (see Prepared). The address is a single word, so it wraps as one.
+_STAND_IN = "recipient.stand-in.3c1f9e07@example.invalid"
+_STAND_IN_ID = "<digest-stand-in.3c1f9e07a25b4d68@example.invalid>"
+_QP_WIDTH = SMTP.max_line_length or 78  # what set_content passes (78 in the SMTP policy)
+_HTML_SAFE = frozenset("&<>\"'\xa0")
+
+
+_DOT_ATOM = r"[A-Za-z0-9_%+-]+(?:\.[A-Za-z0-9_%+-]+)*"
+_PLAIN = {
+    "To": re.compile(f"{_DOT_ATOM}@{_DOT_ATOM}"),
+    "Message-ID": re.compile(f"<{_DOT_ATOM}@{_DOT_ATOM}>"),
+}
+
+
+def _header(name: str, value: str) -> bytes:
+    """One header as ``msg[name] = value`` stores and ``to_bytes`` writes it (folded, CRLF).
+    header_store_parse refuses CR and LF, as setting the header does.
+
+    A plain address or Message-ID that fits on the line is written as it is, which is
+    what the email package's parser and folder make of it (tests/test_email.py checks)
+    at a tenth of the cost: parsing the two was most of what a recipient costs."""
+    plain = _PLAIN.get(name)
+    if plain is not None and len(name) + 2 + len(value) <= _QP_WIDTH and plain.fullmatch(value):
+        return f"{name}: {value}\r\n".encode("ascii")
+    return SMTP.fold_binary(*SMTP.header_store_parse(name, value))
+
+
+def _qp(text: str) -> bytes:
+    """``text`` as set_content(cte="quoted-printable") encodes it and the generator writes
+    it. Quoted-printable works line by line, so pieces that start and end at line
+    boundaries encode to pieces of the whole."""
+    body = b"\n".join(text.encode("utf-8").splitlines()) + b"\n"
+    encoded = quoprimime.body_encode(body.decode("latin-1"), _QP_WIDTH)
+    return encoded.replace("\n", "\r\n").encode("ascii")
+
+
 # The shared rendering cut per recipient (a module of its own for size; imported last:
 # it builds on everything above).
-from digest.render.email_shared import Prepared, _header  # noqa: E402
+from digest.render.email_shared import Prepared  # noqa: E402
 
-__all__ = ["EmailSettings", "Personal", "Prepared", "Wire", "_header", "message", "to_bytes"]
+__all__ = ["EmailSettings", "Layout", "Personal", "Prepared", "Wire", "layout", "message", "to_bytes"]

@@ -5,66 +5,34 @@ Split from :mod:`digest.render.email` for size; ``Prepared`` is re-exported ther
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
-from email import quoprimime
-from email.policy import SMTP
 from email.utils import parseaddr
 
 from digest.render.email import (
+    _HTML_SAFE,
     _LINK_SAFE,
+    _STAND_IN,
+    _STAND_IN_ID,
     EmailSettings,
     Personal,
     Wire,
     _assemble,
     _boundary,
     _context,
+    _header,
     _personal_context,
+    _qp,
     _scheme,
     _text_recipient_block,
     html_part,
+    layout,
     message,
     text_part,
     to_bytes,
 )
 from digest.render.view import DigestView, PaperView
 
-# Stand-ins for the recipient and Message-ID while a digest's message is built once for
-# all its recipients (see Prepared). The address is a single word, so it wraps as one.
-_STAND_IN = "recipient.stand-in.3c1f9e07@example.invalid"
-_STAND_IN_ID = "<digest-stand-in.3c1f9e07a25b4d68@example.invalid>"
 _STAND_IN_LINK = "3c1f9e07-link-stand-in-"  # + an index: each personal link's place
-_QP_WIDTH = SMTP.max_line_length or 78  # what set_content passes (78 in the SMTP policy)
-_HTML_SAFE = frozenset("&<>\"'\xa0")
-
-
-_DOT_ATOM = r"[A-Za-z0-9_%+-]+(?:\.[A-Za-z0-9_%+-]+)*"
-_PLAIN = {
-    "To": re.compile(f"{_DOT_ATOM}@{_DOT_ATOM}"),
-    "Message-ID": re.compile(f"<{_DOT_ATOM}@{_DOT_ATOM}>"),
-}
-
-
-def _header(name: str, value: str) -> bytes:
-    """One header as ``msg[name] = value`` stores and ``to_bytes`` writes it (folded, CRLF).
-    header_store_parse refuses CR and LF, as setting the header does.
-
-    A plain address or Message-ID that fits on the line is written as it is, which is
-    what the email package's parser and folder make of it (tests/test_email.py checks)
-    at a tenth of the cost: parsing the two was most of what a recipient costs."""
-    plain = _PLAIN.get(name)
-    if plain is not None and len(name) + 2 + len(value) <= _QP_WIDTH and plain.fullmatch(value):
-        return f"{name}: {value}\r\n".encode("ascii")
-    return SMTP.fold_binary(*SMTP.header_store_parse(name, value))
-
-
-def _qp(text: str) -> bytes:
-    """``text`` as set_content(cte="quoted-printable") encodes it and the generator writes
-    it. Quoted-printable works line by line, so pieces that start and end at line
-    boundaries encode to pieces of the whole."""
-    body = b"\n".join(text.encode("utf-8").splitlines()) + b"\n"
-    encoded = quoprimime.body_encode(body.decode("latin-1"), _QP_WIDTH)
-    return encoded.replace("\n", "\r\n").encode("ascii")
 
 
 def _unsubscribe_header(urls: Sequence[str]) -> bytes:
@@ -128,9 +96,10 @@ class Prepared:
         self._shape = personal.shape if personal is not None else None
         stand_in = _stand_in_personal(personal) if personal is not None else None
         self._stand_in_links = _links(stand_in) if stand_in is not None else []
-        self._context = _context(settings, digest, papers, _STAND_IN, stand_in)
-        text = text_part(settings, digest, papers, _STAND_IN, stand_in)
-        html = html_part(settings, digest, papers, _STAND_IN, stand_in)
+        shown = layout(settings, digest, papers, personal is not None)
+        self._context = _context(settings, digest, shown, _STAND_IN, stand_in)
+        text = text_part(settings, digest, papers, _STAND_IN, shown, stand_in)
+        html = html_part(settings, digest, papers, _STAND_IN, shown, stand_in)
         msg = _assemble(settings, digest, papers, _STAND_IN, _STAND_IN_ID, text, html, stand_in)
         self._from = parseaddr(str(msg["From"]))[1]
         start, end = _lines_around(html, [_STAND_IN, *self._stand_in_links])

@@ -1,0 +1,151 @@
+"""The status snapshot (digest/status.py): one read transaction of aggregates behind
+``digest status``, ``status --json`` and ``/healthz``; 1,000,000 delivery rows answer in
+under 0.5 s and 100 MiB (the bench row, run here at full size as a slow test)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from bench.scenarios import write_config
+from bench.status import TARGET_MIB, TARGET_SECONDS, build_state, measure_healthz, measure_status
+from digest import status
+from digest.cli import main
+from digest.config import Config, sqlite_path
+from digest.schedule import Service
+from digest.store import Store
+from tests.helpers import DUMP_000, DUMP_002, MakeConfig, drop
+
+
+def status_json(config: Config, capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
+    capsys.readouterr()
+    assert main(["-c", str(config.path), "status", "--json"]) == 0
+    return dict(json.loads(capsys.readouterr().out))
+
+
+def test_status_json_and_healthz_are_the_same_snapshot(
+    make_config: MakeConfig, inbox: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = make_config(email={"to": ["ann@example.org", "bob@example.org"]})
+    drop(inbox, DUMP_000)
+    (inbox / "bad.txt").write_bytes(b"\xff\xfe not a dump")
+    assert main(["-c", str(config.path), "run"]) == 0
+    drop(inbox, DUMP_002)
+    assert main(["-c", str(config.path), "run", "--no-send"]) == 0
+    body = status_json(config, capsys)
+    assert body["dumps"] == {"ingested": 2, "failed": 1}
+    assert body["papers"] == 297 and body["papers_waiting"] == 0 and body["digests"] == 2
+    assert body["deliveries"] == {"pending": 0, "sent": 2, "failed": 0, "cancelled": 0}
+    assert body["failed_dumps"][0]["name"] == "bad.txt"
+    assert body["last_digest"]["papers"] == 216
+    assert "subscribers" not in body  # no subscribers table in this state
+    store = Store.open(config.state.url)
+    try:
+        code, health = Service(config, store).health()
+    finally:
+        store.close()
+    assert code == 200 and health["status"] == "ok"
+    for key, value in body.items():
+        assert health[key] == value, key
+
+
+def test_the_snapshot_is_one_read_transaction(config: Config, inbox: Path, store: Store) -> None:
+    drop(inbox, DUMP_000)
+    assert main(["-c", str(config.path), "run"]) == 0
+    begins: list[object] = []
+    checkouts: list[object] = []
+    sa.event.listen(store.engine, "begin", lambda conn: begins.append(conn))
+    sa.event.listen(store.engine.pool, "checkout", lambda *a: checkouts.append(a))
+    snap = status.snapshot(store, ("https://example.org/a.txt",))
+    assert len(begins) == 1 and len(checkouts) == 1
+    assert snap.papers == 81 and snap.deliveries["sent"] == 1
+
+
+def test_delivery_errors_are_the_newest_twenty_with_the_total(
+    config: Config, store: Store, capsys: pytest.CaptureFixture[str]
+) -> None:
+    state = Path(config.path or ".").parent / "state"
+    state.mkdir()
+    path = write_config(state)
+    build_state(path, n_digests=3, recipients=25_000)  # 75 failed rows, 5 pending
+    loaded = json.loads(json.dumps(status_json(load(path), capsys)))
+    assert loaded["deliveries"] == {"pending": 25, "sent": 74_900, "failed": 75, "cancelled": 0}
+    assert loaded["delivery_errors_total"] == 100
+    errors = loaded["delivery_errors"]
+    assert len(errors) == status.LIST_LIMIT
+    assert [e["digest"] for e in errors] == sorted(e["digest"] for e in errors)  # oldest first
+    capsys.readouterr()
+    assert main(["-c", str(path), "status"]) == 0
+    out = capsys.readouterr().out
+    assert "deliveries: 25 pending, 74900 sent, 75 failed, 0 cancelled" in out
+    assert "… and 80 more delivery errors" in out
+
+
+def load(path: Path) -> Config:
+    from digest.config import load_config
+
+    return load_config(path, {})
+
+
+def test_subscribers_by_status_appear_once_the_table_exists(
+    config: Config, store: Store, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = sqlite_path(config.state.url)
+    assert db is not None
+    with sqlite3.connect(db) as conn:  # the shape the subscribers work adds
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS subscribers (address TEXT PRIMARY KEY, status TEXT NOT NULL)"
+        )
+        conn.executemany(
+            "INSERT INTO subscribers VALUES (?, ?)",
+            [("a@x.org", "active"), ("b@x.org", "active"), ("c@x.org", "bounced"), ("d@x.org", "pending")],
+        )
+    body = status_json(config, capsys)
+    assert body["subscribers"] == {"pending": 1, "active": 2, "unsubscribed": 0, "bounced": 1}
+    assert main(["-c", str(config.path), "status"]) == 0
+    assert "subscribers: 1 pending, 2 active, 0 unsubscribed, 1 bounced" in capsys.readouterr().out
+
+
+def test_renderings_are_pure() -> None:
+    snap = status.Snapshot(
+        dumps_ingested=1,
+        dumps_failed=0,
+        papers=3,
+        papers_waiting=1,
+        digests=1,
+        deliveries={"pending": 0, "sent": 2, "failed": 0, "cancelled": 0},
+        last_digest=None,
+        failed_dumps=(),
+        fetch_failures=(),
+        delivery_errors=(),
+        delivery_errors_total=0,
+        last_runs={"poll": None, "digest": None},
+        last_finished={"poll": None, "digest": None},
+        last_ok={"poll": datetime(2026, 11, 22, 7, tzinfo=UTC), "digest": None},
+        incidents=(("late", "expected 2026-11-25 09:00", datetime(2026, 11, 25, 12, tzinfo=UTC)),),
+    )
+    assert status.to_json(snap) == status.to_json(snap)
+    assert status.to_json(snap)["last_successful"] == {"poll": "2026-11-22T07:00:00+00:00", "digest": None}
+    assert "  alert open since 2026-11-25 12:00 UTC: late expected 2026-11-25 09:00" in status.lines(
+        snap, "x", 0
+    )
+
+
+@pytest.mark.slow
+def test_a_million_delivery_rows_answer_in_half_a_second_and_100_mib(tmp_path: Path) -> None:
+    path = write_config(tmp_path / "million")
+    assert build_state(path, n_digests=100, recipients=10_000) == 1_000_000
+    cli = measure_status(path)
+    assert cli.body["deliveries"] == {"pending": 10, "sent": 998_990, "failed": 1000, "cancelled": 0}
+    health = measure_healthz(path)
+    assert health.body["status"] == "ok" and health.body["deliveries"] == cli.body["deliveries"]
+    print(f"status --json {cli.seconds:.3f} s ({cli.imports:.3f} s imports) {cli.peak_mib:.0f} MiB")
+    print(f"/healthz {health.seconds:.3f} s {health.peak_mib:.0f} MiB")
+    assert cli.seconds < TARGET_SECONDS and cli.peak_mib < TARGET_MIB
+    assert health.seconds < TARGET_SECONDS and health.peak_mib < TARGET_MIB
