@@ -503,10 +503,16 @@ def delivery(work: Path, sizes: Sizes) -> Result:
     controller = Controller(sink, hostname="127.0.0.1", port=port)
     controller.start()
     try:
+        from digest.identity import message_ids
         from digest.ingest import ingest_inbox
 
         ingest_inbox(config, store, NOW)
-        digest = store.create_digest(now=NOW, day=NOW.date(), recipients=recipients, domain="example.org")
+        digest = store.create_digest(
+            now=NOW,
+            day=NOW.date(),
+            recipients=recipients,
+            message_id=message_ids("example.org", store.install_id()),
+        )
         assert digest is not None
         build = renderer(config, store)
         rows = store.deliveries("pending")

@@ -13,7 +13,7 @@ file; three recipients; the file transport), then:
 5. saves one dump again, grown, under the same name, kills again, recovers, checks again;
 6. runs once more, which must find nothing new and send nothing.
 
-What a check demands (DESIGN.md invariants 1-6): every paper of every good dump stored
+What a check demands (docs/DESIGN.md invariants 1-6): every paper of every good dump stored
 exactly once, each in exactly one digest; every bad dump recorded as failed with its
 reason; every digest published (valid feed, complete pages, no temp file left) and
 delivered to every recipient, one ``.eml`` per digest and recipient, named from its

@@ -6,7 +6,7 @@
 - :func:`weekly_papers`: what a weekly row (a seq range) holds.
 
 Everything a subscriber's email depends on comes from the state and the config, so
-rebuilding it gives the same bytes (DESIGN.md invariant 12).
+rebuilding it gives the same bytes (docs/DESIGN.md, invariant 12).
 """
 
 from __future__ import annotations
@@ -16,14 +16,14 @@ from datetime import datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid, parseaddr
 
-from digest import store_weekly
 from digest.config import Config
 from digest.deliver import make_transport
 from digest.model import Digest, StoredPaper
 from digest.render import templates
 from digest.render.email import Personal, one_line
 from digest.store import Store
-from digest.store_subscribers import Subscribers
+from digest.store import weekly as store_weekly
+from digest.store.subscribers import Subscribers
 from digest.subscribers import Subscriber, normalise
 from digest.tokens import Tokens, link, unsubscribe_urls
 

@@ -48,11 +48,8 @@ def cmd_run(args: argparse.Namespace, config: Config) -> int:
         lock_wait=args.wait,
     )
     transport = make_transport(config)
-    store = Store.open(config.state.url)
-    try:
+    with Store.open(config.state.url) as store:
         report = run_once(config, store, transport, _now(), options)
-    finally:
-        store.close()
     print(report.summary())
     for note in report.notes:
         print(note)
@@ -137,12 +134,12 @@ def cmd_fetch(args: argparse.Namespace, config: Config) -> int:
         raise ConfigError(
             "sources.urls", "is empty: nothing to fetch", 'list dump URLs: urls = ["https://…"]'
         )
-    store = Store.open(config.state.url)
-    try:
-        with run_lock(config.lock_path, wait=args.wait), make_client(config) as client:
-            report = fetch_all(config, store, client, _now(), force=True)
-    finally:
-        store.close()
+    with (
+        Store.open(config.state.url) as store,
+        run_lock(config.lock_path, wait=args.wait),
+        make_client(config) as client,
+    ):
+        report = fetch_all(config, store, client, _now(), force=True)
     for r in report.results:
         detail = f" -> {config.sources.inbox / r.file}" if r.file else f": {r.error}" if r.error else ""
         print(f"{r.outcome}: {r.url}{detail}")
@@ -163,11 +160,8 @@ def cmd_status(args: argparse.Namespace, config: Config) -> int:
     from digest import status
     from digest.store import Store
 
-    store = Store.open(config.state.url)
-    try:
+    with Store.open(config.state.url) as store:
         snap = status.snapshot(store, config.sources.urls)
-    finally:
-        store.close()
     if args.json:
         print(json.dumps(status.to_json(snap), indent=2, sort_keys=True))
     else:
@@ -241,11 +235,8 @@ def cmd_publish(args: argparse.Namespace, config: Config) -> int:
     from digest.store import Store
 
     output = Path(args.output).resolve() if args.output else None
-    store = Store.open(config.state.url)
-    try:
+    with Store.open(config.state.url) as store:
         report = republish(config, store, _now(), output_dir=output, lock_wait=args.wait)
-    finally:
-        store.close()
     target = output or config.feed.output_dir
     if not report.files:
         print(f"nothing to publish: no digest yet (the site in {target} is unchanged)")
@@ -275,11 +266,8 @@ def cmd_send_test(args: argparse.Namespace, config: Config) -> int:
     from digest.store import Store
 
     address = _address_arg(args.address)
-    store = Store.open(config.state.url)
-    try:
+    with Store.open(config.state.url) as store:
         message = sample_message(config, store, address, _now())
-    finally:
-        store.close()
     transport = make_transport(config)
     with transport:
         transport.send(message, address)
@@ -299,8 +287,7 @@ def cmd_unsubscribe(args: argparse.Namespace, config: Config) -> int:
     from digest.store import Store
 
     address = _address_arg(args.address)
-    store = Store.open(config.state.url)
-    try:
+    with Store.open(config.state.url) as store:
         if args.undo:
             removed = store.unsuppress(address, _now())
             print(
@@ -310,8 +297,6 @@ def cmd_unsubscribe(args: argparse.Namespace, config: Config) -> int:
             )
             return 0
         cancelled = store.suppress(address, _now())
-    finally:
-        store.close()
     print(
         f"{address} unsubscribed: no digest will be created for it; {cancelled} pending deliveries cancelled"
     )
@@ -329,11 +314,8 @@ def cmd_preview(args: argparse.Namespace, config: Config) -> int:
     from digest.render.email import to_bytes
     from digest.store import Store
 
-    store = Store.open(config.state.url)
-    try:
+    with Store.open(config.state.url) as store:
         rendered = preview(config, store, _now())
-    finally:
-        store.close()
     if rendered is None:
         raise DigestError("nothing to preview: no paper has been ingested yet; run `digest run` first")
     out = Path(args.out).resolve() if args.out else Path(tempfile.mkdtemp(prefix="digest-preview-"))

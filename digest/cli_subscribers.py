@@ -122,7 +122,7 @@ def _open(config: Config) -> Any:
 
 
 def _subs(store: Any) -> Any:
-    from digest.store_subscribers import Subscribers
+    from digest.store.subscribers import Subscribers
 
     return Subscribers(store)
 

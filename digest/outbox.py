@@ -1,5 +1,5 @@
 """Edge: delivers the outbox. A row becomes ``sent`` only after the transport accepted
-the message (DESIGN.md invariant 4); a temporary failure stays pending for the next
+the message (docs/DESIGN.md invariant 4); a temporary failure stays pending for the next
 run, a permanent one is marked failed without holding back the other recipients.
 """
 
@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.utils import parseaddr
 
-from digest import audience, identity, store_weekly
+from digest import audience, identity
 from digest.config import Config
 from digest.crashpoints import crash_point
 from digest.deliver import Transport
@@ -22,7 +22,8 @@ from digest.model import Delivery, Digest, Paper, StoredPaper
 from digest.render import email
 from digest.render.view import PaperView, digest_paper_views, digest_view, paper_view
 from digest.store import Store
-from digest.store_subscribers import Subscribers
+from digest.store import weekly as store_weekly
+from digest.store.subscribers import Subscribers
 from digest.subscribers import normalise
 
 log = logging.getLogger(__name__)
@@ -250,7 +251,10 @@ def preview(config: Config, store: Store, now: datetime) -> Rendered | None:
     with store.dry_run() as scratch:
         what = "the next digest"
         digest = scratch.create_digest(
-            now=now, day=now.astimezone(config.tz).date(), recipients=(), domain=config.email.domain
+            now=now,
+            day=now.astimezone(config.tz).date(),
+            recipients=(),
+            message_id=identity.message_ids(config.email.domain, scratch.install_id()),
         )
         recipient = default_to
         if digest is None:

@@ -1,7 +1,7 @@
 """Pure parser: the text of a "Daily Papers" listing page → papers.
 
 Reads nothing itself: callers hand in bytes (or byte lines, to stream a large file).
-Two layouts parse (see DESIGN.md): *spaced* (blank lines between title and abstract)
+Two layouts parse (see docs/DESIGN.md, "The input"): *spaced* (blank lines between title and abstract)
 and *compact* (``Subscribe`` glued to the first title, no blank lines); a dump whose
 content is a JSON list is the Hugging Face daily-papers format (:mod:`digest.parse_json`). Every
 failure is a :class:`DumpError` naming ``file:line``.

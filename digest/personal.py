@@ -43,8 +43,8 @@ def rank_digests(
 ) -> list[list[Pick]]:
     """The digest's papers best first for each of ``profiles`` (one corpus fit for all).
     A profile with nothing to rank by keeps the listing order with score 0."""
-    from digest import store_rank
     from digest.rank.model import Doc, Ranked, Ranker
+    from digest.store import rank as store_rank
 
     stored = store.digest_papers(digest)
     docs = [Doc(p.key, p.title, p.paper.abstract) for p in stored]

@@ -3,7 +3,7 @@
     [fetch sources.urls] → ingest new dumps → build the digest → publish feeds and archive
     → deliver the outbox
 
-It holds the run lock for the whole run (DESIGN.md invariant 7) and takes ``now``
+It holds the run lock for the whole run (docs/DESIGN.md invariant 7) and takes ``now``
 from its caller, so a run is reproducible.
 """
 
@@ -23,6 +23,7 @@ from digest.config import Config
 from digest.crashpoints import crash_point
 from digest.deliver import FileTransport, Transport
 from digest.fetch import FetchReport, client_for, fetch_all
+from digest.identity import message_ids
 from digest.ingest import IngestReport, ingest_inbox
 from digest.lock import run_lock
 from digest.model import Digest
@@ -155,7 +156,7 @@ def _run(
             now=now,
             day=now.astimezone(config.tz).date(),
             recipients=recipients,
-            domain=config.email.domain,
+            message_id=message_ids(config.email.domain, store.install_id()),
         )
         if digest:
             log.info("digest %s created with %d papers", digest.slug, digest.paper_count)

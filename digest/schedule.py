@@ -296,8 +296,7 @@ def serve(config: Config, *, verbose: bool = False) -> int:
         log.info("%s received: stopping after the running job", signal.Signals(signum).name)
         stop.set()
 
-    with service_lock(config):
-        store = Store.open(config.state.url)
+    with service_lock(config), Store.open(config.state.url) as store:
         service = Service(config, store)
         previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
         try:
@@ -306,7 +305,6 @@ def serve(config: Config, *, verbose: bool = False) -> int:
                 pass
         finally:
             service.stop()
-            store.close()
             for s, handler in previous.items():
                 signal.signal(s, handler)
     return 0

@@ -3,11 +3,11 @@
 A signed message is a pure function of the message bytes and the key: the ``t=`` tag
 is the message's own Date header (the digest's time), never the clock, and RSA
 PKCS#1 v1.5 signatures carry no randomness, so the same delivery signs to the same
-bytes on every retry (DESIGN.md invariants 8 and 12). Signing happens after the
+bytes on every retry (docs/DESIGN.md invariants 8 and 12). Signing happens after the
 per-recipient splice (``render.email.Prepared``), on the finished bytes, in the
 :class:`SigningTransport` wrapper both transports are used through.
 
-The private key is held as bytes with ``repr=False`` and never printed (invariant 11).
+The private key is held as bytes with ``repr=False`` and never printed (docs/DESIGN.md invariant 11).
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
-"""Pure: the one model of a subscriber (DESIGN.md, wave 2) and its preferences.
+"""Pure: the one model of a subscriber (docs/DESIGN.md) and its preferences.
 
 A subscriber is an address (stored as given, compared through :func:`normalise`), a
 status, a secret token and :class:`Preferences`. Votes (likes +1, dislikes -1) are kept
 beside it by paper key. Everything here is a plain value: reading and writing is
-:mod:`digest.store_subscribers`, signed links are :mod:`digest.tokens`.
+:mod:`digest.store.subscribers`, signed links are :mod:`digest.tokens`.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Signed links: which subscriber, for what (DESIGN.md invariants 10, 11).
+"""Signed links: which subscriber, for what (docs/DESIGN.md, invariants 10 and 11).
 
 Tokens are itsdangerous signatures under the install's key (``DIGEST_SECRET_KEY``, else
 one generated once into the state). Each purpose has its own salt, so a token made for

@@ -1,4 +1,4 @@
-"""Edge: the subscriber pages of the built-in server (issue 14; DESIGN.md invariant 10).
+"""Edge: the subscriber pages of the built-in server (issue 14; docs/DESIGN.md, invariant 10).
 
     GET/POST /subscribe     form; POST makes a pending subscriber and mails a confirmation
     GET/POST /confirm       ?t= a page with one button; POST activates
@@ -40,7 +40,7 @@ from digest.config import Config
 from digest.errors import DigestError
 from digest.render import templates
 from digest.store import Store
-from digest.store_subscribers import Subscribers
+from digest.store.subscribers import Subscribers
 from digest.subscribers import WEEKDAYS, Preferences, Subscriber, preferences_from
 from digest.tokens import BadToken, Tokens, link
 

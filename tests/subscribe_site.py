@@ -18,7 +18,7 @@ from digest.config import Config
 from digest.deliver import make_transport
 from digest.pipeline import RunOptions, RunReport, run_once
 from digest.store import Store
-from digest.store_subscribers import Subscribers
+from digest.store.subscribers import Subscribers
 from digest.web import WebServer, make_app
 from digest.web_subscribe import SubscriberPages
 from tests.helpers import MakeConfig

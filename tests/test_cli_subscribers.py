@@ -14,7 +14,7 @@ import pytest
 from digest.cli import main
 from digest.config import Config
 from digest.store import Store
-from digest.store_subscribers import Subscribers
+from digest.store.subscribers import Subscribers
 from tests.helpers import MakeConfig
 
 

@@ -1,4 +1,4 @@
-"""Message-IDs (DESIGN.md, "Identity"; invariant 4): unique per install and state, the
+"""Message-IDs (docs/DESIGN.md, "Identity"; invariant 4): unique per install and state, the
 same on every retry of one delivery. Gmail drops a message whose Message-ID it has
 already seen, so two installs mailing one reader must never share one."""
 

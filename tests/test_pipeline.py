@@ -1,4 +1,4 @@
-"""run_once as the CLI and the service use it: invariants 5, 6 and 8, dry runs, --no-send."""
+"""run_once as the CLI and the service use it: docs/DESIGN.md invariants 5, 6 and 8, dry runs, --no-send."""
 
 from __future__ import annotations
 

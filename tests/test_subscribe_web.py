@@ -4,8 +4,8 @@ injection, escaping, no address enumeration, rate limits."""
 
 from __future__ import annotations
 
+import asyncio
 import re
-import statistics
 import time
 from datetime import timedelta
 from email.message import EmailMessage
@@ -14,7 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from digest.store_subscribers import Subscribers
+from digest.store.subscribers import Subscribers
 from digest.subscribers import Preferences
 from digest.tokens import Tokens
 from tests.subscribe_site import NOW, Site, link_in, write_dump
@@ -249,30 +249,36 @@ def test_the_same_answer_whether_or_not_the_address_is_known(site: Site) -> None
     site.subs.add("pending@example.org", NOW, status="pending", source="web")
     gone = site.subs.add("gone@example.org", NOW, status="active", source="web")
     site.subs.set_status(gone.id, "unsubscribed", NOW)
-    answers: dict[str, tuple[int, str, list[float]]] = {}
+    # The mail server takes a second per message: an answer that waited for the work
+    # (store, email) would show it; the same timing class means none waits.
+    accept = site.sink.handle_DATA
+
+    async def slow(*args: object) -> str:
+        await asyncio.sleep(1.0)
+        return await accept(*args)
+
+    site.sink.handle_DATA = slow  # type: ignore[method-assign,assignment]
+    kinds = ("new", "active", "pending", "gone")
+    pages: dict[str, set[str]] = {k: set() for k in kinds}
+    timings: dict[str, list[float]] = {k: [] for k in kinds}
     with site.client() as browser:
         token = csrf_of(browser.get("subscribe").text)
-        for who in ("new", "active", "pending", "gone"):
-            timings: list[float] = []
-            for _ in range(3):
+        for _ in range(2):  # interleaved, so load on the machine hits every kind alike
+            for who in kinds:
                 address = f"{who}@example.org"
                 started = time.perf_counter()
                 answer = browser.post(
                     "subscribe", data={"csrf": token, "address": address, "cadence": "daily"}
                 )
-                timings.append(time.perf_counter() - started)
-            answers[who] = (answer.status_code, answer.text.replace(address, "ADDRESS"), timings)
-    codes = {a[0] for a in answers.values()}
-    pages = {a[1] for a in answers.values()}
-    assert codes == {200} and len(pages) == 1
-    # The same timing class: the work happens after the answer, so no case is slower.
-    medians = {who: statistics.median(a[2]) for who, a in answers.items()}
-    assert max(medians.values()) < 0.25, medians
-    assert max(medians.values()) - min(medians.values()) < 0.05, medians
+                timings[who].append(time.perf_counter() - started)
+                assert answer.status_code == 200
+                pages[who].add(answer.text.replace(address, "ADDRESS"))
+    assert len(set().union(*pages.values())) == 1  # byte for byte the same page
+    assert max(max(t) for t in timings.values()) < 0.9, timings  # none waited for a mail
     # And each got what fits: a confirmation, or (active) a note with the preferences link.
-    assert "Confirm your subscription" in str(site.mails_to("new@example.org")[0]["Subject"])
-    assert "already receive" in str(site.mails_to("active@example.org")[0]["Subject"])
-    assert "Confirm" in str(site.mails_to("gone@example.org")[0]["Subject"])
+    assert "Confirm your subscription" in str(site.mails_to("new@example.org", timeout=20)[0]["Subject"])
+    assert "already receive" in str(site.mails_to("active@example.org", timeout=20)[0]["Subject"])
+    assert "Confirm" in str(site.mails_to("gone@example.org", timeout=20)[0]["Subject"])
 
 
 def test_rate_limits_hold_under_a_burst(site: Site) -> None:

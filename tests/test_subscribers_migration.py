@@ -13,7 +13,7 @@ from digest.config import Config
 from digest.deliver import FileTransport
 from digest.pipeline import run_once
 from digest.store import SCHEMA_VERSION, Store
-from digest.store_subscribers import Subscribers
+from digest.store.subscribers import Subscribers
 from tests.helpers import MakeConfig
 
 V5 = Path(__file__).parent / "data" / "state-v5.db"  # made by tests/data/make_v5_state.py at 2fb03d9

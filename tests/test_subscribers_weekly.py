@@ -13,14 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from digest import store_weekly
 from digest.config import Config
 from digest.deliver import FileTransport
 from digest.outbox import personal_links, renderer, weekly_message
 from digest.pipeline import run_once
 from digest.render.email import to_bytes
 from digest.store import Store
-from digest.store_subscribers import Subscribers
+from digest.store import weekly as store_weekly
+from digest.store.subscribers import Subscribers
 from digest.subscribers import Preferences
 from tests.helpers import MakeConfig
 from tests.subscribe_site import write_dump

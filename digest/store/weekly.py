@@ -7,16 +7,20 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from digest import store_meta
 from digest.identity import message_id
-from digest.store import Store, deliveries, digests
-from digest.store_subscribers import delivery_ranges
+from digest.store import meta as store_meta
+from digest.store.schema import deliveries_t, digests_t
+from digest.store.subscribers import delivery_ranges
 from digest.subscribers import Subscriber
+
+if TYPE_CHECKING:
+    from digest.store import Store
 
 
 def create_weekly(
@@ -34,7 +38,7 @@ def create_weekly(
     day_start = local.replace(hour=0, minute=0, second=0, microsecond=0)
     created = 0
     with store.transaction() as conn:
-        latest = conn.execute(sa.select(digests).order_by(digests.c.id.desc()).limit(1)).one_or_none()
+        latest = conn.execute(sa.select(digests_t).order_by(digests_t.c.id.desc()).limit(1)).one_or_none()
         if latest is None:
             return 0
         for sub in today:
@@ -44,14 +48,14 @@ def create_weekly(
             if last_created is not None and last_created >= day_start:
                 continue  # one email a day at most: the rest waits for next week
             taken = conn.execute(
-                sa.select(deliveries.c.id).where(
-                    deliveries.c.digest_id == latest.id, deliveries.c.recipient == sub.address
+                sa.select(deliveries_t.c.id).where(
+                    deliveries_t.c.digest_id == latest.id, deliveries_t.c.recipient == sub.address
                 )
             ).scalar_one_or_none()
             if taken is not None:
                 continue
             delivery_id = conn.execute(
-                sa.insert(deliveries).values(
+                sa.insert(deliveries_t).values(
                     digest_id=latest.id,
                     recipient=sub.address,
                     status="pending",
@@ -83,13 +87,13 @@ def _covered(conn: Connection, sub: Subscriber) -> tuple[int, datetime | None]:
     """(the last seq ``sub`` was mailed or skipped past, when their newest row was made).
     Every outbox row counts, whatever its status: a cancelled or failed one was a
     decision about those papers, not a reason to send them again."""
-    seq_end = sa.func.coalesce(delivery_ranges.c.last_seq, digests.c.last_seq)
+    seq_end = sa.func.coalesce(delivery_ranges.c.last_seq, digests_t.c.last_seq)
     row = conn.execute(
-        sa.select(sa.func.max(seq_end), sa.func.max(deliveries.c.created_at))
-        .select_from(deliveries)
-        .join(digests, digests.c.id == deliveries.c.digest_id)
-        .outerjoin(delivery_ranges, delivery_ranges.c.delivery_id == deliveries.c.id)
-        .where(sa.func.lower(deliveries.c.recipient) == sub.key)
+        sa.select(sa.func.max(seq_end), sa.func.max(deliveries_t.c.created_at))
+        .select_from(deliveries_t)
+        .join(digests_t, digests_t.c.id == deliveries_t.c.digest_id)
+        .outerjoin(delivery_ranges, delivery_ranges.c.delivery_id == deliveries_t.c.id)
+        .where(sa.func.lower(deliveries_t.c.recipient) == sub.key)
     ).one()
     last_seq, last_created = row
     created = None

@@ -1,13 +1,13 @@
 """Edge: the subscribers, their votes, the token key and weekly delivery ranges.
 
-Tables (in :data:`digest.store.metadata`, created by migration 8):
+Tables (in :data:`digest.store.schema.metadata`, created by migration 8):
 
 - ``subscribers``: the address as given and ``address_key`` (:func:`normalise`, unique),
   status, source, times, the secret token, ``since_seq`` and the preferences.
 - ``votes``: subscriber × paper key → +1 / -1, when.
 - ``delivery_ranges``: for an outbox row that carries more than its digest (a weekly
   email), the seq range of the papers it holds. A row without one holds its digest.
-- ``meta`` (:mod:`digest.store_meta`) row ``token_key``: the key links are signed with
+- ``meta`` (:mod:`digest.store.meta`) row ``token_key``: the key links are signed with
   when ``DIGEST_SECRET_KEY`` is unset, made with the tables.
 
 :class:`Subscribers` wraps a :class:`~digest.store.Store`; every method is one
@@ -21,16 +21,19 @@ import secrets as _secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from digest import store_meta
 from digest.errors import StoreError
-from digest.store import Store, UTCDateTime, deliveries, digests, metadata, papers, suppressions
+from digest.store import meta as store_meta
+from digest.store.schema import UTCDateTime, deliveries_t, digests_t, metadata, papers_t, suppressions_t
 from digest.subscribers import STATUSES, Preferences, Source, Status, Subscriber, Vote, normalise
+
+if TYPE_CHECKING:
+    from digest.store import Store
 
 subscribers = sa.Table(
     "subscribers",
@@ -92,8 +95,8 @@ def migrate(conn: Connection) -> None:
     # The token key is made here, once: a dry run (rolled back) must sign with the key
     # the real run will use, or a preview would not be the email that is sent.
     if store_meta.get(conn, TOKEN_KEY) is None:
-        conn.execute(sa.insert(store_meta.meta).values(name=TOKEN_KEY, value=_secrets.token_urlsafe(48)))
-    for row in conn.execute(sa.select(suppressions).order_by(suppressions.c.address)).all():
+        conn.execute(sa.insert(store_meta.meta_t).values(name=TOKEN_KEY, value=_secrets.token_urlsafe(48)))
+    for row in conn.execute(sa.select(suppressions_t).order_by(suppressions_t.c.address)).all():
         key = normalise(row.address)
         exists = conn.execute(
             sa.select(subscribers.c.id).where(subscribers.c.address_key == key)
@@ -177,7 +180,7 @@ def _subscriber(row: Any) -> Subscriber:
 
 def _digested(conn: Connection) -> int:
     """The last seq any digest holds: a subscriber made active now starts after it."""
-    return int(conn.execute(sa.select(sa.func.coalesce(sa.func.max(digests.c.last_seq), 0))).scalar_one())
+    return int(conn.execute(sa.select(sa.func.coalesce(sa.func.max(digests_t.c.last_seq), 0))).scalar_one())
 
 
 @dataclass(frozen=True, slots=True)
@@ -399,7 +402,7 @@ class Subscribers:
         """paper key → title, for the keys the state holds."""
         with self.store.transaction(read=True) as conn:
             rows = conn.execute(
-                sa.select(papers.c.key, papers.c.title).where(papers.c.key.in_(list(paper_keys)))
+                sa.select(papers_t.c.key, papers_t.c.title).where(papers_t.c.key.in_(list(paper_keys)))
             )
             return {r.key: r.title for r in rows}
 
@@ -410,15 +413,15 @@ class Subscribers:
         by the migration, kept in the state's ``meta`` table."""
         with self.store.transaction(read=True) as conn:
             value = store_meta.get(conn, TOKEN_KEY)
-        if value is None:
+        if value is None:  # pragma: no cover - migration 8 makes it
             raise StoreError("the state has no token key; open it with this paper-digest to migrate it")
         return value
 
 
 def _cancel_pending(conn: Connection, address_key: str, reason: str, now: datetime) -> int:
     result = conn.execute(
-        sa.update(deliveries)
-        .where(sa.func.lower(deliveries.c.recipient) == address_key, deliveries.c.status == "pending")
+        sa.update(deliveries_t)
+        .where(sa.func.lower(deliveries_t.c.recipient) == address_key, deliveries_t.c.status == "pending")
         .values(status="cancelled", last_error=reason, last_attempt_at=now)
     )
     return int(result.rowcount)
