@@ -85,9 +85,14 @@ def mailbox(config: Config) -> str:
 
 def personal(config: Config, signer: Tokens, subscriber: Subscriber) -> Personal:
     """The subscriber's own links: List-Unsubscribe (https one-click when the pages are
-    served, and mailto: carrying the token) and the preferences page."""
+    served, else the https URLs of ``email.unsubscribe``; and a mailto: carrying the
+    token) and the preferences page (when served)."""
     base = config.digest.base_url
     urls = unsubscribe_urls(signer, subscriber, base_url=base, served=served(config), mailbox=mailbox(config))
+    if not served(config):
+        # Without the built-in pages, an https target the operator runs (email.unsubscribe)
+        # stays, shared as before, ahead of the personal mailto:.
+        urls = tuple(u for u in config.email.unsubscribe if u.startswith("https:")) + urls
     prefs = link(base, "preferences", signer.make("preferences", subscriber)) if served(config) else None
     return Personal(urls, prefs)
 

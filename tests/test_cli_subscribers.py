@@ -186,3 +186,31 @@ def test_check_config_warns_about_an_http_base_url_when_the_pages_are_served(
     assert cli(config, "check-config") == 0
     err = capsys.readouterr().err
     assert "base_url is http://" in err and "RFC 8058" in err and err.strip().endswith("config OK")
+
+
+def test_without_the_pages_the_operators_https_target_stays_beside_the_personal_mailto(
+    make_config: MakeConfig, inbox: Path
+) -> None:
+    from digest.deliver import FileTransport
+    from digest.pipeline import run_once
+    from tests.helpers import DUMP_000, NOW, drop
+
+    config = make_config(
+        email={"to": ["a@example.org", "b@example.org"], "unsubscribe": ["https://example.org/leave"]}
+    )
+    drop(inbox, DUMP_000)
+    store = Store.open(config.state.url)
+    try:
+        run_once(config, store, FileTransport(config.email.outbox), NOW)
+    finally:
+        store.close()
+    headers = []
+    for eml in sorted(config.email.outbox.rglob("*.eml")):
+        head = eml.read_text().split("\n\n")[0]
+        [line] = [h for h in head.splitlines() if h.startswith("List-Unsubscribe:")]
+        assert line.startswith(
+            "List-Unsubscribe: <https://example.org/leave>, <mailto:digest@example.org?subject="
+        )
+        assert "List-Unsubscribe-Post: List-Unsubscribe=One-Click" in head
+        headers.append(line)
+    assert len(headers) == 2 and headers[0] != headers[1]
