@@ -120,6 +120,13 @@ def cmd_check_config(args: argparse.Namespace, config: Config) -> int:
         print(as_toml(effective), end="")
     for problem in problems:
         print(f"digest: warning: {problem}", file=sys.stderr)
+    if config.http.listen and config.digest.base_url.startswith("http://"):
+        # Not a problem for a trial on one machine; mail providers want https links.
+        print(
+            "digest: warning: digest.base_url is http://: the one-click unsubscribe link in "
+            "List-Unsubscribe should be https (RFC 8058); fine for a local trial",
+            file=sys.stderr,
+        )
     if problems:
         print(
             f"digest: error: `digest run` would refuse this config ({len(problems)} above)", file=sys.stderr
@@ -190,7 +197,7 @@ def cmd_unsubscribe(args: argparse.Namespace, config: Config) -> int:
     address = _address_arg(args.address)
     with Store.open(config.state.url) as store:
         if args.undo:
-            removed = store.unsuppress(address)
+            removed = store.unsuppress(address, _now())
             print(
                 f"{address} removed from the suppression list"
                 if removed
@@ -379,6 +386,10 @@ def build_parser() -> argparse.ArgumentParser:
         "SIGTERM or Ctrl-C stops it cleanly.",
     )
     serve.set_defaults(func=cmd_serve)
+
+    from digest.cli_subscribers import add_parser as add_subscribers
+
+    add_subscribers(add)
 
     from digest import cli_rank  # argparse only; the ranking loads when the command runs
 
