@@ -17,7 +17,6 @@ from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid, parseaddr
 
 from digest.config import Config
-from digest.transports import make_transport
 from digest.model import Digest, StoredPaper
 from digest.render import templates
 from digest.render.email import Personal, one_line
@@ -26,6 +25,7 @@ from digest.store import weekly as store_weekly
 from digest.store.subscribers import Subscribers
 from digest.subscribers import Subscriber, normalise
 from digest.tokens import Tokens, link, unsubscribe_urls
+from digest.transports import make_transport
 
 log = logging.getLogger(__name__)
 

@@ -15,10 +15,10 @@ import httpx
 import pytest
 
 from digest.config import Config
-from digest.transports import make_transport
 from digest.pipeline import RunOptions, RunReport, run_once
 from digest.store import Store
 from digest.store.subscribers import Subscribers
+from digest.transports import make_transport
 from digest.web import WebServer, make_app
 from digest.web_subscribe import SubscriberPages
 from tests.helpers import MakeConfig

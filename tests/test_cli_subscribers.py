@@ -191,8 +191,8 @@ def test_check_config_warns_about_an_http_base_url_when_the_pages_are_served(
 def test_without_the_pages_the_operators_https_target_stays_beside_the_personal_mailto(
     make_config: MakeConfig, inbox: Path
 ) -> None:
-    from digest.transports import FileTransport
     from digest.pipeline import run_once
+    from digest.transports import FileTransport
     from tests.helpers import DUMP_000, NOW, drop
 
     config = make_config(

@@ -10,10 +10,10 @@ from pathlib import Path
 
 from digest.cli import main
 from digest.config import Config
-from digest.transports import FileTransport
 from digest.pipeline import run_once
 from digest.store import SCHEMA_VERSION, Store
 from digest.store.subscribers import Subscribers
+from digest.transports import FileTransport
 from tests.helpers import MakeConfig
 
 V5 = Path(__file__).parent / "data" / "state-v5.db"  # made by tests/data/make_v5_state.py at 2fb03d9

@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 
 from digest.config import Config
-from digest.transports import FileTransport
 from digest.outbox import personal_links, renderer, weekly_message
 from digest.pipeline import run_once
 from digest.render.email import to_bytes
@@ -22,6 +21,7 @@ from digest.store import Store
 from digest.store import weekly as store_weekly
 from digest.store.subscribers import Subscribers
 from digest.subscribers import Preferences
+from digest.transports import FileTransport
 from tests.helpers import MakeConfig
 from tests.subscribe_site import write_dump
 

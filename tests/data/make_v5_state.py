@@ -17,8 +17,9 @@ import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
-from digest.config import build_config
 from digest.deliver import FileTransport
+
+from digest.config import build_config
 from digest.pipeline import RunOptions, run_once
 from digest.store import SCHEMA_VERSION, Store
 
