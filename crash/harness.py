@@ -144,6 +144,9 @@ def make_install(root: Path, smtp_port: int | None = None) -> Install:
         'output_dir = "var/site"\n'
         "max_items = 100000\n"
         "max_items_hard = 100000\n"
+        # One page per digest: check() counts a digest's papers on its page.
+        "[archive]\n"
+        "page_size = 100000\n"
         "[email]\n"
         'outbox = "var/outbox"\n'
         f'from = "Crash Digest <digest@{DOMAIN}>"\n'
@@ -530,9 +533,13 @@ def _check_site(
         if not path.exists():
             problems.append(f"page of digest {slug} missing")
             continue
-        page = path.read_text(encoding="utf-8")
+        # A digest over archive.page_size papers is split into <slug>-p2.html, -p3.html, ...
+        pages = [path.read_text(encoding="utf-8")]
+        while (install.site / digest_path(slug, len(pages) + 1)).exists():
+            pages.append((install.site / digest_path(slug, len(pages) + 1)).read_text(encoding="utf-8"))
+        page = "".join(pages)
         anchors = {paper_anchor(k) for s, k in by_seq.items() if first <= s <= last}
-        if not page.rstrip().endswith("</html>") or page.count('class="paper" id=') != count:
+        if any(not p.rstrip().endswith("</html>") for p in pages) or page.count('class="paper" id=') != count:
             problems.append(f"page of digest {slug} incomplete")
         elif any(f'class="paper" id="{a}"' not in page for a in anchors):
             problems.append(f"page of digest {slug} lacks some of its papers")

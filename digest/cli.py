@@ -9,6 +9,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from digest import __version__
+from digest.cli_run import cmd_run
 from digest.errors import DigestError, PublishError
 
 # Only what `digest --help` needs is imported up front: the config, the store
@@ -21,8 +22,6 @@ if TYPE_CHECKING:
     from typing import Any
 
     from digest.config import Config
-    from digest.pipeline import RunOptions, RunReport
-    from digest.transports import Transport
 
 Command = Callable[[argparse.Namespace, "Config"], int]
 
@@ -31,97 +30,6 @@ def _now() -> datetime:
     from datetime import UTC, datetime
 
     return datetime.now(UTC)
-
-
-def cmd_run(args: argparse.Namespace, config: Config) -> int:
-    from pathlib import Path
-
-    from digest.pipeline import RunOptions, run_once
-    from digest.store import Store
-    from digest.transports import make_transport
-
-    options = RunOptions(
-        send=not (args.no_send or args.backfill),
-        retry_failed=args.retry_failed,
-        backfill=args.backfill,
-        dry_run_dir=Path(args.dry_run).resolve() if args.dry_run else None,
-        lock_wait=args.wait,
-    )
-    transport = make_transport(config)
-    with Store.open(config.state.url) as store:
-        report = run_once(config, store, transport, _now(), options)
-    print(report.summary())
-    for note in report.notes:
-        print(note)
-    for line in _where_outputs_went(config, options, report, transport):
-        print(line)
-    for error in report.fetch.errors if report.fetch else ():
-        print(f"failed fetch: {error}", file=sys.stderr)
-    for error in report.ingest.errors:
-        print(f"failed dump: {error}", file=sys.stderr)
-    for error in report.delivery.errors:
-        print(f"delivery: {error}", file=sys.stderr)
-    if options.dry_run_dir:
-        print(f"dry run: outputs written to {options.dry_run_dir}; the state is unchanged")
-    if not report.ok:
-        print(
-            f"digest: error: {_undelivered(report.delivery.pending, report.delivery.failed)}", file=sys.stderr
-        )
-        return 1
-    return 0
-
-
-def _where_outputs_went(
-    config: Config, options: RunOptions, report: RunReport, transport: Transport
-) -> list[str]:
-    """Where ``digest run`` put the site and the email, in words."""
-    from digest.text import counted
-    from digest.transports import SmtpTransport
-
-    dry = options.dry_run_dir
-    site = dry / "site" if dry else config.feed.output_dir
-    files = len(report.published.files)
-    lines = [f"site: {counted(files, 'file')} written into {site}" if files else f"site: unchanged ({site})"]
-    sent = report.delivery.sent
-    if dry or not isinstance(transport, SmtpTransport):
-        outbox = dry / "outbox" if dry else config.email.outbox
-        if sent:
-            lines.append(f"email: {counted(sent, '.eml file')} written into {outbox}")
-    elif sent:
-        lines.append(f"email: {counted(sent, 'message')} sent via SMTP {transport.where}")
-    if not sent:
-        why = (
-            "--backfill never mails"
-            if options.backfill
-            else "--no-send"
-            if not options.send
-            else "email.enabled is false"
-            if not config.email.enabled
-            else "email.to is empty"
-            if not config.email.to
-            else "nothing to deliver"
-        )
-        lines.append(f"email: none sent ({why})")
-    return lines
-
-
-def _undelivered(pending: int, failed: int) -> str:
-    """What became of the deliveries that did not go out: a permanent refusal (5xx) is
-    not retried, so it must not be announced as if it were."""
-    said = []
-    if failed:
-        one = failed == 1
-        said.append(
-            f"{failed} {'delivery' if one else 'deliveries'} failed for good (see above); "
-            f"{'it is' if one else 'they are'} not retried"
-        )
-    if pending:
-        one = pending == 1
-        said.append(
-            f"{pending} {'delivery' if one else 'deliveries'} did not go out; "
-            f"{'it is' if one else 'they are'} kept and retried on the next run"
-        )
-    return "; ".join(said)
 
 
 def cmd_fetch(args: argparse.Namespace, config: Config) -> int:
@@ -212,6 +120,13 @@ def cmd_check_config(args: argparse.Namespace, config: Config) -> int:
         print(as_toml(effective), end="")
     for problem in problems:
         print(f"digest: warning: {problem}", file=sys.stderr)
+    if config.http.listen and config.digest.base_url.startswith("http://"):
+        # Not a problem for a trial on one machine; mail providers want https links.
+        print(
+            "digest: warning: digest.base_url is http://: the one-click unsubscribe link in "
+            "List-Unsubscribe should be https (RFC 8058); fine for a local trial",
+            file=sys.stderr,
+        )
     if problems:
         print(
             f"digest: error: `digest run` would refuse this config ({len(problems)} above)", file=sys.stderr
@@ -282,7 +197,7 @@ def cmd_unsubscribe(args: argparse.Namespace, config: Config) -> int:
     address = _address_arg(args.address)
     with Store.open(config.state.url) as store:
         if args.undo:
-            removed = store.unsuppress(address)
+            removed = store.unsuppress(address, _now())
             print(
                 f"{address} removed from the suppression list"
                 if removed
@@ -471,6 +386,10 @@ def build_parser() -> argparse.ArgumentParser:
         "SIGTERM or Ctrl-C stops it cleanly.",
     )
     serve.set_defaults(func=cmd_serve)
+
+    from digest.cli_subscribers import add_parser as add_subscribers
+
+    add_subscribers(add)
 
     from digest import cli_rank  # argparse only; the ranking loads when the command runs
 

@@ -45,7 +45,7 @@ def subscriber_profile(store: Store, address: str) -> Profile:
     from digest.personal import profile_of
 
     try:
-        from digest.store_subscribers import Subscribers  # type: ignore[import-not-found,import-untyped,unused-ignore]
+        from digest.store.subscribers import Subscribers  # type: ignore[import-not-found,import-untyped,unused-ignore]
     except ImportError:  # the subscriber model is not in this build
         raise DigestError(
             "this version keeps no subscribers; rank with --interests/--keyword/--like instead"

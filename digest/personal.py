@@ -67,15 +67,20 @@ def rank_digest(store: Store, digest: Digest, profile: Profile, explain: int | N
     return rank_digests(store, digest, [profile], explain)[0]
 
 
-class _Prefs(Protocol):
-    interests: str
-    keywords: tuple[str, ...]
-    exclude: tuple[str, ...]
+class _Prefs(Protocol):  # read-only members: digest.subscribers' frozen dataclasses fit
+    @property
+    def interests(self) -> str: ...
+    @property
+    def keywords(self) -> tuple[str, ...]: ...
+    @property
+    def exclude(self) -> tuple[str, ...]: ...
 
 
 class _Vote(Protocol):
-    paper_key: str
-    value: int
+    @property
+    def paper_key(self) -> str: ...
+    @property
+    def value(self) -> int: ...
 
 
 def profile_of(prefs: _Prefs, votes: Iterable[_Vote]) -> Profile:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import httpx
 
+from digest import audience
 from digest.backfill import Backfill
 from digest.config import Config
 from digest.crashpoints import crash_point
@@ -145,11 +146,12 @@ def _run(
         settle_seconds=options.settle_seconds,
         after_dump=backfill,
     )
+    audience.sync(config, store, now)
     digest = None
     if backfill is not None:
         digest = backfill.made[-1] if backfill.made else None
     elif options.build_digest:
-        recipients = config.email.recipients if options.send else ()
+        recipients = audience.daily_recipients(config, store) if options.send else ()
         digest = store.create_digest(
             now=now,
             day=now.astimezone(config.tz).date(),
@@ -159,6 +161,10 @@ def _run(
         if digest:
             log.info("digest %s created with %d papers", digest.slug, digest.paper_count)
             crash_point("pipeline.digest_created")
+        if options.send:
+            weekly = audience.create_weekly(config, store, now)
+            if weekly:
+                log.info("%d weekly emails due", weekly)
     published = publish(config, store, site_dir)
     if published.digests:
         crash_point("pipeline.published")

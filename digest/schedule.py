@@ -48,6 +48,7 @@ from digest.transports import make_transport
 
 if TYPE_CHECKING:
     from digest.web import WebServer
+    from digest.web_subscribe import SubscriberPages
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +106,7 @@ class Service:
             job_defaults={"max_instances": 1, "coalesce": True, "misfire_grace_time": grace},
         )
         self.web: WebServer | None = None
+        self.pages: SubscriberPages | None = None
         urls = config.sources.urls
         self.metrics = Metrics(lambda: status.snapshot(self.store, urls), urls)
 
@@ -244,7 +246,10 @@ class Service:
 
         address = self.config.http.address
         if address is not None:
-            app = make_app(self.config.feed.output_dir, self.health, self.metrics.render)
+            from digest.web_subscribe import SubscriberPages
+
+            self.pages = SubscriberPages(self.config, self.store)
+            app = make_app(self.config.feed.output_dir, self.health, self.metrics.render, self.pages.routes())
             self.web = WebServer(app, *address)
         self.schedule_jobs()
         self.scheduler.start()
@@ -261,6 +266,8 @@ class Service:
             self.scheduler.shutdown(wait=True)
         if self.web is not None and self.web.thread.is_alive():
             self.web.stop()
+        if self.pages is not None:
+            self.pages.stop()
         if running:
             log.info("paper-digest service stopped")
 

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from digest.errors import StoreError
 from digest.model import Digest
 from digest.store.base import StoreBase
-from digest.store.schema import deliveries_t, digests_t, papers_t, suppressions_t
+from digest.store.schema import deliveries_t, digests_t, papers_t
 
 
 def _utc(value: datetime | str) -> datetime:
@@ -76,7 +76,15 @@ class DigestsMixin(StoreBase):
                     slug=slug, created_at=now, first_seq=done + 1, last_seq=last, paper_count=count
                 )
             ).inserted_primary_key[0]  # type: ignore[index]
-            blocked = set(conn.execute(sa.select(suppressions_t.c.address)).scalars())
+            from digest.store.subscribers import subscribers as subscribers_t  # built on this schema
+
+            blocked = set(
+                conn.execute(
+                    sa.select(subscribers_t.c.address_key).where(
+                        subscribers_t.c.status.in_(("unsubscribed", "bounced"))
+                    )
+                ).scalars()
+            )
             recipients = [r for r in recipients if r.strip().lower() not in blocked]
             if recipients:
                 conn.execute(

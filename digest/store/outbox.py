@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from digest.model import Delivery, DeliveryStatus
 from digest.store import meta
 from digest.store.base import StoreBase
-from digest.store.schema import deliveries_t, suppressions_t
+from digest.store.schema import deliveries_t
 
 
 def delivery_row(row: Any) -> Delivery:
@@ -89,34 +89,37 @@ class OutboxMixin(StoreBase):
             )
         return int(result.rowcount)
 
-    # --- suppression list ---
+    # --- suppression list: the unsubscribed subscribers (digest/store/subscribers.py) ---
 
     def suppress(self, address: str, now: datetime, reason: str = "unsubscribed") -> int:
-        """Adds ``address`` to the suppression list (idempotent) and cancels its pending
-        deliveries in the same transaction; returns how many were cancelled."""
-        addr = address.strip().lower()
-        with self.transaction() as conn:
-            known = conn.execute(
-                sa.select(suppressions_t.c.address).where(suppressions_t.c.address == addr)
-            ).scalar_one_or_none()
-            if known is None:
-                conn.execute(sa.insert(suppressions_t).values(address=addr, created_at=now, reason=reason))
-            result = conn.execute(
-                sa.update(deliveries_t)
-                .where(sa.func.lower(deliveries_t.c.recipient) == addr, deliveries_t.c.status == "pending")
-                .values(status="cancelled", last_error=reason, last_attempt_at=now)
-            )
-        return int(result.rowcount)
+        """Makes ``address`` an ``unsubscribed`` subscriber (a new row with source
+        ``suppression`` when it was none; idempotent) and cancels its pending deliveries
+        in the same transaction; returns how many were cancelled."""
+        from digest.store.subscribers import Subscribers
 
-    def unsuppress(self, address: str) -> bool:
-        """Removes ``address`` from the suppression list; False when it was not on it."""
-        with self.transaction() as conn:
-            result = conn.execute(
-                sa.delete(suppressions_t).where(suppressions_t.c.address == address.strip().lower())
-            )
-        return bool(result.rowcount)
+        subs = Subscribers(self)  # type: ignore[arg-type]
+        sub = subs.get(address)
+        if sub is None:
+            sub = subs.add(address, now, status="pending", source="suppression")
+        return subs.set_status(sub.id, "unsubscribed", now, reason).cancelled
+
+    def unsuppress(self, address: str, now: datetime | None = None) -> bool:
+        """Undoes :meth:`suppress`: a bare suppression is deleted, any other unsubscribed
+        subscriber is active again. False when ``address`` had not unsubscribed."""
+        from digest.store.subscribers import Subscribers
+
+        subs = Subscribers(self)  # type: ignore[arg-type]
+        sub = subs.get(address)
+        if sub is None or sub.status != "unsubscribed":
+            return False
+        if sub.source == "suppression":
+            return subs.remove(address, now or sub.created)
+        subs.set_status(sub.id, "active", now or sub.created)
+        return True
 
     def suppressed(self) -> frozenset[str]:
-        """Every suppressed address, lower-cased."""
-        with self.transaction(read=True) as conn:
-            return frozenset(conn.execute(sa.select(suppressions_t.c.address)).scalars())
+        """Every address that unsubscribed or bounced, normalised."""
+        from digest.store.subscribers import Subscribers
+
+        subs = Subscribers(self)  # type: ignore[arg-type]
+        return frozenset(s.key for s in subs.all() if s.status in ("unsubscribed", "bounced"))

@@ -191,8 +191,16 @@ MIGRATIONS: list[Callable[[Connection], None]] = [
     _create_indexes(*_HISTORY_INDEXES),
     rekey_migration(papers_t),  # paper keys drop format characters (Cf)
     meta.migrate,  # the install id in Message-IDs (digest/store/meta.py)
+    lambda conn: _subscribers_migration(conn),  # subscribers replace suppressions (subscribers.py)
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def _subscribers_migration(conn: Connection) -> None:
+    # Imported when run: digest/store/subscribers.py builds on this module's tables.
+    from digest.store.subscribers import migrate as migrate_subscribers
+
+    migrate_subscribers(conn)
 
 
 def migrate(engine: Engine) -> int:
