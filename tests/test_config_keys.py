@@ -80,6 +80,8 @@ DURATION_KEYS = [
     "schedule.poll",
     "schedule.misfire_grace",
     "feed.window",
+    "subscribe.confirm_for",
+    "subscribe.rate_window",
 ]
 
 

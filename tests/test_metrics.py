@@ -59,10 +59,8 @@ def test_metrics_parse_and_match_status_json(
     try:
         service.poll_job()
         service.digest_job()
-        with sqlite3.connect(db) as conn:  # the subscribers table, as the subscribers work makes it
-            conn.execute("CREATE TABLE subscribers (address TEXT PRIMARY KEY, status TEXT NOT NULL)")
-            conn.execute("INSERT INTO subscribers VALUES ('ann@example.org', 'active')")
-            conn.execute("INSERT INTO subscribers VALUES ('bob@example.org', 'bounced')")
+        with sqlite3.connect(db) as conn:  # email.to made both active subscribers; Bob bounced
+            conn.execute("UPDATE subscribers SET status = 'bounced' WHERE address_key = 'bob@example.org'")
         host, port = web.address
         response = httpx.get(f"http://{host}:{port}/metrics", timeout=10)
     finally:
