@@ -87,7 +87,7 @@ def families(snap: Snapshot, urls: Sequence[str]) -> Iterator[Metric]:
         "digest_incidents_open", "Open dump-health incidents, by kind", labels=["kind"]
     )
     kinds: dict[str, int] = {}
-    for kind, _, _ in snap.incidents:
+    for kind, *_ in snap.incidents:
         kinds[kind] = kinds.get(kind, 0) + 1
     for kind, n in sorted(kinds.items()):
         incidents.add_metric([kind], n)

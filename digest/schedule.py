@@ -36,7 +36,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from digest import status
+from digest import health, status
 from digest.config import Config
 from digest.errors import DigestError, LockError
 from digest.lock import run_lock
@@ -160,6 +160,15 @@ class Service:
                 self.store.finish_job_run(run_id, self.clock(), ok=ok, summary=summary)
             except DigestError as err:
                 log.error("cannot record the %s job's result: %s", job, err)
+            self.check_health()
+
+    def check_health(self) -> None:
+        """Dump-health alerts (digest/health.py) after every job: never fails the job."""
+        try:
+            transport = make_transport(self.config) if self.config.alerts.to else None
+            health.check(self.config, self.store, transport, self.clock())
+        except DigestError as err:
+            log.error("dump-health check failed: %s; the next job retries", err)
 
     def _run_waiting(self, options: RunOptions, lock_wait: float) -> RunReport | None:
         """run_once, retrying while another process holds the lock, up to ``lock_wait``
@@ -201,7 +210,7 @@ class Service:
         if failed:
             return 503, {"status": "failing", "error": "; ".join(failed), **body}
         if snap.incidents:
-            reasons = [f"{kind} {key}" for kind, key, _ in snap.incidents]
+            reasons = [reason for *_, reason in snap.incidents]
             return 200, {"status": "degraded", "reason": "; ".join(reasons), **body}
         return 200, {"status": "ok", **body}
 

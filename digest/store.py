@@ -28,7 +28,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from digest import store_meta
+from digest import store_incidents, store_meta
 from digest.config import sqlite_path
 from digest.crashpoints import crash_point
 from digest.errors import StoreError
@@ -210,6 +210,7 @@ MIGRATIONS: list[Callable[[Connection], None]] = [
     _create_indexes(*_HISTORY_INDEXES),
     rekey_migration(papers),  # paper keys drop format characters (Cf)
     store_meta.migrate,  # the install id in Message-IDs
+    store_incidents.migrate,  # dump-health alerts (digest/alerts.py)
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -128,13 +128,13 @@ def test_renderings_are_pure() -> None:
         last_runs={"poll": None, "digest": None},
         last_finished={"poll": None, "digest": None},
         last_ok={"poll": datetime(2026, 11, 22, 7, tzinfo=UTC), "digest": None},
-        incidents=(("late", "expected 2026-11-25 09:00", datetime(2026, 11, 25, 12, tzinfo=UTC)),),
+        incidents=(
+            ("late", "2026-11-25T09:00+00:00", datetime(2026, 11, 25, 12, tzinfo=UTC), "no new dump"),
+        ),
     )
     assert status.to_json(snap) == status.to_json(snap)
     assert status.to_json(snap)["last_successful"] == {"poll": "2026-11-22T07:00:00+00:00", "digest": None}
-    assert "  alert open since 2026-11-25 12:00 UTC: late expected 2026-11-25 09:00" in status.lines(
-        snap, "x", 0
-    )
+    assert "  alert (late) open since 2026-11-25 12:00 UTC: no new dump" in status.lines(snap, "x", 0)
 
 
 @pytest.mark.slow
