@@ -39,13 +39,17 @@ class Sizes:
     growth_runs: int = 5
     render_papers: int = 500
     feed_items: int = 100
-    render_repeats: int = 15
+    render_repeats: int = 5  # each side: the best of this many timings ...
+    render_min_seconds: float = 0.1  # ... each of enough calls in a row for this much work
     delivery_recipients: int = 2_000
     delivery_papers: int = 30
     memory_bytes: int = 200 * MIB
     startup_runs: int = 15
     status_digests: int = 100  # x status_recipients delivery rows for `digest status` and /healthz
     status_recipients: int = 10_000
+    rank_papers: int = 200
+    rank_subscribers: int = 10_000
+    rank_runs: int = 5
     json_items: tuple[int, ...] = (10_000, 100_000, 1_000_000)
 
 
@@ -60,12 +64,16 @@ QUICK = Sizes(
     render_papers=20,
     feed_items=10,
     render_repeats=1,
+    render_min_seconds=0.0,
     delivery_recipients=5,
     delivery_papers=3,
     memory_bytes=MIB,
     startup_runs=1,
     status_digests=2,
     status_recipients=5,
+    rank_papers=20,
+    rank_subscribers=50,
+    rank_runs=1,
     json_items=(200, 2_000),
 )
 
@@ -339,15 +347,6 @@ _BARE = jinja2.Environment(autoescape=True).from_string(
 )
 
 
-def _best(fn: Callable[[], object], repeats: int) -> float:
-    best = float("inf")
-    for _ in range(repeats):
-        started = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - started)
-    return best
-
-
 def sample_digest(n: int) -> tuple[Any, list[Any]]:
     """A digest of ``n`` generated papers and their stored form."""
     from digest.identity import paper_key
@@ -393,9 +392,13 @@ def render(work: Path, sizes: Sizes) -> list[Result]:
     items = [(v, dview) for v in views[: sizes.feed_items]]
     bare_all = [(v.title, v.abstract) for v in views]
     bare_feed = bare_all[: sizes.feed_items]
-    reps = sizes.render_repeats
-    floor_feed = _best(lambda: _BARE.render(title="t", papers=bare_feed), reps)
-    floor_all = _best(lambda: _BARE.render(title="t", papers=bare_all), reps)
+    from bench.repeat import paired  # imports this module: not at the top
+
+    def floor_feed() -> object:
+        return _BARE.render(title="t", papers=bare_feed)
+
+    def floor_all() -> object:
+        return _BARE.render(title="t", papers=bare_all)
 
     channel = feed.Channel(
         title="Bench Digest",
@@ -411,7 +414,7 @@ def render(work: Path, sizes: Sizes) -> list[Result]:
     site = archive.Site(
         title="Bench Digest", description="bench", language="en", base_url=config.digest.base_url
     )
-    cases: list[tuple[str, str, Callable[[], object], float]] = [
+    cases: list[tuple[str, str, Callable[[], object], Callable[[], object]]] = [
         (f"feed-{label}", f"{len(items)} items", lambda fn=fn: fn(channel, items), floor_feed)  # type: ignore[misc]
         for label, fn in _feed_formats().items()
     ]
@@ -434,12 +437,15 @@ def render(work: Path, sizes: Sizes) -> list[Result]:
         )
     )
     out = []
-    for label, what, fn, floor in cases:
+    for label, what, fn, floor_fn in cases:
         fn()  # templates compiled, caches warm: the steady state a service sees
-        t = _best(fn, reps)
+        # Each side over loops of >= render_min_seconds of CPU time (one sub-millisecond
+        # call moved by half its size between runs), the two sides timed in turns.
+        t, floor, how = paired(fn, floor_fn, sizes.render_min_seconds, sizes.render_repeats)
         ratio = t / floor
+        detail = {"timing": how}
         out.append(
-            Result(f"render {label}", what, t, floor, "s", ratio, "< 10", _ratio_ok(ratio, "<", 10.0), {})
+            Result(f"render {label}", what, t, floor, "s", ratio, "< 10", _ratio_ok(ratio, "<", 10.0), detail)
         )
     return out
 
@@ -465,10 +471,9 @@ class _Sink:
 def delivery(work: Path, sizes: Sizes) -> Result:
     from aiosmtpd.controller import Controller
 
-    from digest.deliver import FileTransport
+    from digest.deliver import FileTransport, make_transport
     from digest.errors import ConfigError
     from digest.outbox import deliver_pending, renderer
-    from digest.pipeline import make_transport
     from digest.render.email import to_bytes
     from digest.store import Store
 
@@ -631,6 +636,14 @@ def status(work: Path, sizes: Sizes) -> list[Result]:
     return scenario.scenario(work, sizes.status_digests, sizes.status_recipients)  # type: ignore[return-value]
 
 
+def ranking(work: Path, sizes: Sizes) -> Result:
+    """Personal ranking (bench/rank_speed.py; imported here only, it loads scikit-learn)."""
+    from bench.rank_speed import ranking as run
+
+    result: Result = run(work, sizes)
+    return result
+
+
 SCENARIOS: dict[str, Callable[[Path, Sizes], Result | list[Result]]] = {
     "ingest": ingest,
     "growth": growth,
@@ -639,6 +652,7 @@ SCENARIOS: dict[str, Callable[[Path, Sizes], Result | list[Result]]] = {
     "memory": memory,
     "start-up": startup,
     "status": status,
+    "ranking": ranking,
 }
 
 

@@ -143,6 +143,7 @@ def make_install(root: Path, smtp_port: int | None = None) -> Install:
         "[feed]\n"
         'output_dir = "var/site"\n'
         "max_items = 100000\n"
+        "max_items_hard = 100000\n"
         "[email]\n"
         'outbox = "var/outbox"\n'
         f'from = "Crash Digest <digest@{DOMAIN}>"\n'

@@ -94,7 +94,9 @@ def _where_outputs_went(
         lines.append(f"email: {counted(sent, 'message')} sent via SMTP {transport.where}")
     if not sent:
         why = (
-            "--no-send"
+            "--backfill never mails"
+            if options.backfill
+            else "--no-send"
             if not options.send
             else "email.enabled is false"
             if not config.email.enabled
@@ -487,6 +489,10 @@ def build_parser() -> argparse.ArgumentParser:
         "SIGTERM or Ctrl-C stops it cleanly.",
     )
     serve.set_defaults(func=cmd_serve)
+
+    from digest import cli_rank  # argparse only; the ranking loads when the command runs
+
+    cli_rank.add_parser(add)
     return parser
 
 

@@ -43,6 +43,7 @@ def email_settings(config: Config) -> email.EmailSettings:
         language=config.digest.language,
         abstract_chars=config.email.abstract_chars,
         max_papers=config.email.max_papers,
+        max_bytes=config.email.max_bytes,
         unsubscribe=config.email.unsubscribe,
     )
 

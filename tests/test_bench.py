@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from bench import gen
+from bench.repeat import fold, meets, paired, per_call
 from bench.run import main, run
-from bench.scenarios import QUICK, SCENARIOS
+from bench.scenarios import QUICK, SCENARIOS, Result
 from digest.parse import parse_dump
 
 TINY = replace(
@@ -48,14 +49,15 @@ def test_generator_is_seeded(tmp_path: Path) -> None:
     assert [f.read_bytes() for f in a] == [f.read_bytes() for f in b] != [f.read_bytes() for f in c]
 
 
+@pytest.mark.slow
 def test_every_scenario_runs_at_tiny_sizes(tmp_path: Path) -> None:
     results = run(list(SCENARIOS), TINY, tmp_path, progress=False)
     names = {r.scenario.split()[0] for r in results}
     assert names == set(SCENARIOS)
     for r in results:
-        if r.scenario == "delivery" and r.value is None:
-            assert r.detail["n/a"]  # no SMTP transport in this version: says why
-            continue
+        # Every row measures: a delivery "n/a" (no SMTP transport, or it could not be
+        # built from the config) would let a broken SMTP path pass.
+        assert "n/a" not in r.detail, r
         assert r.value is not None and math.isfinite(r.value) and r.value > 0, r
         assert r.floor is not None and r.floor > 0, r
     assert {r.scenario for r in results} >= {"render feed-rss", "render archive", "render email"}
@@ -70,6 +72,48 @@ def test_command_prints_a_table_and_writes_json(tmp_path: Path, capsys: pytest.C
     assert data["quick"] is True
     assert {r["scenario"] for r in data["results"]} >= {"render email", "start-up"}
     assert list(tmp_path.iterdir()) == [out]  # the scratch folder is removed
+
+
+def test_repeat_reports_the_median_and_the_spread(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "results.json"
+    main(["--quick", "--repeat", "3", "--only", "start-up", "--json", str(out), "--workdir", str(tmp_path)])
+    table = capsys.readouterr().out
+    assert "spread (3 runs)" in table
+    [row] = json.loads(out.read_text())["results"]
+    runs = row["detail"]["runs"]
+    assert len(runs) == 3
+    ratios = sorted(r["ratio"] for r in runs)
+    assert row["ratio"] == ratios[1] and row["detail"]["spread"] == [ratios[0], ratios[2]]
+
+
+def _row(ratio: float | None, value: float | None = 1.0, target: str = "< 10") -> Result:
+    ok = None if ratio is None else ratio < 10
+    return Result("render x", "m", value, 1.0, "s", ratio, target, ok, {})
+
+
+def test_a_target_is_met_when_the_median_meets_it() -> None:
+    [row] = fold([[_row(9.0)], [_row(13.0)], [_row(9.5)]])
+    assert (row.ratio, row.ok, row.detail["spread"]) == (9.5, True, [9.0, 13.0])
+    [row] = fold([[_row(10.5)], [_row(7.5)], [_row(13.3)]])
+    assert (row.ratio, row.ok) == (10.5, False)
+    [memory] = fold([[_row(None, 140.0, "< 300 MiB")], [_row(None, 150.0, "< 300 MiB")]])
+    assert memory.ok is None  # no run judged it (tiny sizes): no verdict from the median either
+    assert meets("< 300 MiB", 299.0) and not meets(">= 0.40", 0.39) and meets("<= 1.5", 1.5)
+
+
+def test_per_call_times_loops_of_at_least_min_seconds() -> None:
+    calls = 0
+
+    def tiny() -> None:
+        nonlocal calls
+        calls += 1
+
+    seconds, how = per_call(tiny, 0.02, 3)
+    assert how["loops"] > 1000 and how["timings"] == 3 and how["clock"] == "process_time"
+    assert seconds * how["loops"] > 0 and seconds < 0.02 / 1000 and calls >= 3 * how["loops"]
+    # Each side of a pair gets its own loop count, and both are timed as often.
+    t, floor, how = paired(lambda: sum(range(200)), tiny, 0.02, 2)
+    assert t > floor > 0 and how["floor_loops"] > how["loops"] and how["timings"] == 2
 
 
 def test_unknown_scenario_is_a_usage_error(tmp_path: Path) -> None:

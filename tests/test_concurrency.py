@@ -16,6 +16,8 @@ import pytest
 from crash.harness import RECIPIENTS, Install, make_install
 from tests.helpers import DUMP_000, DUMP_002
 
+pytestmark = pytest.mark.slow  # races real processes
+
 N = 5
 LOCK_MESSAGE = "digest: error: another paper-digest run holds"
 

@@ -13,6 +13,8 @@ import pytest
 from crash.harness import Kill, Sink, Trial
 from digest.crashpoints import POINTS
 
+pytestmark = pytest.mark.slow  # kills real runs at every crash point
+
 # Each named point once. Only the batch point needs a dump larger than a store batch,
 # and the two sample dumps ride along with the accept→mark_sent point; the rest stay small.
 KILLS = [Kill(point=p) for p in POINTS]

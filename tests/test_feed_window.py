@@ -5,6 +5,7 @@ newsboat over a real HTTP server."""
 
 from __future__ import annotations
 
+import calendar
 import json
 import logging
 import shutil
@@ -60,7 +61,7 @@ def parsed(site: Path, name: str) -> Any:
 
 
 def stamp(entry: Any) -> datetime:
-    return datetime(*entry.published_parsed[:6], tzinfo=UTC)
+    return datetime.fromtimestamp(calendar.timegm(entry.published_parsed), UTC)
 
 
 def test_a_day_of_three_digests_puts_all_199_papers_in_every_feed(

@@ -83,6 +83,7 @@ def test_cr_lf_and_esc_in_a_file_name_are_escaped_in_logs_and_status(
 # --- item 2: a JSON list is read in time linear in its size -------------------------------
 
 
+@pytest.mark.slow
 def test_a_large_json_list_parses_in_linear_time(tmp_path: Path) -> None:
     """100k tiny items: quadratic line counting took minutes (40k items 52 s); linear is
     a second or two. The bound leaves room for a loaded machine."""

@@ -351,6 +351,7 @@ def test_refused_above_max_bytes_and_retried_only_with_retry_failed(
     assert status["papers"] == 2 + 1_000
 
 
+@pytest.mark.slow
 def test_big_dump_is_streamed_in_bounded_memory(tmp_path: Path) -> None:
     """Peak RSS of an ingest run in a subprocess, over an empty inbox and over a big dump.
     The suite uses 8 MiB; ``DIGEST_BIG_DUMP_MB=200`` opts into the 200 MB case."""

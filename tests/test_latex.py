@@ -143,7 +143,7 @@ def test_every_output_shows_the_text_and_identity_stays_on_the_original_title(
     msg = email.message_from_bytes(eml.read_bytes(), policy=email.policy.default)
     assert isinstance(msg, EmailMessage)
     assert msg["Subject"] is not None
-    text_part, html_part = msg.iter_parts()  # type: ignore[misc]
+    text_part, html_part = msg.iter_parts()
     plain = " ".join(text_part.get_content().split())
     html = unescape(HREF.sub("", html_part.get_content()))
     assert SHOWN_TITLE in plain and SHOWN_ABSTRACT in plain

@@ -86,6 +86,7 @@ def chunked(data: bytes, name: str = "p.txt") -> list[tuple[str, str]]:
     return [(p.title, p.abstract) for p in parser.papers([data] if data else [])]
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(
     items=papers,
@@ -106,6 +107,7 @@ def test_any_papers_in_either_layout_parse_back(
     assert streamed(data) == items
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(items=papers, extra=st.lists(abstracts, min_size=1, max_size=3))
 def test_a_blank_line_inside_an_abstract_joins_its_paragraphs(

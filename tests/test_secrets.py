@@ -78,6 +78,7 @@ def assert_no_secret(where: str, text: str) -> None:
         assert form not in text, f"the password (as {form!r}) appears in {where}"
 
 
+@pytest.mark.slow
 def test_password_never_appears_anywhere(tmp_path: Path, inbox: Path) -> None:
     drop(inbox, DUMP_000)
     refusing = start(accept=False)

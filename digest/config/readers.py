@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import math
 import re
+import string
 from collections.abc import Callable
 from dataclasses import dataclass
-from email.utils import parseaddr
+from email.utils import getaddresses, parseaddr
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -208,12 +209,28 @@ def _timezone(key: str, value: Any, base: Path) -> str:
 TIMEZONE = Reader(_timezone)
 
 
+# A bare address as SMTP takes it: dot-atom local part, dot-atom domain. Stricter than
+# RFC 5322 on purpose: what parseaddr makes of "a@b.c, x@y.z" or of an encoded word
+# ("=?utf-8?q?A_x@y.z?=") passes a looser test and mails someone else.
+_ADDR_SPEC = re.compile(
+    r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+    r"@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*$"
+)
+
+
 def _address(key: str, value: Any, base: Path) -> str:
+    """One address, bare or with a display name; anything else (two addresses in one
+    string, an encoded word where the address goes, a line break) is refused."""
     text = _nonempty(key, value, base)
-    if "\r" in text or "\n" in text or "@" not in parseaddr(text)[1]:
-        raise ConfigError(
-            key, f"{text!r} is not an email address", 'write "Name <user@example.org>" or "user@example.org"'
-        )
+    fix = 'write one address per entry: "Name <user@example.org>" or "user@example.org"'
+    if "\r" in text or "\n" in text:
+        raise ConfigError(key, f"{text!r} holds a line break", fix)
+    pairs = getaddresses([text])
+    if len(pairs) != 1:
+        raise ConfigError(key, f"{text!r} holds {len(pairs)} addresses, not one", fix)
+    addr = pairs[0][1]
+    if not _ADDR_SPEC.match(addr) or addr.startswith("=?") or parseaddr(text)[1] != addr:
+        raise ConfigError(key, f"{text!r} is not an email address", fix)
     return text
 
 
@@ -293,14 +310,22 @@ def _urls(key: str, value: Any, base: Path) -> tuple[str, ...]:
 URLS = Reader(_urls)
 
 
+_SUBJECT_FIELDS = frozenset({"count", "s", "date", "title"})
+
+
 def _subject(key: str, value: Any, base: Path) -> str:
+    """A format string using only the named placeholders, whole: ``{count.nope}`` was a
+    traceback at send time and ``{count.__class__}`` mailed ``<class 'int'>``."""
     text = _nonempty(key, value, base)
+    fix = "use only {count}, {s} (plural s), {date} and {title}; write {{ and }} for braces"
     try:
+        fields = list(string.Formatter().parse(text))
+        for _, name, spec, _ in fields:
+            if name is not None and (name not in _SUBJECT_FIELDS or "{" in (spec or "")):
+                raise ConfigError(key, f"bad placeholder {{{name}}} in {text!r}", fix)
         text.format(count=1, date="", title="", s="")
-    except (KeyError, IndexError, ValueError) as err:
-        raise ConfigError(
-            key, f"bad placeholder in {text!r} ({err})", "use {count}, {s} (plural s), {date} and {title}"
-        ) from err
+    except (KeyError, IndexError, ValueError, TypeError, AttributeError) as err:
+        raise ConfigError(key, f"bad placeholder in {text!r} ({err})", fix) from err
     return text
 
 

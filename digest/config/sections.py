@@ -148,6 +148,11 @@ class EmailSection:
     dkim: DkimSection = section(DkimSection)
     abstract_chars: int = key(400, integer(40), "abstracts longer than this are cut at a word boundary")
     max_papers: int = key(50, integer(1), "papers shown in full; the rest are listed by title")
+    max_bytes: int = key(
+        90_000,
+        integer(10_000),
+        "the HTML part's size as sent; papers past it are listed by title, then counted",
+    )
     unsubscribe: tuple[str, ...] = key(
         (),
         UNSUBSCRIBE,

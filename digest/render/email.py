@@ -2,9 +2,16 @@
 
 Byte-identical for the same input: Date is the digest's time, the Message-ID comes
 from the outbox row, and the MIME boundary is derived from the Message-ID. The HTML
-part's CSS is inlined into ``style`` attributes (css-inline, no network) so it survives
-mail clients that strip ``<style>``; only the dark-mode and narrow-screen ``@media``
-rules stay in a ``<style>`` block, where the clients that understand them look.
+part's styles are written inline in the templates, so it reads the same in clients that
+strip ``<style>`` (Gmail's app for other accounts) or ignore padding outside table
+cells (Outlook); only the optional dark-mode and narrow-screen ``@media`` rules sit in a
+``<style>`` block, after ``<meta charset>``.
+
+The HTML part as sent (quoted-printable) stays within ``email.max_bytes``, under
+Gmail's 102 KB clipping: :func:`layout` measures each paper's block and lets
+:func:`digest.render.budget.split` choose which papers are shown in full, which by
+title, and how many are counted with a link to the archive. The text part shows the
+same choice.
 """
 
 from __future__ import annotations
@@ -12,18 +19,18 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from email import quoprimime
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime, formataddr, parseaddr
 from functools import cache
+from typing import Any
 
-import css_inline
 import jinja2
 
 from digest import identity
-from digest.render import templates
+from digest.render import budget, templates
 from digest.render.view import DigestView, PaperView
 from digest.text import fill as text_fill
 
@@ -40,6 +47,7 @@ class EmailSettings:
     language: str
     abstract_chars: int = 400
     max_papers: int = 50
+    max_bytes: int = 90_000  # the HTML part as sent (quoted-printable), see layout()
     unsubscribe: tuple[str, ...] = ()  # mailto: / https: URLs; empty: mailto: the sender
 
 
@@ -52,6 +60,7 @@ class EmailPaper:
     cut: bool  # the abstract was shortened: offer "continue reading"
     byline: str  # authors (shortened) and upvotes, "" when the source gave neither
     code: tuple[tuple[str, str], ...]  # (label, url) of each code link
+    ellipsis: str = "…"  # after a cut excerpt; "" when it ends a sentence (no ".…")
 
 
 def one_line(value: str) -> str:
@@ -132,6 +141,17 @@ def _code_label(url: str) -> str:
     return re.sub(r"^https?://(www\.)?", "", url).rstrip("/")
 
 
+_CLOSERS = "\"'”’)]"
+
+
+def ends_sentence(segments: Sequence[tuple[str, str | None]]) -> bool:
+    """Whether an excerpt ends with a sentence's end (``.``, ``!``, ``?``, ``…``, maybe
+    followed by a closing quote or bracket): an ellipsis after it would read ``.…``."""
+    if not segments or segments[-1][1] is not None:
+        return False
+    return segments[-1][0].rstrip(_CLOSERS).endswith((".", "!", "?", "…"))
+
+
 def email_paper(p: PaperView, limit: int) -> EmailPaper:
     cut_segments, cut = excerpt(p.segments, limit)
     return EmailPaper(
@@ -140,6 +160,8 @@ def email_paper(p: PaperView, limit: int) -> EmailPaper:
         cut=cut,
         byline=_byline(p),
         code=tuple((_code_label(u), u) for u in p.links),
+        # A cut right after a sentence keeps the sentence whole, without an ellipsis.
+        ellipsis="" if ends_sentence(cut_segments) else "…",
     )
 
 
@@ -171,17 +193,31 @@ def _wrap(text: str, indent: str, first_indent: str | None = None) -> str:
     return text_fill(text, WIDTH, indent, first_indent)
 
 
-def _context(
-    settings: EmailSettings, digest: DigestView, papers: Sequence[PaperView], recipient: str
-) -> dict[str, object]:
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """What the email shows of a digest's papers (``papers``, in order): ``full`` in
+    full, then ``titles`` by title, then ``rest`` papers counted on one line linking to
+    the first of them on the archive page (``rest_url``)."""
+
+    papers: tuple[PaperView, ...]
+    full: tuple[EmailPaper, ...]
+    titles: tuple[PaperView, ...]
+    rest: int
+    rest_url: str
+
+
+def _context(settings: EmailSettings, digest: DigestView, shown: Layout, recipient: str) -> dict[str, object]:
     urls = unsubscribe_urls(settings)
     mailto = next((u for u in urls if u.startswith("mailto:")), None)
+    papers = shown.papers
     return {
         "title": settings.title,
         "language": settings.language,
         "digest": digest,
-        "papers": [email_paper(p, settings.abstract_chars) for p in papers[: settings.max_papers]],
-        "more": list(papers[settings.max_papers :]),
+        "papers": list(shown.full),
+        "titles": list(shown.titles),
+        "rest": shown.rest,
+        "rest_url": shown.rest_url,
         "recipient": recipient,
         "subject": subject(settings, digest, papers),
         "preheader": preheader(digest, papers),
@@ -193,6 +229,60 @@ def _context(
     }
 
 
+# An address is at most 254 characters (RFC 5321); the layout is measured with the
+# stand-in below and keeps room for the longest, each character quoted-printable encoded.
+_LONGEST_ADDRESS = 254
+
+
+def _blocks() -> Any:
+    """The macros of templates/email_blocks.html, one per repeated block."""
+    return templates.environment().get_template("email_blocks.html").module
+
+
+def encoded_size(html: str) -> int:
+    """Bytes of ``html`` as the HTML part's quoted-printable body (CRLF line ends)."""
+    return len(_qp(html))
+
+
+def layout(settings: EmailSettings, digest: DigestView, papers: Sequence[PaperView]) -> Layout:
+    """The papers in full, by title and counted, so that the HTML part as sent is at most
+    ``settings.max_bytes`` for any recipient, with at most ``settings.max_papers`` in
+    full. The same for every recipient (Prepared relies on it)."""
+    papers = tuple(papers)
+    full = [email_paper(p, settings.abstract_chars) for p in papers[: settings.max_papers]]
+    by_view = {id(e.view): e for e in full}
+    blocks = _blocks()
+    n = len(papers)
+    rest_url = max((p.url for p in papers), key=len, default=digest.url)
+    nothing = Layout(papers, (), (), 0, "")
+    reserve = 3 * max(0, _LONGEST_ADDRESS - len(_STAND_IN))
+    frame = encoded_size(html_part(settings, digest, papers, _STAND_IN, nothing)) + reserve
+    costs: budget.Costs[PaperView] = budget.Costs(
+        room=settings.max_bytes - frame,
+        full=lambda p: encoded_size(str(blocks.full_paper(by_view[id(p)]))),
+        title=lambda p: encoded_size(str(blocks.title_item(p))),
+        titles_section=encoded_size(str(blocks.titles_open(n)) + str(blocks.titles_close())),
+        rest_line=encoded_size(str(blocks.rest_line(n, rest_url))),
+    )
+    while True:
+        chosen = budget.split(papers, costs, settings.max_papers)
+        shown = Layout(
+            papers,
+            tuple(by_view[id(p)] for p in chosen.full),
+            chosen.titles,
+            len(chosen.rest),
+            chosen.rest[0].url if chosen.rest else "",
+        )
+        over = (
+            encoded_size(html_part(settings, digest, papers, _STAND_IN, shown)) + reserve - settings.max_bytes
+        )
+        # The blocks' costs add up exactly (quoted-printable is line by line); should a
+        # template change break that, shrink until the whole part fits.
+        if over <= 0 or not (chosen.full or chosen.titles):
+            return shown
+        costs = replace(costs, room=costs.room - over)
+
+
 @cache
 def _text_environment() -> jinja2.Environment:
     env = templates.environment().overlay()
@@ -202,10 +292,15 @@ def _text_environment() -> jinja2.Environment:
 
 
 def text_part(
-    settings: EmailSettings, digest: DigestView, papers: Sequence[PaperView], recipient: str
+    settings: EmailSettings,
+    digest: DigestView,
+    papers: Sequence[PaperView],
+    recipient: str,
+    shown: Layout | None = None,
 ) -> str:
+    shown = shown or layout(settings, digest, papers)
     template = _text_environment().get_template("email.txt")
-    return template.render(**_context(settings, digest, papers, recipient))
+    return template.render(**_context(settings, digest, shown, recipient))
 
 
 def _text_recipient_block(context: dict[str, object]) -> str:
@@ -214,17 +309,15 @@ def _text_recipient_block(context: dict[str, object]) -> str:
     return "".join(template.blocks["recipient"](template.new_context(context)))
 
 
-@cache
-def _inliner() -> css_inline.CSSInliner:
-    # keep_at_rules: @media (dark mode, narrow screens) cannot be inlined and stays in <style>.
-    return css_inline.CSSInliner(keep_at_rules=True, load_remote_stylesheets=False, minify_css=True)
-
-
 def html_part(
-    settings: EmailSettings, digest: DigestView, papers: Sequence[PaperView], recipient: str
+    settings: EmailSettings,
+    digest: DigestView,
+    papers: Sequence[PaperView],
+    recipient: str,
+    shown: Layout | None = None,
 ) -> str:
-    html = templates.render("email.html", **_context(settings, digest, papers, recipient))
-    return str(_inliner().inline(html))
+    shown = shown or layout(settings, digest, papers)
+    return templates.render("email.html", **_context(settings, digest, shown, recipient))
 
 
 def message(
@@ -235,14 +328,15 @@ def message(
     message_id: str,
 ) -> EmailMessage:
     """The digest for ``recipient``: multipart/alternative, UTF-8, fixed Date and boundary."""
+    shown = layout(settings, digest, papers)
     return _assemble(
         settings,
         digest,
         papers,
         recipient,
         message_id,
-        text_part(settings, digest, papers, recipient),
-        html_part(settings, digest, papers, recipient),
+        text_part(settings, digest, papers, recipient, shown),
+        html_part(settings, digest, papers, recipient, shown),
     )
 
 
@@ -361,9 +455,10 @@ class Prepared:
 
     def __init__(self, settings: EmailSettings, digest: DigestView, papers: Sequence[PaperView]) -> None:
         self.settings, self.digest, self.papers = settings, digest, papers
-        self._context = _context(settings, digest, papers, _STAND_IN)
-        text = text_part(settings, digest, papers, _STAND_IN)
-        html = html_part(settings, digest, papers, _STAND_IN)
+        shown = layout(settings, digest, papers)
+        self._context = _context(settings, digest, shown, _STAND_IN)
+        text = text_part(settings, digest, papers, _STAND_IN, shown)
+        html = html_part(settings, digest, papers, _STAND_IN, shown)
         msg = _assemble(settings, digest, papers, _STAND_IN, _STAND_IN_ID, text, html)
         self._from = parseaddr(str(msg["From"]))[1]
         start, end = _line_around(html, _STAND_IN)

@@ -1,0 +1,98 @@
+"""``digest rank``: a subscriber's ranking of a digest, best first, with the reasons.
+
+Registered by :func:`digest.cli.build_parser`; kept apart so the ranking imports
+(scikit-learn) load only when the command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from digest.config import Config
+    from digest.rank.model import Profile
+    from digest.store import Store
+
+
+def add_parser(add: Any) -> None:
+    """Adds the ``rank`` command through ``add(name, **kwargs)`` (see digest.cli)."""
+    rank = add(
+        "rank",
+        help="a subscriber's ranking of a digest, best first, with the reasons (why did I get this?)",
+        description="Rank a digest's papers for ADDRESS (its interests, keywords, exclusions and "
+        "votes), or for the profile given by the options (added to ADDRESS's when both are given).",
+    )
+    rank.add_argument("address", metavar="ADDRESS", nargs="?", help="a subscriber's address")
+    rank.add_argument(
+        "--digest", default="latest", metavar="SLUG", help="the digest: its slug (2026-11-22) or latest"
+    )
+    rank.add_argument("--json", action="store_true", help="print only a JSON list on stdout")
+    rank.add_argument("--interests", metavar="TEXT", help="interests, in a sentence or two")
+    rank.add_argument("--keyword", action="append", default=[], metavar="K", help="a keyword (repeatable)")
+    rank.add_argument("--exclude", action="append", default=[], metavar="K", help="an excluded keyword")
+    rank.add_argument(
+        "--like", action="append", default=[], metavar="TITLE", help="a liked paper: title or arXiv id"
+    )
+    rank.add_argument("--dislike", action="append", default=[], metavar="TITLE", help="a disliked paper")
+    rank.add_argument("--top", type=int, metavar="N", help="show only the first N papers")
+    rank.set_defaults(func=cmd_rank)
+
+
+def subscriber_profile(store: Store, address: str) -> Profile:
+    """The ranking profile of the subscriber ``address`` (their preferences and votes)."""
+    from digest.errors import DigestError
+    from digest.personal import profile_of
+
+    try:
+        from digest.store_subscribers import Subscribers  # type: ignore[import-not-found,import-untyped,unused-ignore]
+    except ImportError:  # the subscriber model is not in this build
+        raise DigestError(
+            "this version keeps no subscribers; rank with --interests/--keyword/--like instead"
+        ) from None
+    subs = Subscribers(store)
+    sub = subs.get(address)
+    if sub is None:
+        raise DigestError(f"no subscriber {address!r}; see `digest subscribers list`")
+    return profile_of(sub.preferences, subs.votes(sub.id))
+
+
+def cmd_rank(args: argparse.Namespace, config: Config) -> int:
+    import json
+    from dataclasses import replace
+
+    from digest.errors import DigestError
+    from digest.personal import find_digest, rank_digest
+    from digest.rank.model import Profile
+    from digest.store import Store
+    from digest.store_rank import resolve
+
+    store = Store.open(config.state.url)
+    try:
+        profile = subscriber_profile(store, args.address) if args.address else Profile()
+        likes = resolve(store, args.like)
+        dislikes = resolve(store, args.dislike)
+        profile = replace(
+            profile,
+            interests=" ".join(x for x in (profile.interests, args.interests or "") if x),
+            keywords=(*profile.keywords, *args.keyword),
+            exclude=(*profile.exclude, *args.exclude),
+            likes=(*profile.likes, *likes),
+            dislikes=(*profile.dislikes, *dislikes),
+        )
+        if not args.address and not (profile.personal or profile.exclude):
+            raise DigestError("give ADDRESS or at least one of --interests, --keyword, --exclude, --like")
+        digest = find_digest(store, args.digest)
+        picks = rank_digest(store, digest, profile)
+    finally:
+        store.close()
+    shown = picks if args.top is None else picks[: max(args.top, 0)]
+    if args.json:
+        print(json.dumps([p.as_json(n) for n, p in enumerate(shown, 1)], ensure_ascii=False, indent=1))
+        return 0
+    print(f"digest {digest.slug}: {len(picks)} papers" + ("" if profile.personal else ", listing order"))
+    for n, p in enumerate(shown, 1):
+        print(f"{n:>4}. {p.ranked.score:8.3f}  {p.paper.title}")
+        for reason in p.ranked.reasons:
+            print(f"{'':16}{reason}")
+    return 0

@@ -1,0 +1,91 @@
+"""Personal ranking of a digest: pure, lexical and offline.
+
+``rank(papers, corpus, profile)`` orders a digest's papers for one reader; a
+:class:`Ranker` fitted once ranks many digests for many readers. The scoring lives in
+:mod:`digest.rank.model`, which imports scikit-learn: it is loaded on first use, so that
+importing this package (and starting the CLI) costs nothing.
+
+Likes and dislikes are paper keys; :func:`resolve_papers` turns what a reader typed (a
+title or an arXiv id) into keys, or raises :class:`UnknownPaperError` naming the closest
+known titles.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from digest.errors import DigestError
+from digest.identity import paper_key
+from digest.rank.text import arxiv_id
+
+if TYPE_CHECKING:
+    from digest.rank.model import Doc, Profile, Ranked, Ranker, Settings
+
+__all__ = [
+    "Doc",
+    "Profile",
+    "Ranked",
+    "Ranker",
+    "Settings",
+    "UnknownPaperError",
+    "rank",
+    "resolve_papers",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("Doc", "Profile", "Ranked", "Ranker", "Settings"):
+        from digest.rank import model
+
+        return getattr(model, name)
+    raise AttributeError(name)
+
+
+class UnknownPaperError(DigestError):
+    """A liked or disliked paper is not in the state; the message suggests the closest titles."""
+
+    def __init__(self, given: str, suggestions: Sequence[str]) -> None:
+        self.given = given
+        self.suggestions = tuple(suggestions)
+        message = (
+            f"no paper titled {given!r} is known (papers are known once a dump listing them is ingested)"
+        )
+        if suggestions:
+            message += "; did you mean: " + " | ".join(repr(s) for s in suggestions)
+        super().__init__(message)
+
+
+def resolve_papers(
+    given: Iterable[str], titles: Mapping[str, str], arxiv_ids: Mapping[str, str] | None = None
+) -> tuple[str, ...]:
+    """Keys of the papers named by ``given`` (titles, matched by their normalised key, or
+    arXiv ids such as ``2403.01234``/``arXiv:2403.01234v2``), in order, without repeats.
+
+    ``titles`` maps every known key to its title; ``arxiv_ids`` maps arXiv id to key. The
+    first name that matches nothing raises :class:`UnknownPaperError` with up to three
+    close titles (difflib on the normalised keys).
+    """
+    keys: list[str] = []
+    for name in given:
+        ident = arxiv_id(name)
+        key = (arxiv_ids or {}).get(ident) if ident else paper_key(name)
+        if key is None or key not in titles:
+            close = difflib.get_close_matches(paper_key(name), list(titles), n=3, cutoff=0.5)
+            raise UnknownPaperError(name, [titles[k] for k in close])
+        if key not in keys:
+            keys.append(key)
+    return tuple(keys)
+
+
+def rank(papers: Sequence[Doc], corpus: Sequence[Doc], profile: Profile) -> tuple[Ranked, ...]:
+    """``papers`` best first for ``profile``, with TF-IDF statistics from ``corpus``.
+
+    A profile with no interests, keywords or votes keeps the listing order (score 0).
+    """
+    from digest.rank.model import Ranked, Ranker
+
+    if not profile.personal and not profile.exclude:
+        return tuple(Ranked(i, p.key, 0.0, ()) for i, p in enumerate(papers))
+    return Ranker(corpus).rank(papers, profile)

@@ -1,0 +1,435 @@
+"""The ranker: TF-IDF fitted on the corpus, a query from the reader's words, keyword
+matches, and a linear model of the reader's likes and dislikes.
+
+Pure: everything it needs is passed in; same inputs, same floats, same order. scikit-learn
+and SciPy are imported here only, and this module is imported only when ranking is asked
+for (see :mod:`digest.rank`), so the CLI starts without them.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy import sparse
+from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, TfidfVectorizer
+from sklearn.svm import LinearSVC
+
+from digest.rank.text import Keyword, find, stem, stem_tokens, tokens
+
+_STOP = frozenset(stem(w) for w in ENGLISH_STOP_WORDS) | frozenset(ENGLISH_STOP_WORDS)
+
+
+@dataclass(frozen=True, slots=True)
+class Doc:
+    """What ranking reads of a paper: its key (identity), title and abstract."""
+
+    key: str
+    title: str
+    abstract: str
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    """A reader's preferences. ``likes``/``dislikes`` are paper keys (resolve titles first
+    with :func:`digest.rank.resolve_papers`); keys not in the corpus are ignored."""
+
+    interests: str = ""
+    keywords: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    likes: tuple[str, ...] = ()
+    dislikes: tuple[str, ...] = ()
+
+    @property
+    def personal(self) -> bool:
+        """Whether there is anything to rank by; if not, the listing order stands."""
+        return bool(self.interests.strip() or self.keywords or self.likes or self.dislikes)
+
+
+@dataclass(frozen=True, slots=True)
+class Ranked:
+    """One paper of the digest in a reader's order. ``index`` is its listing position
+    (0-based); ``excluded`` is true when an excluded keyword matched (it sorts last)."""
+
+    index: int
+    key: str
+    score: float
+    reasons: tuple[str, ...]
+    excluded: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Weights of the blend. Each similarity is standardised over the digest (median and
+    MAD, so one liked paper listed again does not flatten the rest), so the weights compare
+    like with like: a keyword match adds ``keyword`` such spreads.
+
+    Chosen on the dev set (tests/data/rank, see bench/rank_eval.py) among a handful of
+    round values; the SVM follows arxiv-sanity-lite (balanced classes, C=0.01).
+    """
+
+    query: float = 1.0
+    keyword: float = 2.0
+    keyword_title: float = 2.0
+    likes: float = 1.0
+    char_weight: float = 0.5  # share of the cosine from character 3-5-grams (morphology)
+    title_repeat: int = 2
+    svm_c: float = 0.01
+    dislike_weight: float = 3.0  # a dislike counts as this many negatives from history
+    like_mode: str = "rocchio"  # "rocchio", "svm" or "knn": see Ranker.like_scores
+    negative: float = 1.0  # Rocchio: weight of the centroid of the papers not liked
+    prf: float = 0.0  # query expansion: share of the query moved to its top corpus docs
+    prf_docs: int = 5
+    robust: bool = True
+    consensus: float = 0.0  # weight of the terms shared by at least two liked papers
+    feedback: float = 1.0  # weight of similarity to the digest's first ranked papers
+    feedback_docs: int = 5
+
+
+def _analyzer(text: str) -> list[str]:
+    words = [w for w in stem_tokens(text) if w not in _STOP and not w.isdigit()]
+    return words + [f"{a} {b}" for a, b in itertools.pairwise(words)]
+
+
+def _text(doc: Doc, repeat: int) -> str:
+    return ". ".join([doc.title] * repeat + [doc.abstract])
+
+
+def _z(values: np.ndarray, robust: bool = False) -> np.ndarray:
+    """Standardised ``values``. Robust: centred on the median and scaled by the MAD, but
+    never by less than half the standard deviation (a query most papers share no word with
+    has a MAD near zero, which would blow its few matches up to dominate everything)."""
+    std = float(values.std())
+    if not math.isfinite(std) or std < 1e-12:
+        return np.zeros_like(values)
+    if robust:
+        centre = float(np.median(values))
+        spread = max(1.4826 * float(np.median(np.abs(values - centre))), 0.5 * std)
+    else:
+        centre, spread = float(values.mean()), std
+    return (values - centre) / spread
+
+
+@dataclass
+class Ranker:
+    """Fitted once on a corpus (all stored papers, or the most recent ones plus every liked
+    paper), then ranks any number of digests for any number of readers."""
+
+    corpus: Sequence[Doc]
+    settings: Settings = field(default_factory=Settings)
+    _row: dict[str, int] = field(init=False, repr=False)
+    _word: Any = field(init=False, repr=False)
+    _char: Any = field(init=False, repr=False)
+    _matrix: Any = field(init=False, repr=False)
+    _wmatrix: Any = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        s = self.settings
+        self._row = {}
+        for i, doc in enumerate(self.corpus):
+            self._row.setdefault(doc.key, i)
+        texts = [_text(d, s.title_repeat) for d in self.corpus]
+        self._word = TfidfVectorizer(analyzer=_analyzer, sublinear_tf=True, dtype=np.float64)
+        word = self._word.fit_transform(texts)
+        self._wmatrix = word
+        mats = [word * math.sqrt(1.0 - s.char_weight)]
+        self._char = None
+        if s.char_weight > 0:
+            self._char = TfidfVectorizer(
+                analyzer="char_wb", ngram_range=(3, 5), sublinear_tf=True, lowercase=True, dtype=np.float64
+            )
+            mats.append(self._char.fit_transform(texts) * math.sqrt(s.char_weight))
+        self._matrix = sparse.hstack(mats, format="csr")
+        self._terms = self._word.get_feature_names_out()
+
+    def vectors(self, texts: Sequence[str]) -> Any:
+        """Rows of the same space as the corpus (unit length per part)."""
+        return self._vectors(texts)[1]
+
+    def _vectors(self, texts: Sequence[str]) -> tuple[Any, Any]:
+        """(word part alone, whole vector) of ``texts``."""
+        s = self.settings
+        word = self._word.transform(texts)
+        mats = [word * math.sqrt(1.0 - s.char_weight)]
+        if self._char is not None:
+            mats.append(self._char.transform(texts) * math.sqrt(s.char_weight))
+        return word, sparse.hstack(mats, format="csr")
+
+    def doc_vectors(self, papers: Sequence[Doc]) -> Any:
+        """The papers' vectors (their corpus rows when they are in the corpus)."""
+        return self._doc_vectors(papers)[1]
+
+    def _doc_vectors(self, papers: Sequence[Doc]) -> tuple[Any, Any]:
+        rows = [self._row.get(p.key) for p in papers]
+        if all(r is not None for r in rows):
+            return self._wmatrix[rows], self._matrix[rows]
+        return self._vectors([_text(p, self.settings.title_repeat) for p in papers])
+
+    # -- the components -------------------------------------------------------------------
+
+    def query_vector(self, profile: Profile) -> Any | None:
+        text = " ".join([profile.interests, *profile.keywords]).strip()
+        if not text:
+            return None
+        q = self.vectors([text])
+        s = self.settings
+        if s.prf > 0:
+            sims = (self._matrix @ q.T).toarray().ravel()
+            top = np.argsort(-sims, kind="stable")[: s.prf_docs]
+            centroid = np.asarray(self._matrix[top].mean(axis=0))
+            q = sparse.csr_matrix((1 - s.prf) * q.toarray() + s.prf * centroid)
+        return q
+
+    def like_scores(self, profile: Profile, listing: _Listing) -> np.ndarray | None:
+        """How much each paper of the digest resembles what the reader liked rather than
+        the rest (None without votes).
+
+        "rocchio" (default): the liked papers' centroid minus the centroid of every other
+        corpus paper, dislikes counted ``dislike_weight`` times: the small-C limit of the
+        class-balanced linear SVM of arxiv-sanity-lite (every example a margin violator),
+        computed from the digest's similarities to the corpus, so a reader costs a few
+        row lookups. "svm" fits that SVM (LinearSVC, C=``svm_c``) per reader; "knn" is the
+        mean similarity to the liked papers.
+        """
+        likes = [self._row[k] for k in dict.fromkeys(profile.likes) if k in self._row]
+        dislikes = [self._row[k] for k in dict.fromkeys(profile.dislikes) if k in self._row]
+        if not likes and not dislikes:
+            return None
+        s = self.settings
+        sims = listing.corpus_sims()  # corpus x digest
+        if not likes:
+            return np.asarray(-sims[dislikes].mean(axis=0))
+        if s.like_mode == "knn":
+            knn = sims[likes].mean(axis=0)
+            return np.asarray(knn - sims[dislikes].mean(axis=0) if dislikes else knn)
+        if s.like_mode == "svm":
+            y = np.zeros(self._matrix.shape[0], dtype=np.int64)
+            y[likes] = 1
+            weight = np.ones(self._matrix.shape[0])
+            weight[dislikes] = s.dislike_weight
+            clf = LinearSVC(class_weight="balanced", C=s.svm_c, max_iter=10000, tol=1e-6, random_state=0)
+            clf.fit(self._matrix, y, sample_weight=weight)
+            return np.asarray(clf.decision_function(listing.docs)).ravel()
+        liked = sims[likes].mean(axis=0)
+        others = listing.corpus_total() - sims[likes].sum(axis=0)
+        count = self._matrix.shape[0] - len(likes)
+        disliked = [r for r in dislikes if r not in likes]
+        if disliked:
+            others = others + (s.dislike_weight - 1.0) * sims[disliked].sum(axis=0)
+            count += (s.dislike_weight - 1.0) * len(disliked)
+        return np.asarray(liked - s.negative * others / max(count, 1.0))
+
+    def rank(self, papers: Sequence[Doc], profile: Profile, explain: int | None = None) -> tuple[Ranked, ...]:
+        """``papers`` (a digest, in listing order) best first for ``profile``.
+
+        Excluded papers go last; ties keep the listing order. Reasons are written for the
+        first ``explain`` papers of the result (all when None); keyword and exclusion
+        reasons always. A profile with nothing to rank by scores every paper 0, so the
+        listing order stands (excluded papers still last).
+        """
+        return self.rank_many(papers, [profile], explain)[0]
+
+    def rank_many(
+        self, papers: Sequence[Doc], profiles: Sequence[Profile], explain: int | None = None
+    ) -> list[tuple[Ranked, ...]]:
+        """:meth:`rank` for many readers of one digest: the digest's vectors and keyword
+        matches are computed once and every reader's query in one transform."""
+        if not papers:
+            return [() for _ in profiles]
+        listing = _Listing(papers, *self._doc_vectors(papers), self._matrix, self._wmatrix)
+        texts = [" ".join([p.interests, *p.keywords]).strip() for p in profiles]
+        asked = [t for t in texts if t]
+        words: Any = None
+        sims = np.zeros((len(papers), 0))
+        if asked:
+            words, queries = self._vectors(asked)
+            sims = (listing.docs @ queries.T).toarray()
+        column = iter(range(sims.shape[1]))
+        out = []
+        for profile, text in zip(profiles, texts, strict=True):
+            j = next(column) if text else None
+            q = None if j is None else sims[:, j]
+            qw = None if j is None else words[j]
+            out.append(self._rank_one(listing, profile, q, qw, explain))
+        return out
+
+    def _rank_one(
+        self, listing: _Listing, profile: Profile, q: np.ndarray | None, qw: Any, explain: int | None
+    ) -> tuple[Ranked, ...]:
+        s = self.settings
+        papers = listing.papers
+        n = len(papers)
+        score = np.zeros(n)
+        if q is not None:
+            score += s.query * _z(q, s.robust)
+        likes = self.like_scores(profile, listing)
+        if likes is not None:
+            score += s.likes * _z(likes, s.robust)
+        hits: list[list[str]] = [[] for _ in range(n)]
+        ex: list[list[str]] = [[] for _ in range(n)]
+        for k in dict.fromkeys(k.strip() for k in profile.keywords):
+            if k:
+                in_title, in_body = listing.matches(k)
+                score += np.where(in_title, s.keyword_title, np.where(in_body, s.keyword, 0.0))
+                for m in np.flatnonzero(in_title | in_body):
+                    hits[m].append(k)
+        for k in dict.fromkeys(k.strip() for k in profile.exclude):
+            if k:
+                in_title, in_body = listing.matches(k)
+                for m in np.flatnonzero(in_title | in_body):
+                    ex[m].append(k)
+        if s.feedback > 0 and score.any():
+            # The digest's own best papers, by everything above, as one more query: pulls
+            # up papers that say the same thing in other words (pseudo-relevance feedback).
+            # A top paper is compared with the others only (its similarity to itself
+            # would lock the first ranking in).
+            top = np.lexsort((np.arange(n), -score))[: s.feedback_docs]
+            inner = listing.inner()
+            fb = inner[:, top].sum(axis=1) / len(top)
+            if len(top) > 1:
+                fb[top] = (fb[top] * len(top) - inner[top, top]) / (len(top) - 1)
+            score += s.feedback * _z(fb, s.robust)
+        score = np.round(score, 6)
+        sunk = np.array([bool(e) for e in ex])
+        order = [int(i) for i in np.lexsort((np.arange(n), -score, sunk))]
+        explained = sorted(order if explain is None else order[:explain])
+        why = self._explain(listing, profile, explained, qw) if score.any() else {}
+        out = []
+        for i in order:
+            reasons: list[str] = []
+            if hits[i]:
+                reasons.append("keywords: " + ", ".join(hits[i]))
+            reasons.extend(why.get(i, ()))
+            if ex[i]:
+                reasons.append("excluded: " + ", ".join(ex[i]))
+            out.append(Ranked(i, papers[i].key, float(score[i]), tuple(reasons), bool(ex[i])))
+        return tuple(out)
+
+    def _explain(
+        self, listing: _Listing, profile: Profile, which: list[int], qw: Any
+    ) -> dict[int, list[str]]:
+        """Readable reasons: the query terms that weigh most in a paper, and the liked (or
+        disliked) paper it is most similar to."""
+        if not which:
+            return {}
+        papers = listing.papers
+        why: dict[int, list[str]] = {i: [] for i in which}
+        for i in which:
+            if papers[i].key in profile.likes:
+                why[i].append("you liked this paper")
+            elif papers[i].key in profile.dislikes:
+                why[i].append("you disliked this paper")
+        if qw is not None and qw.nnz:
+            # the query's terms (rows) in the chosen papers (columns), weighted as in the dot product
+            contrib = listing.by_term()[qw.indices][:, which].toarray() * qw.data[:, None]
+            for j, i in enumerate(which):
+                column = contrib[:, j]
+                best = [int(t) for t in np.lexsort((qw.indices, -column))[:6] if column[t] > 0]
+                if best:
+                    terms = listing.readable(i, [self._terms[qw.indices[t]] for t in best])[:3]
+                    why[i].append("terms: " + ", ".join(terms))
+        for label, keys in (("similar to", profile.likes), ("like what you disliked", profile.dislikes)):
+            known = [k for k in dict.fromkeys(keys) if k in self._row]
+            if not known:
+                continue
+            sims = listing.word_corpus_sims()[[self._row[k] for k in known]][:, which]
+            for j, i in enumerate(which):
+                near = int(np.argmax(sims[:, j]))
+                if sims[near, j] >= 0.05 and known[near] != papers[i].key:
+                    why[i].append(f"{label}: {self.corpus[self._row[known[near]]].title}")
+        return why
+
+
+class _Listing:
+    """A digest prepared once for any number of readers: its vectors, its words, its
+    similarities to the corpus and to itself, and the papers each keyword matches."""
+
+    def __init__(self, papers: Sequence[Doc], words: Any, docs: Any, corpus: Any, corpus_words: Any) -> None:
+        self.papers = papers
+        self.words = words
+        self.docs = docs
+        self._corpus = corpus
+        self._corpus_words = corpus_words
+        self._titles = [stem_tokens(p.title) for p in papers]
+        self._bodies = [stem_tokens(p.abstract) for p in papers]
+        self._found: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self._sims: np.ndarray | None = None
+        self._wsims: np.ndarray | None = None
+        self._total: np.ndarray | None = None
+        self._inner: np.ndarray | None = None
+        self._by_term: Any = None
+        self._surface: dict[int, dict[str, str]] = {}
+
+    def corpus_sims(self) -> np.ndarray:
+        """Cosine of every corpus paper (rows) with every digest paper (columns)."""
+        if self._sims is None:
+            self._sims = np.asarray((self._corpus @ self.docs.T).toarray())
+        return self._sims
+
+    def word_corpus_sims(self) -> np.ndarray:
+        """:meth:`corpus_sims` on words alone (what "similar to" means to a reader)."""
+        if self._wsims is None:
+            self._wsims = np.asarray((self._corpus_words @ self.words.T).toarray())
+        return self._wsims
+
+    def corpus_total(self) -> np.ndarray:
+        if self._total is None:
+            self._total = self.corpus_sims().sum(axis=0)
+        return self._total
+
+    def by_term(self) -> Any:
+        """The word vectors transposed (term x paper, CSR): a query's terms as rows."""
+        if self._by_term is None:
+            self._by_term = self.words.T.tocsr()
+        return self._by_term
+
+    def inner(self) -> np.ndarray:
+        """Cosine of every digest paper with every other."""
+        if self._inner is None:
+            self._inner = np.asarray((self.docs @ self.docs.T).toarray())
+        return self._inner
+
+    def matches(self, keyword: str) -> tuple[np.ndarray, np.ndarray]:
+        """(in title, in abstract only) as boolean arrays over the papers."""
+        hit = self._found.get(keyword)
+        if hit is None:
+            stems = Keyword.of(keyword).stems
+            title = np.array([find(stems, t) for t in self._titles], dtype=bool)
+            body = np.array([find(stems, b) for b in self._bodies], dtype=bool) & ~title
+            hit = self._found[keyword] = (title, body)
+        return hit
+
+    def readable(self, i: int, terms: list[str]) -> list[str]:
+        if i not in self._surface:
+            doc = self.papers[i]
+            words = tokens(f"{doc.title} {doc.abstract}")
+            stems = [stem(w) for w in words]
+            first: dict[str, str] = {}
+            for k in range(len(words) - 1, -1, -1):
+                first[stems[k]] = words[k]
+                if k + 1 < len(words):
+                    first[f"{stems[k]} {stems[k + 1]}"] = f"{words[k]} {words[k + 1]}"
+            self._surface[i] = first
+        return _readable(terms, self._surface[i])
+
+
+def _readable(terms: list[str], surface: dict[str, str]) -> list[str]:
+    """Stemmed terms as a paper writes them (``surface``: stem or stem pair -> its first
+    words there: "video inpaint" -> "video inpainting"), dropping a term whose words an
+    earlier one already shows."""
+    shown: list[str] = []
+    seen: list[set[str]] = []
+    for term in terms:
+        parts = term.split(" ")
+        if any(set(parts) <= s for s in seen):
+            continue
+        # a bigram across a stop word is not in ``surface``: its words one by one
+        text = surface.get(term) or " ".join(surface.get(p, p) for p in parts)
+        seen.append(set(parts))
+        shown.append(text)
+    # "click" says less than "click rate" shown beside it
+    return [t for t, w in zip(shown, seen, strict=True) if not any(w < other for other in seen)]

@@ -1,0 +1,72 @@
+"""Edge: what ranking reads from the state: the corpus a digest is ranked against, and
+the papers a reader names as liked or disliked.
+
+Kept out of ``store.py`` (which is being split into a package) so it can move whole.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
+
+import sqlalchemy as sa
+
+from digest.identity import paper_key
+from digest.rank import UnknownPaperError
+from digest.rank.text import arxiv_id
+from digest.store import Store, papers
+
+if TYPE_CHECKING:
+    from digest.rank.model import Doc
+
+# How many recent papers the TF-IDF statistics and the "everything else" of the likes
+# model come from: enough for stable IDF, few enough that ranking stays quick however
+# long the history grows.
+CORPUS_PAPERS = 5000
+# How many recent titles an unknown liked title is compared with for suggestions.
+SUGGEST_FROM = 20000
+
+
+def corpus(
+    store: Store, up_to_seq: int, extra_keys: Iterable[str] = (), limit: int = CORPUS_PAPERS
+) -> list[Doc]:
+    """The ``limit`` newest papers with seq ≤ ``up_to_seq`` (oldest first), then the papers
+    of ``extra_keys`` (likes, dislikes) that are older. Bounded by the digest, so ranking
+    an old digest again gives the same order whatever was ingested since."""
+    from digest.rank.model import Doc
+
+    cols = (papers.c.seq, papers.c.key, papers.c.title, papers.c.abstract)
+    newest = sa.select(*cols).where(papers.c.seq <= up_to_seq).order_by(papers.c.seq.desc()).limit(limit)
+    with store.transaction(read=True) as conn:
+        rows = list(conn.execute(newest))[::-1]
+        have = {r.key for r in rows}
+        wanted = sorted(set(extra_keys) - have)
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            rows += list(conn.execute(sa.select(*cols).where(papers.c.key.in_(chunk)).order_by(papers.c.seq)))
+    return [Doc(r.key, r.title, r.abstract) for r in rows]
+
+
+def resolve(store: Store, names: Sequence[str]) -> tuple[str, ...]:
+    """Keys of the stored papers named by ``names`` (titles or arXiv ids), in order.
+
+    Raises :class:`~digest.rank.UnknownPaperError` naming up to three close titles for
+    the first name that matches no stored paper.
+    """
+    keys: list[str] = []
+    with store.transaction(read=True) as conn:
+        for name in names:
+            ident = arxiv_id(name)
+            where = papers.c.arxiv_id == ident if ident else papers.c.key == paper_key(name)
+            key = conn.execute(sa.select(papers.c.key).where(where).limit(1)).scalar_one_or_none()
+            if key is None:
+                recent = conn.execute(
+                    sa.select(papers.c.key, papers.c.title).order_by(papers.c.seq.desc()).limit(SUGGEST_FROM)
+                ).all()
+                titles = {r.key: r.title for r in recent}
+                close = difflib.get_close_matches(paper_key(name), list(titles), n=3, cutoff=0.5)
+                raise UnknownPaperError(name, [titles[k] for k in close])
+            if key not in keys:
+                keys.append(key)
+    return tuple(keys)

@@ -1,0 +1,117 @@
+"""Personal ranking (issue 15) on the judged development set in tests/data/rank."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, replace
+from functools import cache
+
+import pytest
+
+from bench.rank_eval import DEV, load, profile_for
+from digest.identity import paper_key
+from digest.rank import UnknownPaperError, rank, resolve_papers
+from digest.rank.model import Doc, Profile, Ranked, Ranker
+
+
+@cache
+def dev() -> tuple[tuple[Doc, ...], tuple[Doc, ...], dict[str, dict[str, object]]]:
+    js = load(DEV)
+    return js.papers, js.corpus, {p["name"].split()[0]: p for p in js.profiles}
+
+
+@cache
+def ranker() -> Ranker:
+    return Ranker(dev()[1])
+
+
+def position(ranking: tuple[Ranked, ...], title: str) -> int:
+    key = paper_key(title)
+    return next(n for n, r in enumerate(ranking) if r.key == key)
+
+
+def test_cold_start_finds_the_topic_in_other_words() -> None:
+    """Kenji writes 'filling holes and removing objects in clips'; the paper says 'video
+    inpainting'. Only his sentence (no keywords): video-inpainting papers come first."""
+    papers, _, profiles = dev()
+    kenji = Profile(interests=str(profiles["Kenji"]["interests"]))
+    ranking = ranker().rank(papers, kenji)
+    on_topic = position(ranking, "ProPainter: Improving Propagation and Transformer for Video Inpainting")
+    off_topic = [
+        "Cascaded Sparse Feature Propagation Network for Interactive Segmentation",
+        "Neural Collapse under MSE Loss: Proximity to and Dynamics on the Central Path",
+        "AutoInt: Automatic Feature Interaction Learning via Self-Attentive Neural Networks",
+    ]
+    for title in off_topic:
+        if paper_key(title) in {p.key for p in papers}:
+            assert on_topic < position(ranking, title)
+    assert on_topic < 20  # of 231
+
+
+def test_a_like_moves_similar_papers_up_and_a_dislike_moves_them_down() -> None:
+    papers, _, _ = dev()
+    base = Profile(interests="learning representations with neural networks")
+    liked = "RSPNet: Relative Speed Perception for Unsupervised Video Representation Learning"
+    assert paper_key(liked) not in {p.key for p in papers}  # from the history only
+    video = [p.title for p in papers if "video" in p.title.lower()]
+    assert len(video) >= 5
+
+    def mean_position(ranking: tuple[Ranked, ...]) -> float:
+        return sum(position(ranking, t) for t in video) / len(video)
+
+    before = ranker().rank(papers, base)
+    up = ranker().rank(papers, replace(base, likes=(paper_key(liked),)))
+    down = ranker().rank(papers, replace(base, dislikes=(paper_key(liked),)))
+    assert mean_position(up) < mean_position(before) - 20
+    assert mean_position(down) > mean_position(before) + 20
+    assert any(f"similar to: {liked}" in r.reasons for r in up[:20])
+
+
+def test_excluded_keywords_sink_a_paper_to_the_bottom() -> None:
+    papers, _, profiles = dev()
+    maya = profile_for(profiles["Maya"], "all")
+    ranking = ranker().rank(papers, replace(maya, exclude=("GAN",)))
+    flags = [r.excluded for r in ranking]
+    assert any(flags) and flags == sorted(flags)  # every excluded paper after every other
+    sunk = next(r for r in ranking if r.excluded)
+    assert "excluded: GAN" in sunk.reasons
+    assert "gan" in (papers[sunk.index].title + " " + papers[sunk.index].abstract).lower()
+
+
+def test_keywords_weigh_heavily_and_are_named_as_reasons() -> None:
+    papers, _, _ = dev()
+    ranking = ranker().rank(papers, Profile(keywords=("optical flow",)))
+    top = ranking[0]
+    assert "optical flow" in (papers[top.index].title + papers[top.index].abstract).lower()
+    assert top.reasons[0] == "keywords: optical flow"
+
+
+def test_ranking_is_deterministic_to_the_byte() -> None:
+    papers, corpus, profiles = dev()
+    maya = profile_for(profiles["Maya"], "all")
+    a = json.dumps([asdict(r) for r in Ranker(corpus).rank(papers, maya)])
+    b = json.dumps([asdict(r) for r in Ranker(list(corpus)).rank(list(papers), maya)])
+    assert a == b
+
+
+def test_ties_keep_the_listing_order_and_no_profile_is_the_listing() -> None:
+    papers, corpus, _ = dev()
+    ranking = rank(papers, corpus, Profile())
+    assert [r.index for r in ranking] == list(range(len(papers)))
+    assert all(r.score == 0 and r.reasons == () for r in ranking)
+
+
+def test_an_unknown_liked_title_suggests_the_closest_known_titles() -> None:
+    _, corpus, _ = dev()
+    titles = {d.key: d.title for d in corpus}
+    assert resolve_papers(["feature learning in infinite-width neural networks"], titles) == (
+        paper_key("Feature Learning in Infinite-Width Neural Networks"),
+    )
+    with pytest.raises(UnknownPaperError) as err:
+        resolve_papers(["Feature Learning in Infinite Wide Neural Nets"], titles)
+    message = str(err.value)
+    assert "'Feature Learning in Infinite Wide Neural Nets'" in message
+    assert "did you mean: 'Feature Learning in Infinite-Width Neural Networks'" in message
+    assert resolve_papers(["arXiv:2011.14522v3"], titles, {"2011.14522": paper_key(corpus[0].title)}) == (
+        corpus[0].key,
+    )
