@@ -54,6 +54,14 @@ def cmd_run(args: argparse.Namespace, config: Config) -> int:
     finally:
         store.close()
     print(report.summary())
+    if args.log_format == "json":
+        import logging
+
+        from digest.logformat import job_fields
+
+        logging.getLogger("digest.run").info(
+            "%s", report.summary(), extra=job_fields("run", report, report.ok)
+        )
     for note in report.notes:
         print(note)
     for line in _where_outputs_went(config, options, report, transport):
@@ -405,6 +413,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-c", "--config", help=_CONFIG_HELP)
     parser.add_argument("-v", "--verbose", action="store_true", help=_VERBOSE_HELP)
     parser.add_argument("--version", action="version", version=f"paper-digest {__version__}")
+    parser.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        default="text",
+        help="log lines on stderr as text (default) or one JSON object each, for log shippers",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     common = _common_options()
 
@@ -519,11 +533,9 @@ def _main(argv: Sequence[str] | None) -> int:
     import logging
     from pathlib import Path
 
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    from digest.logformat import configure
+
+    configure(args.log_format, args.verbose)
     try:
         from digest.config import find_config_file, load_config
 

@@ -40,6 +40,7 @@ from digest import health, status
 from digest.config import Config
 from digest.errors import DigestError, LockError
 from digest.lock import run_lock
+from digest.logformat import job_fields
 from digest.metrics import Metrics
 from digest.pipeline import RunOptions, RunReport, make_transport, run_once
 from digest.store import Store
@@ -143,10 +144,10 @@ class Service:
             report = self._run_waiting(options, lock_wait)
             if report is None:
                 ok, summary = job == POLL, f"{job}: skipped, another paper-digest run holds the lock"
-                log.warning("%s", summary)
+                log.warning("%s", summary, extra=job_fields(job, None, ok))
                 return
             ok, summary = report.ok, job_summary(job, report)
-            log.info("%s", summary)
+            log.info("%s", summary, extra=job_fields(job, report, ok))
             for error in report.delivery.errors:
                 log.warning("%s: delivery: %s", job, error)
         except DigestError as err:
