@@ -21,6 +21,7 @@ from digest.config import Config, sqlite_path
 from digest.schedule import Service
 from digest.store import Store
 from tests.helpers import DUMP_000, DUMP_002, MakeConfig, drop
+from tests.test_store_postgres import pg_url  # noqa: F401  (a fixture)
 
 
 def status_json(config: Config, capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
@@ -149,3 +150,27 @@ def test_a_million_delivery_rows_answer_in_half_a_second_and_100_mib(tmp_path: P
     print(f"/healthz {health.seconds:.3f} s {health.peak_mib:.0f} MiB")
     assert cli.seconds < TARGET_SECONDS and cli.peak_mib < TARGET_MIB
     assert health.seconds < TARGET_SECONDS and health.peak_mib < TARGET_MIB
+
+
+def test_the_snapshot_and_incidents_on_postgres(make_config: MakeConfig, pg_url: str, inbox: Path) -> None:
+    from digest import health
+    from digest.deliver import FileTransport
+    from digest.pipeline import run_once
+    from tests.helpers import NOW
+
+    config = make_config(state={"url": pg_url}, email={"to": ["a@example.org", "b@example.org"]})
+    drop(inbox, DUMP_000)
+    (inbox / "bad.txt").write_bytes(b"\xff\xfe not a dump")
+    store = Store.open(config.state.url)
+    try:
+        run_once(config, store, FileTransport(config.email.outbox), NOW)
+        decision = health.check(config, store, None, NOW)
+        assert [(i.kind, i.key.split()[0]) for i in decision.open] == [("refused", "bad.txt")]
+        snap = status.snapshot(store)
+    finally:
+        store.close()
+    assert (snap.dumps_ingested, snap.dumps_failed, snap.papers, snap.digests) == (1, 1, 81, 1)
+    assert snap.deliveries == {"sent": 2, "pending": 0, "failed": 0, "cancelled": 0}
+    assert snap.subscribers is None
+    [(kind, _, opened, reason)] = snap.incidents
+    assert kind == "refused" and opened == NOW and "bad.txt:1" in reason
