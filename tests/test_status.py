@@ -152,7 +152,11 @@ def test_a_million_delivery_rows_answer_in_half_a_second_and_100_mib(tmp_path: P
     assert health.seconds < TARGET_SECONDS and health.peak_mib < TARGET_MIB
 
 
-def test_the_snapshot_and_incidents_on_postgres(make_config: MakeConfig, pg_url: str, inbox: Path) -> None:
+def test_the_snapshot_and_incidents_on_postgres(
+    make_config: MakeConfig,
+    pg_url: str,  # noqa: F811
+    inbox: Path,
+) -> None:
     from digest import health
     from digest.deliver import FileTransport
     from digest.pipeline import run_once
