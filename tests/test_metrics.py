@@ -101,3 +101,7 @@ def test_metrics_parse_and_match_status_json(
     assert got[("digest_send_seconds_sum", ())] > 0
     assert got[("digest_sends_total", (("result", "accepted"),))] == 1
     assert got[("digest_sends_total", (("result", "permanent"),))] == 1
+    assert got[("digest_incidents_open", (("kind", "late"),))] == 0
+    assert (
+        got[("digest_incidents_open", (("kind", "fetch"),))] == len(body["incidents"]) == 0
+    )  # 1 failure < 3
