@@ -291,9 +291,9 @@ def build_history(config: Any, n_papers: int, per_dump: int) -> None:
 
 
 def _timed_runs(config: Any, runs: int, per_dump: int, seed: int) -> list[float]:
-    from digest.deliver import FileTransport
     from digest.pipeline import run_once
     from digest.store import Store
+    from digest.transports import FileTransport
 
     times = []
     for r in range(runs):
@@ -471,11 +471,11 @@ class _Sink:
 def delivery(work: Path, sizes: Sizes) -> Result:
     from aiosmtpd.controller import Controller
 
-    from digest.deliver import FileTransport, make_transport
     from digest.errors import ConfigError
     from digest.outbox import deliver_pending, renderer
     from digest.render.email import to_bytes
     from digest.store import Store
+    from digest.transports import FileTransport, make_transport
 
     what = f"{sizes.delivery_recipients:,} recipients, local aiosmtpd sink"
     port = free_port()
@@ -503,10 +503,16 @@ def delivery(work: Path, sizes: Sizes) -> Result:
     controller = Controller(sink, hostname="127.0.0.1", port=port)
     controller.start()
     try:
+        from digest.identity import message_ids
         from digest.ingest import ingest_inbox
 
         ingest_inbox(config, store, NOW)
-        digest = store.create_digest(now=NOW, day=NOW.date(), recipients=recipients, domain="example.org")
+        digest = store.create_digest(
+            now=NOW,
+            day=NOW.date(),
+            recipients=recipients,
+            message_id=message_ids("example.org", store.install_id()),
+        )
         assert digest is not None
         build = renderer(config, store)
         rows = store.deliveries("pending")

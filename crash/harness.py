@@ -13,7 +13,7 @@ file; three recipients; the file transport), then:
 5. saves one dump again, grown, under the same name, kills again, recovers, checks again;
 6. runs once more, which must find nothing new and send nothing.
 
-What a check demands (DESIGN.md invariants 1-6): every paper of every good dump stored
+What a check demands (docs/DESIGN.md invariants 1-6): every paper of every good dump stored
 exactly once, each in exactly one digest; every bad dump recorded as failed with its
 reason; every digest published (valid feed, complete pages, no temp file left) and
 delivered to every recipient, one ``.eml`` per digest and recipient, named from its
@@ -58,11 +58,11 @@ import feedparser
 from aiosmtpd.controller import Controller
 
 from digest.crashpoints import ENV, POINTS
-from digest.deliver import FileTransport
 from digest.errors import DumpError
 from digest.identity import digest_path, message_id, paper_anchor, paper_guid
 from digest.parse import parse_dump
 from digest.render import feed
+from digest.transports import FileTransport
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = sorted((ROOT / "examples" / "dumps").glob("*.txt"))
@@ -144,6 +144,9 @@ def make_install(root: Path, smtp_port: int | None = None) -> Install:
         'output_dir = "var/site"\n'
         "max_items = 100000\n"
         "max_items_hard = 100000\n"
+        # One page per digest: check() counts a digest's papers on its page.
+        "[archive]\n"
+        "page_size = 100000\n"
         "[email]\n"
         'outbox = "var/outbox"\n'
         f'from = "Crash Digest <digest@{DOMAIN}>"\n'
@@ -530,9 +533,13 @@ def _check_site(
         if not path.exists():
             problems.append(f"page of digest {slug} missing")
             continue
-        page = path.read_text(encoding="utf-8")
+        # A digest over archive.page_size papers is split into <slug>-p2.html, -p3.html, ...
+        pages = [path.read_text(encoding="utf-8")]
+        while (install.site / digest_path(slug, len(pages) + 1)).exists():
+            pages.append((install.site / digest_path(slug, len(pages) + 1)).read_text(encoding="utf-8"))
+        page = "".join(pages)
         anchors = {paper_anchor(k) for s, k in by_seq.items() if first <= s <= last}
-        if not page.rstrip().endswith("</html>") or page.count('class="paper" id=') != count:
+        if any(not p.rstrip().endswith("</html>") for p in pages) or page.count('class="paper" id=') != count:
             problems.append(f"page of digest {slug} incomplete")
         elif any(f'class="paper" id="{a}"' not in page for a in anchors):
             problems.append(f"page of digest {slug} lacks some of its papers")

@@ -13,7 +13,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from digest import dating
+from digest import dating, identity
 from digest.config import Config
 from digest.model import Digest
 from digest.sources import Candidate
@@ -37,7 +37,7 @@ class Backfill:
             now=moment,
             day=moment.astimezone(self.config.tz).date(),
             recipients=(),  # a backfill is never mailed
-            domain=self.config.email.domain,
+            message_id=identity.message_ids(self.config.email.domain, store.install_id()),
         )
         if digest is None:
             return  # nothing new in this dump

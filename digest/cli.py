@@ -9,6 +9,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from digest import __version__
+from digest.cli_run import cmd_run
 from digest.errors import DigestError, PublishError
 
 # Only what `digest --help` needs is imported up front: the config, the store
@@ -21,8 +22,6 @@ if TYPE_CHECKING:
     from typing import Any
 
     from digest.config import Config
-    from digest.deliver import Transport
-    from digest.pipeline import RunOptions, RunReport
 
 Command = Callable[[argparse.Namespace, "Config"], int]
 
@@ -31,108 +30,6 @@ def _now() -> datetime:
     from datetime import UTC, datetime
 
     return datetime.now(UTC)
-
-
-def cmd_run(args: argparse.Namespace, config: Config) -> int:
-    from pathlib import Path
-
-    from digest.deliver import make_transport
-    from digest.pipeline import RunOptions, run_once
-    from digest.store import Store
-
-    options = RunOptions(
-        send=not (args.no_send or args.backfill),
-        retry_failed=args.retry_failed,
-        backfill=args.backfill,
-        dry_run_dir=Path(args.dry_run).resolve() if args.dry_run else None,
-        lock_wait=args.wait,
-    )
-    transport = make_transport(config)
-    store = Store.open(config.state.url)
-    try:
-        report = run_once(config, store, transport, _now(), options)
-    finally:
-        store.close()
-    print(report.summary())
-    if args.log_format == "json":
-        import logging
-
-        from digest.logformat import job_fields
-
-        logging.getLogger("digest.run").info(
-            "%s", report.summary(), extra=job_fields("run", report, report.ok)
-        )
-    for note in report.notes:
-        print(note)
-    for line in _where_outputs_went(config, options, report, transport):
-        print(line)
-    for error in report.fetch.errors if report.fetch else ():
-        print(f"failed fetch: {error}", file=sys.stderr)
-    for error in report.ingest.errors:
-        print(f"failed dump: {error}", file=sys.stderr)
-    for error in report.delivery.errors:
-        print(f"delivery: {error}", file=sys.stderr)
-    if options.dry_run_dir:
-        print(f"dry run: outputs written to {options.dry_run_dir}; the state is unchanged")
-    if not report.ok:
-        print(
-            f"digest: error: {_undelivered(report.delivery.pending, report.delivery.failed)}", file=sys.stderr
-        )
-        return 1
-    return 0
-
-
-def _where_outputs_went(
-    config: Config, options: RunOptions, report: RunReport, transport: Transport
-) -> list[str]:
-    """Where ``digest run`` put the site and the email, in words."""
-    from digest.deliver import SmtpTransport
-    from digest.text import counted
-
-    dry = options.dry_run_dir
-    site = dry / "site" if dry else config.feed.output_dir
-    files = len(report.published.files)
-    lines = [f"site: {counted(files, 'file')} written into {site}" if files else f"site: unchanged ({site})"]
-    sent = report.delivery.sent
-    if dry or not isinstance(transport, SmtpTransport):
-        outbox = dry / "outbox" if dry else config.email.outbox
-        if sent:
-            lines.append(f"email: {counted(sent, '.eml file')} written into {outbox}")
-    elif sent:
-        lines.append(f"email: {counted(sent, 'message')} sent via SMTP {transport.where}")
-    if not sent:
-        why = (
-            "--backfill never mails"
-            if options.backfill
-            else "--no-send"
-            if not options.send
-            else "email.enabled is false"
-            if not config.email.enabled
-            else "email.to is empty"
-            if not config.email.to
-            else "nothing to deliver"
-        )
-        lines.append(f"email: none sent ({why})")
-    return lines
-
-
-def _undelivered(pending: int, failed: int) -> str:
-    """What became of the deliveries that did not go out: a permanent refusal (5xx) is
-    not retried, so it must not be announced as if it were."""
-    said = []
-    if failed:
-        one = failed == 1
-        said.append(
-            f"{failed} {'delivery' if one else 'deliveries'} failed for good (see above); "
-            f"{'it is' if one else 'they are'} not retried"
-        )
-    if pending:
-        one = pending == 1
-        said.append(
-            f"{pending} {'delivery' if one else 'deliveries'} did not go out; "
-            f"{'it is' if one else 'they are'} kept and retried on the next run"
-        )
-    return "; ".join(said)
 
 
 def cmd_fetch(args: argparse.Namespace, config: Config) -> int:
@@ -145,12 +42,12 @@ def cmd_fetch(args: argparse.Namespace, config: Config) -> int:
         raise ConfigError(
             "sources.urls", "is empty: nothing to fetch", 'list dump URLs: urls = ["https://…"]'
         )
-    store = Store.open(config.state.url)
-    try:
-        with run_lock(config.lock_path, wait=args.wait), make_client(config) as client:
-            report = fetch_all(config, store, client, _now(), force=True)
-    finally:
-        store.close()
+    with (
+        Store.open(config.state.url) as store,
+        run_lock(config.lock_path, wait=args.wait),
+        make_client(config) as client,
+    ):
+        report = fetch_all(config, store, client, _now(), force=True)
     for r in report.results:
         detail = f" -> {config.sources.inbox / r.file}" if r.file else f": {r.error}" if r.error else ""
         print(f"{r.outcome}: {r.url}{detail}")
@@ -171,11 +68,8 @@ def cmd_status(args: argparse.Namespace, config: Config) -> int:
     from digest import status
     from digest.store import Store
 
-    store = Store.open(config.state.url)
-    try:
+    with Store.open(config.state.url) as store:
         snap = status.snapshot(store, config.sources.urls)
-    finally:
-        store.close()
     if args.json:
         print(json.dumps(status.to_json(snap), indent=2, sort_keys=True))
     else:
@@ -226,6 +120,13 @@ def cmd_check_config(args: argparse.Namespace, config: Config) -> int:
         print(as_toml(effective), end="")
     for problem in problems:
         print(f"digest: warning: {problem}", file=sys.stderr)
+    if config.http.listen and config.digest.base_url.startswith("http://"):
+        # Not a problem for a trial on one machine; mail providers want https links.
+        print(
+            "digest: warning: digest.base_url is http://: the one-click unsubscribe link in "
+            "List-Unsubscribe should be https (RFC 8058); fine for a local trial",
+            file=sys.stderr,
+        )
     if problems:
         print(
             f"digest: error: `digest run` would refuse this config ({len(problems)} above)", file=sys.stderr
@@ -242,11 +143,8 @@ def cmd_publish(args: argparse.Namespace, config: Config) -> int:
     from digest.store import Store
 
     output = Path(args.output).resolve() if args.output else None
-    store = Store.open(config.state.url)
-    try:
+    with Store.open(config.state.url) as store:
         report = republish(config, store, _now(), output_dir=output, lock_wait=args.wait)
-    finally:
-        store.close()
     target = output or config.feed.output_dir
     if not report.files:
         print(f"nothing to publish: no digest yet (the site in {target} is unchanged)")
@@ -271,16 +169,13 @@ def _address_arg(value: str) -> str:
 
 
 def cmd_send_test(args: argparse.Namespace, config: Config) -> int:
-    from digest.deliver import FileTransport, SmtpTransport, make_transport
     from digest.outbox import sample_message
     from digest.store import Store
+    from digest.transports import FileTransport, SmtpTransport, make_transport
 
     address = _address_arg(args.address)
-    store = Store.open(config.state.url)
-    try:
+    with Store.open(config.state.url) as store:
         message = sample_message(config, store, address, _now())
-    finally:
-        store.close()
     transport = make_transport(config)
     with transport:
         transport.send(message, address)
@@ -300,10 +195,9 @@ def cmd_unsubscribe(args: argparse.Namespace, config: Config) -> int:
     from digest.store import Store
 
     address = _address_arg(args.address)
-    store = Store.open(config.state.url)
-    try:
+    with Store.open(config.state.url) as store:
         if args.undo:
-            removed = store.unsuppress(address)
+            removed = store.unsuppress(address, _now())
             print(
                 f"{address} removed from the suppression list"
                 if removed
@@ -311,8 +205,6 @@ def cmd_unsubscribe(args: argparse.Namespace, config: Config) -> int:
             )
             return 0
         cancelled = store.suppress(address, _now())
-    finally:
-        store.close()
     print(
         f"{address} unsubscribed: no digest will be created for it; {cancelled} pending deliveries cancelled"
     )
@@ -325,16 +217,13 @@ def cmd_preview(args: argparse.Namespace, config: Config) -> int:
     import tempfile
     from pathlib import Path
 
+    from digest.atomic import write_atomic
     from digest.outbox import preview
-    from digest.publish import write_atomic
     from digest.render.email import to_bytes
     from digest.store import Store
 
-    store = Store.open(config.state.url)
-    try:
+    with Store.open(config.state.url) as store:
         rendered = preview(config, store, _now())
-    finally:
-        store.close()
     if rendered is None:
         raise DigestError("nothing to preview: no paper has been ingested yet; run `digest run` first")
     out = Path(args.out).resolve() if args.out else Path(tempfile.mkdtemp(prefix="digest-preview-"))
@@ -354,7 +243,7 @@ def cmd_preview(args: argparse.Namespace, config: Config) -> int:
 def cmd_dkim_keygen(args: argparse.Namespace, config: Config) -> int:
     from pathlib import Path
 
-    from digest.publish import write_atomic
+    from digest.atomic import write_atomic
     from digest.signing import dns_name, from_domain, generate_key, txt_record
 
     selector = args.selector
@@ -503,6 +392,10 @@ def build_parser() -> argparse.ArgumentParser:
         "SIGTERM or Ctrl-C stops it cleanly.",
     )
     serve.set_defaults(func=cmd_serve)
+
+    from digest.cli_subscribers import add_parser as add_subscribers
+
+    add_subscribers(add)
 
     from digest import cli_rank  # argparse only; the ranking loads when the command runs
 

@@ -45,7 +45,7 @@ def subscriber_profile(store: Store, address: str) -> Profile:
     from digest.personal import profile_of
 
     try:
-        from digest.store_subscribers import Subscribers  # type: ignore[import-not-found,import-untyped,unused-ignore]
+        from digest.store.subscribers import Subscribers  # type: ignore[import-not-found,import-untyped,unused-ignore]
     except ImportError:  # the subscriber model is not in this build
         raise DigestError(
             "this version keeps no subscribers; rank with --interests/--keyword/--like instead"
@@ -65,10 +65,9 @@ def cmd_rank(args: argparse.Namespace, config: Config) -> int:
     from digest.personal import find_digest, rank_digest
     from digest.rank.model import Profile
     from digest.store import Store
-    from digest.store_rank import resolve
+    from digest.store.rank import resolve
 
-    store = Store.open(config.state.url)
-    try:
+    with Store.open(config.state.url) as store:
         profile = subscriber_profile(store, args.address) if args.address else Profile()
         likes = resolve(store, args.like)
         dislikes = resolve(store, args.dislike)
@@ -84,8 +83,6 @@ def cmd_rank(args: argparse.Namespace, config: Config) -> int:
             raise DigestError("give ADDRESS or at least one of --interests, --keyword, --exclude, --like")
         digest = find_digest(store, args.digest)
         picks = rank_digest(store, digest, profile)
-    finally:
-        store.close()
     shown = picks if args.top is None else picks[: max(args.top, 0)]
     if args.json:
         print(json.dumps([p.as_json(n) for n, p in enumerate(shown, 1)], ensure_ascii=False, indent=1))

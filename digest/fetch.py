@@ -34,16 +34,17 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from typing import Literal
 
 import httpx
 
 from digest import __version__
+from digest.atomic import write_atomic
 from digest.config import Config
 from digest.errors import DigestError, FetchError
 from digest.fetch_body import ACCEPT_ENCODING, BodyError, codings, decoded, html_type, markup_start
 from digest.model import FetchState
 from digest.parse_json import looks_like_json
-from digest.publish import write_atomic
 from digest.sources import FETCHED_PREFIX
 from digest.store import Store
 
@@ -57,6 +58,9 @@ MAX_RETRY_AFTER = 60.0  # seconds: a longer Retry-After is left for the next run
 _TEMPORARY_STATUS = frozenset({408, 425, 429})
 
 
+FetchOutcome = Literal["written", "unchanged", "not-modified", "not-due", "failed"]
+
+
 @dataclass(frozen=True, slots=True)
 class FetchResult:
     """What fetching one URL did. ``outcome`` is ``"written"`` (a new dump file),
@@ -65,7 +69,7 @@ class FetchResult:
     or ``"failed"`` (``error`` says why)."""
 
     url: str
-    outcome: str
+    outcome: FetchOutcome
     file: str | None = None
     error: str | None = None
     status: int | None = None

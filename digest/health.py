@@ -16,13 +16,13 @@ from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime
 
-from digest import store_incidents
 from digest.alerts import Decision, Rules, decide
 from digest.config import Config
-from digest.deliver import Transport
 from digest.errors import DeliveryError
 from digest.store import Store
-from digest.store_incidents import StoredIncident
+from digest.store import incidents as store_incidents
+from digest.store.incidents import StoredIncident
+from digest.transports import Transport
 
 log = logging.getLogger(__name__)
 

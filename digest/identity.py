@@ -8,6 +8,8 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
+from collections.abc import Callable
+from functools import partial
 from urllib.parse import quote
 
 _NON_ALNUM = re.compile(r"[\W_]+")
@@ -36,7 +38,7 @@ def paper_key(title: str) -> str:
     non-alphanumerics to one space, stripped. Idempotent.
 
     Until schema version 6 format characters became spaces; papers stored before keep
-    the GUID and anchor of their old key (``papers.guid_key``, :mod:`digest.store_keys`).
+    the GUID and anchor of their old key (``papers.guid_key``, :mod:`digest.store.keys`).
     """
     if title.isascii():
         # Most titles: NFKC leaves ASCII alone, casefold is lower, and the alphanumerics
@@ -96,6 +98,13 @@ def message_id(digest_id: int, recipient: str, domain: str, install: str) -> str
     the outbox stores it on the delivery row, so every retry sends the same one."""
     who = hashlib.sha256(recipient.strip().lower().encode("utf-8")).hexdigest()[:16]
     return f"<digest-{digest_id}.{who}.{install}@{domain}>"
+
+
+def message_ids(domain: str, install: str) -> Callable[[int, str], str]:
+    """:func:`message_id` for ``domain`` and the state's ``install`` id
+    (``Store.install_id()``): what ``Store.create_digest`` mints each delivery's
+    Message-ID with."""
+    return partial(message_id, domain=domain, install=install)
 
 
 def arxiv_search_url(title: str) -> str:

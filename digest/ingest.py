@@ -29,7 +29,6 @@ log = logging.getLogger(__name__)
 # commit per dump made an ingest of many small dumps 1.4x slower (bench/, ingest). A
 # crash loses at most this much work, which the next run redoes.
 COMMIT_EVERY = 1.0
-_TAIL_BYTES = 8 * 1024 * 1024  # below this, the rest of a run is not worth a commit of its own
 
 
 @dataclass(slots=True)
@@ -97,19 +96,12 @@ def ingest_inbox(
         store.commit_group(COMMIT_EVERY) as group,
         closing(_read_ahead(ready, config.sources.max_bytes)) as reads,
     ):
-        left = sum(c.size for c in ready)  # bytes still to ingest
-        grouped = 0  # bytes ingested since the last commit
         for c, reading in reads:
             listed = _ingest_one(config, group.store, c, reading, now, retry_failed, report)
             if after_dump is not None and listed is not None:
                 after_dump(group.store, c, listed[0])
             crash_point("ingest.dump_done")
-            left -= c.size
-            grouped += c.size
-            # Also commit when what is left is less than this group holds: its checkpoint
-            # then runs while the rest is parsed, instead of all at the end.
-            if (group.due() or _TAIL_BYTES < left <= grouped) and group.commit():
-                grouped = 0
+            if group.due() and group.commit():
                 crash_point("ingest.committed")
         if group.commit(checkpoint=False):
             crash_point("ingest.committed")

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Sequence
-from email.message import EmailMessage
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -27,13 +26,12 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import Collector
 
 from digest.errors import DeliveryError
-from digest.render.email import Wire
 from digest.status import Snapshot
 
 INCIDENT_KINDS = ("late", "fetch", "refused", "small")  # digest/alerts.py; 0 when none is open
 
 if TYPE_CHECKING:
-    from digest.deliver import Transport
+    from digest.transports import Outgoing, Transport
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 # From a local relay (milliseconds) to a slow remote server (tens of seconds).
@@ -145,7 +143,7 @@ class TimedTransport:
     ) -> None:
         self.inner.__exit__(et, e, tb)
 
-    def send(self, message: EmailMessage | Wire, recipient: str) -> None:
+    def send(self, message: Outgoing, recipient: str) -> None:
         started = time.perf_counter()
         result = "accepted"
         try:

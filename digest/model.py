@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Literal
+
+# The values a status column or field may take (the database stores them as text).
+Layout = Literal["spaced", "compact", "json"]  # how a dump was laid out
+DumpStatus = Literal["ingested", "failed"]  # dumps.status
+DeliveryStatus = Literal["pending", "sent", "failed", "cancelled"]  # deliveries.status
+JobName = Literal["poll", "digest"]  # job_runs.job: the service's two jobs
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,7 +32,7 @@ class Paper:
 class ParsedDump:
     """What :func:`digest.parse.parse_dump` found in one file."""
 
-    layout: str  # "spaced", "compact" or "json"
+    layout: Layout
     papers: tuple[Paper, ...]
     listing_date: str | None = None
     warnings: tuple[str, ...] = ()
@@ -70,21 +77,13 @@ class Digest:
 
 
 @dataclass(frozen=True, slots=True)
-class DigestPapers:
-    """A digest together with its papers, in seq order."""
-
-    digest: Digest
-    papers: tuple[StoredPaper, ...] = field(default_factory=tuple)
-
-
-@dataclass(frozen=True, slots=True)
 class Delivery:
     """One row of the outbox: a digest for one recipient."""
 
     id: int
     digest_id: int
     recipient: str
-    status: str  # "pending", "sent", "failed" or "cancelled"
+    status: DeliveryStatus
     attempts: int
     message_id: str
     last_error: str | None = None
@@ -100,7 +99,7 @@ class DumpRecord:
     sha256: str
     name: str
     seen: datetime
-    status: str  # "ingested" or "failed"
+    status: DumpStatus
     error: str | None
     papers_found: int
     papers_new: int
@@ -136,7 +135,7 @@ class JobRun:
     """One run of a service job (``poll`` or ``digest``); ``ok`` is None while running."""
 
     id: int
-    job: str
+    job: JobName
     started: datetime
     finished: datetime | None
     ok: bool | None

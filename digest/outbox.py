@@ -1,5 +1,5 @@
 """Edge: delivers the outbox. A row becomes ``sent`` only after the transport accepted
-the message (DESIGN.md invariant 4); a temporary failure stays pending for the next
+the message (docs/DESIGN.md invariant 4); a temporary failure stays pending for the next
 run, a permanent one is marked failed without holding back the other recipients.
 """
 
@@ -13,15 +13,18 @@ from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.utils import parseaddr
 
-from digest import identity
+from digest import audience, identity
 from digest.config import Config
 from digest.crashpoints import crash_point
-from digest.deliver import Transport
 from digest.errors import DeliveryError
 from digest.model import Delivery, Digest, Paper, StoredPaper
 from digest.render import email
 from digest.render.view import PaperView, digest_paper_views, digest_view, paper_view
 from digest.store import Store
+from digest.store import weekly as store_weekly
+from digest.store.subscribers import Subscribers
+from digest.subscribers import normalise
+from digest.transports import Transport
 
 log = logging.getLogger(__name__)
 
@@ -48,10 +51,24 @@ def email_settings(config: Config) -> email.EmailSettings:
     )
 
 
+def personal_links(config: Config, store: Store) -> Callable[[str], email.Personal | None]:
+    """address → that subscriber's own links (None for an address that is no subscriber)."""
+    known = {s.key: s for s in Subscribers(store).all()}
+    signer = audience.tokens(config, store) if known else None
+
+    def lookup(address: str) -> email.Personal | None:
+        sub = known.get(normalise(address))
+        return audience.personal(config, signer, sub) if sub is not None and signer is not None else None
+
+    return lookup
+
+
 def renderer(config: Config, store: Store) -> Callable[[Digest, str, str], EmailMessage]:
-    """A function (digest, recipient, message_id) → message, caching each digest's papers."""
+    """A function (digest, recipient, message_id) → message, caching each digest's papers;
+    what :func:`deliver_pending` sends for a row holding one digest."""
     settings = email_settings(config)
     cache: dict[int, list[PaperView]] = {}
+    links = personal_links(config, store)
 
     def build(digest: Digest, recipient: str, message_id: str) -> EmailMessage:
         if digest.id not in cache:
@@ -60,26 +77,54 @@ def renderer(config: Config, store: Store) -> Callable[[Digest, str, str], Email
                 digest, store.digest_papers(digest), base, config.archive.page_size
             )
         view = digest_view(digest, config.digest.base_url, config.tz)
-        return email.message(settings, view, cache[digest.id], recipient, message_id)
+        return email.message(settings, view, cache[digest.id], recipient, message_id, links(recipient))
 
     return build
 
 
-def wire_renderer(config: Config, store: Store) -> Callable[[Digest, str, str], email.Wire]:
-    """Like :func:`renderer`, serialised for sending: each digest is rendered once
-    (:class:`email.Prepared`) and each recipient's message is cut from it."""
+def wire_renderer(
+    config: Config, store: Store
+) -> Callable[[Digest, str, str, email.Personal | None], email.Wire]:
+    """Like :func:`renderer`, serialised for sending: each digest is rendered once per
+    shape of personal links (:class:`email.Prepared`) and each recipient's message is
+    cut from it."""
     settings = email_settings(config)
-    prepared: dict[int, email.Prepared] = {}
+    prepared: dict[tuple[int, object], email.Prepared] = {}
+    papers: dict[int, list[PaperView]] = {}
 
-    def build(digest: Digest, recipient: str, message_id: str) -> email.Wire:
-        if digest.id not in prepared:
-            base = config.digest.base_url
-            papers = digest_paper_views(digest, store.digest_papers(digest), base, config.archive.page_size)
+    def build(digest: Digest, recipient: str, message_id: str, personal: email.Personal | None) -> email.Wire:
+        base = config.digest.base_url
+        if digest.id not in papers:
+            papers[digest.id] = digest_paper_views(
+                digest, store.digest_papers(digest), base, config.archive.page_size
+            )
+        shape = personal.shape if personal is not None else None
+        if (digest.id, shape) not in prepared:
             view = digest_view(digest, base, config.tz)
-            prepared[digest.id] = email.Prepared(settings, view, papers)
-        return prepared[digest.id].wire(recipient, message_id)
+            prepared[digest.id, shape] = email.Prepared(settings, view, papers[digest.id], personal)
+        return prepared[digest.id, shape].wire(recipient, message_id, personal)
 
     return build
+
+
+def weekly_message(
+    config: Config,
+    store: Store,
+    digest: Digest,
+    span: tuple[int, int],
+    recipient: str,
+    message_id: str,
+    personal: email.Personal | None,
+) -> email.Wire:
+    """A weekly subscriber's email: every paper of ``span`` (first and last seq), each
+    linked to its own digest's page, dated and identified by the carrying ``digest``."""
+    base = config.digest.base_url
+    held = audience.weekly_papers(store, *span)
+    size = config.archive.page_size
+    views = [paper_view(p, d.slug, base, identity.page_of(p.seq, d.first_seq, size)) for p, d in held]
+    view = replace(digest_view(digest, base, config.tz), count=len(views))
+    msg = email.message(email_settings(config), view, views, recipient, message_id, personal)
+    return email.Wire.of(msg)
 
 
 BACKOFF_FIRST = 300.0  # seconds to wait after the first failed attempt
@@ -100,14 +145,14 @@ def due(row: Delivery, now: datetime) -> bool:
 
 
 def cancel_unwanted(config: Config, store: Store, now: datetime) -> int:
-    """Cancels pending deliveries to addresses no longer in ``email.to`` or on the
-    suppression list; returns how many."""
-    wanted = {a.strip().lower() for a in config.email.to}
+    """Cancels pending deliveries to addresses that no longer receive mail: unsubscribed
+    or bounced, or put there by ``email.to`` alone and no longer in it; returns how many."""
+    wanted = {s.key for s in audience.recipients(config, store)} if config.email.enabled else set()
     suppressed = store.suppressed()
     removed: list[int] = []
     unsubscribed: list[int] = []
     for row in store.deliveries("pending"):
-        addr = row.recipient.strip().lower()
+        addr = normalise(row.recipient)
         if addr in suppressed:
             unsubscribed.append(row.id)
         elif addr not in wanted:
@@ -144,6 +189,8 @@ def deliver_pending(
         return DeliveryReport()
     build = wire_renderer(config, store)
     digests: dict[int, Digest] = {}
+    spans = store_weekly.ranges(store, (row.id for row in pending))
+    links = personal_links(config, store)
     give_up = timedelta(seconds=config.email.retry_for)
     sent = retry = failed = 0
     errors: list[str] = []
@@ -152,7 +199,12 @@ def deliver_pending(
             if row.digest_id not in digests:
                 digests[row.digest_id] = store.digest(row.digest_id)
             digest = digests[row.digest_id]
-            message = build(digest, row.recipient, row.message_id)
+            personal = links(row.recipient)
+            span = spans.get(row.id)
+            if span is not None:
+                message = weekly_message(config, store, digest, span, row.recipient, row.message_id, personal)
+            else:
+                message = build(digest, row.recipient, row.message_id, personal)
             try:
                 transport.send(message, row.recipient)
             except DeliveryError as err:
@@ -199,7 +251,10 @@ def preview(config: Config, store: Store, now: datetime) -> Rendered | None:
     with store.dry_run() as scratch:
         what = "the next digest"
         digest = scratch.create_digest(
-            now=now, day=now.astimezone(config.tz).date(), recipients=(), domain=config.email.domain
+            now=now,
+            day=now.astimezone(config.tz).date(),
+            recipients=(),
+            message_id=identity.message_ids(config.email.domain, scratch.install_id()),
         )
         recipient = default_to
         if digest is None:

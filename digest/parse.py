@@ -1,7 +1,7 @@
 """Pure parser: the text of a "Daily Papers" listing page → papers.
 
 Reads nothing itself: callers hand in bytes (or byte lines, to stream a large file).
-Two layouts parse (see DESIGN.md): *spaced* (blank lines between title and abstract)
+Two layouts parse (see docs/DESIGN.md, "The input"): *spaced* (blank lines between title and abstract)
 and *compact* (``Subscribe`` glued to the first title, no blank lines); a dump whose
 content is a JSON list is the Hugging Face daily-papers format (:mod:`digest.parse_json`). Every
 failure is a :class:`DumpError` naming ``file:line``.
@@ -25,7 +25,7 @@ from collections.abc import Iterable, Iterator
 from digest import parse_json, text
 from digest.errors import DumpError
 from digest.identity import paper_key
-from digest.model import Paper, ParsedDump
+from digest.model import Layout, Paper, ParsedDump
 
 FURNITURE = frozenset(
     {
@@ -209,7 +209,6 @@ def _decode_utf16(first: bytes, rest: Iterator[bytes], name: str) -> Iterator[tu
 
 
 def _chain(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
-    # itertools.chain, not a generator: one Python frame less for every line of a dump.
     return itertools.chain((first,), rest) if first else rest
 
 
@@ -220,10 +219,9 @@ class DumpParser:
 
     def __init__(self, name: str) -> None:
         self.name = name
-        self.layout = "spaced"
+        self.layout: Layout = "spaced"
         self.listing_date: str | None = None
         self.warnings: list[str] = []
-        self.count = 0
 
     def _body(self, runs: Iterator[tuple[int, list[str]]]) -> Iterator[list[tuple[int, str]]]:
         """Drops the page furniture before the first title; yields the non-blank body
@@ -366,7 +364,6 @@ class DumpParser:
             yield from parser.papers(raw)
         finally:
             self.listing_date = parser.listing_date
-            self.count = parser.count
 
     def _paper(self, number: int, title: str, paragraphs: list[str], seen: set[str]) -> Paper | None:
         abstract = paragraphs[0] if len(paragraphs) == 1 else "\n\n".join(paragraphs)
@@ -378,7 +375,6 @@ class DumpParser:
             self.warnings.append(f"{self.name}:{number}: {title[:80]!r} listed twice, kept once")
             return None
         seen.add(key)
-        self.count += 1
         return Paper(
             key=key,
             title=title,

@@ -29,9 +29,9 @@ from typing import Any
 from digest import text
 from digest.errors import DumpError
 from digest.identity import paper_key
-from digest.model import Paper
+from digest.model import Layout, Paper
 
-LAYOUT = "json"
+LAYOUT: Layout = "json"
 # New-style (2308.01234, 2308.01234v2) and old-style (hep-th/9901001, math.GT/0309136) ids.
 _ARXIV_ID = re.compile(r"^(?:\d{4}\.\d{4,5}|[a-z]+(?:-[a-z]+)*(?:\.[A-Z]{2})?/\d{7})(?:v\d+)?$")
 _WS = " \t\r\n"
@@ -91,7 +91,6 @@ def sniff(raw: Iterable[bytes]) -> tuple[Iterator[bytes], bool]:
 
 
 def _chain(head: list[bytes], rest: Iterator[bytes]) -> Iterator[bytes]:
-    # itertools.chain, not a generator: one Python frame less for every line of a dump.
     return itertools.chain(head, rest)
 
 
@@ -208,7 +207,6 @@ class JsonDumpParser:
         self.layout = LAYOUT
         self.listing_date: str | None = None
         self.warnings: list[str] = []
-        self.count = 0
 
     def papers(self, raw: Iterable[bytes]) -> Iterator[Paper]:
         """Yields every paper in list order, each key once. The whole document is held in
@@ -226,7 +224,6 @@ class JsonDumpParser:
                 self.warnings.append(f"{self.name}:{line}: {paper.title[:80]!r} listed twice, kept once")
                 continue
             seen.add(paper.key)
-            self.count += 1
             yield paper
         if index == 0:
             self.warnings.append(f"{self.name}:1: an empty list, no papers")

@@ -43,8 +43,8 @@ def rank_digests(
 ) -> list[list[Pick]]:
     """The digest's papers best first for each of ``profiles`` (one corpus fit for all).
     A profile with nothing to rank by keeps the listing order with score 0."""
-    from digest import store_rank
     from digest.rank.model import Doc, Ranked, Ranker
+    from digest.store import rank as store_rank
 
     stored = store.digest_papers(digest)
     docs = [Doc(p.key, p.title, p.paper.abstract) for p in stored]
@@ -67,15 +67,20 @@ def rank_digest(store: Store, digest: Digest, profile: Profile, explain: int | N
     return rank_digests(store, digest, [profile], explain)[0]
 
 
-class _Prefs(Protocol):
-    interests: str
-    keywords: tuple[str, ...]
-    exclude: tuple[str, ...]
+class _Prefs(Protocol):  # read-only members: digest.subscribers' frozen dataclasses fit
+    @property
+    def interests(self) -> str: ...
+    @property
+    def keywords(self) -> tuple[str, ...]: ...
+    @property
+    def exclude(self) -> tuple[str, ...]: ...
 
 
 class _Vote(Protocol):
-    paper_key: str
-    value: int
+    @property
+    def paper_key(self) -> str: ...
+    @property
+    def value(self) -> int: ...
 
 
 def profile_of(prefs: _Prefs, votes: Iterable[_Vote]) -> Profile:

@@ -3,7 +3,7 @@
     [fetch sources.urls] → ingest new dumps → build the digest → publish feeds and archive
     → deliver the outbox
 
-It holds the run lock for the whole run (DESIGN.md invariant 7) and takes ``now``
+It holds the run lock for the whole run (docs/DESIGN.md invariant 7) and takes ``now``
 from its caller, so a run is reproducible.
 """
 
@@ -17,12 +17,12 @@ from pathlib import Path
 
 import httpx
 
-from digest import deliver
+from digest import audience
 from digest.backfill import Backfill
 from digest.config import Config
 from digest.crashpoints import crash_point
-from digest.deliver import FileTransport, Transport
 from digest.fetch import FetchReport, client_for, fetch_all
+from digest.identity import message_ids
 from digest.ingest import IngestReport, ingest_inbox
 from digest.lock import run_lock
 from digest.model import Digest
@@ -30,6 +30,7 @@ from digest.outbox import DeliveryReport, deliver_pending
 from digest.site import PublishReport, publish
 from digest.store import Store
 from digest.text import counted
+from digest.transports import FileTransport, Transport
 
 log = logging.getLogger(__name__)
 
@@ -145,20 +146,25 @@ def _run(
         settle_seconds=options.settle_seconds,
         after_dump=backfill,
     )
+    audience.sync(config, store, now)
     digest = None
     if backfill is not None:
         digest = backfill.made[-1] if backfill.made else None
     elif options.build_digest:
-        recipients = config.email.recipients if options.send else ()
+        recipients = audience.daily_recipients(config, store) if options.send else ()
         digest = store.create_digest(
             now=now,
             day=now.astimezone(config.tz).date(),
             recipients=recipients,
-            domain=config.email.domain,
+            message_id=message_ids(config.email.domain, store.install_id()),
         )
         if digest:
             log.info("digest %s created with %d papers", digest.slug, digest.paper_count)
             crash_point("pipeline.digest_created")
+        if options.send:
+            weekly = audience.create_weekly(config, store, now)
+            if weekly:
+                log.info("%d weekly emails due", weekly)
     published = publish(config, store, site_dir)
     if published.digests:
         crash_point("pipeline.published")
@@ -171,11 +177,6 @@ def _run(
     )
     notes = (backfill.note(),) if backfill is not None else ()
     return RunReport(ingest=ingested, digest=digest, published=published, delivery=delivered, notes=notes)
-
-
-def make_transport(config: Config) -> Transport:
-    """The transport ``email.transport`` names."""
-    return deliver.make_transport(config)
 
 
 def republish(

@@ -42,16 +42,20 @@ from digest.errors import DigestError, LockError
 from digest.lock import run_lock
 from digest.logformat import job_fields
 from digest.metrics import Metrics
-from digest.pipeline import RunOptions, RunReport, make_transport, run_once
+from digest.model import JobName
+from digest.pipeline import RunOptions, RunReport, run_once
 from digest.store import Store
+from digest.transports import make_transport
 
 if TYPE_CHECKING:
     from digest.web import WebServer
+    from digest.web_subscribe import SubscriberPages
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
-POLL, DIGEST = "poll", "digest"
+POLL: JobName = "poll"
+DIGEST: JobName = "digest"
 
 
 def utc_now() -> datetime:
@@ -83,7 +87,7 @@ def missed_digest(
 _iso = status.iso  # one ISO rendering for /healthz and the status JSON
 
 
-def job_summary(job: str, report: RunReport) -> str:
+def job_summary(job: JobName, report: RunReport) -> str:
     """The one log line a job writes about what it did: the run's summary, named."""
     return f"{job}: {report.summary()}"
 
@@ -103,6 +107,7 @@ class Service:
             job_defaults={"max_instances": 1, "coalesce": True, "misfire_grace_time": grace},
         )
         self.web: WebServer | None = None
+        self.pages: SubscriberPages | None = None
         urls = config.sources.urls
         self.metrics = Metrics(lambda: status.snapshot(self.store, urls), urls)
 
@@ -131,7 +136,7 @@ class Service:
         # longer than the misfire grace, and stops waiting when the service stops.
         self._job(DIGEST, self.digest_options(), lock_wait=self.config.schedule.misfire_grace)
 
-    def _job(self, job: str, options: RunOptions, *, lock_wait: float) -> None:
+    def _job(self, job: JobName, options: RunOptions, *, lock_wait: float) -> None:
         if self.stopping.is_set():
             return
         try:
@@ -251,7 +256,10 @@ class Service:
 
         address = self.config.http.address
         if address is not None:
-            app = make_app(self.config.feed.output_dir, self.health, self.metrics.render)
+            from digest.web_subscribe import SubscriberPages
+
+            self.pages = SubscriberPages(self.config, self.store)
+            app = make_app(self.config.feed.output_dir, self.health, self.metrics.render, self.pages.routes())
             self.web = WebServer(app, *address)
         self.schedule_jobs()
         self.scheduler.start()
@@ -268,6 +276,8 @@ class Service:
             self.scheduler.shutdown(wait=True)
         if self.web is not None and self.web.thread.is_alive():
             self.web.stop()
+        if self.pages is not None:
+            self.pages.stop()
         if running:
             log.info("paper-digest service stopped")
 
@@ -299,8 +309,7 @@ def serve(config: Config, *, verbose: bool = False) -> int:
         log.info("%s received: stopping after the running job", signal.Signals(signum).name)
         stop.set()
 
-    with service_lock(config):
-        store = Store.open(config.state.url)
+    with service_lock(config), Store.open(config.state.url) as store:
         service = Service(config, store)
         previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
         try:
@@ -309,7 +318,6 @@ def serve(config: Config, *, verbose: bool = False) -> int:
                 pass
         finally:
             service.stop()
-            store.close()
             for s, handler in previous.items():
                 signal.signal(s, handler)
     return 0

@@ -3,18 +3,17 @@
 A signed message is a pure function of the message bytes and the key: the ``t=`` tag
 is the message's own Date header (the digest's time), never the clock, and RSA
 PKCS#1 v1.5 signatures carry no randomness, so the same delivery signs to the same
-bytes on every retry (DESIGN.md invariants 8 and 12). Signing happens after the
+bytes on every retry (docs/DESIGN.md invariants 8 and 12). Signing happens after the
 per-recipient splice (``render.email.Prepared``), on the finished bytes, in the
 :class:`SigningTransport` wrapper both transports are used through.
 
-The private key is held as bytes with ``repr=False`` and never printed (invariant 11).
+The private key is held as bytes with ``repr=False`` and never printed (docs/DESIGN.md invariant 11).
 """
 
 from __future__ import annotations
 
 import base64
 from dataclasses import dataclass, field
-from email.message import EmailMessage
 from email.utils import parseaddr, parsedate_to_datetime
 from pathlib import Path
 from types import TracebackType
@@ -24,7 +23,7 @@ from digest.errors import ConfigError
 from digest.render.email import Wire
 
 if TYPE_CHECKING:
-    from digest.deliver import Transport
+    from digest.transports import Outgoing, Transport
 
 KEY_FILE_ENV = "DIGEST_DKIM_KEY_FILE"
 
@@ -152,7 +151,7 @@ class SigningTransport:
     ) -> None:
         self.inner.__exit__(et, e, tb)
 
-    def send(self, message: EmailMessage | Wire, recipient: str) -> None:
+    def send(self, message: Outgoing, recipient: str) -> None:
         wire = Wire.of(message)
         self.inner.send(Wire(sign(wire.data, self.key), wire.message_id, wire.envelope_from), recipient)
 

@@ -21,15 +21,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from digest import identity, text
+from digest.atomic import remove_stale_temps, write_atomic
 from digest.config import Config
 from digest.crashpoints import crash_point
 from digest.errors import PublishError
 from digest.model import Digest
-from digest.publish import remove_stale_temps, write_atomic
 from digest.render import archive, digest_feed, feed
 from digest.render.view import DigestView, digest_paper_views, digest_view, paper_view
 from digest.store import Store
-from digest.store_window import first_titles, next_digest
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +58,7 @@ Firsts = dict[int, list[tuple[int, str, str]]]
 
 def _view(config: Config, digest: Digest, firsts: Firsts | None = None) -> DigestView:
     """The digest as pages and feeds show it; with ``firsts`` (from
-    :func:`~digest.store_window.first_titles`) it carries its first titles for lists."""
+    :meth:`~digest.store.Store.first_titles`) it carries its first titles for lists."""
     size = config.archive.page_size
     listed = [
         (
@@ -74,7 +73,7 @@ def _view(config: Config, digest: Digest, firsts: Firsts | None = None) -> Diges
 
 def _listed(config: Config, store: Store, chosen: list[Digest]) -> list[DigestView]:
     """Views of ``chosen`` with their first titles, for the index and the year pages."""
-    firsts = first_titles(store, chosen, archive.FIRST_TITLES)
+    firsts = store.first_titles(chosen, archive.FIRST_TITLES)
     return [_view(config, d, firsts) for d in chosen]
 
 
@@ -137,7 +136,7 @@ def _pages_to_render(
         before = store.previous_digest(d.id)
         if before is not None and before.id not in todo:
             todo[before.id] = before
-    return [(d, store.previous_digest(d.id), next_digest(store, d.id)) for d in todo.values()]
+    return [(d, store.previous_digest(d.id), store.next_digest(d.id)) for d in todo.values()]
 
 
 def _digest_pages(
@@ -226,7 +225,7 @@ def _feeds(config: Config, store: Store, output_dir: Path, newest: Digest) -> li
     chosen = window if len(window) >= MIN_DIGEST_ITEMS else store.digests(limit=MIN_DIGEST_ITEMS)
     # The titles of all items together stay within the hard ceiling too.
     per_digest = max(1, config.feed.max_items_hard // max(1, len(chosen)))
-    firsts = first_titles(store, chosen, per_digest)
+    firsts = store.first_titles(chosen, per_digest)
     digest_items = [
         digest_feed.DigestItem(
             _view(config, d),

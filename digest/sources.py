@@ -78,25 +78,10 @@ def _scan(
     inbox: Path, pattern: str, known: Mapping[str, tuple[int, int]] | None
 ) -> tuple[int, list[Candidate]]:
     try:
-        # Listed through a descriptor of the folder: each entry's stat is then looked up
-        # relative to it (fstatat), not by its whole path, a quarter cheaper per file.
-        fd = os.open(inbox, os.O_RDONLY | os.O_DIRECTORY)
+        with os.scandir(inbox) as listing:
+            entries = list(listing)
     except FileNotFoundError as err:
         raise DumpError(str(inbox), 0, "inbox folder does not exist; create it or fix sources.inbox") from err
-    except OSError as err:
-        raise DumpError(str(inbox), 0, f"cannot list the inbox ({err.strerror}); fix sources.inbox") from err
-    try:
-        return _scan_entries(inbox, fd, pattern, known)
-    finally:
-        os.close(fd)
-
-
-def _scan_entries(
-    inbox: Path, fd: int, pattern: str, known: Mapping[str, tuple[int, int]] | None
-) -> tuple[int, list[Candidate]]:
-    try:
-        with os.scandir(fd) as listing:
-            entries = list(listing)
     except OSError as err:
         raise DumpError(str(inbox), 0, f"cannot list the inbox ({err.strerror}); fix sources.inbox") from err
     matches = re.compile(fnmatch.translate(pattern)).match  # what fnmatchcase does, compiled once
@@ -105,8 +90,7 @@ def _scan_entries(
     found: list[Candidate] = []
     for entry in entries:
         raw = entry.name
-        # _skipped(name), inlined: this runs for every file of the inbox on every run.
-        if raw.startswith(".") or raw.endswith(_SKIP_SUFFIXES):
+        if _skipped(raw):
             continue
         if not (matches(raw) or (raw.startswith(FETCHED_PREFIX) and is_fetched(raw))):
             continue

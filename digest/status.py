@@ -22,7 +22,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from digest.model import Digest, FetchState, JobRun
-from digest.store import Store, deliveries, digests, dumps, fetch_state, job_runs, papers
+from digest.store import Store
+from digest.store.schema import deliveries_t, digests_t, dumps_t, fetch_state_t, job_runs_t, papers_t
 
 LIST_LIMIT = 20
 DELIVERY_STATUSES = ("pending", "sent", "failed", "cancelled")
@@ -81,8 +82,8 @@ def _job_run(row: Any) -> JobRun | None:
 
 
 def _newest_run(conn: sa.Connection, job: str, *conditions: Any) -> Any:
-    query = sa.select(job_runs).where(job_runs.c.job == job, *conditions)
-    return conn.execute(query.order_by(job_runs.c.id.desc()).limit(1)).one_or_none()
+    query = sa.select(job_runs_t).where(job_runs_t.c.job == job, *conditions)
+    return conn.execute(query.order_by(job_runs_t.c.id.desc()).limit(1)).one_or_none()
 
 
 def snapshot(store: Store, urls: Sequence[str] = ()) -> Snapshot:
@@ -90,51 +91,56 @@ def snapshot(store: Store, urls: Sequence[str] = ()) -> Snapshot:
     ``sources.urls``: fetch failures of URLs no longer configured are left out."""
     with store.transaction(read=True) as conn:
         dump_counts: dict[str, int] = dict(
-            conn.execute(sa.select(dumps.c.status, sa.func.count()).group_by(dumps.c.status)).all()
+            conn.execute(sa.select(dumps_t.c.status, sa.func.count()).group_by(dumps_t.c.status)).all()
         )
         delivery_counts = _delivery_counts(conn)
-        last_seq = sa.select(sa.func.coalesce(sa.func.max(digests.c.last_seq), 0)).scalar_subquery()
+        last_seq = sa.select(sa.func.coalesce(sa.func.max(digests_t.c.last_seq), 0)).scalar_subquery()
         n_papers, waiting = conn.execute(
             sa.select(
-                sa.select(sa.func.count()).select_from(papers).scalar_subquery(),
+                sa.select(sa.func.count()).select_from(papers_t).scalar_subquery(),
                 sa.select(sa.func.count())
-                .select_from(papers)
-                .where(papers.c.seq > last_seq)
+                .select_from(papers_t)
+                .where(papers_t.c.seq > last_seq)
                 .scalar_subquery(),
             )
         ).one()
-        n_digests = conn.execute(sa.select(sa.func.count()).select_from(digests)).scalar_one()
-        latest = conn.execute(sa.select(digests).order_by(digests.c.id.desc()).limit(1)).one_or_none()
+        n_digests = conn.execute(sa.select(sa.func.count()).select_from(digests_t)).scalar_one()
+        latest = conn.execute(sa.select(digests_t).order_by(digests_t.c.id.desc()).limit(1)).one_or_none()
         failed = conn.execute(
-            sa.select(dumps.c.name, dumps.c.error)
-            .where(dumps.c.status == "failed")
-            .order_by(dumps.c.id.desc())
+            sa.select(dumps_t.c.name, dumps_t.c.error)
+            .where(dumps_t.c.status == "failed")
+            .order_by(dumps_t.c.id.desc())
             .limit(LIST_LIMIT)
         ).all()
         fetches = (
-            conn.execute(sa.select(fetch_state).where(fetch_state.c.url.in_(list(urls)))).all()
+            conn.execute(sa.select(fetch_state_t).where(fetch_state_t.c.url.in_(list(urls)))).all()
             if urls
             else []
         )
-        troubled = deliveries.c.status.in_(("pending", "failed")) & deliveries.c.last_error.is_not(None)
+        troubled = deliveries_t.c.status.in_(("pending", "failed")) & deliveries_t.c.last_error.is_not(None)
         errors = conn.execute(
             sa.select(
-                deliveries.c.recipient, deliveries.c.digest_id, deliveries.c.status, deliveries.c.last_error
+                deliveries_t.c.recipient,
+                deliveries_t.c.digest_id,
+                deliveries_t.c.status,
+                deliveries_t.c.last_error,
             )
             .where(troubled)
-            .order_by(deliveries.c.id.desc())
+            .order_by(deliveries_t.c.id.desc())
             .limit(LIST_LIMIT)
         ).all()
         n_errors = (
             len(errors)
             if len(errors) < LIST_LIMIT
-            else conn.execute(sa.select(sa.func.count()).select_from(deliveries).where(troubled)).scalar_one()
+            else conn.execute(
+                sa.select(sa.func.count()).select_from(deliveries_t).where(troubled)
+            ).scalar_one()
         )
         last_runs = {job: _job_run(_newest_run(conn, job)) for job in JOBS}
         last_finished = {
-            job: _job_run(_newest_run(conn, job, job_runs.c.finished_at.is_not(None))) for job in JOBS
+            job: _job_run(_newest_run(conn, job, job_runs_t.c.finished_at.is_not(None))) for job in JOBS
         }
-        last_ok = {job: _newest_run(conn, job, job_runs.c.ok.is_(True)) for job in JOBS}
+        last_ok = {job: _newest_run(conn, job, job_runs_t.c.ok.is_(True)) for job in JOBS}
         subscribers = _subscribers(conn)
         incidents = _incidents(conn)
     order = {url: i for i, url in enumerate(urls)}
@@ -167,11 +173,11 @@ def _delivery_counts(conn: sa.Connection) -> dict[str, int]:
     on the status index, and ``sent`` is the total (SQLite counts a table without
     visiting its rows) less them. The statuses are a closed set: DELIVERY_STATUSES."""
     others = [s for s in DELIVERY_STATUSES if s != "sent"]
-    count = sa.select(sa.func.count()).select_from(deliveries)
+    count = sa.select(sa.func.count()).select_from(deliveries_t)
     row = conn.execute(
         sa.select(
             count.scalar_subquery(),
-            *(count.where(deliveries.c.status == s).scalar_subquery() for s in others),
+            *(count.where(deliveries_t.c.status == s).scalar_subquery() for s in others),
         )
     ).one()
     total, rest = int(row[0]), [int(n) for n in row[1:]]
@@ -298,7 +304,7 @@ def lines(snap: Snapshot, state_url: str, n_urls: int) -> list[str]:
         f"state: {state_url}",
         f"dumps: {snap.dumps_ingested} ingested, {snap.dumps_failed} failed",
         f"papers: {snap.papers} stored, {snap.papers_waiting} waiting for the next digest",
-        f"digests: {snap.digests}" + (f" (latest {last.slug}, {last.paper_count} papers)" if last else ""),
+        f"digests: {snap.digests}" + (f" (latest {last.slug}, {last.paper_count} papers_t)" if last else ""),
         f"deliveries: {d['pending']} pending, {d['sent']} sent, "
         f"{d['failed']} failed, {d['cancelled']} cancelled",
     ]

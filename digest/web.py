@@ -13,7 +13,7 @@ import logging
 import os
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from mimetypes import guess_type
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Mount, Route
+from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import PathLike, StaticFiles
 from starlette.types import Scope
 
@@ -69,9 +69,15 @@ class SiteFiles(StaticFiles):
         return SiteFileResponse(str(full_path), media, self.is_not_modified, self.gzip_cache)
 
 
-def make_app(site_dir: Path, health: Health, metrics: Callable[[], bytes] | None = None) -> Starlette:
+def make_app(
+    site_dir: Path,
+    health: Health,
+    metrics: Callable[[], bytes] | None = None,
+    routes: Sequence[BaseRoute] = (),
+) -> Starlette:
     """The ASGI app: ``/healthz`` from ``health()`` (status code, JSON), ``/metrics`` from
-    ``metrics()`` (Prometheus text) when given, the site at ``/``."""
+    ``metrics()`` (Prometheus text) when given, ``routes`` (the subscriber pages,
+    digest/web_subscribe.py), the site at ``/``."""
 
     def healthz(request: Request) -> Response:
         status, body = health()
@@ -93,6 +99,7 @@ def make_app(site_dir: Path, health: Health, metrics: Callable[[], bytes] | None
         routes=[
             Route("/healthz", healthz, methods=["GET", "HEAD"]),
             *extra,
+            *routes,
             Mount("/", SiteFiles(directory=site_dir, html=True, check_dir=False, follow_symlink=False)),
         ],
         middleware=[Middleware(GZipMiddleware, minimum_size=500)],

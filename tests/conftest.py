@@ -14,7 +14,7 @@ from digest.store import Store
 from tests.helpers import MakeConfig, write_toml
 
 # The SMTP sink's fixture (start_server) for every test module.
-pytest_plugins = ["tests.smtpsink"]
+pytest_plugins = ["tests.smtpsink", "tests.subscribe_site"]
 
 
 @pytest.fixture

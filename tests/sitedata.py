@@ -11,11 +11,11 @@ from datetime import timedelta
 from pathlib import Path
 
 from digest.config import Config
-from digest.deliver import FileTransport
 from digest.identity import paper_key
 from digest.model import Paper
 from digest.pipeline import RunReport, run_once
 from digest.store import Store
+from digest.transports import FileTransport
 from tests.helpers import DUMP_000, DUMP_002, NOW
 
 DAY1 = NOW - timedelta(days=1)

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from digest.config import Config
+from digest.identity import message_ids
 from digest.model import Paper
 from digest.site import publish
 from digest.store import Store
@@ -31,7 +32,9 @@ def _digest_at(store: Store, when: datetime, n: int) -> None:
         layout=lambda: "spaced",
         now=when,
     )
-    assert store.create_digest(now=when, day=when.date(), recipients=(), domain="example.org")
+    assert store.create_digest(
+        now=when, day=when.date(), recipients=(), message_id=message_ids("example.org", store.install_id())
+    )
 
 
 def _published(config: Config, store: Store, site: Path, *, everything: bool = False) -> set[str]:

@@ -19,9 +19,9 @@ from bench import gen
 from digest import identity
 from digest.cli import main
 from digest.dating import dump_moment, listing_day
-from digest.deliver import FileTransport
 from digest.pipeline import run_once
 from digest.store import Store
+from digest.transports import FileTransport
 from tests.helpers import MakeConfig
 from tests.test_site import page
 

@@ -1,4 +1,4 @@
-"""Several ``digest run`` processes at once against one state and inbox (invariant 7):
+"""Several ``digest run`` processes at once against one state and inbox (docs/DESIGN.md invariant 7):
 one digest, one email per recipient, and every loser says why instead of crashing."""
 
 from __future__ import annotations

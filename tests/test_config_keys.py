@@ -81,6 +81,8 @@ DURATION_KEYS = [
     "schedule.poll",
     "schedule.misfire_grace",
     "feed.window",
+    "subscribe.confirm_for",
+    "subscribe.rate_window",
 ]
 
 

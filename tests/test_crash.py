@@ -1,4 +1,4 @@
-"""Crash safety (invariants 1-6): ``digest run`` SIGKILLed at every named crash point,
+"""Crash safety (docs/DESIGN.md invariants 1-6): ``digest run`` SIGKILLed at every named crash point,
 then run again, leaves every paper stored once, every digest published and delivered,
 no half-written or temp file, and a re-delivery only in the accept→mark_sent window,
 byte-identical. The by-hand harness (``python -m crash.harness``) runs hundreds of

@@ -11,9 +11,9 @@ import feedparser
 import pytest
 
 from digest.config import Config
-from digest.deliver import FileTransport
 from digest.pipeline import run_once
 from digest.store import Store
+from digest.transports import FileTransport
 from tests.helpers import DUMP_000, DUMP_002, NOW, drop
 
 pytestmark = pytest.mark.slow  # the whole example run

@@ -15,10 +15,10 @@ import pytest
 
 from digest import identity
 from digest.config import Config, parse_duration
-from digest.deliver import FileTransport
 from digest.pipeline import run_once
 from digest.site import publish
 from digest.store import Store
+from digest.transports import FileTransport
 from tests.helpers import DUMP_000, DUMP_002, GOLDEN, NOW, MakeConfig, check_golden, drop
 from tests.sitedata import (
     AUTHORED,

@@ -20,10 +20,10 @@ import pytest
 from bench import gen
 from digest import identity
 from digest.config import Config
-from digest.deliver import FileTransport
 from digest.errors import ConfigError
 from digest.pipeline import run_once
 from digest.store import Store
+from digest.transports import FileTransport
 from tests.helpers import MakeConfig
 from tests.test_site import http_site, newsboat  # noqa: F401  (a fixture and a helper)
 

@@ -19,12 +19,12 @@ import pytest
 
 from digest.cli import main
 from digest.config import Config
-from digest.deliver import FileTransport
 from digest.errors import ConfigError
 from digest.fetch import USER_AGENT, fetch_all
 from digest.ingest import ingest_inbox
 from digest.pipeline import RunOptions, run_once
 from digest.store import Store
+from digest.transports import FileTransport
 from tests.helpers import DUMP_000, DUMP_002, NOW, MakeConfig, drop, write_toml
 
 Route = Callable[[BaseHTTPRequestHandler], None]

@@ -15,7 +15,6 @@ import httpx
 import pytest
 
 from digest.fetch import fetch_all
-from digest.fetch_body import BodyError, codings, decoded
 from digest.store import Store
 from tests.helpers import DUMP_000, NOW, ROOT, MakeConfig
 from tests.test_fetch import Server, fetch_config, fetched, send
@@ -76,6 +75,8 @@ def test_a_stacked_gzip_bomb_is_refused_in_bounded_memory(
 
 
 def test_decoding_is_bounded_and_exact_for_every_chain() -> None:
+    from digest.fetch_body import BodyError, codings, decoded
+
     data = bytes(range(256)) * 4000 + b"tail"
     deflated = zlib.compress(data)
     raw = zlib.compressobj(wbits=-15)

@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 
 from digest.cli import main
-from digest.names import printable_name
 from tests.helpers import write_toml
 from tests.test_hostile import GOOD, spaced
 
@@ -32,6 +31,8 @@ def status_json(config_file: Path, capsys: pytest.CaptureFixture[str]) -> dict[s
 
 
 def test_printable_name_escapes_bytes_that_are_not_utf8_and_controls() -> None:
+    from digest.names import printable_name
+
     assert printable_name("plain café.txt") == "plain café.txt"
     assert printable_name(os.fsdecode(b"caf\xe9.txt")) == "caf\\xe9.txt"
     assert printable_name("a\r\nb\x1b[31mc\u2028.txt") == "a\\r\\nb\\e[31mc\\u2028.txt"

@@ -14,11 +14,11 @@ import pytest
 
 from digest.cli import main
 from digest.config import Config
-from digest.deliver import SmtpTransport, make_transport
 from digest.errors import DeliveryError
 from digest.pipeline import RunOptions, run_once
 from digest.render.email import Wire
 from digest.store import Store
+from digest.transports import SmtpTransport, make_transport
 from tests.helpers import DUMP_000, NOW, MakeConfig, drop
 from tests.smtpsink import Recorder, StartServer
 

@@ -244,7 +244,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 import sqlalchemy.dialects.sqlite.pysqlite
 from digest.config import load_config
-from digest.deliver import FileTransport
+from digest.transports import FileTransport
 from digest.pipeline import RunOptions, run_once
 from digest.store import Store
 config = load_config(Path(sys.argv[1]), {})

@@ -18,10 +18,10 @@ from hypothesis import strategies as st
 
 from digest import identity, latex, text
 from digest.config import Config
-from digest.deliver import FileTransport
 from digest.parse import parse_dump
 from digest.pipeline import run_once
 from digest.store import Store
+from digest.transports import FileTransport
 from tests.helpers import DUMP_000, DUMP_002, NOW
 
 CONVERTED = [

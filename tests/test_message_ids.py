@@ -1,4 +1,4 @@
-"""Message-IDs (DESIGN.md, "Identity"; invariant 4): unique per install and state, the
+"""Message-IDs (docs/DESIGN.md, "Identity"; invariant 4): unique per install and state, the
 same on every retry of one delivery. Gmail drops a message whose Message-ID it has
 already seen, so two installs mailing one reader must never share one."""
 
@@ -11,11 +11,11 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from digest import store_meta
 from digest.config import Config
-from digest.deliver import FileTransport, make_transport
 from digest.pipeline import run_once
 from digest.store import MIGRATIONS, Store
+from digest.store import meta as store_meta
+from digest.transports import FileTransport, make_transport
 from tests.helpers import DUMP_000, NOW, MakeConfig, drop
 from tests.smtpsink import Recorder, StartServer
 

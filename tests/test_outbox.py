@@ -12,10 +12,10 @@ import pytest
 
 from digest.cli import main
 from digest.config import Config
-from digest.deliver import FileTransport
 from digest.ingest import ingest_inbox
 from digest.pipeline import run_once
 from digest.store import Store
+from digest.transports import FileTransport
 from tests.helpers import DUMP_000, DUMP_002, NOW, MakeConfig, drop
 from tests.smtpsink import free_port
 

@@ -21,7 +21,7 @@ _FORMAT = {chr(c) for lo, hi in FORMAT_RANGES for c in range(lo, hi + 1)}
 
 
 def reference_key(title: str) -> str:
-    """DESIGN.md "Identity", literally: format characters dropped, NFKC, casefold, every
+    """docs/DESIGN.md "Identity", literally: format characters dropped, NFKC, casefold, every
     run of non-alphanumeric characters one space, stripped."""
     text = "".join(c for c in title if c not in _FORMAT)
     text = unicodedata.normalize("NFKC", text).casefold()

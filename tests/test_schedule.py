@@ -14,9 +14,10 @@ import pytest
 from digest.config import Config
 from digest.errors import ConfigError
 from digest.lock import run_lock
-from digest.pipeline import make_transport, run_once
+from digest.pipeline import run_once
 from digest.schedule import DIGEST, POLL, Service, digest_trigger, missed_digest
 from digest.store import Store
+from digest.transports import make_transport
 from tests.helpers import DUMP_000, DUMP_002, NOW, MakeConfig, drop
 
 # --- config ---------------------------------------------------------------------------------

@@ -204,7 +204,7 @@ def test_incomplete_or_unreadable_dkim_settings_name_the_key(make_config: MakeCo
     bad = tmp_path / "bad.pem"
     bad.write_text("not a key")
     config = make_config(email__dkim={"selector": SELECTOR, "domain": "example.org", "key_file": str(bad)})
-    from digest.deliver import make_transport
+    from digest.transports import make_transport
 
     with pytest.raises(ConfigError, match=r"email\.dkim\.key_file.*holds no RSA private key") as info:
         make_transport(config)

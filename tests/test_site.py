@@ -25,10 +25,10 @@ import pytest
 from digest import identity
 from digest.cli import main
 from digest.config import Config
-from digest.deliver import FileTransport
 from digest.ingest import ingest_inbox
 from digest.pipeline import run_once
 from digest.store import Store
+from digest.transports import FileTransport
 from tests.helpers import DUMP_000, DUMP_002, GOLDEN, NOW, check_golden, drop
 from tests.sitedata import (
     DAY1,
@@ -189,7 +189,12 @@ def test_digest_publish_marks_pending_digests_and_output_dir_changes_no_state(
     drop(inbox, DUMP_000)
     # A run that only ingests (as the service's poll does), then a digest that nobody published.
     ingest_inbox(config, store, NOW)
-    store.create_digest(now=NOW, day=NOW.date(), recipients=(), domain="example.org")
+    store.create_digest(
+        now=NOW,
+        day=NOW.date(),
+        recipients=(),
+        message_id=identity.message_ids("example.org", store.install_id()),
+    )
     assert len(store.digests(unpublished=True)) == 1
 
     preview = tmp_path / "preview"

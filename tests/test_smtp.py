@@ -21,10 +21,10 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from digest.cli import main
 from digest.config import Config
-from digest.deliver import make_transport
 from digest.pipeline import RunOptions, run_once
 from digest.render.view import day_label
 from digest.store import Store
+from digest.transports import make_transport
 from tests.helpers import DUMP_000, DUMP_002, NOW, MakeConfig, drop
 from tests.smtpsink import Recorder, StartServer, free_port
 
@@ -82,7 +82,8 @@ def test_three_recipients_get_one_message_each_over_one_connection(
         assert msg["Message-ID"] == row.message_id
         assert msg["Date"] == format_datetime(digest.created)  # the digest's time
         assert msg["List-Id"] == "Test Digest <test-digest.example.org>"
-        assert msg["List-Unsubscribe"] == "<mailto:digest@example.org?subject=unsubscribe>"
+        # Each recipient's mailto: carries their own signed token (issue 14).
+        assert msg["List-Unsubscribe"].startswith("<mailto:digest@example.org?subject=unsubscribe%20")
         assert msg.get_content_type() == "multipart/alternative"
         text, html = parts(msg)
         assert (text.get_content_type(), html.get_content_type()) == ("text/plain", "text/html")
@@ -91,6 +92,7 @@ def test_three_recipients_get_one_message_each_over_one_connection(
         for title in titles:
             assert " ".join(title.split()) in flat_text, title
             assert " ".join(title.replace("&", "&amp;").split()) in flat_html.replace("&#39;", "'"), title
+    assert len({handler.to(r.recipient)[0].message["List-Unsubscribe"] for r in rows}) == 3
     # A re-run with nothing new sends nothing.
     before = len(handler.offered)
     assert run(config) == 0

@@ -1,4 +1,4 @@
-"""The state on a real SQLite file: ingest, identity, digests, migrations (invariants 1, 2)."""
+"""The state on a real SQLite file: ingest, identity, digests, migrations (docs/DESIGN.md invariants 1, 2)."""
 
 from __future__ import annotations
 
@@ -12,13 +12,15 @@ import pytest
 import sqlalchemy as sa
 
 from digest.config import Config, sqlite_path
-from digest.deliver import FileTransport
 from digest.errors import DumpError, StoreError
+from digest.identity import message_ids
 from digest.ingest import ingest_inbox
 from digest.model import Paper
 from digest.parse import DumpParser
 from digest.pipeline import run_once
-from digest.store import SCHEMA_VERSION, IngestResult, Store, deliveries, schema_version
+from digest.store import SCHEMA_VERSION, IngestResult, Store
+from digest.store.schema import deliveries_t, schema_version_t
+from digest.transports import FileTransport
 from tests.helpers import DUMP_000, DUMP_002, NOW, drop
 
 
@@ -152,11 +154,23 @@ def test_digest_covers_papers_since_last_and_slugs_are_unique(
 ) -> None:
     drop(inbox, DUMP_000)
     ingest_inbox(config, store, NOW)
-    d1 = store.create_digest(now=NOW, day=NOW.date(), recipients=["a@x.org"], domain="x.org")
-    assert store.create_digest(now=NOW, day=NOW.date(), recipients=["a@x.org"], domain="x.org") is None
+    d1 = store.create_digest(
+        now=NOW, day=NOW.date(), recipients=["a@x.org"], message_id=message_ids("x.org", store.install_id())
+    )
+    assert (
+        store.create_digest(
+            now=NOW,
+            day=NOW.date(),
+            recipients=["a@x.org"],
+            message_id=message_ids("x.org", store.install_id()),
+        )
+        is None
+    )
     drop(inbox, DUMP_002)
     ingest_inbox(config, store, NOW)
-    d2 = store.create_digest(now=NOW, day=NOW.date(), recipients=["a@x.org"], domain="x.org")
+    d2 = store.create_digest(
+        now=NOW, day=NOW.date(), recipients=["a@x.org"], message_id=message_ids("x.org", store.install_id())
+    )
     assert d1 is not None and d2 is not None
     assert (d1.slug, d1.first_seq, d1.paper_count) == ("2026-11-22", 1, 81)
     assert (d2.slug, d2.first_seq, d2.paper_count) == ("2026-11-22-2", 82, 216)
@@ -170,7 +184,7 @@ def test_digest_covers_papers_since_last_and_slugs_are_unique(
 
 def test_newer_schema_is_refused(config: Config, store: Store) -> None:
     with store.transaction() as conn:
-        conn.execute(sa.update(schema_version).values(version=SCHEMA_VERSION + 1))
+        conn.execute(sa.update(schema_version_t).values(version=SCHEMA_VERSION + 1))
     store.close()
     with pytest.raises(StoreError, match="newer than this paper-digest knows"):
         Store.open(config.state.url)
@@ -191,7 +205,7 @@ def test_reads_do_not_wait_for_a_run_that_is_writing(config: Config, store: Stor
     other = Store.open(config.state.url)  # e.g. `digest status` or /healthz while a run ingests
     try:
         with store.transaction() as conn:  # a writer holds SQLite's write lock, uncommitted
-            conn.execute(sa.delete(deliveries))
+            conn.execute(sa.delete(deliveries_t))
             # Before, every read began IMMEDIATE and waited for the lock (30 s, then an error).
             counts = other.counts()
             assert counts["papers"] == 81 and counts["deliveries"]["sent"] == 1  # the committed state

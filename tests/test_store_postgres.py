@@ -13,10 +13,11 @@ from pathlib import Path
 import pytest
 
 from digest.config import Config
-from digest.deliver import FileTransport
+from digest.identity import message_ids
 from digest.ingest import ingest_inbox
 from digest.pipeline import run_once
 from digest.store import Store
+from digest.transports import FileTransport
 from tests.helpers import DUMP_000, DUMP_002, NOW, MakeConfig, drop
 
 psycopg = pytest.importorskip("psycopg", reason="psycopg is not installed (pip install '.[test]')")
@@ -55,7 +56,12 @@ def test_sample_counts_and_digest_on_postgres(pg_config: Config, inbox: Path) ->
         drop(inbox, DUMP_002)
         second = ingest_inbox(pg_config, store, NOW)
         assert (second.papers_found, second.papers_new) == (231, 216)
-        digest = store.create_digest(now=NOW, day=NOW.date(), recipients=["a@x.org"], domain="x.org")
+        digest = store.create_digest(
+            now=NOW,
+            day=NOW.date(),
+            recipients=["a@x.org"],
+            message_id=message_ids("x.org", store.install_id()),
+        )
         assert digest is not None and digest.paper_count == 297 and digest.created == NOW
         assert len(store.digest_papers(digest)) == 297
         assert store.counts()["deliveries"]["pending"] == 1

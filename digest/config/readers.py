@@ -170,6 +170,7 @@ def _path(key: str, value: Any, base: Path) -> Path:
 
 
 PATH = Reader(_path, relative=True)
+"""A path; a relative one resolves against the config file's folder (so does the default)."""
 
 
 def _optional_path(key: str, value: Any, base: Path) -> Path | None:
@@ -180,7 +181,6 @@ def _optional_path(key: str, value: Any, base: Path) -> Path | None:
 OPTIONAL_PATH = Reader(
     _optional_path, show=lambda v: "" if v is None else str(v), doc=lambda v: "(none)", relative=True
 )
-"""A path; a relative one resolves against the config file's folder (so does the default)."""
 
 
 def _base_url(key: str, value: Any, base: Path) -> str:

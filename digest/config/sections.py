@@ -196,6 +196,20 @@ class HttpSection:
         return split_listen(self.listen) if self.listen else None
 
 
+SECRET_KEY_ENV = "DIGEST_SECRET_KEY"
+
+
+@dataclass(frozen=True)
+class SubscribeSection:
+    """Sign-up, confirmation and the subscriber pages of the built-in server (issue 14)."""
+
+    confirm_for: float = key(3 * 86400.0, duration(positive=True), "how long a confirmation link stays valid")
+    rate_window: float = key(3600.0, duration(positive=True), "the window the two sign-up limits count in")
+    max_per_address: int = key(3, integer(1), "confirmation emails to one address per rate_window")
+    max_per_client: int = key(20, integer(1), "sign-up requests from one client (IP) per rate_window")
+    secret_key: str = secret(SECRET_KEY_ENV, "signs the links; else a key generated once into the state")
+
+
 @dataclass(frozen=True)
 class AlertsSection:
     to: tuple[str, ...] = key((), ADDRESSES, "who gets dump-health alerts (not the subscribers)")
@@ -213,6 +227,7 @@ class Config:
     email: EmailSection = section(EmailSection)
     schedule: ScheduleSection = section(ScheduleSection)
     http: HttpSection = section(HttpSection)
+    subscribe: SubscribeSection = section(SubscribeSection)
     alerts: AlertsSection = section(AlertsSection)
     path: Path | None = None
 

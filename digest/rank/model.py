@@ -81,7 +81,7 @@ class Settings:
     svm_c: float = 0.01
     dislike_weight: float = 3.0  # a dislike counts as this many negatives from history
     like_mode: str = "rocchio"  # "rocchio", "svm" or "knn": see Ranker.like_scores
-    negative: float = 1.0  # Rocchio: weight of the centroid of the papers not liked
+    negative: float = 2.0  # Rocchio: weight of the centroid of the papers not liked (see README)
     prf: float = 0.0  # query expansion: share of the query moved to its top corpus docs
     prf_docs: int = 5
     robust: bool = True

@@ -63,6 +63,34 @@ class EmailPaper:
     ellipsis: str = "…"  # after a cut excerpt; "" when it ends a sentence (no ".…")
 
 
+@dataclass(frozen=True, slots=True)
+class Personal:
+    """A subscriber's own links (signed, so different for each): the List-Unsubscribe
+    targets (https one-click and/or mailto:) and the preferences page."""
+
+    unsubscribe: tuple[str, ...]
+    preferences: str | None = None
+
+    @property
+    def shape(self) -> tuple[tuple[str, ...], bool]:
+        """What the message's structure depends on: the URL schemes (a mailto: with its
+        address, which the footer shows) and whether a preferences link is there (see
+        :class:`Prepared`)."""
+        return tuple(_scheme(u) for u in self.unsubscribe), self.preferences is not None
+
+
+# What a personal link may hold to go into a header and the HTML as it is.
+_LINK_SAFE = re.compile(r"[A-Za-z0-9._~:/?=%@+-]+")
+# Room kept in the byte budget for the personal links of the footer (quoted-printable
+# worst case), so that the layout is the same for every recipient.
+_PERSONAL_RESERVE = 3 * 700
+
+
+def _scheme(url: str) -> str:
+    scheme, _, rest = url.partition(":")
+    return f"mailto:{rest.partition('?')[0]}" if scheme == "mailto" else scheme
+
+
 def one_line(value: str) -> str:
     """Header-safe text: no CR, LF or other control characters, runs of space folded."""
     return " ".join("".join(" " if ord(c) < 32 or c == "\x7f" else c for c in value).split())
@@ -206,9 +234,24 @@ class Layout:
     rest_url: str
 
 
-def _context(settings: EmailSettings, digest: DigestView, shown: Layout, recipient: str) -> dict[str, object]:
-    urls = unsubscribe_urls(settings)
+def _personal_context(settings: EmailSettings, personal: Personal | None) -> dict[str, object]:
+    urls = personal.unsubscribe if personal is not None else unsubscribe_urls(settings)
     mailto = next((u for u in urls if u.startswith("mailto:")), None)
+    return {
+        "unsubscribe_https": next((u for u in urls if u.startswith(("https:", "http:"))), None),
+        "unsubscribe_mailto": mailto,
+        "unsubscribe_address": mailto[len("mailto:") :].partition("?")[0] if mailto else None,
+        "preferences_url": personal.preferences if personal is not None else None,
+    }
+
+
+def _context(
+    settings: EmailSettings,
+    digest: DigestView,
+    shown: Layout,
+    recipient: str,
+    personal: Personal | None = None,
+) -> dict[str, object]:
     papers = shown.papers
     return {
         "title": settings.title,
@@ -223,9 +266,7 @@ def _context(settings: EmailSettings, digest: DigestView, shown: Layout, recipie
         "preheader": preheader(digest, papers),
         "feed_url": identity.site_url(settings.base_url, "feed.xml"),
         "archive_url": settings.base_url,
-        "unsubscribe_https": next((u for u in urls if u.startswith("https:")), None),
-        "unsubscribe_mailto": mailto,
-        "unsubscribe_address": mailto[len("mailto:") :].partition("?")[0] if mailto else None,
+        **_personal_context(settings, personal),
     }
 
 
@@ -244,10 +285,13 @@ def encoded_size(html: str) -> int:
     return len(_qp(html))
 
 
-def layout(settings: EmailSettings, digest: DigestView, papers: Sequence[PaperView]) -> Layout:
+def layout(
+    settings: EmailSettings, digest: DigestView, papers: Sequence[PaperView], personal: bool = False
+) -> Layout:
     """The papers in full, by title and counted, so that the HTML part as sent is at most
     ``settings.max_bytes`` for any recipient, with at most ``settings.max_papers`` in
-    full. The same for every recipient (Prepared relies on it)."""
+    full. The same for every recipient (Prepared relies on it); with ``personal``, room is
+    kept for a subscriber's own links in the footer."""
     papers = tuple(papers)
     full = [email_paper(p, settings.abstract_chars) for p in papers[: settings.max_papers]]
     by_view = {id(e.view): e for e in full}
@@ -255,7 +299,7 @@ def layout(settings: EmailSettings, digest: DigestView, papers: Sequence[PaperVi
     n = len(papers)
     rest_url = max((p.url for p in papers), key=len, default=digest.url)
     nothing = Layout(papers, (), (), 0, "")
-    reserve = 3 * max(0, _LONGEST_ADDRESS - len(_STAND_IN))
+    reserve = 3 * max(0, _LONGEST_ADDRESS - len(_STAND_IN)) + (_PERSONAL_RESERVE if personal else 0)
     frame = encoded_size(html_part(settings, digest, papers, _STAND_IN, nothing)) + reserve
     costs: budget.Costs[PaperView] = budget.Costs(
         room=settings.max_bytes - frame,
@@ -297,10 +341,11 @@ def text_part(
     papers: Sequence[PaperView],
     recipient: str,
     shown: Layout | None = None,
+    personal: Personal | None = None,
 ) -> str:
-    shown = shown or layout(settings, digest, papers)
+    shown = shown or layout(settings, digest, papers, personal is not None)
     template = _text_environment().get_template("email.txt")
-    return template.render(**_context(settings, digest, shown, recipient))
+    return template.render(**_context(settings, digest, shown, recipient, personal))
 
 
 def _text_recipient_block(context: dict[str, object]) -> str:
@@ -315,9 +360,10 @@ def html_part(
     papers: Sequence[PaperView],
     recipient: str,
     shown: Layout | None = None,
+    personal: Personal | None = None,
 ) -> str:
-    shown = shown or layout(settings, digest, papers)
-    return templates.render("email.html", **_context(settings, digest, shown, recipient))
+    shown = shown or layout(settings, digest, papers, personal is not None)
+    return templates.render("email.html", **_context(settings, digest, shown, recipient, personal))
 
 
 def message(
@@ -326,17 +372,20 @@ def message(
     papers: Sequence[PaperView],
     recipient: str,
     message_id: str,
+    personal: Personal | None = None,
 ) -> EmailMessage:
-    """The digest for ``recipient``: multipart/alternative, UTF-8, fixed Date and boundary."""
-    shown = layout(settings, digest, papers)
+    """The digest for ``recipient``: multipart/alternative, UTF-8, fixed Date and boundary.
+    ``personal`` links replace ``settings.unsubscribe`` in the headers and the footer."""
+    shown = layout(settings, digest, papers, personal is not None)
     return _assemble(
         settings,
         digest,
         papers,
         recipient,
         message_id,
-        text_part(settings, digest, papers, recipient, shown),
-        html_part(settings, digest, papers, recipient, shown),
+        text_part(settings, digest, papers, recipient, shown, personal),
+        html_part(settings, digest, papers, recipient, shown, personal),
+        personal,
     )
 
 
@@ -352,6 +401,7 @@ def _assemble(
     message_id: str,
     text: str,
     html: str,
+    personal: Personal | None = None,
 ) -> EmailMessage:
     msg = EmailMessage(policy=SMTP)
     msg["From"] = settings.sender
@@ -361,9 +411,15 @@ def _assemble(
     msg["Message-ID"] = message_id
     msg["MIME-Version"] = "1.0"
     msg["List-Id"] = list_id(settings)
-    urls = unsubscribe_urls(settings)
-    msg["List-Unsubscribe"] = ", ".join(f"<{u}>" for u in urls)
-    if any(u.startswith("https:") for u in urls):
+    urls = personal.unsubscribe if personal is not None else unsubscribe_urls(settings)
+    value = ", ".join(f"<{u}>" for u in urls)
+    if personal is not None and all(_LINK_SAFE.fullmatch(u) for u in urls):
+        # Signed links make the line longer than 78: written as it is (RFC 5322 allows
+        # 998), since the folder would turn it into RFC 2047 words no client reads as URLs.
+        msg.set_raw("List-Unsubscribe", value)
+    else:
+        msg["List-Unsubscribe"] = value
+    if any(u.startswith(("https:", "http:")) for u in urls):
         msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     msg["Auto-Submitted"] = "auto-generated"
     msg.set_content(text, cte="quoted-printable")
@@ -388,11 +444,15 @@ class Wire:
         return cls(to_bytes(msg), str(msg["Message-ID"]), parseaddr(str(msg["From"]))[1])
 
 
+# Headers set with set_raw (only List-Unsubscribe with signed links) are written as given.
+_WIRE_POLICY = SMTP.clone(refold_source="none")
+
+
 def to_bytes(msg: EmailMessage | Wire) -> bytes:
     """The message as it goes on the wire and into a ``.eml`` file (CRLF line ends)."""
     if isinstance(msg, Wire):
         return msg.data
-    return msg.as_bytes(policy=SMTP)
+    return msg.as_bytes(policy=_WIRE_POLICY)
 
 
 # Stand-ins for the recipient and Message-ID while a digest's message is built once for
@@ -432,90 +492,8 @@ def _qp(text: str) -> bytes:
     return encoded.replace("\n", "\r\n").encode("ascii")
 
 
-def _line_around(text: str, needle: str) -> tuple[int, int]:
-    """Start and end (after its newline) of the one line of ``text`` holding ``needle``."""
-    at = text.find(needle)
-    end = text.find("\n", at)
-    return text.rfind("\n", 0, at) + 1, len(text) if end < 0 else end + 1
+# The shared rendering cut per recipient (a module of its own for size; imported last:
+# it builds on everything above).
+from digest.render.email_shared import Prepared  # noqa: E402
 
-
-class Prepared:
-    """One digest's email rendered once for all its recipients.
-
-    Only the To and Message-ID headers, the boundary (from the Message-ID), the text
-    part's ``recipient`` block and the HTML part's line naming the recipient differ
-    between recipients. The message is built and serialised once with stand-ins for
-    them; :meth:`wire` puts each recipient's values, encoded the way the email package
-    encodes them, into that serialisation: byte for byte what :func:`message` and
-    :func:`to_bytes` give (tests/test_email.py compares the two). A recipient whose
-    address HTML-escaping or the CSS inliner would rewrite (quotes, ``&``, ``<``,
-    control characters) gets the message built in full, as does every recipient when a
-    stand-in is not found exactly where expected.
-    """
-
-    def __init__(self, settings: EmailSettings, digest: DigestView, papers: Sequence[PaperView]) -> None:
-        self.settings, self.digest, self.papers = settings, digest, papers
-        shown = layout(settings, digest, papers)
-        self._context = _context(settings, digest, shown, _STAND_IN)
-        text = text_part(settings, digest, papers, _STAND_IN, shown)
-        html = html_part(settings, digest, papers, _STAND_IN, shown)
-        msg = _assemble(settings, digest, papers, _STAND_IN, _STAND_IN_ID, text, html)
-        self._from = parseaddr(str(msg["From"]))[1]
-        start, end = _line_around(html, _STAND_IN)
-        self._html_line = html[start:end].split(_STAND_IN)
-        slots = {
-            "to": _header("To", _STAND_IN),
-            "id": _header("Message-ID", _STAND_IN_ID),
-            "text": _qp(_text_recipient_block(self._context)),
-            "html": _qp(html[start:end]),
-            "boundary": _boundary(_STAND_IN_ID).encode("ascii"),
-        }
-        self._pieces = _split(to_bytes(msg), slots, _STAND_IN.encode("ascii"))
-
-    @property
-    def shared(self) -> bool:
-        """Whether recipients with plain addresses get the shared serialisation."""
-        return self._pieces is not None
-
-    def wire(self, recipient: str, message_id: str) -> Wire:
-        """The message for ``recipient``, as ``Wire.of(message(...))`` would give it."""
-        if self._pieces is None or not recipient.isprintable() or not _HTML_SAFE.isdisjoint(recipient):
-            msg = message(self.settings, self.digest, self.papers, recipient, message_id)
-            return Wire(to_bytes(msg), message_id, self._from)
-        text = _text_recipient_block({**self._context, "recipient": recipient})
-        values = {
-            "to": _header("To", recipient),
-            "id": _header("Message-ID", message_id),
-            "text": _qp(text),
-            "html": _qp(recipient.join(self._html_line)),
-            "boundary": _boundary(message_id).encode("ascii"),
-        }
-        data = b"".join(piece if isinstance(piece, bytes) else values[piece[0]] for piece in self._pieces)
-        return Wire(data, message_id, self._from)
-
-
-def _split(data: bytes, slots: dict[str, bytes], stand_in: bytes) -> list[bytes | tuple[str]] | None:
-    """``data`` cut into literal pieces and the slots where each of ``slots`` occurs: the
-    boundary four times (the header and three delimiters), the others once each, at a
-    line start. None when that is not so, or the stand-in is left anywhere else."""
-    found: list[tuple[int, int, str]] = []
-    for name, needle in slots.items():
-        at = data.find(needle)
-        while at >= 0:
-            found.append((at, at + len(needle), name))
-            at = data.find(needle, at + len(needle))
-    counts = {name: sum(1 for _, _, n in found if n == name) for name in slots}
-    if counts != {name: 4 if name == "boundary" else 1 for name in slots}:
-        return None
-    found.sort()
-    pieces: list[bytes | tuple[str]] = []
-    offset = 0
-    for start, end, name in found:
-        if start < offset or (name != "boundary" and data[start - 2 : start] != b"\r\n"):
-            return None
-        pieces += [data[offset:start], (name,)]
-        offset = end
-    pieces.append(data[offset:])
-    if any(isinstance(p, bytes) and stand_in in p for p in pieces):
-        return None
-    return pieces
+__all__ = ["EmailSettings", "Layout", "Personal", "Prepared", "Wire", "layout", "message", "to_bytes"]

@@ -22,7 +22,6 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import lru_cache
 from html import escape
 
 from feedgen.feed import FeedGenerator
@@ -64,22 +63,10 @@ def _link(url: str, label: str) -> str:
     return f'<a href="{_h(url)}">{_h(label)}</a>'
 
 
-@lru_cache(maxsize=512)  # the abstracts of a feed of up to 512 items, about 1 MB at most
-def _escaped_text(text: str) -> str:
-    """An RSS description: an abstract HTML-escaped, kept for the next publish (the
-    service's next run shows mostly the same items)."""
-    return escape(text, quote=True)
-
-
-@lru_cache(maxsize=512)  # a feed of up to 512 items, about 3 MB at most
 def content_html(paper: PaperView, digest: DigestView) -> str:
     """The item's HTML body: the abstract with its code links clickable, then who wrote
-    it (when known) and where to read it. Every piece of text is escaped.
-
-    Cached: a publish renders RSS, Atom and JSON Feed from the same items, and each run
-    of the service mostly the items of the run before (views are frozen, so equal views
-    give equal bodies)."""
-    h = escape  # quote=True, the default; called directly, this is most of the cost
+    it (when known) and where to read it. Every piece of text is escaped."""
+    h = _h
     pieces = []
     for piece, url in paper.segments:
         if url is None:
@@ -161,7 +148,7 @@ def rss(channel: Channel, items: Sequence[Item]) -> bytes:
         fe.link(href=paper.url)
         fe.pubDate(moment)
         fe.content(content_html(paper, digest), type="CDATA")
-        fe.description(_escaped_text(paper.abstract or paper.title))
+        fe.description(_h(paper.abstract or paper.title))
         fe.category(term=digest.iso_date, label=digest.iso_date)
         if paper.authors:
             fe.register_extension("dc", DcEntryExtension, atom=False, rss=True)

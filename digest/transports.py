@@ -1,5 +1,7 @@
-"""Edge: hands rendered messages to a transport. A transport either returns (the message
-was accepted) or raises DeliveryError, whose ``temporary`` flag says whether to retry.
+"""Edge: the transports (SMTP, ``.eml`` files) that hand one :data:`Outgoing` message to
+one recipient. A transport either returns (the message was accepted) or raises
+DeliveryError, whose ``temporary`` flag says whether to retry. Delivering the outbox,
+and marking rows sent, is :func:`digest.outbox.deliver_pending`'s.
 """
 
 from __future__ import annotations
@@ -14,11 +16,15 @@ from pathlib import Path
 from types import TracebackType
 from typing import Protocol
 
+from digest.atomic import remove_stale_temps, write_atomic
 from digest.config import Config
 from digest.crashpoints import crash_point
 from digest.errors import DeliveryError
-from digest.publish import remove_stale_temps, write_atomic
 from digest.render.email import Wire, to_bytes
+
+# What a transport sends: a built message, or its finished bytes with the Message-ID and
+# envelope sender (``render.email.Wire``, what the outbox's shared rendering cuts).
+Outgoing = EmailMessage | Wire
 
 
 class Transport(Protocol):
@@ -30,7 +36,7 @@ class Transport(Protocol):
         self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
     ) -> None: ...
 
-    def send(self, message: EmailMessage | Wire, recipient: str) -> None: ...
+    def send(self, message: Outgoing, recipient: str) -> None: ...
 
 
 class FileTransport:
@@ -53,13 +59,13 @@ class FileTransport:
     ) -> None:
         return None
 
-    def path_for(self, message: EmailMessage | Wire, recipient: str) -> Path:
+    def path_for(self, message: Outgoing, recipient: str) -> Path:
         mid = message.message_id if isinstance(message, Wire) else str(message["Message-ID"])
         local = "".join(c if c.isalnum() or c in "-_.@" else "_" for c in recipient)[:64]
         tag = hashlib.sha256(mid.encode()).hexdigest()[:8]
         return self.outbox / f"{mid.strip('<>').split('@')[0]}-{local}-{tag}.eml"
 
-    def send(self, message: EmailMessage | Wire, recipient: str) -> None:
+    def send(self, message: Outgoing, recipient: str) -> None:
         try:
             write_atomic(self.path_for(message, recipient), to_bytes(message))
         except OSError as err:
@@ -178,7 +184,7 @@ class SmtpTransport:
             raise DeliveryError(f"cannot {stage} {self.where}: {_oserror(err)}", temporary=True) from err
         return smtp
 
-    def send(self, message: EmailMessage | Wire, recipient: str) -> None:
+    def send(self, message: Outgoing, recipient: str) -> None:
         """Sends one message. A connection kept from an earlier message that turns out
         to be closed is reopened once, for a disconnect before anything of this message
         was sent; nothing else is tried twice. Above all, once the final ``.`` went out

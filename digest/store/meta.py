@@ -4,10 +4,7 @@ The install id is made at random when the state is created (or upgraded to the s
 that has it) and never changes. Message-IDs include it, so two installs, or one whose
 state was deleted and made anew, never reuse a Message-ID for different mail (Gmail
 drops a message whose Message-ID it has seen), while every retry of one delivery keeps
-the Message-ID stored on its row (DESIGN.md, "Identity").
-
-Functions over a :class:`~sqlalchemy.engine.Connection`, so the store package can
-compose them into :class:`~digest.store.Store`.
+the Message-ID stored on its row (docs/DESIGN.md, "Identity").
 """
 
 from __future__ import annotations
@@ -19,7 +16,7 @@ from sqlalchemy.engine import Connection
 
 from digest.errors import StoreError
 
-meta = sa.Table(
+meta_t = sa.Table(
     "meta",
     sa.MetaData(),
     sa.Column("name", sa.String(64), primary_key=True),
@@ -36,13 +33,13 @@ def new_install_id() -> str:
 
 def migrate(conn: Connection) -> None:
     """The migration that adds ``meta`` with a fresh install id."""
-    meta.create(conn, checkfirst=True)
+    meta_t.create(conn, checkfirst=True)
     if get(conn, INSTALL_ID) is None:
-        conn.execute(sa.insert(meta).values(name=INSTALL_ID, value=new_install_id()))
+        conn.execute(sa.insert(meta_t).values(name=INSTALL_ID, value=new_install_id()))
 
 
 def get(conn: Connection, name: str) -> str | None:
-    return conn.execute(sa.select(meta.c.value).where(meta.c.name == name)).scalar_one_or_none()
+    return conn.execute(sa.select(meta_t.c.value).where(meta_t.c.name == name)).scalar_one_or_none()
 
 
 def install_id(conn: Connection) -> str:

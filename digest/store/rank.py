@@ -1,7 +1,5 @@
 """Edge: what ranking reads from the state: the corpus a digest is ranked against, and
 the papers a reader names as liked or disliked.
-
-Kept out of ``store.py`` (which is being split into a package) so it can move whole.
 """
 
 from __future__ import annotations
@@ -15,7 +13,8 @@ import sqlalchemy as sa
 from digest.identity import paper_key
 from digest.rank import UnknownPaperError
 from digest.rank.text import arxiv_id
-from digest.store import Store, papers
+from digest.store import Store
+from digest.store.schema import papers_t
 
 if TYPE_CHECKING:
     from digest.rank.model import Doc
@@ -36,15 +35,17 @@ def corpus(
     an old digest again gives the same order whatever was ingested since."""
     from digest.rank.model import Doc
 
-    cols = (papers.c.seq, papers.c.key, papers.c.title, papers.c.abstract)
-    newest = sa.select(*cols).where(papers.c.seq <= up_to_seq).order_by(papers.c.seq.desc()).limit(limit)
+    cols = (papers_t.c.seq, papers_t.c.key, papers_t.c.title, papers_t.c.abstract)
+    newest = sa.select(*cols).where(papers_t.c.seq <= up_to_seq).order_by(papers_t.c.seq.desc()).limit(limit)
     with store.transaction(read=True) as conn:
         rows = list(conn.execute(newest))[::-1]
         have = {r.key for r in rows}
         wanted = sorted(set(extra_keys) - have)
         for start in range(0, len(wanted), 500):
             chunk = wanted[start : start + 500]
-            rows += list(conn.execute(sa.select(*cols).where(papers.c.key.in_(chunk)).order_by(papers.c.seq)))
+            rows += list(
+                conn.execute(sa.select(*cols).where(papers_t.c.key.in_(chunk)).order_by(papers_t.c.seq))
+            )
     return [Doc(r.key, r.title, r.abstract) for r in rows]
 
 
@@ -58,11 +59,13 @@ def resolve(store: Store, names: Sequence[str]) -> tuple[str, ...]:
     with store.transaction(read=True) as conn:
         for name in names:
             ident = arxiv_id(name)
-            where = papers.c.arxiv_id == ident if ident else papers.c.key == paper_key(name)
-            key = conn.execute(sa.select(papers.c.key).where(where).limit(1)).scalar_one_or_none()
+            where = papers_t.c.arxiv_id == ident if ident else papers_t.c.key == paper_key(name)
+            key = conn.execute(sa.select(papers_t.c.key).where(where).limit(1)).scalar_one_or_none()
             if key is None:
                 recent = conn.execute(
-                    sa.select(papers.c.key, papers.c.title).order_by(papers.c.seq.desc()).limit(SUGGEST_FROM)
+                    sa.select(papers_t.c.key, papers_t.c.title)
+                    .order_by(papers_t.c.seq.desc())
+                    .limit(SUGGEST_FROM)
                 ).all()
                 titles = {r.key: r.title for r in recent}
                 close = difflib.get_close_matches(paper_key(name), list(titles), n=3, cutoff=0.5)

@@ -7,8 +7,6 @@ GUID and archive anchor it was published under: its old key moves to
 ``papers.guid_key``, which :attr:`digest.model.StoredPaper.ident` prefers. When the new
 key is already another stored paper's (both were published, as two papers), the row is
 left as it is: both keep their GUIDs, and a new dump now matches the first one.
-
-Kept out of ``store.py`` (which is being split into a package) so it can move whole.
 """
 
 from __future__ import annotations
@@ -56,7 +54,7 @@ def rekey_format_chars(conn: Connection, papers: sa.Table) -> int:
 
 
 def rekey_migration(papers: sa.Table) -> Callable[[Connection], None]:
-    """The migration step for :data:`digest.store.MIGRATIONS`."""
+    """The migration step for :data:`digest.store.schema.MIGRATIONS`."""
 
     def migrate(conn: Connection) -> None:
         rekey_format_chars(conn, papers)

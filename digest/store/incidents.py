@@ -5,7 +5,8 @@ record when its two alert emails were accepted, so each is sent once (a failed s
 retried on the next poll, never repeated after it went out).
 
 Functions over a :class:`~sqlalchemy.engine.Connection`, so the store package can
-compose them into :class:`~digest.store.Store`. Times are stored as naive UTC.
+compose them into :class:`~digest.store.Store` (migration 9, digest/store/schema.py).
+Times are stored as naive UTC.
 """
 
 from __future__ import annotations
@@ -123,7 +124,9 @@ def mark_notified(conn: Connection, incident_id: int, now: datetime, *, resolved
 
 def observe(conn: Connection, now: datetime) -> Observed:
     """What the decider needs from the state, read with ``conn`` (one transaction)."""
-    from digest.store import digests, dumps, fetch_state
+    from digest.store.schema import digests_t as digests
+    from digest.store.schema import dumps_t as dumps
+    from digest.store.schema import fetch_state_t as fetch_state
 
     last_seen = _aware(conn.execute(sa.select(sa.func.max(dumps.c.seen_at))).scalar_one_or_none())
     fetches = conn.execute(

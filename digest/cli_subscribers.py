@@ -1,0 +1,301 @@
+"""``digest subscribers add|list|show|set|remove|import|export`` (issue 14).
+
+Output never carries a subscriber's secret token or a signed link: ``export`` is a list
+of addresses, statuses and preferences, safe to hand to another install (which gives
+every row a new secret on ``import``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from digest.errors import DigestError
+
+if TYPE_CHECKING:
+    from digest.config import Config
+
+FIELDS = ("address", "status", "cadence", "max_papers", "only_top", "interests", "keywords", "exclude")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _prefs_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--cadence", metavar="C", help="daily, or weekly:mon … weekly:sun")
+    parser.add_argument("--max-papers", type=int, metavar="N", help="top picks shown in full (default 10)")
+    parser.add_argument(
+        "--only-top", action=argparse.BooleanOptionalAction, default=None, help="send only the top picks"
+    )
+    parser.add_argument("--interests", metavar="TEXT", help="a sentence or two about what to put first")
+    parser.add_argument(
+        "--keyword", action="append", metavar="K", help="a word or phrase that weighs heavily (repeat)"
+    )
+    parser.add_argument("--exclude", action="append", metavar="K", help="papers matching it sink (repeat)")
+
+
+def _prefs_from_args(args: argparse.Namespace, base: Any = None) -> Any:
+    from digest.subscribers import preferences_from
+
+    data = {
+        "cadence": args.cadence,
+        "max_papers": args.max_papers,
+        "only_top": args.only_top,
+        "interests": args.interests,
+        "keywords": args.keyword,
+        "exclude": args.exclude,
+    }
+    try:
+        return preferences_from(data, base)
+    except ValueError as err:
+        raise DigestError(f"{err}; see digest subscribers add --help") from None
+
+
+def _address(value: str) -> str:
+    from email_validator import EmailNotValidError, validate_email
+
+    try:
+        validate_email(value.strip(), check_deliverability=False)  # stored as given, once valid
+        return value.strip()
+    except EmailNotValidError as err:
+        raise DigestError(
+            f"{value!r} is not an email address ({err}); write it like user@example.org"
+        ) from None
+
+
+def add_parser(add: Any) -> None:
+    """Adds ``subscribers`` and its commands through ``add`` (the ``digest`` parser's
+    ``add(name, **kwargs)``, which gives every command the common options)."""
+    top = add("subscribers", help="add, list, change, remove, import and export subscribers")
+    cmds = top.add_subparsers(dest="subcommand", required=True, metavar="SUBCOMMAND")
+
+    add = cmds.add_parser("add", help="add ADDRESS as an active subscriber (the operator vouches)")
+    add.add_argument("address", metavar="ADDRESS")
+    add.add_argument("--pending", action="store_true", help="pending instead: mail a confirmation link")
+    _prefs_args(add)
+    add.set_defaults(func=cmd_add)
+
+    lst = cmds.add_parser("list", help="every subscriber: address, status, cadence, source")
+    lst.add_argument("--status", choices=["pending", "active", "unsubscribed", "bounced"])
+    lst.add_argument("--json", action="store_true", help="print only a JSON list of objects")
+    lst.set_defaults(func=cmd_list)
+
+    show = cmds.add_parser("show", help="one subscriber: status, times, preferences, votes")
+    show.add_argument("address", metavar="ADDRESS")
+    show.add_argument("--json", action="store_true", help="print only JSON")
+    show.set_defaults(func=cmd_show)
+
+    set_ = cmds.add_parser("set", help="change a subscriber's status or preferences")
+    set_.add_argument("address", metavar="ADDRESS")
+    set_.add_argument("--status", choices=["pending", "active", "unsubscribed", "bounced"])
+    set_.add_argument(
+        "--new-token", action="store_true", help="a new secret: every link sent so far stops working"
+    )
+    _prefs_args(set_)
+    set_.set_defaults(func=cmd_set)
+
+    rm = cmds.add_parser("remove", help="delete a subscriber and their votes (deliveries stay as history)")
+    rm.add_argument("address", metavar="ADDRESS")
+    rm.set_defaults(func=cmd_remove)
+
+    imp = cmds.add_parser("import", help="add or update subscribers from a CSV or JSON file (all or nothing)")
+    imp.add_argument("file", metavar="FILE")
+    imp.add_argument("--format", choices=["csv", "json"], help="default: from the file name")
+    imp.set_defaults(func=cmd_import)
+
+    exp = cmds.add_parser("export", help="every subscriber with preferences as CSV or JSON on stdout")
+    exp.add_argument("--format", choices=["csv", "json"], default="json")
+    exp.set_defaults(func=cmd_export)
+
+
+def _open(config: Config) -> Any:
+    from digest.store import Store
+
+    return Store.open(config.state.url)
+
+
+def _subs(store: Any) -> Any:
+    from digest.store.subscribers import Subscribers
+
+    return Subscribers(store)
+
+
+def _need(subs: Any, address: str) -> Any:
+    sub = subs.get(address)
+    if sub is None:
+        raise DigestError(f"{address} is not a subscriber; add it with digest subscribers add {address}")
+    return sub
+
+
+def cmd_add(args: argparse.Namespace, config: Config) -> int:
+    from digest import audience
+
+    address = _address(args.address)
+    prefs = _prefs_from_args(args)
+    store = _open(config)
+    try:
+        subs = _subs(store)
+        sub = subs.add(
+            address, _now(), status="pending" if args.pending else "active", source="cli", prefs=prefs
+        )
+        if args.pending:
+            audience.send_confirmation(config, audience.tokens(config, store), sub, _now())
+    finally:
+        store.close()
+    what = "pending: a confirmation link was mailed to it" if args.pending else "active"
+    print(f"{sub.address} added, {what} ({sub.preferences.cadence})")
+    return 0
+
+
+def cmd_list(args: argparse.Namespace, config: Config) -> int:
+    store = _open(config)
+    try:
+        rows = _subs(store).all(args.status)
+    finally:
+        store.close()
+    if args.json:
+        print(json.dumps([s.as_dict() for s in rows], indent=2, ensure_ascii=False))
+        return 0
+    for s in rows:
+        print(f"{s.address}\t{s.status}\t{s.preferences.cadence}\t{s.source}")
+    print(f"{len(rows)} subscriber{'' if len(rows) == 1 else 's'}", file=sys.stderr)
+    return 0
+
+
+def cmd_show(args: argparse.Namespace, config: Config) -> int:
+    store = _open(config)
+    try:
+        subs = _subs(store)
+        sub = _need(subs, args.address)
+        votes = subs.votes(sub.id)
+        titles = subs.titles([v.paper_key for v in votes]) if votes else {}
+    finally:
+        store.close()
+    data = sub.as_dict()
+    data["votes"] = [
+        {"paper": titles.get(v.paper_key, v.paper_key), "value": v.value, "at": v.at.isoformat()}
+        for v in votes
+    ]
+    if args.json:
+        print(json.dumps(data, indent=2, ensure_ascii=False))
+        return 0
+    for key, value in data.items():
+        if key == "votes":
+            continue
+        shown = ", ".join(value) if isinstance(value, list) else value
+        print(f"{key}: {'' if shown is None else shown}")
+    for v in data["votes"]:
+        print(f"{'like' if v['value'] > 0 else 'dislike'}: {v['paper']}")
+    return 0
+
+
+def cmd_set(args: argparse.Namespace, config: Config) -> int:
+    store = _open(config)
+    try:
+        subs = _subs(store)
+        sub = _need(subs, args.address)
+        prefs = _prefs_from_args(args, sub.preferences)
+        if prefs != sub.preferences:
+            subs.set_preferences(sub.id, prefs)
+        cancelled = 0
+        if args.status and args.status != sub.status:
+            cancelled = subs.set_status(sub.id, args.status, _now(), "set by the operator").cancelled
+        if args.new_token:
+            subs.new_token(sub.id)
+        sub = _need(subs, args.address)
+    finally:
+        store.close()
+    extra = f"; {cancelled} pending deliveries cancelled" if cancelled else ""
+    print(f"{sub.address}: {sub.status}, {sub.preferences.cadence}{extra}")
+    return 0
+
+
+def cmd_remove(args: argparse.Namespace, config: Config) -> int:
+    store = _open(config)
+    try:
+        removed = _subs(store).remove(args.address, _now())
+    finally:
+        store.close()
+    if not removed:
+        raise DigestError(f"{args.address} is not a subscriber; nothing removed")
+    print(f"{args.address} removed")
+    if args.address.strip().lower() in {a.lower() for a in config.email.to}:
+        print(f"note: {args.address} is listed in email.to: the next run adds it again", file=sys.stderr)
+    return 0
+
+
+def _rows_from(path: Path, fmt: str) -> list[tuple[str, dict[str, Any]]]:
+    """(where, fields) for each subscriber in the file: ``where`` is ``file:line`` or
+    ``file[i]`` for messages."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as err:
+        raise DigestError(f"cannot read {path}: {err}") from None
+    if fmt == "json":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise DigestError(f"{path}:{err.lineno}: not valid JSON ({err.msg})") from None
+        if not isinstance(data, list) or not all(isinstance(d, dict) for d in data):
+            raise DigestError(f"{path}: expected a JSON list of objects, as digest subscribers export writes")
+        return [(f"{path}[{i}]", d) for i, d in enumerate(data)]
+    reader = csv.DictReader(io.StringIO(text))
+    if not reader.fieldnames or "address" not in reader.fieldnames:
+        raise DigestError(f"{path}:1: the header must name an address column (columns: {', '.join(FIELDS)})")
+    return [(f"{path}:{reader.line_num}", {k: v for k, v in row.items() if k and v != ""}) for row in reader]
+
+
+def cmd_import(args: argparse.Namespace, config: Config) -> int:
+    from digest.subscribers import STATUSES, preferences_from
+
+    path = Path(args.file)
+    fmt = args.format or ("json" if path.suffix.lower() == ".json" else "csv")
+    checked = []
+    for where, row in _rows_from(path, fmt):
+        try:
+            address = _address(str(row.get("address", "")))
+        except DigestError as err:
+            raise DigestError(f"{where}: {err}") from None
+        status = str(row.get("status") or "active")
+        if status not in STATUSES:
+            raise DigestError(f"{where}: status {status!r} is not one of {', '.join(STATUSES)}")
+        try:
+            prefs = preferences_from({k: row.get(k) for k in FIELDS[2:]})
+        except ValueError as err:
+            raise DigestError(f"{where}: {err}") from None
+        checked.append((address, status, prefs))
+    store = _open(config)
+    new = 0
+    try:
+        subs = _subs(store)
+        now = _now()
+        for address, status, prefs in checked:
+            new += subs.upsert(address, status, prefs, now, "import")
+    finally:
+        store.close()
+    print(f"imported {len(checked)} subscribers from {path}: {new} new, {len(checked) - new} updated")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace, config: Config) -> int:
+    store = _open(config)
+    try:
+        rows = _subs(store).all()
+    finally:
+        store.close()
+    if args.format == "json":
+        print(json.dumps([s.as_dict() for s in rows], indent=2, ensure_ascii=False))
+        return 0
+    out = csv.DictWriter(sys.stdout, fieldnames=FIELDS, lineterminator="\n")
+    out.writeheader()
+    for s in rows:
+        data = s.as_dict()
+        out.writerow({k: "; ".join(data[k]) if isinstance(data[k], list) else data[k] for k in FIELDS})
+    return 0

@@ -1,0 +1,125 @@
+"""The outbox: one ``deliveries`` row per digest and recipient (invariant 4 in
+docs/DESIGN.md), and the ``suppressions`` list that cancels them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from digest.model import Delivery, DeliveryStatus
+from digest.store import meta
+from digest.store.base import StoreBase
+from digest.store.schema import deliveries_t
+
+
+def delivery_row(row: Any) -> Delivery:
+    return Delivery(
+        id=row.id,
+        digest_id=row.digest_id,
+        recipient=row.recipient,
+        status=row.status,
+        attempts=row.attempts,
+        message_id=row.message_id,
+        last_error=row.last_error,
+        created=row.created_at,
+        last_attempt=row.last_attempt_at,
+        sent=row.sent_at,
+    )
+
+
+class OutboxMixin(StoreBase):
+    """The ``deliveries`` and ``suppressions`` tables, and the install id their
+    Message-IDs carry."""
+
+    def install_id(self) -> str:
+        """The random id made with the state (:mod:`digest.store.meta`); pass it to
+        :func:`digest.identity.message_ids`."""
+        with self.transaction(read=True) as conn:
+            return meta.install_id(conn)
+
+    def deliveries(self, status: DeliveryStatus | None = None) -> list[Delivery]:
+        query = sa.select(deliveries_t).order_by(deliveries_t.c.digest_id, deliveries_t.c.id)
+        if status:
+            query = query.where(deliveries_t.c.status == status)
+        with self.transaction(read=True) as conn:
+            return [delivery_row(r) for r in conn.execute(query)]
+
+    def mark_sent(self, delivery_id: int, now: datetime) -> None:
+        """Called only after the server accepted the message (docs/DESIGN.md invariant 4)."""
+        with self.transaction() as conn:
+            conn.execute(
+                sa.update(deliveries_t)
+                .where(deliveries_t.c.id == delivery_id)
+                .values(
+                    status="sent",
+                    sent_at=now,
+                    last_attempt_at=now,
+                    attempts=deliveries_t.c.attempts + 1,
+                    last_error=None,
+                )
+            )
+
+    def mark_attempt_failed(self, delivery_id: int, error: str, now: datetime, *, permanent: bool) -> None:
+        """A temporary failure stays pending for the next run; a permanent one is failed."""
+        with self.transaction() as conn:
+            conn.execute(
+                sa.update(deliveries_t)
+                .where(deliveries_t.c.id == delivery_id)
+                .values(
+                    status="failed" if permanent else "pending",
+                    last_attempt_at=now,
+                    attempts=deliveries_t.c.attempts + 1,
+                    last_error=error,
+                )
+            )
+
+    def cancel_deliveries(self, delivery_ids: Iterable[int], reason: str, now: datetime) -> int:
+        """Pending rows become ``cancelled`` with ``reason``; returns how many changed."""
+        ids = list(delivery_ids)
+        if not ids:
+            return 0
+        with self.transaction() as conn:
+            result = conn.execute(
+                sa.update(deliveries_t)
+                .where(deliveries_t.c.id.in_(ids), deliveries_t.c.status == "pending")
+                .values(status="cancelled", last_error=reason, last_attempt_at=now)
+            )
+        return int(result.rowcount)
+
+    # --- suppression list: the unsubscribed subscribers (digest/store/subscribers.py) ---
+
+    def suppress(self, address: str, now: datetime, reason: str = "unsubscribed") -> int:
+        """Makes ``address`` an ``unsubscribed`` subscriber (a new row with source
+        ``suppression`` when it was none; idempotent) and cancels its pending deliveries
+        in the same transaction; returns how many were cancelled."""
+        from digest.store.subscribers import Subscribers
+
+        subs = Subscribers(self)  # type: ignore[arg-type]
+        sub = subs.get(address)
+        if sub is None:
+            sub = subs.add(address, now, status="pending", source="suppression")
+        return subs.set_status(sub.id, "unsubscribed", now, reason).cancelled
+
+    def unsuppress(self, address: str, now: datetime | None = None) -> bool:
+        """Undoes :meth:`suppress`: a bare suppression is deleted, any other unsubscribed
+        subscriber is active again. False when ``address`` had not unsubscribed."""
+        from digest.store.subscribers import Subscribers
+
+        subs = Subscribers(self)  # type: ignore[arg-type]
+        sub = subs.get(address)
+        if sub is None or sub.status != "unsubscribed":
+            return False
+        if sub.source == "suppression":
+            return subs.remove(address, now or sub.created)
+        subs.set_status(sub.id, "active", now or sub.created)
+        return True
+
+    def suppressed(self) -> frozenset[str]:
+        """Every address that unsubscribed or bounced, normalised."""
+        from digest.store.subscribers import Subscribers
+
+        subs = Subscribers(self)  # type: ignore[arg-type]
+        return frozenset(s.key for s in subs.all() if s.status in ("unsubscribed", "bounced"))

@@ -1,0 +1,175 @@
+"""Signed links: which subscriber, for what (docs/DESIGN.md, invariants 10 and 11).
+
+Tokens are itsdangerous signatures under the install's key (``DIGEST_SECRET_KEY``, else
+one generated once into the state). Each purpose has its own salt, so a token made for
+one purpose (or by another install, or for another list) never passes for another.
+The payload names the subscriber by id and by a fingerprint of their secret token:
+giving a subscriber a new secret revokes every link issued before.
+
+- ``confirm`` carries a timestamp and expires after ``subscribe.confirm_for``.
+- ``unsubscribe``, ``preferences`` and ``vote`` carry none: the same state gives the same
+  link, so a subscriber's email is the same bytes when rebuilt (invariant 12).
+
+``csrf`` tokens bind a form to a random value kept in a cookie (double submit) and
+expire after a few hours.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+from urllib.parse import quote
+
+from itsdangerous import BadData, SignatureExpired, URLSafeSerializer, URLSafeTimedSerializer
+from itsdangerous.timed import TimestampSigner
+
+from digest.identity import site_url
+from digest.subscribers import Subscriber
+
+Purpose = Literal["confirm", "unsubscribe", "preferences", "vote"]
+SECRET_ENV = "DIGEST_SECRET_KEY"
+CSRF_MAX_AGE = 4 * 3600
+
+
+class BadToken(Exception):
+    """A token that is forged, truncated, for another purpose or install, or expired.
+    ``expired`` is set (with the subscriber id) when only its age is wrong."""
+
+    def __init__(self, reason: str, *, expired_id: int | None = None) -> None:
+        super().__init__(reason)
+        self.expired_id = expired_id
+
+
+def fingerprint(subscriber_token: str) -> str:
+    """A short, one-way stand-in for a subscriber's secret inside a signed payload."""
+    return hashlib.sha256(subscriber_token.encode()).hexdigest()[:10]
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """What a valid token says: the subscriber's id and secret fingerprint, and for a
+    vote the paper key and value."""
+
+    subscriber_id: int
+    fingerprint: str
+    paper_key: str | None = None
+    value: int | None = None
+
+    def matches(self, subscriber: Subscriber | None) -> bool:
+        """Whether ``subscriber`` is the one named, with the secret the link was made with."""
+        return (
+            subscriber is not None
+            and subscriber.id == self.subscriber_id
+            and hmac.compare_digest(fingerprint(subscriber.token), self.fingerprint)
+        )
+
+
+def _clocked_signer(now: datetime) -> type[TimestampSigner]:
+    stamp = int(now.timestamp())
+
+    class Signer(TimestampSigner):
+        def get_timestamp(self) -> int:
+            return stamp
+
+    return Signer
+
+
+class Tokens:
+    """Makes and reads the tokens of one install (``key``)."""
+
+    def __init__(self, key: str) -> None:
+        if not key:
+            raise ValueError("an empty token key")
+        self._key = key
+
+    def _plain(self, purpose: str) -> URLSafeSerializer:
+        return URLSafeSerializer(self._key, salt=f"paper-digest.{purpose}")
+
+    def _timed(self, purpose: str, now: datetime) -> URLSafeTimedSerializer:
+        return URLSafeTimedSerializer(self._key, salt=f"paper-digest.{purpose}", signer=_clocked_signer(now))
+
+    def make(self, purpose: Purpose, subscriber: Subscriber, *, now: datetime | None = None) -> str:
+        payload: list[Any] = [subscriber.id, fingerprint(subscriber.token)]
+        if purpose == "confirm":
+            if now is None:
+                raise ValueError("a confirmation token needs the time it is made")
+            return str(self._timed(purpose, now).dumps(payload))
+        return str(self._plain(purpose).dumps(payload))
+
+    def make_vote(self, subscriber: Subscriber, paper_key: str, value: int) -> str:
+        return str(
+            self._plain("vote").dumps([subscriber.id, fingerprint(subscriber.token), paper_key, value])
+        )
+
+    def read(self, purpose: Purpose, token: str, *, now: datetime | None = None, max_age: float = 0) -> Claim:
+        """The claim of a valid ``token``; BadToken otherwise."""
+        try:
+            if purpose == "confirm":
+                if now is None:
+                    raise ValueError("checking a confirmation token needs the time")
+                serializer = self._timed(purpose, now)
+                try:
+                    payload = serializer.loads(token, max_age=int(max_age))
+                except SignatureExpired as err:
+                    # Genuine but old: say so, naming whom, so a new link can be offered.
+                    value = serializer.load_payload(err.payload) if err.payload is not None else None
+                    who = (
+                        value[0] if isinstance(value, list) and value and isinstance(value[0], int) else None
+                    )
+                    raise BadToken("this confirmation link has expired", expired_id=who) from err
+            else:
+                payload = self._plain(purpose).loads(token)
+        except BadData as err:
+            raise BadToken("this link is not valid") from err
+        return _claim(purpose, payload)
+
+    # --- CSRF (double submit: a random cookie and a signed copy in the form) ---------------
+
+    def csrf(self, form: str, cookie: str, now: datetime) -> str:
+        return str(self._timed("csrf." + form, now).dumps(cookie))
+
+    def check_csrf(self, form: str, cookie: str | None, token: str | None, now: datetime) -> bool:
+        if not cookie or not token:
+            return False
+        try:
+            value = self._timed("csrf." + form, now).loads(token, max_age=CSRF_MAX_AGE)
+        except BadData:
+            return False
+        return isinstance(value, str) and hmac.compare_digest(value, cookie)
+
+
+def _claim(purpose: str, payload: Any) -> Claim:
+    size = 4 if purpose == "vote" else 2
+    if not isinstance(payload, list) or len(payload) != size:
+        raise BadToken("this link is not valid")
+    sub_id, fp = payload[0], payload[1]
+    if not isinstance(sub_id, int) or not isinstance(fp, str):
+        raise BadToken("this link is not valid")
+    if purpose == "vote":
+        key, value = payload[2], payload[3]
+        if not isinstance(key, str) or value not in (1, -1):
+            raise BadToken("this link is not valid")
+        return Claim(sub_id, fp, key, value)
+    return Claim(sub_id, fp)
+
+
+def link(base_url: str, page: str, token: str) -> str:
+    """``<base_url><page>?t=<token>`` (tokens are URL-safe; quoted all the same)."""
+    return f"{site_url(base_url, page)}?t={quote(token, safe='')}"
+
+
+def unsubscribe_urls(
+    tokens: Tokens, subscriber: Subscriber, *, base_url: str, served: bool, mailbox: str
+) -> tuple[str, ...]:
+    """The List-Unsubscribe targets of ``subscriber``: the one-click https page when the
+    built-in server serves the pages (``served``), and a ``mailto:`` to ``mailbox`` whose
+    subject carries the token (for a mailbox reader, or a person, to act on)."""
+    token = tokens.make("unsubscribe", subscriber)
+    urls: list[str] = []
+    if served:
+        urls.append(link(base_url, "unsubscribe", token))
+    urls.append(f"mailto:{mailbox}?subject={quote('unsubscribe ' + token, safe='')}")
+    return tuple(urls)

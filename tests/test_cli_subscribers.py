@@ -1,0 +1,216 @@
+"""``digest subscribers …`` (issue 14), ``digest status`` and /healthz counts; secrets
+never in output."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from digest.cli import main
+from digest.config import Config
+from digest.store import Store
+from digest.store.subscribers import Subscribers
+from tests.helpers import MakeConfig
+
+
+def cli(config: Config, *args: str) -> int:
+    return main(["-c", str(config.path), *args])
+
+
+def tokens_of(config: Config) -> list[str]:
+    db = config.state.url.removeprefix("sqlite:///")
+    with sqlite3.connect(db) as conn:
+        return [r[0] for r in conn.execute("SELECT token FROM subscribers")] + [
+            r[0] for r in conn.execute("SELECT value FROM meta WHERE name = 'token_key'")
+        ]
+
+
+def test_add_list_show_set_remove(config: Config, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli(config, "subscribers", "add", "Ann@Example.org", "--cadence", "weekly:fri", "--keyword", "diffusion",
+               "--keyword", "faces", "--exclude", "survey", "--interests", "People in photos", "--max-papers", "5") == 0  # fmt: skip
+    assert cli(config, "subscribers", "add", "bob@example.org") == 0
+    assert cli(config, "subscribers", "add", "ann@example.org") == 1  # compared case-insensitively
+    assert "already a subscriber" in capsys.readouterr().err
+    assert cli(config, "subscribers", "list", "--json") == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [(s["address"], s["status"]) for s in listed] == [
+        ("Ann@Example.org", "active"),
+        ("bob@example.org", "active"),
+    ]
+    assert listed[0]["keywords"] == ["diffusion", "faces"] and listed[0]["exclude"] == ["survey"]
+    assert listed[0]["cadence"] == "weekly:fri" and listed[0]["max_papers"] == 5
+    assert cli(config, "subscribers", "set", "ANN@example.org", "--status", "unsubscribed", "--only-top") == 0
+    capsys.readouterr()
+    assert cli(config, "subscribers", "show", "ann@example.org", "--json") == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["status"] == "unsubscribed" and shown["only_top"] is True and shown["votes"] == []
+    assert cli(config, "subscribers", "set", "ann@example.org", "--cadence", "fortnightly") == 1
+    assert "not a cadence" in capsys.readouterr().err
+    assert cli(config, "subscribers", "remove", "bob@example.org") == 0
+    assert cli(config, "subscribers", "list") == 0
+    out = capsys.readouterr().out
+    assert (
+        "bob@example.org" not in out.split("removed")[-1]
+        and "Ann@Example.org\tunsubscribed\tweekly:fri" in out
+    )
+    # Nothing printed carries a secret.
+    assert cli(config, "subscribers", "export", "--format", "csv") == 0
+    assert cli(config, "subscribers", "export") == 0
+    assert cli(config, "status", "--json") == 0
+    printed = capsys.readouterr()
+    for secret in tokens_of(config):
+        assert secret not in printed.out + printed.err
+
+
+def test_add_pending_mails_a_confirmation(config: Config, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli(config, "subscribers", "add", "new@example.org", "--pending") == 0
+    assert "pending" in capsys.readouterr().out
+    [eml] = list(config.email.outbox.rglob("*.eml"))
+    text = eml.read_text()
+    assert "Subject: Confirm your subscription to Test Digest" in text and "/confirm?t=" in text
+
+
+def test_export_then_import_round_trips_with_preferences(
+    make_config: MakeConfig, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = make_config()
+    cli(
+        config,
+        "subscribers",
+        "add",
+        "ann@example.org",
+        "--cadence",
+        "weekly:mon",
+        "--keyword",
+        "a; b",
+        "--keyword",
+        "c",
+    )
+    cli(
+        config,
+        "subscribers",
+        "add",
+        "bob@example.org",
+        "--no-only-top",
+        "--interests",
+        'Quotes "and", commas',
+    )
+    exported: dict[str, str] = {}
+    for fmt in ("csv", "json"):
+        capsys.readouterr()
+        assert cli(config, "subscribers", "export", "--format", fmt) == 0
+        exported[fmt] = capsys.readouterr().out
+    store = Store.open(config.state.url)
+    try:
+        original = {s.address: s.preferences for s in Subscribers(store).all()}
+    finally:
+        store.close()
+    for fmt in ("csv", "json"):
+        target = tmp_path / f"other-{fmt}"
+        target.mkdir()
+        other = make_config(state={"url": f"sqlite:///{target}/digest.db"})
+        (target / f"subs.{fmt}").write_text(exported[fmt])
+        assert cli(other, "subscribers", "import", str(target / f"subs.{fmt}")) == 0
+        assert "2 new" in capsys.readouterr().out
+        store = Store.open(other.state.url)
+        try:
+            got = {s.address: s.preferences for s in Subscribers(store).all()}
+        finally:
+            store.close()
+        want = dict(original)
+        if fmt == "csv":  # a keyword holding the separator is split there
+            want["ann@example.org"] = replace(want["ann@example.org"], keywords=("a", "b", "c"))
+        assert got == want, fmt
+
+
+def test_a_bad_import_row_names_the_line_and_imports_nothing(
+    config: Config, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "subs.csv"
+    bad.write_text("address,status,cadence\nok@example.org,active,daily\nnot-an-address,active,daily\n")
+    assert cli(config, "subscribers", "import", str(bad)) == 1
+    err = capsys.readouterr().err
+    assert f"{bad}:3:" in err and "not an email address" in err
+    bad.write_text("address,status,cadence\nok@example.org,active,hourly\n")
+    assert cli(config, "subscribers", "import", str(bad)) == 1
+    assert f"{bad}:2:" in capsys.readouterr().err
+    cli(config, "subscribers", "list", "--json")
+    assert json.loads(capsys.readouterr().out) == []
+
+
+def test_status_counts_subscribers_by_status(config: Config, capsys: pytest.CaptureFixture[str]) -> None:
+    cli(config, "subscribers", "add", "a@example.org")
+    cli(config, "subscribers", "add", "b@example.org", "--pending")
+    cli(config, "subscribers", "add", "c@example.org")
+    cli(config, "subscribers", "set", "c@example.org", "--status", "bounced")
+    capsys.readouterr()
+    assert cli(config, "status", "--json") == 0
+    counts = json.loads(capsys.readouterr().out)["subscribers"]
+    assert counts == {"pending": 1, "active": 1, "unsubscribed": 0, "bounced": 1}
+    assert cli(config, "status") == 0
+    assert "subscribers: 1 pending, 1 active, 0 unsubscribed, 1 bounced" in capsys.readouterr().out
+
+
+def test_healthz_counts_subscribers(config: Config) -> None:
+    from digest.schedule import Service
+
+    store = Store.open(config.state.url)
+    try:
+        Subscribers(store).add("a@example.org", datetime.now(UTC))
+        _, body = Service(config, store).health()
+    finally:
+        store.close()
+    assert body["subscribers"] == {"pending": 0, "active": 1, "unsubscribed": 0, "bounced": 0}
+
+
+def test_the_token_key_comes_from_the_environment_and_is_never_shown(
+    make_config: MakeConfig, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = make_config(env={"DIGEST_SECRET_KEY": "s3cret-key-from-env"})
+    assert config.subscribe.secret_key == "s3cret-key-from-env"
+    assert "s3cret" not in repr(config)
+    assert cli(config, "check-config") == 0
+    out = capsys.readouterr()
+    assert "s3cret" not in out.out + out.err
+
+
+def test_check_config_warns_about_an_http_base_url_when_the_pages_are_served(
+    make_config: MakeConfig, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = make_config(digest={"base_url": "http://127.0.0.1:8080/"}, http={"listen": "127.0.0.1:8080"})
+    assert cli(config, "check-config") == 0
+    err = capsys.readouterr().err
+    assert "base_url is http://" in err and "RFC 8058" in err and err.strip().endswith("config OK")
+
+
+def test_without_the_pages_the_operators_https_target_stays_beside_the_personal_mailto(
+    make_config: MakeConfig, inbox: Path
+) -> None:
+    from digest.pipeline import run_once
+    from digest.transports import FileTransport
+    from tests.helpers import DUMP_000, NOW, drop
+
+    config = make_config(
+        email={"to": ["a@example.org", "b@example.org"], "unsubscribe": ["https://example.org/leave"]}
+    )
+    drop(inbox, DUMP_000)
+    store = Store.open(config.state.url)
+    try:
+        run_once(config, store, FileTransport(config.email.outbox), NOW)
+    finally:
+        store.close()
+    headers = []
+    for eml in sorted(config.email.outbox.rglob("*.eml")):
+        head = eml.read_text().split("\n\n")[0]
+        [line] = [h for h in head.splitlines() if h.startswith("List-Unsubscribe:")]
+        assert line.startswith(
+            "List-Unsubscribe: <https://example.org/leave>, <mailto:digest@example.org?subject="
+        )
+        assert "List-Unsubscribe-Post: List-Unsubscribe=One-Click" in head
+        headers.append(line)
+    assert len(headers) == 2 and headers[0] != headers[1]
