@@ -5,7 +5,6 @@ under 0.5 s and 100 MiB (the bench row, run here at full size as a slow test).""
 from __future__ import annotations
 
 import json
-import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ from bench.scenarios import write_config
 from bench.status import TARGET_MIB, TARGET_SECONDS, build_state, measure_healthz, measure_status
 from digest import status
 from digest.cli import main
-from digest.config import Config, sqlite_path
+from digest.config import Config
 from digest.schedule import Service
 from digest.store import Store
 from tests.helpers import DUMP_000, DUMP_002, MakeConfig, drop
@@ -44,7 +43,8 @@ def test_status_json_and_healthz_are_the_same_snapshot(
     assert body["deliveries"] == {"pending": 0, "sent": 2, "failed": 0, "cancelled": 0}
     assert body["failed_dumps"][0]["name"] == "bad.txt"
     assert body["last_digest"]["papers"] == 216
-    assert "subscribers" not in body  # no subscribers table in this state
+    # email.to's two readers, active subscribers the config vouches for
+    assert body["subscribers"] == {"pending": 0, "active": 2, "unsubscribed": 0, "bounced": 0}
     store = Store.open(config.state.url)
     try:
         code, health = Service(config, store).health()
@@ -93,19 +93,20 @@ def load(path: Path) -> Config:
     return load_config(path, {})
 
 
-def test_subscribers_by_status_appear_once_the_table_exists(
-    config: Config, store: Store, capsys: pytest.CaptureFixture[str]
-) -> None:
-    db = sqlite_path(config.state.url)
-    assert db is not None
-    with sqlite3.connect(db) as conn:  # the shape the subscribers work adds
-        conn.execute(
-            "CREATE TABLE IF NOT EXISTS subscribers (address TEXT PRIMARY KEY, status TEXT NOT NULL)"
-        )
-        conn.executemany(
-            "INSERT INTO subscribers VALUES (?, ?)",
-            [("a@x.org", "active"), ("b@x.org", "active"), ("c@x.org", "bounced"), ("d@x.org", "pending")],
-        )
+def test_subscribers_by_status(config: Config, store: Store, capsys: pytest.CaptureFixture[str]) -> None:
+    from digest.store.subscribers import Subscribers
+
+    subs = Subscribers(store)
+    now = datetime(2026, 11, 22, tzinfo=UTC)
+    for address, state in [
+        ("a@x.org", "active"),
+        ("b@x.org", "active"),
+        ("c@x.org", "bounced"),
+        ("d@x.org", "pending"),
+    ]:
+        sub = subs.add(address, now, status="pending" if state == "pending" else "active")
+        if state == "bounced":
+            subs.set_status(sub.id, "bounced", now)
     body = status_json(config, capsys)
     assert body["subscribers"] == {"pending": 1, "active": 2, "unsubscribed": 0, "bounced": 1}
     assert main(["-c", str(config.path), "status"]) == 0
