@@ -44,7 +44,8 @@ def test_status_json_and_healthz_are_the_same_snapshot(
     assert body["deliveries"] == {"pending": 0, "sent": 2, "failed": 0, "cancelled": 0}
     assert body["failed_dumps"][0]["name"] == "bad.txt"
     assert body["last_digest"]["papers"] == 216
-    assert "subscribers" in body
+    # email.to's two readers, active subscribers the config vouches for
+    assert body["subscribers"] == {"pending": 0, "active": 2, "unsubscribed": 0, "bounced": 0}
     store = Store.open(config.state.url)
     try:
         code, health = Service(config, store).health()
@@ -95,16 +96,18 @@ def load(path: Path) -> Config:
 
 def test_subscribers_by_status(config: Config, store: Store, capsys: pytest.CaptureFixture[str]) -> None:
     from digest.store.subscribers import Subscribers
-    from tests.helpers import NOW
 
     subs = Subscribers(store)
-    for address, state in (
+    now = datetime(2026, 11, 22, tzinfo=UTC)
+    for address, state in [
         ("a@x.org", "active"),
         ("b@x.org", "active"),
         ("c@x.org", "bounced"),
         ("d@x.org", "pending"),
-    ):
-        subs.add(address, NOW, status=state)  # type: ignore[arg-type]
+    ]:
+        sub = subs.add(address, now, status="pending" if state == "pending" else "active")
+        if state == "bounced":
+            subs.set_status(sub.id, "bounced", now)
     body = status_json(config, capsys)
     assert body["subscribers"] == {"pending": 1, "active": 2, "unsubscribed": 0, "bounced": 1}
     assert main(["-c", str(config.path), "status"]) == 0
