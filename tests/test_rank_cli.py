@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -99,18 +100,8 @@ def test_a_subscriber_s_profile_and_votes_rank_their_digest(
 ) -> None:
     """`subscribers add --interests --keyword --like`, then `rank ADDRESS`; a dislike
     added with `subscribers set` moves similar papers down."""
-    code = main(
-        [
-            "-c",
-            str(state),
-            "subscribers",
-            "add",
-            "kenji@example.org",
-            "--interests",
-            "removing objects from clips",
-        ]
-        + ["--keyword", "optical flow", "--like", LIKED]
-    )
+    add = ["subscribers", "add", "kenji@example.org", "--interests", "removing objects from clips"]
+    code = main(["-c", str(state), *add, "--keyword", "optical flow", "--like", LIKED])
     assert code == 0
     code, out, _ = rank(state, capsys, "kenji@example.org", "--json")
     liked = json.loads(out)
@@ -138,9 +129,9 @@ def test_a_subscriber_s_profile_and_votes_rank_their_digest(
     disliked = json.loads(out)
     video = [r["title"] for r in liked if "video" in r["title"].lower()]
 
-    def mean_rank(rows: list[dict[str, object]]) -> float:
-        where = {r["title"]: r["rank"] for r in rows}
-        return sum(float(where[t]) for t in video) / len(video)  # type: ignore[arg-type]
+    def mean_rank(rows: list[dict[str, Any]]) -> float:
+        where = {r["title"]: int(r["rank"]) for r in rows}
+        return sum(where[t] for t in video) / len(video)
 
     assert mean_rank(disliked) > mean_rank(liked) + 10
 
