@@ -19,10 +19,12 @@ import email
 import email.policy
 import re
 from dataclasses import dataclass, field
-from email.message import Message
+from email.message import EmailMessage, Message
 from typing import Literal
 
 from flufl.bounce import all_failures
+
+from digest.render.email import Wire
 
 Kind = Literal["hard", "soft"]
 
@@ -66,6 +68,29 @@ def verp_address(bounce_address: str, token: str) -> str:
     if not token or not re.fullmatch(r"[a-z0-9._=-]+", token):
         raise ValueError(f"bad VERP token: {token!r}")
     return f"{local}+{token}@{domain}"
+
+
+def delivery_token(delivery_id: int) -> str:
+    """The VERP token of one outbox row: ``d<id>``, an opaque id into the state (no secret)."""
+    return f"d{delivery_id}"
+
+
+def delivery_of(token: str) -> int | None:
+    """The outbox row id a :func:`delivery_token` names, ``None`` for any other token."""
+    m = re.fullmatch(r"d(\d{1,18})", token)
+    return int(m.group(1)) if m else None
+
+
+def with_envelope(message: EmailMessage | Wire, sender: str, *, return_path: bool) -> Wire:
+    """The message with ``sender`` as its envelope sender (SMTP ``MAIL FROM``); with
+    ``return_path`` a ``Return-Path: <sender>`` line is put first, for a message that is
+    written to a file rather than handed to an MTA (RFC 5321 §4.4: an MTA adds it at
+    final delivery, a message sent over SMTP should not carry one)."""
+    wire = Wire.of(message)
+    data = wire.data
+    if return_path:
+        data = f"Return-Path: <{sender}>\r\n".encode() + data
+    return Wire(data, wire.message_id, sender)
 
 
 def verp_token(address: str, bounce_address: str) -> str | None:
