@@ -39,6 +39,24 @@ def _prefs_args(parser: argparse.ArgumentParser) -> None:
         "--keyword", action="append", metavar="K", help="a word or phrase that weighs heavily (repeat)"
     )
     parser.add_argument("--exclude", action="append", metavar="K", help="papers matching it sink (repeat)")
+    parser.add_argument(
+        "--like",
+        action="append",
+        default=[],
+        metavar="TITLE",
+        help="a liked paper: title or arXiv id (repeat)",
+    )
+    parser.add_argument(
+        "--dislike", action="append", default=[], metavar="TITLE", help="a disliked paper (repeat)"
+    )
+
+
+def _votes(store: Any, args: argparse.Namespace) -> list[tuple[str, int]]:
+    """(paper key, +1/-1) of --like/--dislike; an unknown title is an error naming the
+    closest known titles, raised before anything is written."""
+    from digest.store.rank import resolve
+
+    return [(k, 1) for k in resolve(store, args.like)] + [(k, -1) for k in resolve(store, args.dislike)]
 
 
 def _prefs_from_args(args: argparse.Namespace, base: Any = None) -> Any:
@@ -141,9 +159,12 @@ def cmd_add(args: argparse.Namespace, config: Config) -> int:
     prefs = _prefs_from_args(args)
     with _open(config) as store:
         subs = _subs(store)
+        votes = _votes(store, args)
         sub = subs.add(
             address, _now(), status="pending" if args.pending else "active", source="cli", prefs=prefs
         )
+        for key, value in votes:
+            subs.vote(sub.id, key, value, _now())
         if args.pending:
             audience.send_confirmation(config, audience.tokens(config, store), sub, _now())
     what = "pending: a confirmation link was mailed to it" if args.pending else "active"
@@ -192,8 +213,11 @@ def cmd_set(args: argparse.Namespace, config: Config) -> int:
         subs = _subs(store)
         sub = _need(subs, args.address)
         prefs = _prefs_from_args(args, sub.preferences)
+        votes = _votes(store, args)
         if prefs != sub.preferences:
             subs.set_preferences(sub.id, prefs)
+        for key, value in votes:
+            subs.vote(sub.id, key, value, _now())
         cancelled = 0
         if args.status and args.status != sub.status:
             cancelled = subs.set_status(sub.id, args.status, _now(), "set by the operator").cancelled

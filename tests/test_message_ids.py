@@ -14,7 +14,7 @@ from typing import Any
 
 from digest.config import Config
 from digest.pipeline import run_once
-from digest.store import Store
+from digest.store import MIGRATIONS, Store, meta
 from digest.transports import FileTransport, make_transport
 from tests.helpers import DUMP_000, NOW, MakeConfig, drop
 from tests.smtpsink import Recorder, StartServer
@@ -115,4 +115,40 @@ def test_a_retried_delivery_keeps_its_message_id_even_when_made_before_the_insta
     [got] = handler.accepted
     assert got.message["Message-ID"] == row.message_id
     assert handler.offered == [first_offer, old_form]
+    store.close()
+
+
+def test_a_retried_delivery_keeps_its_message_id_even_across_the_upgrade_that_adds_the_install_id(
+    start_server: StartServer, make_config: MakeConfig, inbox: Path, tmp_path: Path
+) -> None:
+    handler = Recorder(data_replies=["451 4.3.0 try again later"])
+    server = start_server(handler)
+    config = make_config(
+        email={"transport": "smtp", "to": [READER]},
+        email__smtp={"host": "127.0.0.1", "port": server.port, "security": "none", "timeout": "5s"},
+    )
+    drop(inbox, DUMP_000)
+    store = Store.open(config.state.url)
+    run_once(config, store, make_transport(config), NOW)
+    [row] = store.deliveries()
+    assert row.status == "pending" and handler.offered == [row.message_id]
+    old_install = store.install_id()
+    store.close()
+    # An older state: no meta table yet, at the schema version that precedes the
+    # install-id migration (not "the last minus one": later migrations, e.g. subscribers,
+    # come after it and re-run harmlessly). Opening it migrates and makes a new install
+    # id; the pending delivery still goes out under the Message-ID it was first tried with.
+    db = sqlite3.connect(tmp_path / "var" / "digest.db")
+    with db:
+        db.execute("DROP TABLE meta")
+        db.execute("UPDATE schema_version SET version = ?", (MIGRATIONS.index(meta.migrate),))
+    db.close()
+    store = Store.open(config.state.url)
+    assert store.install_id() != old_install
+    run_once(config, store, make_transport(config), NOW)
+    [sent] = store.deliveries()
+    assert sent.status == "sent" and sent.message_id == row.message_id
+    [got] = handler.accepted
+    assert got.message["Message-ID"] == row.message_id
+    assert handler.offered == [row.message_id, row.message_id]
     store.close()
