@@ -397,6 +397,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_subscribers(add)
 
+    from digest.cli_bounces import add_parser as add_bounces
+
+    add_bounces(add)
+
     from digest import cli_rank  # argparse only; the ranking loads when the command runs
 
     cli_rank.add_parser(add)

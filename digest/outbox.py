@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.utils import parseaddr
 
-from digest import audience, identity
+from digest import audience, bounces, identity
 from digest.config import Config
 from digest.crashpoints import crash_point
 from digest.errors import DeliveryError
@@ -205,6 +205,9 @@ def deliver_pending(
                 message = weekly_message(config, store, digest, span, row.recipient, row.message_id, personal)
             else:
                 message = build(digest, row.recipient, row.message_id, personal)
+            if config.email.bounce_address:  # VERP: a bounce names its outbox row
+                verp = bounces.verp_address(config.email.bounce_address, bounces.delivery_token(row.id))
+                message = bounces.with_envelope(message, verp, return_path=config.email.transport == "file")
             try:
                 transport.send(message, row.recipient)
             except DeliveryError as err:

@@ -465,3 +465,33 @@ def _expect(key: str, value: Any, base: Path) -> str:
 
 
 EXPECT = Reader(_expect)
+
+
+def _bounce_address(key: str, value: Any, base: Path) -> str:
+    """Empty (off) or one bare address without ``+`` in its local part (VERP adds it)."""
+    text = _str(key, value, base).strip()
+    if not text:
+        return ""
+    local, at, domain = text.rpartition("@")
+    if not at or not local or not domain or "+" in local or any(c in text for c in " <>\r\n,;"):
+        fix = 'write e.g. "bounces@example.org" (no "+", no name)'
+        raise ConfigError(key, f"{text!r} is not a bare address", fix)
+    return text
+
+
+BOUNCE_ADDRESS = Reader(_bounce_address)
+
+
+def _mailbox(key: str, value: Any, base: Path) -> str:
+    """Empty, or ``maildir:PATH`` / ``mbox:PATH`` (a relative PATH is under the config's folder)."""
+    text = _str(key, value, base).strip()
+    if not text:
+        return ""
+    kind, colon, path = text.partition(":")
+    if not colon or kind not in ("maildir", "mbox") or not path:
+        fix = 'write "maildir:/path/to/Maildir" or "mbox:/path/to/file"'
+        raise ConfigError(key, f"{text!r} names no mailbox", fix)
+    return f"{kind}:{base / Path(path).expanduser()}"
+
+
+MAILBOX = Reader(_mailbox)

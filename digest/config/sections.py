@@ -25,9 +25,11 @@ from digest.config.readers import (
     ADDRESSES,
     BASE_URL,
     BOOL,
+    BOUNCE_ADDRESS,
     CRONTAB,
     EXPECT,
     LISTEN,
+    MAILBOX,
     NONEMPTY,
     ON_INGEST,
     OPTIONAL_PATH,
@@ -161,6 +163,11 @@ class EmailSection:
         derive=_default_unsubscribe,
     )
     retry_for: float = key(3 * 86400.0, duration(), "how long a failing delivery is retried")
+    bounce_address: str = key(
+        "", BOUNCE_ADDRESS, 'envelope sender bounces+TOKEN@domain per delivery (VERP); "" = From'
+    )
+    bounces_source: str = key("", MAILBOX, '"maildir:PATH" or "mbox:PATH" `digest bounces` reads')
+    soft_bounce_limit: int = key(3, integer(1), "soft bounces within 7 days that mark a subscriber bounced")
 
     @property
     def recipients(self) -> tuple[str, ...]:

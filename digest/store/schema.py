@@ -193,6 +193,7 @@ MIGRATIONS: list[Callable[[Connection], None]] = [
     meta.migrate,  # the install id in Message-IDs (digest/store/meta.py)
     lambda conn: _subscribers_migration(conn),  # subscribers replace suppressions (subscribers.py)
     lambda conn: _incidents_migration(conn),  # dump-health alerts (incidents.py, digest/alerts.py)
+    lambda conn: _bounces_migration(conn),  # handled bounce reports and events (bounces.py)
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -208,6 +209,12 @@ def _incidents_migration(conn: Connection) -> None:
     from digest.store.incidents import migrate as migrate_incidents
 
     migrate_incidents(conn)
+
+
+def _bounces_migration(conn: Connection) -> None:
+    from digest.store.bounces import migrate as migrate_bounces
+
+    migrate_bounces(conn)
 
 
 def migrate(engine: Engine) -> int:
