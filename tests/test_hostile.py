@@ -247,6 +247,10 @@ from digest.config import load_config
 from digest.transports import FileTransport
 from digest.pipeline import RunOptions, run_once
 from digest.store import Store
+import importlib, pkgutil, digest
+for module in pkgutil.walk_packages(digest.__path__, "digest."):
+    if not module.name.endswith("__main__"):
+        importlib.import_module(module.name)  # including what a run imports lazily
 config = load_config(Path(sys.argv[1]), {})
 # Everything is imported while still root (the interpreter lives under /root); then the
 # run itself happens as nobody, for whom a mode-000 file really is unreadable.
