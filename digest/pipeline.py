@@ -24,7 +24,7 @@ from digest.crashpoints import crash_point
 from digest.fetch import FetchReport, client_for, fetch_all
 from digest.identity import message_ids
 from digest.ingest import IngestReport, ingest_inbox
-from digest.lock import run_lock
+from digest.lock import state_lock
 from digest.model import Digest
 from digest.outbox import DeliveryReport, deliver_pending
 from digest.site import PublishReport, publish
@@ -101,7 +101,7 @@ def run_once(
     started = time.monotonic()
     fetched: FetchReport | None = None
     notes: tuple[str, ...] = ()
-    with run_lock(config.lock_path, wait=options.lock_wait):
+    with state_lock(config.lock_path, config.state.url, wait=options.lock_wait):
         if config.sources.urls and options.dry_run_dir is None:
             with client_for(config, client) as http:
                 fetched = fetch_all(config, store, http, now)
@@ -185,7 +185,7 @@ def republish(
     """``digest publish``: re-renders every digest page, the index and the feeds under the
     run lock. Into ``feed.output_dir`` it also marks pending digests published; into
     another ``output_dir`` (a preview) it changes no state."""
-    with run_lock(config.lock_path, wait=lock_wait):
+    with state_lock(config.lock_path, config.state.url, wait=lock_wait):
         target = output_dir if output_dir is not None else config.feed.output_dir
         report = publish(config, store, target, everything=True)
         if output_dir is None and report.digests:

@@ -167,6 +167,11 @@ _HISTORY_INDEXES = (
 )
 
 
+# A digest claims its range of papers by its first seq: two processes that raced past the
+# run lock cannot both make a digest of one paper (docs/DESIGN.md, invariant 9).
+_CLAIM_INDEXES = (sa.Index("digests_first_seq", digests_t.c.first_seq, unique=True),)
+
+
 def _create_indexes(*indexes: sa.Index) -> Callable[[Connection], None]:
     def migrate(conn: Connection) -> None:
         for index in indexes:
@@ -192,6 +197,7 @@ MIGRATIONS: list[Callable[[Connection], None]] = [
     rekey_migration(papers_t),  # paper keys drop format characters (Cf)
     meta.migrate,  # the install id in Message-IDs (digest/store/meta.py)
     lambda conn: _subscribers_migration(conn),  # subscribers replace suppressions (subscribers.py)
+    _create_indexes(*_CLAIM_INDEXES),  # several instances on one state
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -206,6 +212,11 @@ def _subscribers_migration(conn: Connection) -> None:
 def migrate(engine: Engine) -> int:
     """Brings the schema to :data:`SCHEMA_VERSION`; refuses a newer database."""
     with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            # Several instances may open one fresh database at once (invariant 9).
+            from digest.store.pglock import lock_schema
+
+            lock_schema(conn)
         if not sa.inspect(conn).has_table("schema_version"):
             current = 0
         else:
