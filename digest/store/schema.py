@@ -113,6 +113,9 @@ deliveries_t = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("last_attempt_at", UTCDateTime),
     sa.Column("sent_at", UTCDateTime),
+    # Which instance is sending the row, and until when its claim holds (invariant 9).
+    sa.Column("claimed_by", sa.Text),
+    sa.Column("claimed_until", UTCDateTime),
     sa.UniqueConstraint("digest_id", "recipient"),
 )
 sa.Index("deliveries_status", deliveries_t.c.status)
@@ -180,6 +183,15 @@ def _create_indexes(*indexes: sa.Index) -> Callable[[Connection], None]:
     return migrate
 
 
+def _claim_columns(conn: Connection) -> None:
+    # Added by ALTER (not by migration 1's create_all, which now makes them already).
+    have = {c["name"] for c in sa.inspect(conn).get_columns("deliveries")}
+    stamp = "TIMESTAMP" if conn.dialect.name == "postgresql" else "DATETIME"
+    for name, sql_type in (("claimed_by", "TEXT"), ("claimed_until", stamp)):
+        if name not in have:
+            conn.execute(sa.text(f"ALTER TABLE deliveries ADD COLUMN {name} {sql_type}"))
+
+
 def _create(*tables: sa.Table) -> Callable[[Connection], None]:
     def migrate(conn: Connection) -> None:
         metadata.create_all(conn, tables=list(tables))
@@ -198,6 +210,7 @@ MIGRATIONS: list[Callable[[Connection], None]] = [
     meta.migrate,  # the install id in Message-IDs (digest/store/meta.py)
     lambda conn: _subscribers_migration(conn),  # subscribers replace suppressions (subscribers.py)
     _create_indexes(*_CLAIM_INDEXES),  # several instances on one state
+    _claim_columns,  # outbox claims with a lease: several instances send at once
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
