@@ -44,7 +44,7 @@ def cmd_fetch(args: argparse.Namespace, config: Config) -> int:
         )
     with (
         Store.open(config.state.url) as store,
-        state_lock(config.lock_path, config.state.url, wait=args.wait),
+        state_lock(config.lock_path, config.state.url, wait=args.wait, holder=config.instance.name),
         make_client(config) as client,
     ):
         report = fetch_all(config, store, client, _now(), force=True)

@@ -50,17 +50,17 @@ def run_lock(path: Path, *, wait: float = 0.0) -> Iterator[None]:
 
 
 @contextmanager
-def state_lock(lock_path: Path, state_url: str, *, wait: float = 0.0) -> Iterator[None]:
+def state_lock(lock_path: Path, state_url: str, *, wait: float = 0.0, holder: str = "") -> Iterator[None]:
     """Holds the run lock of the state at ``state_url`` for the block: the database's
-    advisory lock for PostgreSQL, else the file lock at ``lock_path``. Waits up to ``wait``
-    seconds, then raises LockError."""
+    advisory lock for PostgreSQL (held in the name ``holder``, the instance), else the file
+    lock at ``lock_path``. Waits up to ``wait`` seconds, then raises LockError."""
     from digest.store.pglock import RUN_LOCK, advisory_lock, is_postgres
 
     if not is_postgres(state_url):
         with run_lock(lock_path, wait=wait):
             yield
         return
-    with advisory_lock(state_url, RUN_LOCK, wait=wait) as held:
+    with advisory_lock(state_url, RUN_LOCK, wait=wait, holder=holder) as held:
         if not held:
             raise LockError(
                 "another paper-digest instance holds the run lock of the PostgreSQL state; "

@@ -226,7 +226,9 @@ def deliver_pending(
                 personal = links(row.recipient)
                 span = spans.get(row.id)
                 if span is not None:
-                    message = weekly_message(config, store, digest, span, row.recipient, row.message_id, personal)
+                    message = weekly_message(
+                        config, store, digest, span, row.recipient, row.message_id, personal
+                    )
                 else:
                     message = build(digest, row.recipient, row.message_id, personal)
                 try:
@@ -243,7 +245,9 @@ def deliver_pending(
                         failed += 1
                     else:
                         retry += 1
-                    log.warning("delivery of digest %s to %s failed: %s", row.digest_id, row.recipient, reason)
+                    log.warning(
+                        "delivery of digest %s to %s failed: %s", row.digest_id, row.recipient, reason
+                    )
                     continue
                 crash_point("outbox.accepted")
                 store.mark_sent(row.id, now)

@@ -151,3 +151,23 @@ def test_three_instances_run_at_once_for_twenty_rounds(
     ids = Counter(str(m.message["Message-ID"]) for m in sink.accepted)
     assert all(n == 1 for n in ids.values()), ids.most_common(3)
     assert Counter(m.rcpt_tos[0] for m in sink.accepted) == {r: len(digests) for r in RECIPIENTS}
+
+
+def test_healthz_names_the_instance_and_the_holder_of_the_run_lock(
+    pg_url: str,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    from digest.config import load_config
+    from digest.lock import state_lock
+    from digest.schedule import Service
+
+    path = write_toml(tmp_path / "digest.toml", {"state": {"url": pg_url}, "instance": {"name": "node-a"}})
+    config = load_config(path, {})
+    with Store.open(pg_url) as store:
+        service = Service(config, store)
+        assert service.instance() == {"name": "node-a", "run_lock": None}
+        with state_lock(tmp_path / "unused.lock", pg_url, holder="node-b"):
+            held = service.health()[1]["instance"]
+        assert held["name"] == "node-a"
+        assert held["run_lock"].startswith("node-b (pid ")
+        assert service.instance()["run_lock"] is None

@@ -33,10 +33,13 @@ def lock_schema(conn: Connection) -> None:
 
 
 @contextmanager
-def advisory_lock(url: str, key: int, *, wait: float) -> Iterator[bool]:
+def advisory_lock(url: str, key: int, *, wait: float, holder: str = "") -> Iterator[bool]:
     """Tries the session lock ``key`` on its own connection for up to ``wait`` seconds;
-    yields True while held, False when another session kept it past ``wait``."""
-    engine = sa.create_engine(url, poolclass=NullPool)
+    yields True while held, False when another session kept it past ``wait``. The
+    connection carries ``holder`` (the instance name) as its application name, which
+    :func:`lock_holder` reports."""
+    args = {"application_name": holder[:63]} if holder else {}
+    engine = sa.create_engine(url, poolclass=NullPool, connect_args=args)
     try:
         with engine.connect() as conn:
             conn = conn.execution_options(isolation_level="AUTOCOMMIT")
@@ -55,13 +58,18 @@ def advisory_lock(url: str, key: int, *, wait: float) -> Iterator[bool]:
         engine.dispose()
 
 
-def lock_holder(conn: Connection, key: int = RUN_LOCK) -> int | None:
-    """The backend pid of the session holding ``key`` (for /healthz), None when free."""
+def lock_holder(conn: Connection, key: int = RUN_LOCK) -> str | None:
+    """Who holds ``key`` (for /healthz): the holder's instance name and backend pid, e.g.
+    ``"node1 (pid 4711)"``; None when the lock is free."""
     row = conn.execute(
         sa.text(
-            "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted "
-            "AND ((classid::bigint << 32) | objid::bigint) = :k LIMIT 1"
+            "SELECT l.pid, a.application_name FROM pg_locks l "
+            "LEFT JOIN pg_stat_activity a ON a.pid = l.pid "
+            "WHERE l.locktype = 'advisory' AND l.granted "
+            "AND ((l.classid::bigint << 32) | l.objid::bigint) = :k LIMIT 1"
         ),
         {"k": key},
     ).first()
-    return None if row is None else int(row[0])
+    if row is None:
+        return None
+    return f"{row[1] or 'unnamed'} (pid {row[0]})"
