@@ -131,7 +131,7 @@ def test_killing_one_of_three_sending_instances_loses_and_duplicates_nothing(
         assert again.returncode == 0, (out.decode(), err.decode())
 
         with engine.connect() as conn:
-            statuses = dict(
+            statuses: dict[str, int] = dict(
                 conn.execute(sa.text("SELECT status, count(*) FROM deliveries GROUP BY status")).all()
             )
         assert statuses == {"sent": len(recipients)}
