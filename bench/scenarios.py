@@ -503,10 +503,13 @@ def delivery(work: Path, sizes: Sizes) -> Result:
     controller = Controller(sink, hostname="127.0.0.1", port=port)
     controller.start()
     try:
+        from digest import audience
         from digest.identity import message_ids
         from digest.ingest import ingest_inbox
 
         ingest_inbox(config, store, NOW)
+        # email.to becomes subscribers as in a run; deliver_pending cancels rows to others.
+        audience.sync(config, store, NOW)
         digest = store.create_digest(
             now=NOW,
             day=NOW.date(),

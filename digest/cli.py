@@ -302,6 +302,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-c", "--config", help=_CONFIG_HELP)
     parser.add_argument("-v", "--verbose", action="store_true", help=_VERBOSE_HELP)
     parser.add_argument("--version", action="version", version=f"paper-digest {__version__}")
+    parser.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        default="text",
+        help="log lines on stderr as text (default) or one JSON object each, for log shippers",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     common = _common_options()
 
@@ -420,11 +426,9 @@ def _main(argv: Sequence[str] | None) -> int:
     import logging
     from pathlib import Path
 
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    from digest.logformat import configure
+
+    configure(args.log_format, args.verbose)
     try:
         from digest.config import find_config_file, load_config
 

@@ -43,13 +43,8 @@ def subscriber_profile(store: Store, address: str) -> Profile:
     """The ranking profile of the subscriber ``address`` (their preferences and votes)."""
     from digest.errors import DigestError
     from digest.personal import profile_of
+    from digest.store.subscribers import Subscribers
 
-    try:
-        from digest.store.subscribers import Subscribers  # type: ignore[import-not-found,import-untyped,unused-ignore]
-    except ImportError:  # the subscriber model is not in this build
-        raise DigestError(
-            "this version keeps no subscribers; rank with --interests/--keyword/--like instead"
-        ) from None
     subs = Subscribers(store)
     sub = subs.get(address)
     if sub is None:

@@ -42,6 +42,14 @@ def cmd_run(args: argparse.Namespace, config: Config) -> int:
     with Store.open(config.state.url) as store:
         report = run_once(config, store, transport, _now(), options)
     print(report.summary())
+    if args.log_format == "json":
+        import logging
+
+        from digest.logformat import job_fields
+
+        logging.getLogger("digest.run").info(
+            "%s", report.summary(), extra=job_fields("run", report, report.ok)
+        )
     for note in report.notes:
         print(note)
     for line in _where_outputs_went(config, options, report, transport):

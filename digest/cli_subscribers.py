@@ -39,6 +39,24 @@ def _prefs_args(parser: argparse.ArgumentParser) -> None:
         "--keyword", action="append", metavar="K", help="a word or phrase that weighs heavily (repeat)"
     )
     parser.add_argument("--exclude", action="append", metavar="K", help="papers matching it sink (repeat)")
+    parser.add_argument(
+        "--like",
+        action="append",
+        default=[],
+        metavar="TITLE",
+        help="a liked paper: title or arXiv id (repeat)",
+    )
+    parser.add_argument(
+        "--dislike", action="append", default=[], metavar="TITLE", help="a disliked paper (repeat)"
+    )
+
+
+def _votes(store: Any, args: argparse.Namespace) -> list[tuple[str, int]]:
+    """(paper key, +1/-1) of --like/--dislike; an unknown title is an error naming the
+    closest known titles, raised before anything is written."""
+    from digest.store.rank import resolve
+
+    return [(k, 1) for k in resolve(store, args.like)] + [(k, -1) for k in resolve(store, args.dislike)]
 
 
 def _prefs_from_args(args: argparse.Namespace, base: Any = None) -> Any:
@@ -139,27 +157,24 @@ def cmd_add(args: argparse.Namespace, config: Config) -> int:
 
     address = _address(args.address)
     prefs = _prefs_from_args(args)
-    store = _open(config)
-    try:
+    with _open(config) as store:
         subs = _subs(store)
+        votes = _votes(store, args)
         sub = subs.add(
             address, _now(), status="pending" if args.pending else "active", source="cli", prefs=prefs
         )
+        for key, value in votes:
+            subs.vote(sub.id, key, value, _now())
         if args.pending:
             audience.send_confirmation(config, audience.tokens(config, store), sub, _now())
-    finally:
-        store.close()
     what = "pending: a confirmation link was mailed to it" if args.pending else "active"
     print(f"{sub.address} added, {what} ({sub.preferences.cadence})")
     return 0
 
 
 def cmd_list(args: argparse.Namespace, config: Config) -> int:
-    store = _open(config)
-    try:
+    with _open(config) as store:
         rows = _subs(store).all(args.status)
-    finally:
-        store.close()
     if args.json:
         print(json.dumps([s.as_dict() for s in rows], indent=2, ensure_ascii=False))
         return 0
@@ -170,14 +185,11 @@ def cmd_list(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_show(args: argparse.Namespace, config: Config) -> int:
-    store = _open(config)
-    try:
+    with _open(config) as store:
         subs = _subs(store)
         sub = _need(subs, args.address)
         votes = subs.votes(sub.id)
         titles = subs.titles([v.paper_key for v in votes]) if votes else {}
-    finally:
-        store.close()
     data = sub.as_dict()
     data["votes"] = [
         {"paper": titles.get(v.paper_key, v.paper_key), "value": v.value, "at": v.at.isoformat()}
@@ -197,32 +209,29 @@ def cmd_show(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_set(args: argparse.Namespace, config: Config) -> int:
-    store = _open(config)
-    try:
+    with _open(config) as store:
         subs = _subs(store)
         sub = _need(subs, args.address)
         prefs = _prefs_from_args(args, sub.preferences)
+        votes = _votes(store, args)
         if prefs != sub.preferences:
             subs.set_preferences(sub.id, prefs)
+        for key, value in votes:
+            subs.vote(sub.id, key, value, _now())
         cancelled = 0
         if args.status and args.status != sub.status:
             cancelled = subs.set_status(sub.id, args.status, _now(), "set by the operator").cancelled
         if args.new_token:
             subs.new_token(sub.id)
         sub = _need(subs, args.address)
-    finally:
-        store.close()
     extra = f"; {cancelled} pending deliveries cancelled" if cancelled else ""
     print(f"{sub.address}: {sub.status}, {sub.preferences.cadence}{extra}")
     return 0
 
 
 def cmd_remove(args: argparse.Namespace, config: Config) -> int:
-    store = _open(config)
-    try:
+    with _open(config) as store:
         removed = _subs(store).remove(args.address, _now())
-    finally:
-        store.close()
     if not removed:
         raise DigestError(f"{args.address} is not a subscriber; nothing removed")
     print(f"{args.address} removed")
@@ -271,25 +280,19 @@ def cmd_import(args: argparse.Namespace, config: Config) -> int:
         except ValueError as err:
             raise DigestError(f"{where}: {err}") from None
         checked.append((address, status, prefs))
-    store = _open(config)
     new = 0
-    try:
+    with _open(config) as store:
         subs = _subs(store)
         now = _now()
         for address, status, prefs in checked:
             new += subs.upsert(address, status, prefs, now, "import")
-    finally:
-        store.close()
     print(f"imported {len(checked)} subscribers from {path}: {new} new, {len(checked) - new} updated")
     return 0
 
 
 def cmd_export(args: argparse.Namespace, config: Config) -> int:
-    store = _open(config)
-    try:
+    with _open(config) as store:
         rows = _subs(store).all()
-    finally:
-        store.close()
     if args.format == "json":
         print(json.dumps([s.as_dict() for s in rows], indent=2, ensure_ascii=False))
         return 0

@@ -28,6 +28,8 @@ from prometheus_client.registry import Collector
 from digest.errors import DeliveryError
 from digest.status import Snapshot
 
+INCIDENT_KINDS = ("late", "fetch", "refused", "small")  # digest/alerts.py; 0 when none is open
+
 if TYPE_CHECKING:
     from digest.transports import Outgoing, Transport
 
@@ -84,10 +86,10 @@ def families(snap: Snapshot, urls: Sequence[str]) -> Iterator[Metric]:
     incidents = GaugeMetricFamily(
         "digest_incidents_open", "Open dump-health incidents, by kind", labels=["kind"]
     )
-    kinds: dict[str, int] = {}
-    for kind, _, _ in snap.incidents:
+    kinds = dict.fromkeys(INCIDENT_KINDS, 0)
+    for kind, *_ in snap.incidents:
         kinds[kind] = kinds.get(kind, 0) + 1
-    for kind, n in sorted(kinds.items()):
+    for kind, n in kinds.items():
         incidents.add_metric([kind], n)
     yield incidents
 

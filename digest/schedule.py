@@ -36,10 +36,11 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from digest import status
+from digest import health, status
 from digest.config import Config
 from digest.errors import DigestError, LockError
 from digest.lock import run_lock
+from digest.logformat import job_fields
 from digest.metrics import Metrics
 from digest.model import JobName
 from digest.pipeline import RunOptions, RunReport, run_once
@@ -148,10 +149,10 @@ class Service:
             report = self._run_waiting(options, lock_wait)
             if report is None:
                 ok, summary = job == POLL, f"{job}: skipped, another paper-digest run holds the lock"
-                log.warning("%s", summary)
+                log.warning("%s", summary, extra=job_fields(job, None, ok))
                 return
             ok, summary = report.ok, job_summary(job, report)
-            log.info("%s", summary)
+            log.info("%s", summary, extra=job_fields(job, report, ok))
             for error in report.delivery.errors:
                 log.warning("%s: delivery: %s", job, error)
         except DigestError as err:
@@ -165,6 +166,15 @@ class Service:
                 self.store.finish_job_run(run_id, self.clock(), ok=ok, summary=summary)
             except DigestError as err:
                 log.error("cannot record the %s job's result: %s", job, err)
+            self.check_health()
+
+    def check_health(self) -> None:
+        """Dump-health alerts (digest/health.py) after every job: never fails the job."""
+        try:
+            transport = make_transport(self.config) if self.config.alerts.to else None
+            health.check(self.config, self.store, transport, self.clock())
+        except DigestError as err:
+            log.error("dump-health check failed: %s; the next job retries", err)
 
     def _run_waiting(self, options: RunOptions, lock_wait: float) -> RunReport | None:
         """run_once, retrying while another process holds the lock, up to ``lock_wait``
@@ -216,7 +226,7 @@ class Service:
         if failed:
             return 503, {"status": "failing", "error": "; ".join(failed), **body}
         if snap.incidents:
-            reasons = [f"{kind} {key}" for kind, key, _ in snap.incidents]
+            reasons = [reason for *_, reason in snap.incidents]
             return 200, {"status": "degraded", "reason": "; ".join(reasons), **body}
         return 200, {"status": "ok", **body}
 

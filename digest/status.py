@@ -58,7 +58,9 @@ class Snapshot:
     last_finished: Mapping[str, JobRun | None]  # per job: the newest finished run
     last_ok: Mapping[str, datetime | None]  # per job: when its newest successful run finished
     subscribers: Mapping[str, int] | None = None  # by status; None without a subscribers table
-    incidents: tuple[tuple[str, str, datetime], ...] = field(default=())  # open: (kind, key, opened)
+    incidents: tuple[tuple[str, str, datetime, str], ...] = field(
+        default=()
+    )  # open: kind, key, opened, reason
 
     @property
     def failing_jobs(self) -> tuple[JobRun, ...]:
@@ -196,14 +198,14 @@ def _subscribers(conn: sa.Connection) -> dict[str, int] | None:
     return counts
 
 
-def _incidents(conn: sa.Connection) -> tuple[tuple[str, str, datetime], ...]:
+def _incidents(conn: sa.Connection) -> tuple[tuple[str, str, datetime, str], ...]:
     """The open dump-health incidents (digest/alerts.py), oldest first."""
     if not _has_table(conn, "incidents"):
         return ()
     rows = conn.execute(
-        sa.text("SELECT kind, key, opened FROM incidents WHERE resolved IS NULL ORDER BY opened, kind, key")
+        sa.text("SELECT kind, key, opened, reason FROM incidents WHERE resolved IS NULL ORDER BY id")
     ).all()
-    return tuple((str(kind), str(key), _utc(opened)) for kind, key, opened in rows)
+    return tuple((str(kind), str(key), _utc(opened), str(reason)) for kind, key, opened, reason in rows)
 
 
 def _utc(value: datetime | str) -> datetime:
@@ -284,7 +286,10 @@ def to_json(snap: Snapshot) -> dict[str, Any]:
         "last_poll": _run_json(snap.last_runs.get("poll")),
         "last_digest_job": _run_json(snap.last_runs.get("digest")),
         "last_successful": {job: iso(at) for job, at in snap.last_ok.items()},
-        "incidents": [{"kind": k, "key": key, "opened": iso(at)} for k, key, at in snap.incidents],
+        "incidents": [
+            {"kind": k, "key": key, "opened": iso(at), "reason": reason}
+            for k, key, at, reason in snap.incidents
+        ],
     }
     if snap.subscribers is not None:
         out["subscribers"] = dict(snap.subscribers)
@@ -307,8 +312,8 @@ def lines(snap: Snapshot, state_url: str, n_urls: int) -> list[str]:
         out.append("subscribers: " + ", ".join(f"{n} {status}" for status, n in snap.subscribers.items()))
     if n_urls:
         out.append(f"sources: {n_urls} URLs, {len(snap.fetch_failures)} failing")
-    for kind, key, opened in snap.incidents:
-        out.append(f"  alert open since {opened:%Y-%m-%d %H:%M} UTC: {kind} {key}")
+    for kind, _, opened, reason in snap.incidents:
+        out.append(f"  alert ({kind}) open since {opened:%Y-%m-%d %H:%M} UTC: {reason}")
     for name, error in snap.failed_dumps:
         out.append(f"  failed dump {name}: {error}")
     if snap.dumps_failed > len(snap.failed_dumps):

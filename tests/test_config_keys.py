@@ -75,6 +75,7 @@ DURATION_KEYS = [
     "sources.fetch_timeout",
     "sources.fetch_backoff",
     "sources.fetch_interval",
+    "sources.expect_grace",
     "email.retry_for",
     "email.smtp.timeout",
     "schedule.poll",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -92,3 +93,49 @@ def test_unknown_liked_title_is_an_error_with_suggestions(
 def test_nothing_to_rank_by_is_a_usage_error(state: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = rank(state, capsys)
     assert code == 1 and "give ADDRESS or at least one of --interests" in err
+
+
+def test_a_subscriber_s_profile_and_votes_rank_their_digest(
+    state: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`subscribers add --interests --keyword --like`, then `rank ADDRESS`; a dislike
+    added with `subscribers set` moves similar papers down."""
+    add = ["subscribers", "add", "kenji@example.org", "--interests", "removing objects from clips"]
+    code = main(["-c", str(state), *add, "--keyword", "optical flow", "--like", LIKED])
+    assert code == 0
+    code, out, _ = rank(state, capsys, "kenji@example.org", "--json")
+    liked = json.loads(out)
+    assert code == 0 and liked[0]["reasons"][0] == "keywords: optical flow"
+    assert any(f"similar to: {LIKED}" in r["reasons"] for r in liked[:20])
+
+    # an unknown title: nothing is written, the closest titles are named
+    capsys.readouterr()
+    code = main(
+        [
+            "-c",
+            str(state),
+            "subscribers",
+            "set",
+            "kenji@example.org",
+            "--dislike",
+            "RSPNet: Relative Speed Perception for Video",
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 1 and "did you mean: 'RSPNet: Relative Speed Perception for Unsupervised" in err
+
+    assert main(["-c", str(state), "subscribers", "set", "kenji@example.org", "--dislike", LIKED]) == 0
+    code, out, _ = rank(state, capsys, "kenji@example.org", "--json")
+    disliked = json.loads(out)
+    video = [r["title"] for r in liked if "video" in r["title"].lower()]
+
+    def mean_rank(rows: list[dict[str, Any]]) -> float:
+        where = {r["title"]: int(r["rank"]) for r in rows}
+        return sum(where[t] for t in video) / len(video)
+
+    assert mean_rank(disliked) > mean_rank(liked) + 10
+
+
+def test_rank_of_an_unknown_subscriber(state: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = rank(state, capsys, "nobody@example.org")
+    assert code == 1 and out == "" and "no subscriber 'nobody@example.org'" in err

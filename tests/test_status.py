@@ -5,7 +5,6 @@ under 0.5 s and 100 MiB (the bench row, run here at full size as a slow test).""
 from __future__ import annotations
 
 import json
-import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,10 +16,11 @@ from bench.scenarios import write_config
 from bench.status import TARGET_MIB, TARGET_SECONDS, build_state, measure_healthz, measure_status
 from digest import status
 from digest.cli import main
-from digest.config import Config, sqlite_path
+from digest.config import Config
 from digest.schedule import Service
 from digest.store import Store
 from tests.helpers import DUMP_000, DUMP_002, MakeConfig, drop
+from tests.test_store_postgres import pg_url  # noqa: F401  (a fixture)
 
 
 def status_json(config: Config, capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
@@ -44,7 +44,8 @@ def test_status_json_and_healthz_are_the_same_snapshot(
     assert body["deliveries"] == {"pending": 0, "sent": 2, "failed": 0, "cancelled": 0}
     assert body["failed_dumps"][0]["name"] == "bad.txt"
     assert body["last_digest"]["papers"] == 216
-    assert "subscribers" not in body  # no subscribers table in this state
+    # email.to's two readers, active subscribers the config vouches for
+    assert body["subscribers"] == {"pending": 0, "active": 2, "unsubscribed": 0, "bounced": 0}
     store = Store.open(config.state.url)
     try:
         code, health = Service(config, store).health()
@@ -93,19 +94,20 @@ def load(path: Path) -> Config:
     return load_config(path, {})
 
 
-def test_subscribers_by_status_appear_once_the_table_exists(
-    config: Config, store: Store, capsys: pytest.CaptureFixture[str]
-) -> None:
-    db = sqlite_path(config.state.url)
-    assert db is not None
-    with sqlite3.connect(db) as conn:  # the shape the subscribers work adds
-        conn.execute(
-            "CREATE TABLE IF NOT EXISTS subscribers (address TEXT PRIMARY KEY, status TEXT NOT NULL)"
-        )
-        conn.executemany(
-            "INSERT INTO subscribers VALUES (?, ?)",
-            [("a@x.org", "active"), ("b@x.org", "active"), ("c@x.org", "bounced"), ("d@x.org", "pending")],
-        )
+def test_subscribers_by_status(config: Config, store: Store, capsys: pytest.CaptureFixture[str]) -> None:
+    from digest.store.subscribers import Subscribers
+
+    subs = Subscribers(store)
+    now = datetime(2026, 11, 22, tzinfo=UTC)
+    for address, state in [
+        ("a@x.org", "active"),
+        ("b@x.org", "active"),
+        ("c@x.org", "bounced"),
+        ("d@x.org", "pending"),
+    ]:
+        sub = subs.add(address, now, status="pending" if state == "pending" else "active")
+        if state == "bounced":
+            subs.set_status(sub.id, "bounced", now)
     body = status_json(config, capsys)
     assert body["subscribers"] == {"pending": 1, "active": 2, "unsubscribed": 0, "bounced": 1}
     assert main(["-c", str(config.path), "status"]) == 0
@@ -128,13 +130,13 @@ def test_renderings_are_pure() -> None:
         last_runs={"poll": None, "digest": None},
         last_finished={"poll": None, "digest": None},
         last_ok={"poll": datetime(2026, 11, 22, 7, tzinfo=UTC), "digest": None},
-        incidents=(("late", "expected 2026-11-25 09:00", datetime(2026, 11, 25, 12, tzinfo=UTC)),),
+        incidents=(
+            ("late", "2026-11-25T09:00+00:00", datetime(2026, 11, 25, 12, tzinfo=UTC), "no new dump"),
+        ),
     )
     assert status.to_json(snap) == status.to_json(snap)
     assert status.to_json(snap)["last_successful"] == {"poll": "2026-11-22T07:00:00+00:00", "digest": None}
-    assert "  alert open since 2026-11-25 12:00 UTC: late expected 2026-11-25 09:00" in status.lines(
-        snap, "x", 0
-    )
+    assert "  alert (late) open since 2026-11-25 12:00 UTC: no new dump" in status.lines(snap, "x", 0)
 
 
 @pytest.mark.slow
@@ -149,3 +151,31 @@ def test_a_million_delivery_rows_answer_in_half_a_second_and_100_mib(tmp_path: P
     print(f"/healthz {health.seconds:.3f} s {health.peak_mib:.0f} MiB")
     assert cli.seconds < TARGET_SECONDS and cli.peak_mib < TARGET_MIB
     assert health.seconds < TARGET_SECONDS and health.peak_mib < TARGET_MIB
+
+
+def test_the_snapshot_and_incidents_on_postgres(
+    make_config: MakeConfig,
+    pg_url: str,  # noqa: F811
+    inbox: Path,
+) -> None:
+    from digest import health
+    from digest.pipeline import run_once
+    from digest.transports import FileTransport
+    from tests.helpers import NOW
+
+    config = make_config(state={"url": pg_url}, email={"to": ["a@example.org", "b@example.org"]})
+    drop(inbox, DUMP_000)
+    (inbox / "bad.txt").write_bytes(b"\xff\xfe not a dump")
+    store = Store.open(config.state.url)
+    try:
+        run_once(config, store, FileTransport(config.email.outbox), NOW)
+        decision = health.check(config, store, None, NOW)
+        assert [(i.kind, i.key.split()[0]) for i in decision.open] == [("refused", "bad.txt")]
+        snap = status.snapshot(store)
+    finally:
+        store.close()
+    assert (snap.dumps_ingested, snap.dumps_failed, snap.papers, snap.digests) == (1, 1, 81, 1)
+    assert snap.deliveries == {"sent": 2, "pending": 0, "failed": 0, "cancelled": 0}
+    assert snap.subscribers is not None
+    [(kind, _, opened, reason)] = snap.incidents
+    assert kind == "refused" and opened == NOW and "bad.txt:1" in reason

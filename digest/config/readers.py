@@ -421,3 +421,47 @@ def _crontab(key: str, value: Any, base: Path) -> str:
 
 
 CRONTAB = Reader(_crontab)
+
+
+# --- expected dump times ------------------------------------------------------------------
+
+_DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def parse_expect(text: str) -> tuple[frozenset[int], int, int]:
+    """``"mon-fri 09:00"``, ``"mon,wed,fri 7:30"`` or ``"daily 09:00"`` → (weekdays with
+    Monday = 0, hour, minute); ValueError otherwise."""
+    days_text, _, time_text = " ".join(text.lower().split()).partition(" ")
+    hour_text, sep, minute_text = time_text.partition(":")
+    if not sep or not hour_text.isdigit() or not minute_text.isdigit() or len(minute_text) != 2:
+        raise ValueError(text)
+    hour, minute = int(hour_text), int(minute_text)
+    if hour > 23 or minute > 59:
+        raise ValueError(text)
+    if days_text in ("daily", "*"):
+        return frozenset(range(7)), hour, minute
+    days: set[int] = set()
+    for part in days_text.split(","):
+        first, dash, last = part.partition("-")
+        if first not in _DAYS or (dash and last not in _DAYS):
+            raise ValueError(text)
+        a, b = _DAYS.index(first), _DAYS.index(last) if dash else _DAYS.index(first)
+        days.update(range(a, b + 1) if a <= b else [*range(a, 7), *range(0, b + 1)])
+    return frozenset(days), hour, minute
+
+
+def _expect(key: str, value: Any, base: Path) -> str:
+    text = " ".join(_str(key, value, base).split())
+    if text:
+        try:
+            parse_expect(text)
+        except ValueError:
+            raise ConfigError(
+                key,
+                f"{text!r} is not weekdays and a time",
+                'write it like "mon-fri 09:00", "mon,wed,fri 07:30" or "daily 09:00" (in digest.timezone)',
+            ) from None
+    return text
+
+
+EXPECT = Reader(_expect)

@@ -28,6 +28,7 @@ from digest.config.readers import (
     BASE_URL,
     BOOL,
     CRONTAB,
+    EXPECT,
     LISTEN,
     NONEMPTY,
     ON_INGEST,
@@ -80,6 +81,11 @@ class SourcesSection:
     fetch_retries: int = key(2, integer(0), "extra attempts after a 5xx, a timeout or a connection error")
     fetch_backoff: float = key(2.0, duration(), "wait before the first retry; doubles for each further one")
     fetch_interval: float = key(600.0, duration(), "a run fetches a URL at most this often")
+    expect: str = key(
+        "", EXPECT, 'when a new dump should arrive, in digest.timezone: "mon-fri 09:00"; "" checks nothing'
+    )
+    expect_grace: float = key(3 * 3600.0, duration(), "how late a dump may be before it is an alert")
+    alert_after: int = key(3, integer(1), "failed fetches in a row of one URL that raise an alert")
 
 
 @dataclass(frozen=True)
@@ -230,6 +236,11 @@ class SubscribeSection:
 
 
 @dataclass(frozen=True)
+class AlertsSection:
+    to: tuple[str, ...] = key((), ADDRESSES, "who gets dump-health alerts (not the subscribers)")
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole configuration; ``path`` is the file it came from (None: defaults)."""
 
@@ -243,6 +254,7 @@ class Config:
     schedule: ScheduleSection = section(ScheduleSection)
     http: HttpSection = section(HttpSection)
     subscribe: SubscribeSection = section(SubscribeSection)
+    alerts: AlertsSection = section(AlertsSection)
     path: Path | None = None
 
     @property

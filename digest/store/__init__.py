@@ -2,16 +2,17 @@
 
 :class:`Store` is every read and write of it, composed of one mixin per group of tables
 (:mod:`.dumps`, :mod:`.papers`, :mod:`.digests`, :mod:`.outbox`, :mod:`.jobs`) on
-:class:`~digest.store.base.StoreBase` (units of work, dry runs, commit groups). The
+:class:`~digest.store.base.StoreBase` (units of work, dry runs, commit groups: :mod:`.group`). The
 schema and its migrations are in :mod:`.schema`, SQLite tuning in :mod:`.sqlite`, the
 bulk insert in :mod:`.bulk`. See docs/DESIGN.md, "State".
 """
 
 from __future__ import annotations
 
-from digest.store.base import CommitGroup, create_engine
+from digest.store.base import create_engine
 from digest.store.digests import DigestsMixin
 from digest.store.dumps import DumpsMixin
+from digest.store.group import CommitGroup
 from digest.store.jobs import JobsMixin
 from digest.store.outbox import OutboxMixin
 from digest.store.papers import IngestResult, PapersMixin

@@ -7,26 +7,20 @@ check-then-insert (e.g. in ``Store.ingest``) does not race.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
-from typing import Generic, Self, TypeVar
+from typing import Self
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from digest.errors import StoreError
+from digest.store.group import CommitGroup, reason
 from digest.store.schema import migrate
 from digest.store.sqlite import READ_ONLY, WAL_AUTOCHECKPOINT, Checkpointer, sqlite_begin, sqlite_pragmas
-
-
-def reason(err: BaseException) -> str:
-    """The driver's own message, without SQLAlchemy's multi-line background note."""
-    orig = getattr(err, "orig", None)
-    return str(orig or err).splitlines()[0]
 
 
 def create_engine(url: str) -> Engine:
@@ -47,44 +41,6 @@ def sqlite_file(url: str) -> Path | None:
     if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
         return None
     return Path(parsed.database)
-
-
-S = TypeVar("S", bound="StoreBase")
-
-
-class CommitGroup(Generic[S]):
-    """What :meth:`Store.commit_group` yields: ``store`` for the units of work, and
-    :meth:`due` / :meth:`commit` for the caller to commit between units."""
-
-    def __init__(
-        self, store: S, conn: Connection | None, every: float, checkpointer: Checkpointer | None = None
-    ) -> None:
-        self.store = store
-        self._conn = conn
-        self._every = every
-        self._since = time.monotonic()
-        self._checkpointer = checkpointer
-
-    def due(self) -> bool:
-        """Whether ``every`` seconds have passed since the group last committed."""
-        return self._conn is not None and time.monotonic() - self._since >= self._every
-
-    def commit(self, *, checkpoint: bool = True) -> bool:
-        """Commits the units done so far; False when there was nothing to commit.
-
-        Then a checkpoint starts on its thread, unless ``checkpoint`` is False, as for a
-        group's last commit: what is left in the WAL goes back at SQLite's next automatic
-        checkpoint or on closing, so a short run pays for one checkpoint, not two."""
-        self._since = time.monotonic()
-        if self._conn is None or not self._conn.in_transaction():
-            return False
-        try:
-            self._conn.commit()
-        except SQLAlchemyError as err:
-            raise StoreError(f"state database error: {reason(err)}") from err
-        if checkpoint and self._checkpointer is not None:
-            self._checkpointer.start()
-        return True
 
 
 class StoreBase:

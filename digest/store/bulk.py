@@ -1,7 +1,7 @@
 """The hand-compiled bulk insert an ingest spends its time in (README, Performance).
 
 Its plain reference is ``conn.execute(sa.insert(table), dicts)``; :class:`BulkInsert`
-must store exactly what that stores."""
+must store exactly what that stores (tests/test_store_bulk.py holds it to that)."""
 
 from __future__ import annotations
 
@@ -97,7 +97,8 @@ class BulkInsert:
         self._run(self._compiled.sql, rows)
 
     def new_only(self, rows: Sequence[tuple[Any, ...]]) -> int:
-        """Inserts the rows whose ``unique`` value is not stored yet; returns how many."""
+        """Inserts the rows whose ``unique`` value is not stored yet; returns how many.
+        ``rows`` must not be empty (the driver would run the statement once, unbound)."""
         if self._compiled.skip_sql is None:
             raise NotImplementedError(f"{self._conn.dialect.name} cannot skip existing rows")
         # Both drivers sum an executemany's rows into rowcount; skipped rows count 0.

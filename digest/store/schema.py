@@ -209,6 +209,7 @@ MIGRATIONS: list[Callable[[Connection], None]] = [
     rekey_migration(papers_t),  # paper keys drop format characters (Cf)
     meta.migrate,  # the install id in Message-IDs (digest/store/meta.py)
     lambda conn: _subscribers_migration(conn),  # subscribers replace suppressions (subscribers.py)
+    lambda conn: _incidents_migration(conn),  # dump-health alerts (incidents.py, digest/alerts.py)
     _create_indexes(*_CLAIM_INDEXES),  # several instances on one state
     _claim_columns,  # outbox claims with a lease: several instances send at once
 ]
@@ -220,6 +221,12 @@ def _subscribers_migration(conn: Connection) -> None:
     from digest.store.subscribers import migrate as migrate_subscribers
 
     migrate_subscribers(conn)
+
+
+def _incidents_migration(conn: Connection) -> None:
+    from digest.store.incidents import migrate as migrate_incidents
+
+    migrate_incidents(conn)
 
 
 def migrate(engine: Engine) -> int:
