@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import parseaddr
 
@@ -191,11 +190,11 @@ def deliver_pending(
     cancel_unwanted(config, store, now)
     me = config.instance.name
     lease = timedelta(seconds=config.instance.lease)
-    started = time.monotonic()
 
     def clock() -> datetime:
-        # ``now`` is the run's instant (rows are stamped with it); a lease is real time.
-        return now + timedelta(seconds=time.monotonic() - started)
+        # ``now`` is the run's instant (rows are stamped with it), taken before the run
+        # waited for the lock; a lease is compared across instances, so it is wall time.
+        return datetime.now(UTC)
 
     build = wire_renderer(config, store)
     digests: dict[int, Digest] = {}

@@ -26,7 +26,7 @@ from tests.helpers import NOW, write_toml
 from tests.smtpsink import Recorder, StartServer, free_port
 from tests.test_store_postgres import pg_url  # noqa: F401  (fixture)
 
-LEASE = 3.0  # seconds: short, so the test waits little for a dead instance's rows
+LEASE = 5.0  # seconds: short, so the test waits little for a dead instance's rows
 
 
 def _config(root: Path, name: str, url: str, port: int, to: list[str]) -> Path:
