@@ -193,10 +193,7 @@ class SubscriberPages:
         **context: Any,
     ) -> HTMLResponse:
         base = self.config.digest.base_url
-        cookie = request.cookies.get(CSRF_COOKIE) or ""
-        fresh = not (16 <= len(cookie) <= 64 and cookie.replace("-", "").replace("_", "").isalnum())
-        if fresh:
-            cookie = secrets.token_urlsafe(24)
+        cookie, fresh = _csrf_cookie(request)
         html = templates.render(
             name,
             site={
@@ -218,12 +215,7 @@ class SubscriberPages:
         response = HTMLResponse(html, status_code=status, headers=SECURITY_HEADERS)
         if fresh:
             response.set_cookie(
-                CSRF_COOKIE,
-                cookie,
-                httponly=True,
-                samesite="strict",
-                secure=request.url.scheme == "https",
-                path="/",
+                CSRF_COOKIE, cookie, httponly=True, samesite="strict", secure=request.url.scheme == "https"
             )
         return response
 
@@ -461,6 +453,15 @@ class SubscriberPages:
             {"paper_key": v.paper_key, "value": v.value, "title": titles.get(v.paper_key, v.paper_key)}
             for v in votes
         ]
+
+
+def _csrf_cookie(request: Request) -> tuple[str, bool]:
+    """The browser's CSRF cookie (double submit), or a new one when it has none that looks
+    like ours; True when it is new and must be set on the response."""
+    cookie = request.cookies.get(CSRF_COOKIE) or ""
+    if 16 <= len(cookie) <= 64 and cookie.replace("-", "").replace("_", "").isalnum():
+        return cookie, False
+    return secrets.token_urlsafe(24), True
 
 
 def _form_of(template: str) -> str:
