@@ -35,7 +35,7 @@ def _now() -> datetime:
 def cmd_fetch(args: argparse.Namespace, config: Config) -> int:
     from digest.errors import ConfigError
     from digest.fetch import fetch_all, make_client
-    from digest.lock import run_lock
+    from digest.lock import state_lock
     from digest.store import Store
 
     if not config.sources.urls:
@@ -44,7 +44,7 @@ def cmd_fetch(args: argparse.Namespace, config: Config) -> int:
         )
     with (
         Store.open(config.state.url) as store,
-        run_lock(config.lock_path, wait=args.wait),
+        state_lock(config.lock_path, config.state.url, wait=args.wait, holder=config.instance.name),
         make_client(config) as client,
     ):
         report = fetch_all(config, store, client, _now(), force=True)

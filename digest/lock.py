@@ -1,4 +1,6 @@
-"""An OS file lock beside the state, so two runs never build or send a digest at once.
+"""The run lock, so two runs never build or send a digest at once: an OS file lock beside
+a SQLite state, a PostgreSQL advisory lock on a PostgreSQL state (shared by every
+instance that uses it; docs/DESIGN.md, invariant 9). :func:`state_lock` picks.
 
 ``fcntl.flock`` is released by the kernel when the holder dies, even by SIGKILL,
 so a crashed run never leaves a stale lock behind.
@@ -45,3 +47,23 @@ def run_lock(path: Path, *, wait: float = 0.0) -> Iterator[None]:
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)
+
+
+@contextmanager
+def state_lock(lock_path: Path, state_url: str, *, wait: float = 0.0, holder: str = "") -> Iterator[None]:
+    """Holds the run lock of the state at ``state_url`` for the block: the database's
+    advisory lock for PostgreSQL (held in the name ``holder``, the instance), else the file
+    lock at ``lock_path``. Waits up to ``wait`` seconds, then raises LockError."""
+    from digest.store.pglock import RUN_LOCK, advisory_lock, is_postgres
+
+    if not is_postgres(state_url):
+        with run_lock(lock_path, wait=wait):
+            yield
+        return
+    with advisory_lock(state_url, RUN_LOCK, wait=wait, holder=holder) as held:
+        if not held:
+            raise LockError(
+                "another paper-digest instance holds the run lock of the PostgreSQL state; "
+                "it is probably still working: wait for it to finish (or pass --wait SECONDS)"
+            )
+        yield

@@ -9,7 +9,7 @@ import hashlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import parseaddr
 
@@ -164,6 +164,9 @@ def cancel_unwanted(config: Config, store: Store, now: datetime) -> int:
     return n
 
 
+BATCH = 50  # outbox rows one claim takes; a batch is sent well within the lease
+
+
 def deliver_pending(
     config: Config,
     store: Store,
@@ -172,7 +175,10 @@ def deliver_pending(
     *,
     respect_backoff: bool = False,
 ) -> DeliveryReport:
-    """Tries every pending delivery once, oldest digest first.
+    """Tries every pending delivery once, oldest first, in batches claimed for this
+    instance (``instance.name``) for ``instance.lease`` (:meth:`Store.claim_deliveries`):
+    instances sharing one PostgreSQL state send at once without sending a row twice, and a
+    row claimed by an instance that died is sent by another once its lease ran out.
 
     With ``respect_backoff`` (the service's polls) a row whose last failed attempt was
     less than :func:`backoff` ago is skipped; ``digest run`` retries everything at once.
@@ -182,52 +188,75 @@ def deliver_pending(
     if not config.email.enabled:
         return DeliveryReport()
     cancel_unwanted(config, store, now)
-    pending: list[Delivery] = store.deliveries("pending")
-    if respect_backoff:
-        pending = [row for row in pending if due(row, now)]
-    if not pending:
-        return DeliveryReport()
+    me = config.instance.name
+    lease = timedelta(seconds=config.instance.lease)
+
+    def clock() -> datetime:
+        # ``now`` is the run's instant (rows are stamped with it), taken before the run
+        # waited for the lock; a lease is compared across instances, so it is wall time.
+        return datetime.now(UTC)
+
     build = wire_renderer(config, store)
     digests: dict[int, Digest] = {}
-    spans = store_weekly.ranges(store, (row.id for row in pending))
     links = personal_links(config, store)
     give_up = timedelta(seconds=config.email.retry_for)
     sent = retry = failed = 0
     errors: list[str] = []
+    after = 0
     with transport:
-        for row in pending:
-            if row.digest_id not in digests:
-                digests[row.digest_id] = store.digest(row.digest_id)
-            digest = digests[row.digest_id]
-            personal = links(row.recipient)
-            span = spans.get(row.id)
-            if span is not None:
-                message = weekly_message(config, store, digest, span, row.recipient, row.message_id, personal)
-            else:
-                message = build(digest, row.recipient, row.message_id, personal)
-            if config.email.bounce_address:  # VERP: a bounce names its outbox row
-                verp = bounces.verp_address(config.email.bounce_address, bounces.delivery_token(row.id))
-                message = bounces.with_envelope(message, verp, return_path=config.email.transport == "file")
-            try:
-                transport.send(message, row.recipient)
-            except DeliveryError as err:
-                reason = str(err)
-                permanent = not err.temporary
-                if err.temporary and row.created is not None and now - row.created >= give_up:
-                    permanent = True
-                    reason = f"gave up after {row.attempts + 1} attempts over {now - row.created}: {err}"
-                store.mark_attempt_failed(row.id, reason, now, permanent=permanent)
-                errors.append(f"{row.recipient}: {reason}")
-                if permanent:
-                    failed += 1
+        while True:
+            claimed = store.claim_deliveries(me, clock(), lease, BATCH, after=after)
+            if not claimed:
+                break
+            after = claimed[-1].id
+            batch = [row for row in claimed if due(row, now)] if respect_backoff else claimed
+            if len(batch) < len(claimed):
+                kept = {row.id for row in batch}
+                store.release_deliveries((row.id for row in claimed if row.id not in kept), me)
+            spans = store_weekly.ranges(store, (row.id for row in batch))
+            until = clock() + lease
+            for i, row in enumerate(batch):
+                if clock() + lease / 2 > until:  # a slow batch: renew the claim on its rest
+                    until = clock() + lease
+                    store.renew_claims((r.id for r in batch[i:]), me, until)
+                if row.digest_id not in digests:
+                    digests[row.digest_id] = store.digest(row.digest_id)
+                digest = digests[row.digest_id]
+                personal = links(row.recipient)
+                span = spans.get(row.id)
+                if span is not None:
+                    message = weekly_message(
+                        config, store, digest, span, row.recipient, row.message_id, personal
+                    )
                 else:
-                    retry += 1
-                log.warning("delivery of digest %s to %s failed: %s", row.digest_id, row.recipient, reason)
-                continue
-            crash_point("outbox.accepted")
-            store.mark_sent(row.id, now)
-            crash_point("outbox.marked_sent")
-            sent += 1
+                    message = build(digest, row.recipient, row.message_id, personal)
+                if config.email.bounce_address:  # VERP: a bounce names its outbox row
+                    verp = bounces.verp_address(config.email.bounce_address, bounces.delivery_token(row.id))
+                    message = bounces.with_envelope(
+                        message, verp, return_path=config.email.transport == "file"
+                    )
+                try:
+                    transport.send(message, row.recipient)
+                except DeliveryError as err:
+                    reason = str(err)
+                    permanent = not err.temporary
+                    if err.temporary and row.created is not None and now - row.created >= give_up:
+                        permanent = True
+                        reason = f"gave up after {row.attempts + 1} attempts over {now - row.created}: {err}"
+                    store.mark_attempt_failed(row.id, reason, now, permanent=permanent)
+                    errors.append(f"{row.recipient}: {reason}")
+                    if permanent:
+                        failed += 1
+                    else:
+                        retry += 1
+                    log.warning(
+                        "delivery of digest %s to %s failed: %s", row.digest_id, row.recipient, reason
+                    )
+                    continue
+                crash_point("outbox.accepted")
+                store.mark_sent(row.id, now)
+                crash_point("outbox.marked_sent")
+                sent += 1
     return DeliveryReport(sent=sent, pending=retry, failed=failed, errors=tuple(errors))
 
 

@@ -3,7 +3,8 @@
     [fetch sources.urls] → ingest new dumps → build the digest → publish feeds and archive
     → deliver the outbox
 
-It holds the run lock for the whole run (docs/DESIGN.md invariant 7) and takes ``now``
+It holds the run lock for the whole run (docs/DESIGN.md invariant 7; on a PostgreSQL
+state delivery follows after it, shared by the instances, invariant 9) and takes ``now``
 from its caller, so a run is reproducible.
 """
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -24,11 +25,12 @@ from digest.crashpoints import crash_point
 from digest.fetch import FetchReport, client_for, fetch_all
 from digest.identity import message_ids
 from digest.ingest import IngestReport, ingest_inbox
-from digest.lock import run_lock
+from digest.lock import state_lock
 from digest.model import Digest
 from digest.outbox import DeliveryReport, deliver_pending
 from digest.site import PublishReport, publish
 from digest.store import Store
+from digest.store.pglock import is_postgres
 from digest.text import counted
 from digest.transports import FileTransport, Transport
 
@@ -101,7 +103,10 @@ def run_once(
     started = time.monotonic()
     fetched: FetchReport | None = None
     notes: tuple[str, ...] = ()
-    with run_lock(config.lock_path, wait=options.lock_wait):
+    # On a PostgreSQL state the outbox is sent after the lock is released, so instances
+    # sharing it send at once; their row claims keep each message single (invariant 9).
+    shared = is_postgres(config.state.url) and options.dry_run_dir is None
+    with state_lock(config.lock_path, config.state.url, wait=options.lock_wait, holder=config.instance.name):
         if config.sources.urls and options.dry_run_dir is None:
             with client_for(config, client) as http:
                 fetched = fetch_all(config, store, http, now)
@@ -112,7 +117,10 @@ def run_once(
             with store.dry_run() as scratch:
                 report = _run(config, scratch, FileTransport(out / "outbox"), now, options, out / "site")
         else:
-            report = _run(config, store, transport, now, options, config.feed.output_dir)
+            report = _run(config, store, transport, now, options, config.feed.output_dir, deliver=not shared)
+    if shared and options.send and not options.backfill:
+        delivered = deliver_pending(config, store, transport, now, respect_backoff=options.respect_backoff)
+        report = replace(report, delivery=delivered)
     final = RunReport(
         ingest=report.ingest,
         digest=report.digest,
@@ -136,6 +144,8 @@ def _run(
     now: datetime,
     options: RunOptions,
     site_dir: Path,
+    *,
+    deliver: bool = True,
 ) -> RunReport:
     backfill = Backfill(config) if options.backfill else None
     ingested = ingest_inbox(
@@ -172,7 +182,7 @@ def _run(
         crash_point("pipeline.marked_published")
     delivered = (
         deliver_pending(config, store, transport, now, respect_backoff=options.respect_backoff)
-        if options.send and backfill is None
+        if deliver and options.send and backfill is None
         else DeliveryReport()
     )
     notes = (backfill.note(),) if backfill is not None else ()
@@ -185,7 +195,7 @@ def republish(
     """``digest publish``: re-renders every digest page, the index and the feeds under the
     run lock. Into ``feed.output_dir`` it also marks pending digests published; into
     another ``output_dir`` (a preview) it changes no state."""
-    with run_lock(config.lock_path, wait=lock_wait):
+    with state_lock(config.lock_path, config.state.url, wait=lock_wait, holder=config.instance.name):
         target = output_dir if output_dir is not None else config.feed.output_dir
         report = publish(config, store, target, everything=True)
         if output_dir is None and report.digests:

@@ -44,7 +44,7 @@ from digest.logformat import job_fields
 from digest.metrics import Metrics
 from digest.model import JobName
 from digest.pipeline import RunOptions, RunReport, run_once
-from digest.store import Store
+from digest.store import Store, pglock
 from digest.transports import make_transport
 
 if TYPE_CHECKING:
@@ -197,6 +197,15 @@ class Service:
             out[job.id] = _iso(job.next_run_time)
         return out
 
+    def instance(self) -> dict[str, Any]:
+        """This instance's name and, on a PostgreSQL state, who holds the run lock
+        (``run_lock``: "name (pid N)" or None when free; docs/DESIGN.md invariant 9)."""
+        body: dict[str, Any] = {"name": self.config.instance.name}
+        if pglock.is_postgres(self.config.state.url):
+            with self.store.transaction(read=True) as conn:
+                body["run_lock"] = pglock.lock_holder(conn)
+        return body
+
     def health(self) -> tuple[int, dict[str, Any]]:
         """(HTTP status, JSON body) for /healthz: the status snapshot (one read
         transaction, :mod:`digest.status`) plus the schedule. ``status`` is ``failing``
@@ -211,6 +220,7 @@ class Service:
             **status.to_json(snap),
             "next_run": self.next_runs(),
             "schedule": {"poll_seconds": self.config.schedule.poll, "digest": self.config.schedule.digest},
+            "instance": self.instance(),
         }
         failed = [run.summary for run in snap.failing_jobs]
         if failed:

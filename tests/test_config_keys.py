@@ -80,6 +80,7 @@ DURATION_KEYS = [
     "email.smtp.timeout",
     "schedule.poll",
     "schedule.misfire_grace",
+    "instance.lease",
     "feed.window",
     "subscribe.confirm_for",
     "subscribe.rate_window",

@@ -12,6 +12,8 @@ fields, declared in its parent with ``section(NewSection)``.
 
 from __future__ import annotations
 
+import os
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 from email.utils import parseaddr
@@ -91,6 +93,29 @@ class SourcesSection:
 @dataclass(frozen=True)
 class StateSection:
     url: str = key("sqlite:///var/digest.db", STATE_URL, "SQLAlchemy URL of the state database")
+
+
+def _default_instance(values: Mapping[str, Any]) -> str:
+    # The clock and environment are read by the config edge, not by the pure core.
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+@dataclass(frozen=True)
+class InstanceSection:
+    """This process among several on one PostgreSQL state (docs/DESIGN.md invariant 9)."""
+
+    name: str = key(
+        "",
+        TEXT,
+        "names this instance in outbox claims and /healthz",
+        doc="hostname-pid",
+        derive=_default_instance,
+    )
+    lease: float = key(
+        300.0,
+        duration(positive=True),
+        "an instance's claim on outbox rows; another instance takes them over after it",
+    )
 
 
 @dataclass(frozen=True)
@@ -229,6 +254,7 @@ class Config:
     digest: DigestSection = section(DigestSection)
     sources: SourcesSection = section(SourcesSection)
     state: StateSection = section(StateSection)
+    instance: InstanceSection = section(InstanceSection)
     feed: FeedSection = section(FeedSection)
     archive: ArchiveSection = section(ArchiveSection)
     email: EmailSection = section(EmailSection)

@@ -3,6 +3,7 @@ reads the site, the feed and the archive make."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
@@ -13,6 +14,8 @@ from digest.errors import StoreError
 from digest.model import Digest
 from digest.store.base import StoreBase
 from digest.store.schema import deliveries_t, digests_t, papers_t
+
+log = logging.getLogger(__name__)
 
 
 def _utc(value: datetime | str) -> datetime:
@@ -55,6 +58,24 @@ class DigestsMixin(StoreBase):
         :func:`digest.identity.message_ids`): minted here, once, so every retry sends the
         same one.
         """
+        try:
+            return self._create_digest(now=now, day=day, recipients=recipients, message_id=message_id)
+        except StoreError as err:
+            if not isinstance(err.__cause__, sa.exc.IntegrityError):
+                raise
+            # Another instance made this digest first (the unique first_seq or slug):
+            # the papers are in its digest, so there is nothing left to do here.
+            log.info("another instance created the digest first: %s", err)
+            return None
+
+    def _create_digest(
+        self,
+        *,
+        now: datetime,
+        day: date,
+        recipients: Sequence[str],
+        message_id: Callable[[int, str], str],
+    ) -> Digest | None:
         with self.transaction() as conn:
             last = conn.execute(sa.select(sa.func.max(papers_t.c.seq))).scalar() or 0
             done = conn.execute(sa.select(sa.func.max(digests_t.c.last_seq))).scalar() or 0

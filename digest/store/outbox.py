@@ -4,7 +4,7 @@ docs/DESIGN.md), and the ``suppressions`` list that cancels them."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -47,6 +47,60 @@ class OutboxMixin(StoreBase):
         with self.transaction(read=True) as conn:
             return [delivery_row(r) for r in conn.execute(query)]
 
+    def claim_deliveries(
+        self, me: str, now: datetime, lease: timedelta, limit: int, *, after: int = 0
+    ) -> list[Delivery]:
+        """Claims up to ``limit`` pending rows with ids above ``after`` for instance ``me``
+        until ``now + lease``, oldest first, and returns them: rows nobody claims, or whose
+        claim ran out (its instance died or hung). One statement; on PostgreSQL the inner
+        ``FOR UPDATE SKIP LOCKED`` lets instances claim at once without waiting on each
+        other or taking the same row (SQLite ignores it: its writers are serialised).
+
+        On SQLite every claim is free: delivery runs under the file lock there, so a row
+        still claimed belongs to a run that died (a crash, docs/DESIGN.md invariant 4)."""
+        c = deliveries_t.c
+        free = sa.or_(c.claimed_until.is_(None), c.claimed_until < now)
+        if self.engine.dialect.name == "sqlite":
+            free = sa.true()
+        chosen = (
+            sa.select(c.id)
+            .where(c.status == "pending", c.id > after, free)
+            .order_by(c.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        claim = (
+            sa.update(deliveries_t)
+            .where(c.id.in_(chosen.scalar_subquery()))
+            .values(claimed_by=me, claimed_until=now + lease)
+            .returning(*deliveries_t.c)
+        )
+        with self.transaction() as conn:
+            rows = [delivery_row(r) for r in conn.execute(claim)]
+        return sorted(rows, key=lambda d: d.id)
+
+    def release_deliveries(self, delivery_ids: Iterable[int], me: str) -> None:
+        """Drops ``me``'s claim on rows it will not try now (still in their backoff)."""
+        ids = list(delivery_ids)
+        if ids:
+            with self.transaction() as conn:
+                conn.execute(
+                    sa.update(deliveries_t)
+                    .where(deliveries_t.c.id.in_(ids), deliveries_t.c.claimed_by == me)
+                    .values(claimed_by=None, claimed_until=None)
+                )
+
+    def renew_claims(self, delivery_ids: Iterable[int], me: str, until: datetime) -> None:
+        """Extends ``me``'s claim on rows it is still sending (a slow batch)."""
+        ids = list(delivery_ids)
+        if ids:
+            with self.transaction() as conn:
+                conn.execute(
+                    sa.update(deliveries_t)
+                    .where(deliveries_t.c.id.in_(ids), deliveries_t.c.claimed_by == me)
+                    .values(claimed_until=until)
+                )
+
     def mark_sent(self, delivery_id: int, now: datetime) -> None:
         """Called only after the server accepted the message (docs/DESIGN.md invariant 4)."""
         with self.transaction() as conn:
@@ -59,6 +113,8 @@ class OutboxMixin(StoreBase):
                     last_attempt_at=now,
                     attempts=deliveries_t.c.attempts + 1,
                     last_error=None,
+                    claimed_by=None,
+                    claimed_until=None,
                 )
             )
 
@@ -73,6 +129,8 @@ class OutboxMixin(StoreBase):
                     last_attempt_at=now,
                     attempts=deliveries_t.c.attempts + 1,
                     last_error=error,
+                    claimed_by=None,
+                    claimed_until=None,
                 )
             )
 

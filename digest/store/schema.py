@@ -113,6 +113,9 @@ deliveries_t = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("last_attempt_at", UTCDateTime),
     sa.Column("sent_at", UTCDateTime),
+    # Which instance is sending the row, and until when its claim holds (invariant 9).
+    sa.Column("claimed_by", sa.Text),
+    sa.Column("claimed_until", UTCDateTime),
     sa.UniqueConstraint("digest_id", "recipient"),
 )
 sa.Index("deliveries_status", deliveries_t.c.status)
@@ -167,12 +170,26 @@ _HISTORY_INDEXES = (
 )
 
 
+# A digest claims its range of papers by its first seq: two processes that raced past the
+# run lock cannot both make a digest of one paper (docs/DESIGN.md, invariant 9).
+_CLAIM_INDEXES = (sa.Index("digests_first_seq", digests_t.c.first_seq, unique=True),)
+
+
 def _create_indexes(*indexes: sa.Index) -> Callable[[Connection], None]:
     def migrate(conn: Connection) -> None:
         for index in indexes:
             index.create(conn, checkfirst=True)
 
     return migrate
+
+
+def _claim_columns(conn: Connection) -> None:
+    # Added by ALTER (not by migration 1's create_all, which now makes them already).
+    have = {c["name"] for c in sa.inspect(conn).get_columns("deliveries")}
+    stamp = "TIMESTAMP" if conn.dialect.name == "postgresql" else "DATETIME"
+    for name, sql_type in (("claimed_by", "TEXT"), ("claimed_until", stamp)):
+        if name not in have:
+            conn.execute(sa.text(f"ALTER TABLE deliveries ADD COLUMN {name} {sql_type}"))
 
 
 def _create(*tables: sa.Table) -> Callable[[Connection], None]:
@@ -194,6 +211,8 @@ MIGRATIONS: list[Callable[[Connection], None]] = [
     lambda conn: _subscribers_migration(conn),  # subscribers replace suppressions (subscribers.py)
     lambda conn: _incidents_migration(conn),  # dump-health alerts (incidents.py, digest/alerts.py)
     lambda conn: _bounces_migration(conn),  # handled bounce reports and events (bounces.py)
+    _create_indexes(*_CLAIM_INDEXES),  # several instances on one state
+    _claim_columns,  # outbox claims with a lease: several instances send at once
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -220,6 +239,11 @@ def _bounces_migration(conn: Connection) -> None:
 def migrate(engine: Engine) -> int:
     """Brings the schema to :data:`SCHEMA_VERSION`; refuses a newer database."""
     with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            # Several instances may open one fresh database at once (invariant 9).
+            from digest.store.pglock import lock_schema
+
+            lock_schema(conn)
         if not sa.inspect(conn).has_table("schema_version"):
             current = 0
         else:
