@@ -23,6 +23,8 @@ import sqlalchemy as sa
 
 from digest.model import Digest, FetchState, JobRun
 from digest.store import Store
+from digest.store.digests import as_utc, digest_row
+from digest.store.jobs import fetch_state_row
 from digest.store.schema import deliveries_t, digests_t, dumps_t, fetch_state_t, job_runs_t, papers_t
 
 LIST_LIMIT = 20
@@ -144,7 +146,7 @@ def snapshot(store: Store, urls: Sequence[str] = ()) -> Snapshot:
         subscribers = _subscribers(conn)
         incidents = _incidents(conn)
     order = {url: i for i, url in enumerate(urls)}
-    failing = sorted((_fetch_state(r) for r in fetches), key=lambda s: order[s.url])
+    failing = sorted((fetch_state_row(r) for r in fetches), key=lambda s: order[s.url])
     return Snapshot(
         dumps_ingested=int(dump_counts.get("ingested", 0)),
         dumps_failed=int(dump_counts.get("failed", 0)),
@@ -152,7 +154,7 @@ def snapshot(store: Store, urls: Sequence[str] = ()) -> Snapshot:
         papers_waiting=int(waiting),
         digests=int(n_digests),
         deliveries=delivery_counts,
-        last_digest=_digest(latest) if latest is not None else None,
+        last_digest=digest_row(latest) if latest is not None else None,
         failed_dumps=tuple((r.name, r.error or "") for r in reversed(failed)),
         fetch_failures=tuple(s for s in failing if s.failing),
         delivery_errors=tuple(
@@ -205,40 +207,7 @@ def _incidents(conn: sa.Connection) -> tuple[tuple[str, str, datetime, str], ...
     rows = conn.execute(
         sa.text("SELECT kind, key, opened, reason FROM incidents WHERE resolved IS NULL ORDER BY id")
     ).all()
-    return tuple((str(kind), str(key), _utc(opened), str(reason)) for kind, key, opened, reason in rows)
-
-
-def _utc(value: datetime | str) -> datetime:
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def _digest(row: Any) -> Digest:
-    return Digest(
-        id=row.id,
-        slug=row.slug,
-        created=row.created_at,
-        first_seq=row.first_seq,
-        last_seq=row.last_seq,
-        paper_count=row.paper_count,
-        published=row.published_at,
-    )
-
-
-def _fetch_state(row: Any) -> FetchState:
-    return FetchState(
-        url=row.url,
-        etag=row.etag,
-        last_modified=row.last_modified,
-        last_status=row.last_status,
-        last_error=row.last_error,
-        last_fetch_at=row.last_fetch_at,
-        last_ok_at=row.last_ok_at,
-        last_sha256=row.last_sha256,
-        last_file=row.last_file,
-        failures=row.failures,
-    )
+    return tuple((str(kind), str(key), as_utc(opened), str(reason)) for kind, key, opened, reason in rows)
 
 
 # --- renderings (pure) ------------------------------------------------------------------

@@ -18,7 +18,7 @@ from digest.store.schema import deliveries_t, digests_t, papers_t
 log = logging.getLogger(__name__)
 
 
-def _utc(value: datetime | str) -> datetime:
+def as_utc(value: datetime | str) -> datetime:
     if isinstance(value, str):  # SQLite hands an aggregate of a DATETIME back as text
         value = datetime.fromisoformat(value)
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
@@ -181,7 +181,7 @@ class DigestsMixin(StoreBase):
         if first is None or last is None:
             return None
         # An aggregate's result skips the column's type on SQLite: make sure of both.
-        return _utc(first), _utc(last)
+        return as_utc(first), as_utc(last)
 
     def previous_digest(self, digest_id: int) -> Digest | None:
         """The digest created just before ``digest_id`` (the page's "previous" link)."""
