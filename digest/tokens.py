@@ -99,6 +99,13 @@ class Tokens:
             return str(self._timed(purpose, now).dumps(payload))
         return str(self._plain(purpose).dumps(payload))
 
+    def personal_dir(self, subscriber: Subscriber) -> str:
+        """The folder (under ``feed.output_dir``) of the subscriber's personal page and
+        feeds: ``for/<32 hex>``, a keyed hash of their secret, so it cannot be derived from
+        the address or id, and moves when the secret is renewed."""
+        mac = hmac.new(self._key.encode(), b"personal-dir:" + subscriber.token.encode(), hashlib.sha256)
+        return "for/" + mac.hexdigest()[:32]
+
     def make_vote(self, subscriber: Subscriber, paper_key: str, value: int) -> str:
         return str(
             self._plain("vote").dumps([subscriber.id, fingerprint(subscriber.token), paper_key, value])
@@ -159,6 +166,16 @@ def _claim(purpose: str, payload: Any) -> Claim:
 def link(base_url: str, page: str, token: str) -> str:
     """``<base_url><page>?t=<token>`` (tokens are URL-safe; quoted all the same)."""
     return f"{site_url(base_url, page)}?t={quote(token, safe='')}"
+
+
+def vote_urls(tokens: Tokens, subscriber: Subscriber, paper_key: str, *, base_url: str) -> tuple[str, str]:
+    """The "more like this" and "less like this" links of one paper for ``subscriber``:
+    ``/vote?t=<token>``, each token signed for the subscriber, the paper and the vote. The
+    link opens a page with one button (GET records nothing: mail scanners follow links)."""
+    return (
+        link(base_url, "vote", tokens.make_vote(subscriber, paper_key, 1)),
+        link(base_url, "vote", tokens.make_vote(subscriber, paper_key, -1)),
+    )
 
 
 def unsubscribe_urls(
