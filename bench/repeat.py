@@ -78,6 +78,16 @@ def meets(target: str, x: float) -> bool | None:
     return {">=": x >= limit, "<=": x <= limit, "<": x < limit, ">": x > limit}[op]
 
 
+def _bare(target: str) -> bool:
+    """A target with no unit (``"< 10"``, ``">= 0.40"``) is on the ratio."""
+    match = _TARGET.match(target)
+    return bool(match) and not target[match.end() :].strip()
+
+
+def _key(r: Result) -> float:
+    return r.ratio if r.ratio is not None else (r.value if r.value is not None else 0.0)
+
+
 def fold(runs: Sequence[Sequence[Result]]) -> list[Result]:
     """One row per row of a run out of several runs of the same scenarios: value, floor and
     ratio are the medians, ``detail["spread"]`` the lowest and highest ratio (value when
@@ -102,10 +112,15 @@ def fold(runs: Sequence[Sequence[Result]]) -> list[Result]:
         judged = ratio if ratio is not None else value
         spread_of = [r.ratio if r.ratio is not None else r.value for r in same]
         known = [x for x in spread_of if x is not None]
-        if any(r.ok is not None for r in same) and judged is not None:
+        if not any(r.ok is not None for r in same) or judged is None:
+            ok = None
+        elif first.ratio is None or _bare(first.target):
             ok = meets(first.target, judged)
         else:
-            ok = None
+            # A target on something other than the ratio (status: "< 0.5 s, < 100 MiB" on
+            # the value and the peak): the verdict of the median run.
+            ordered = sorted((r for r in same if r.ok is not None), key=lambda r: _key(r))
+            ok = ordered[(len(ordered) - 1) // 2].ok
         detail = dict(first.detail)
         detail["runs"] = [{"value": r.value, "floor": r.floor, "ratio": r.ratio, "ok": r.ok} for r in same]
         detail["spread"] = [min(known), max(known)] if known else None

@@ -101,6 +101,19 @@ def test_a_target_is_met_when_the_median_meets_it() -> None:
     assert meets("< 300 MiB", 299.0) and not meets(">= 0.40", 0.39) and meets("<= 1.5", 1.5)
 
 
+def test_a_target_with_a_unit_is_the_median_runs_verdict_not_the_ratios() -> None:
+    # status: "< 0.5 s, < 100 MiB" on the time and the peak, while the ratio to an empty
+    # state (about 2) is only reported; the ratio must not be read against 0.5.
+    runs = [
+        [replace(_row(r, 0.04, "< 0.5 s, < 100 MiB"), ok=ok)]
+        for r, ok in ((1.9, True), (2.0, True), (1.95, False))
+    ]
+    [row] = fold(runs)
+    assert (row.ratio, row.ok) == (1.95, False)  # the median run (ratio 1.95) failed
+    runs[2][0] = replace(runs[2][0], ok=True)
+    assert fold(runs)[0].ok is True
+
+
 def test_per_call_times_loops_of_at_least_min_seconds() -> None:
     calls = 0
 
