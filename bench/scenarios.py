@@ -615,7 +615,9 @@ def _digest_command() -> list[str]:
 def startup(work: Path, sizes: Sizes) -> Result:
     cmd = _digest_command()
     bare = [sys.executable, "-c", "import sys"]
-    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "0"}
+    # Bytecode written and reused, as after `pip install`: any value of this variable, "0"
+    # included, stops Python writing it (every start then compiled stale modules again).
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     subprocess.run(cmd, check=True, capture_output=True, env=env)  # bytecode compiled, files cached
     t_cmd: list[float] = []
     t_bare: list[float] = []

@@ -8,23 +8,25 @@ every row a new secret on ``import``).
 from __future__ import annotations
 
 import argparse
-import csv
-import io
-import json
 import sys
-from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from digest.errors import DigestError
 
+# `digest --help` imports this module for its parser only: what the commands need (csv,
+# json, datetime, pathlib) is imported when one runs (see digest.cli).
 if TYPE_CHECKING:
+    from datetime import datetime
+    from pathlib import Path
+
     from digest.config import Config
 
 FIELDS = ("address", "status", "cadence", "max_papers", "only_top", "interests", "keywords", "exclude")
 
 
 def _now() -> datetime:
+    from datetime import UTC, datetime
+
     return datetime.now(UTC)
 
 
@@ -173,6 +175,8 @@ def cmd_add(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_list(args: argparse.Namespace, config: Config) -> int:
+    import json
+
     with _open(config) as store:
         rows = _subs(store).all(args.status)
     if args.json:
@@ -185,6 +189,8 @@ def cmd_list(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_show(args: argparse.Namespace, config: Config) -> int:
+    import json
+
     with _open(config) as store:
         subs = _subs(store)
         sub = _need(subs, args.address)
@@ -243,6 +249,10 @@ def cmd_remove(args: argparse.Namespace, config: Config) -> int:
 def _rows_from(path: Path, fmt: str) -> list[tuple[str, dict[str, Any]]]:
     """(where, fields) for each subscriber in the file: ``where`` is ``file:line`` or
     ``file[i]`` for messages."""
+    import csv
+    import io
+    import json
+
     try:
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as err:
@@ -262,6 +272,8 @@ def _rows_from(path: Path, fmt: str) -> list[tuple[str, dict[str, Any]]]:
 
 
 def cmd_import(args: argparse.Namespace, config: Config) -> int:
+    from pathlib import Path
+
     from digest.subscribers import STATUSES, preferences_from
 
     path = Path(args.file)
@@ -291,6 +303,9 @@ def cmd_import(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_export(args: argparse.Namespace, config: Config) -> int:
+    import csv
+    import json
+
     with _open(config) as store:
         rows = _subs(store).all()
     if args.format == "json":
