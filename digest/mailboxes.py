@@ -162,7 +162,13 @@ class Imap:
                 raise imaplib.IMAP4.error(_text(data))
         except (imaplib.IMAP4.error, ssl.SSLError, OSError) as err:
             self.close()
-            raise DigestError(f"cannot {stage} {self.where}: {self._why(err)} (check [email.imap])") from None
+            check = {
+                "log in to": "email.imap.username and DIGEST_IMAP_PASSWORD",
+                "connect to": "email.imap.host, port and security",
+                "start TLS with": "email.imap.security and port",
+            }.get(stage, "email.bounces_source")
+            who = f" as {s.username!r}" if stage == "log in to" else ""
+            raise DigestError(f"cannot {stage} {self.where}{who}: {self._why(err)} (check {check})") from None
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -173,8 +179,7 @@ class Imap:
         if conn is None:
             return
         try:
-            if conn.state == "SELECTED":
-                conn.close()  # CLOSE expunges nothing we flagged: no message is \\Deleted
+            # LOGOUT only: CLOSE would expunge whatever a human flagged \Deleted meanwhile.
             conn.logout()
         except (imaplib.IMAP4.error, OSError):
             with contextlib.suppress(OSError):
@@ -185,9 +190,11 @@ class Imap:
             return "timed out"
         if isinstance(err, ConnectionRefusedError):
             return "connection refused"
-        text = str(err.args[0] if err.args else err)
-        if isinstance(err.args[0] if err.args else None, bytes):
-            text = err.args[0].decode("utf-8", "replace")
+        if isinstance(err, ssl.SSLCertVerificationError):
+            return f"certificate verify failed: {err.verify_message} (a private CA: set SSL_CERT_FILE)"
+        arg = err.args[0] if err.args else None
+        text = arg.decode("utf-8", "replace") if isinstance(arg, bytes) else str(err)
+        text = " ".join(text.split()) or type(err).__name__
         return text.replace(self.s.password, "********") if self.s.password else text
 
     def _command(self, what: str, *args: str) -> list[object]:
