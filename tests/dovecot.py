@@ -30,7 +30,7 @@ import pytest
 DOVECOT = shutil.which("dovecot") or (
     "/usr/sbin/dovecot" if os.access("/usr/sbin/dovecot", os.X_OK) else None
 )
-PASSWORD = "imap pw 9!"
+PASSWORD = "imap-pw-9!x"  # a static passdb argument: no spaces
 
 
 def free_port() -> int:
@@ -88,19 +88,20 @@ ssl_cert = <{cert}
 ssl_key = <{key}
 ssl_min_protocol = TLSv1.2
 auth_mechanisms = plain
-mail_location = maildir:{root}/mail/%u
+auth_failure_delay = 0
+mail_location = maildir:{mail}/%u
 default_internal_user = {user}
-default_login_user = {user}
+default_login_user = {login_user}
 default_internal_group = {group}
-first_valid_uid = 0
-first_valid_gid = 0
+first_valid_uid = {uid}
+first_valid_gid = {gid}
 passdb {{
-  driver = passwd-file
-  args = scheme=PLAIN username_format=%u {root}/users
+  driver = static
+  args = password={password}
 }}
 userdb {{
   driver = static
-  args = uid={uid} gid={gid} home={root}/home/%u
+  args = uid={uid} gid={gid} home={mail}/%u
 }}
 service imap-login {{
   chroot =
@@ -135,9 +136,9 @@ class Dovecot:
         return path.read_text(errors="replace") if path.exists() else ""
 
     def user(self, name: str) -> str:
-        """A new user with :data:`PASSWORD` and an empty INBOX."""
-        with (self.root / "users").open("a") as fh:
-            fh.write(f"{name}:{{PLAIN}}{PASSWORD}::::::\n")
+        """A user of its own (an empty INBOX): any name logs in with :data:`PASSWORD`
+        (a static passdb)."""
+        assert name not in self.users, f"user {name} is taken by another test"
         self.users.append(name)
         return name
 
@@ -178,31 +179,54 @@ class Dovecot:
             conn.logout()
 
 
+def _accounts() -> tuple[str, str, pwd.struct_passwd]:
+    """(internal user, login user, mail user). Dovecot runs as the current user; as root it
+    refuses to run the login process or a mailbox as root: those get Debian's unprivileged
+    ``dovenull`` and ``nobody``."""
+    me = pwd.getpwuid(os.getuid())
+    if os.getuid() != 0:
+        return me.pw_name, me.pw_name, me
+    try:
+        login = pwd.getpwnam("dovenull").pw_name
+    except KeyError:
+        login = "nobody"
+    return me.pw_name, login, pwd.getpwnam("nobody")
+
+
 def start(root: Path) -> Dovecot:
     assert DOVECOT is not None
     cert, key = self_signed(root)
-    # Unix socket paths must stay under 108 bytes: base_dir in a short folder of its own.
-    base = Path(tempfile.mkdtemp(prefix="dovecot-", dir="/tmp"))
-    (root / "users").write_text("")
-    for sub in ("state", "mail", "home"):
+    # A short folder of its own for base_dir (Unix socket paths must stay under 108 bytes)
+    # and the mailboxes, which the unprivileged users must reach.
+    work = Path(tempfile.mkdtemp(prefix="dovecot-", dir="/tmp"))
+    work.chmod(0o755)
+    user, login, mail_user = _accounts()
+    for sub in ("run", "mail"):
+        (work / sub).mkdir(mode=0o755)
+    if os.getuid() == 0:
+        os.chown(work / "mail", mail_user.pw_uid, mail_user.pw_gid)
+    for sub in ("state",):
         (root / sub).mkdir()
-    me = pwd.getpwuid(os.getuid())
     conf = root / "dovecot.conf"
     imaps_port, imap_port = free_port(), free_port()
     conf.write_text(
         CONF.format(
-            base=base,
+            base=work / "run",
+            mail=work / "mail",
             root=root,
             cert=cert,
             key=key,
-            user=me.pw_name,
+            user=user,
+            login_user=login,
             group=grp.getgrgid(os.getgid()).gr_name,
-            uid=os.getuid(),
-            gid=os.getgid(),
+            uid=mail_user.pw_uid,
+            gid=mail_user.pw_gid,
             imap_port=imap_port,
             imaps_port=imaps_port,
+            password=PASSWORD,
         )
     )
+    base = work
     proc = subprocess.Popen(
         [DOVECOT, "-F", "-c", str(conf)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     )

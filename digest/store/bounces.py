@@ -99,11 +99,12 @@ def record(
 
 
 def counts_since(store: Store, address_key: str, since: datetime) -> dict[str, int]:
-    """Hard and soft events of one address after ``since``."""
+    """Hard and soft events of one address from ``since`` on (a bounce in the run that
+    made them active counts)."""
     with store.transaction(read=True) as conn:
         rows = conn.execute(
             sa.select(bounce_events.c.kind, sa.func.count())
-            .where(bounce_events.c.address_key == address_key, bounce_events.c.at > since)
+            .where(bounce_events.c.address_key == address_key, bounce_events.c.at >= since)
             .group_by(bounce_events.c.kind)
         ).all()
     found = {str(k): int(n) for k, n in rows}
