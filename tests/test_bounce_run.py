@@ -224,6 +224,8 @@ def test_a_refusal_at_rcpt_is_a_hard_bounce_only_when_the_address_is_bad(
     body = json.loads(capsys.readouterr().out)
     assert body["bounces"] == {"hard": int(bounced), "soft": 0}
     assert body["subscribers"]["bounced"] == int(bounced)
+    assert run(config, "status") == 0
+    assert ("bounces: 1 hard, 0 soft" in capsys.readouterr().out) is bounced
     if bounced:
         assert reply in (dee.reason or "")
         # A second digest is not offered to dee at all; her failed row is history.
