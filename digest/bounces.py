@@ -10,7 +10,8 @@ recipients, each classified:
 - ``soft``: ``Status: 4.x.x`` / ``Action: delayed``, or a temporary failure per flufl.bounce.
 
 Recipients whose per-recipient DSN block says ``delivered``/``relayed``/``expanded`` are not
-failures and are left out. Reads no clock, environment or disk.
+failures and are left out. :func:`refusal` says which refusals at ``RCPT TO`` (a
+synchronous bounce) are hard bounces. Reads no clock, environment or disk.
 """
 
 from __future__ import annotations
@@ -150,6 +151,33 @@ def _dsn_failures(msg: Message) -> list[Failure]:
                 )
             )
     return out
+
+
+_REPLY_STATUS_RE = re.compile(r"^\s*([245])\.(\d{1,3})\.(\d{1,3})\b")
+
+
+def refusal(code: int, text: str) -> tuple[Kind, str] | None:
+    """A refusal at ``RCPT TO`` (reply ``code`` and its ``text``) as a bounce of the
+    recipient: ``("hard", status)`` when the server said the address itself is bad, else
+    None (the message failed, the address may be fine).
+
+    Hard: a 5xx reply whose enhanced status (RFC 3463) is ``5.1.x`` (bad mailbox or
+    domain) or ``5.2.1`` (mailbox disabled); without an enhanced status, 550, 551 or 553
+    (RFC 5321: mailbox unavailable, not local, name not allowed). Not a bounce: 4xx (tried
+    again), ``5.7.x`` (policy: relay denied, authentication needed, spam refused: a fault
+    of this sender, which would otherwise mark every subscriber bounced at once), and the
+    other 5.x.x (system, network, protocol, content, mailbox full)."""
+    if not 500 <= code < 600:
+        return None
+    m = _REPLY_STATUS_RE.match(text)
+    if m:
+        status = ".".join(m.groups())
+        if m.group(1) == "5" and (m.group(2) == "1" or status == "5.2.1"):
+            return "hard", status
+        return None
+    if code in (550, 551, 553):
+        return "hard", ""
+    return None
 
 
 def _decode(addr: bytes | str) -> str:

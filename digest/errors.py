@@ -63,10 +63,15 @@ class PublishError(DigestError):
 
 
 class DeliveryError(DigestError):
-    """A message was not accepted. ``temporary`` errors are retried later."""
+    """A message was not accepted. ``temporary`` errors are retried later.
+    ``refused_recipient`` is the SMTP server's reply ``(code, text)`` when it refused the
+    recipient at ``RCPT TO`` (a synchronous bounce), else None."""
 
-    def __init__(self, message: str, *, temporary: bool) -> None:
+    def __init__(
+        self, message: str, *, temporary: bool, refused_recipient: tuple[int, str] | None = None
+    ) -> None:
         self.temporary = temporary
+        self.refused_recipient = refused_recipient
         super().__init__(message)
 
 

@@ -4,8 +4,9 @@ Two sources, one registry of our own (never the process-wide default one):
 
 - the state, read at every scrape from one status snapshot (:mod:`digest.status`), so
   the numbers are those of ``digest status --json``: dumps, papers, digests, deliveries
-  and subscribers by status, fetch failures per configured source, the newest digest
-  and the last successful poll and digest job as Unix timestamps, open incidents;
+  and subscribers by status, bounces by kind (hard, soft), fetch failures per configured
+  source, the newest digest and the last successful poll and digest job as Unix
+  timestamps, open incidents;
 - what this process measured: a histogram of how long the transport took to accept
   each message (``digest_send_seconds``) and a counter of send results.
 
@@ -62,6 +63,15 @@ def families(snap: Snapshot, urls: Sequence[str]) -> Iterator[Metric]:
         for status, n in snap.subscribers.items():
             subscribers.add_metric([status], n)
         yield subscribers
+    if snap.bounces is not None:
+        bounces = CounterMetricFamily(
+            "digest_bounces",
+            "Bounces recorded: failed recipients of delivery reports and addresses refused at SMTP time",
+            labels=["kind"],
+        )
+        for kind, n in snap.bounces.items():
+            bounces.add_metric([kind], n)
+        yield bounces
     failing = {f.url: f.failures for f in snap.fetch_failures}
     fetch = GaugeMetricFamily(
         "digest_fetch_failures", "Failed fetches in a row, per configured source URL", labels=["url"]

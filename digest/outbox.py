@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import parseaddr
 
-from digest import audience, bounces, identity
+from digest import audience, bounces, bouncing, identity
 from digest.config import Config
 from digest.crashpoints import crash_point
 from digest.errors import DeliveryError
@@ -183,7 +183,10 @@ def deliver_pending(
     With ``respect_backoff`` (the service's polls) a row whose last failed attempt was
     less than :func:`backoff` ago is skipped; ``digest run`` retries everything at once.
     A row still failing temporarily ``email.retry_for`` after it was created is marked
-    failed. Nothing is sent while ``email.enabled`` is false: rows wait.
+    failed. A recipient the server refuses at ``RCPT TO`` because the address is bad is a
+    hard bounce of that subscriber (:func:`digest.bouncing.refused`): marked ``bounced``,
+    their other pending rows cancelled. Nothing is sent while ``email.enabled`` is false:
+    rows wait.
     """
     if not config.email.enabled:
         return DeliveryReport()
@@ -202,6 +205,7 @@ def deliver_pending(
     give_up = timedelta(seconds=config.email.retry_for)
     sent = retry = failed = 0
     errors: list[str] = []
+    bounced: set[str] = set()
     after = 0
     with transport:
         while True:
@@ -216,6 +220,8 @@ def deliver_pending(
             spans = store_weekly.ranges(store, (row.id for row in batch))
             until = clock() + lease
             for i, row in enumerate(batch):
+                if normalise(row.recipient) in bounced:
+                    continue  # marked bounced in this run: set_status cancelled the row
                 if clock() + lease / 2 > until:  # a slow batch: renew the claim on its rest
                     until = clock() + lease
                     store.renew_claims((r.id for r in batch[i:]), me, until)
@@ -244,6 +250,13 @@ def deliver_pending(
                         permanent = True
                         reason = f"gave up after {row.attempts + 1} attempts over {now - row.created}: {err}"
                     store.mark_attempt_failed(row.id, reason, now, permanent=permanent)
+                    refusal = err.refused_recipient if not err.temporary else None
+                    # A synchronous bounce: the server said at RCPT TO that the address is bad.
+                    if refusal is not None and bouncing.refused(
+                        config, store, row.id, row.recipient, refusal, now
+                    ):
+                        bounced.add(normalise(row.recipient))
+                        reason += " (a hard bounce: the subscriber is marked bounced)"
                     errors.append(f"{row.recipient}: {reason}")
                     if permanent:
                         failed += 1

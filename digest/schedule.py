@@ -2,8 +2,10 @@
 
 Two jobs, each ``max_instances=1``, coalesced, with ``schedule.misfire_grace``:
 
-- **poll**, every ``schedule.poll``: ingests new, settled dumps (a file modified less
-  than ``sources.settle_seconds`` ago is left for a later poll). With
+- **poll**, every ``schedule.poll``: reads the delivery reports of
+  ``email.bounces_source`` when it is set (:mod:`digest.bouncing`), then ingests new,
+  settled dumps (a file modified less than ``sources.settle_seconds`` ago is left for a
+  later poll). With
   ``schedule.digest = "on_ingest"`` the poll is a full run: a poll that found new papers
   builds, publishes and sends the digest at once.
 - **digest**, at the ``schedule.digest`` crontab in ``digest.timezone``: a full run.
@@ -36,7 +38,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from digest import health, status
+from digest import bouncing, health, status
 from digest.config import Config
 from digest.errors import DigestError, LockError
 from digest.lock import run_lock
@@ -128,8 +130,26 @@ class Service:
         )
 
     def poll_job(self) -> None:
+        # Bounces first: a subscriber they mark bounced is not retried by this poll.
+        self.read_bounces()
         # A poll gives up at once when another run holds the lock: the next poll retries.
         self._job(POLL, self.poll_options(), lock_wait=0.0)
+
+    def read_bounces(self) -> None:
+        """``digest bounces`` on every poll when ``email.bounces_source`` is set; a failure
+        (the IMAP server down, a wrong password) is logged and the next poll retries."""
+        if not self.config.email.bounces_source or self.stopping.is_set():
+            return
+        try:
+            summary = bouncing.process(self.config, self.store, self.clock())
+        except DigestError as err:
+            log.error("bounces not read: %s; the next poll retries", err)
+            return
+        except Exception as err:  # a bug must not stop the service; keep the evidence
+            log.exception("bounces not read: internal error (%s: %s)", type(err).__name__, err)
+            return
+        if summary.read or summary.bounced:
+            log.info("bounces: %s", summary.line())
 
     def digest_job(self) -> None:
         # The digest waits for the lock (a poll or a `digest run` will finish), but never

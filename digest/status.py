@@ -31,6 +31,7 @@ LIST_LIMIT = 20
 DELIVERY_STATUSES = ("pending", "sent", "failed", "cancelled")
 SUBSCRIBER_STATUSES = ("pending", "active", "unsubscribed", "bounced")
 JOBS = ("poll", "digest")
+BOUNCE_KINDS = ("hard", "soft")
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +64,7 @@ class Snapshot:
     incidents: tuple[tuple[str, str, datetime, str], ...] = field(
         default=()
     )  # open: kind, key, opened, reason
+    bounces: Mapping[str, int] | None = None  # bounce events by kind (hard, soft); None without the table
 
     @property
     def failing_jobs(self) -> tuple[JobRun, ...]:
@@ -145,6 +147,7 @@ def snapshot(store: Store, urls: Sequence[str] = ()) -> Snapshot:
         last_ok = {job: _newest_run(conn, job, job_runs_t.c.ok.is_(True)) for job in JOBS}
         subscribers = _subscribers(conn)
         incidents = _incidents(conn)
+        bounces = _bounces(conn)
     order = {url: i for i, url in enumerate(urls)}
     failing = sorted((fetch_state_row(r) for r in fetches), key=lambda s: order[s.url])
     return Snapshot(
@@ -166,6 +169,7 @@ def snapshot(store: Store, urls: Sequence[str] = ()) -> Snapshot:
         last_ok={job: row.finished_at if row is not None else None for job, row in last_ok.items()},
         subscribers=subscribers,
         incidents=incidents,
+        bounces=bounces,
     )
 
 
@@ -197,6 +201,17 @@ def _subscribers(conn: sa.Connection) -> dict[str, int] | None:
     rows = conn.execute(sa.text("SELECT status, COUNT(*) FROM subscribers GROUP BY status")).all()
     counts = {s: 0 for s in SUBSCRIBER_STATUSES}
     counts.update({str(status): int(n) for status, n in rows})
+    return counts
+
+
+def _bounces(conn: sa.Connection) -> dict[str, int] | None:
+    """Bounce events by kind (digest/bouncing.py): every report's failed subscribers and
+    every recipient refused at SMTP time because the address is bad."""
+    if not _has_table(conn, "bounce_events"):
+        return None
+    rows = conn.execute(sa.text("SELECT kind, COUNT(*) FROM bounce_events GROUP BY kind")).all()
+    counts = {kind: 0 for kind in BOUNCE_KINDS}
+    counts.update({str(kind): int(n) for kind, n in rows})
     return counts
 
 
@@ -262,6 +277,8 @@ def to_json(snap: Snapshot) -> dict[str, Any]:
     }
     if snap.subscribers is not None:
         out["subscribers"] = dict(snap.subscribers)
+    if snap.bounces is not None:
+        out["bounces"] = dict(snap.bounces)
     return out
 
 
@@ -279,6 +296,8 @@ def lines(snap: Snapshot, state_url: str, n_urls: int) -> list[str]:
     ]
     if snap.subscribers is not None:
         out.append("subscribers: " + ", ".join(f"{n} {status}" for status, n in snap.subscribers.items()))
+    if snap.bounces is not None and any(snap.bounces.values()):
+        out.append("bounces: " + ", ".join(f"{n} {kind}" for kind, n in snap.bounces.items()))
     if n_urls:
         out.append(f"sources: {n_urls} URLs, {len(snap.fetch_failures)} failing")
     for kind, _, opened, reason in snap.incidents:

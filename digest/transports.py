@@ -215,7 +215,7 @@ class SmtpTransport:
                 raise DeliveryError(f"{self.where} closed the connection: {err}", temporary=True) from err
             except smtplib.SMTPRecipientsRefused as err:
                 code, text = err.recipients.get(recipient, (550, b"recipient refused"))
-                raise _classified(code, text, "refused the recipient") from err
+                raise _classified(code, text, "refused the recipient", recipient=True) from err
             except smtplib.SMTPSenderRefused as err:
                 raise _classified(err.smtp_code, err.smtp_error, "refused the sender") from err
             except smtplib.SMTPResponseException as err:
@@ -302,9 +302,11 @@ def _unanswered(where: str, err: BaseException) -> str:
     )
 
 
-def _classified(code: int, text: bytes | str, what: str) -> DeliveryError:
+def _classified(code: int, text: bytes | str, what: str, *, recipient: bool = False) -> DeliveryError:
     permanent = 500 <= code < 600
-    return DeliveryError(f"server {what}: {_reply(code, text)}", temporary=not permanent)
+    reply = _reply(code, text)
+    refused = (code, reply.partition(" ")[2]) if recipient else None
+    return DeliveryError(f"server {what}: {reply}", temporary=not permanent, refused_recipient=refused)
 
 
 def _oserror(err: BaseException) -> str:

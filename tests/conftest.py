@@ -13,8 +13,8 @@ from digest.config import Config, load_config
 from digest.store import Store
 from tests.helpers import MakeConfig, write_toml
 
-# The SMTP sink's fixture (start_server) for every test module.
-pytest_plugins = ["tests.smtpsink", "tests.subscribe_site"]
+# The SMTP sink's fixture (start_server) and Dovecot's (dovecot) for every test module.
+pytest_plugins = ["tests.smtpsink", "tests.subscribe_site", "tests.dovecot"]
 
 
 @pytest.fixture

@@ -40,8 +40,10 @@ class Recorder:
     offered: list[str] = field(default_factory=list)  # Message-IDs seen at DATA, accepted or not
     logins: list[str] = field(default_factory=list)
     offered_bytes: list[bytes] = field(default_factory=list)
+    offered_rcpts: list[str] = field(default_factory=list)  # every RCPT TO address, refused or not
 
     async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:
+        self.offered_rcpts.append(address)
         if address in self.rcpt_replies:
             return self.rcpt_replies[address]
         envelope.rcpt_tos.append(address)

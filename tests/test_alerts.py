@@ -11,17 +11,20 @@ import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from bench import gen
+from digest import status
 from digest.alerts import Observed, Rules, decide, slots_before
+from digest.cli import main
 from digest.config.readers import parse_expect
 from digest.errors import ConfigError
 from digest.schedule import Service
 from digest.store import Store
-from tests.helpers import MakeConfig
+from tests.helpers import DUMP_000, MakeConfig, drop
 
 UTC_ZONE = ZoneInfo("UTC")
 RULES = Rules(
@@ -211,3 +214,41 @@ def test_a_week_with_a_missing_dump_and_a_failing_source(make_config: MakeConfig
     assert health[at(4, 8)] == (200, "ok")
     assert all(v == (200, "ok") for t, v in health.items() if t >= at(4, 8))
     assert all(v == (200, "ok") for t, v in health.items() if t < at(2, 12))
+
+
+def test_a_run_by_hand_raises_no_alert_the_service_does_once(
+    make_config: MakeConfig, inbox: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``digest run`` by hand prints what went wrong and leaves alerts to the service: it
+    neither opens an incident nor mails one, however often it is run. The service's next
+    job opens it and mails it once; more runs and jobs mail nothing more."""
+    config = make_config(email={"to": []}, alerts={"to": ["ops@example.org"]})
+    (inbox / "broken.txt").write_bytes(b"\x00\x01\x02 not a listing page\n")
+    drop(inbox, DUMP_000)
+
+    def alert_mails() -> list[str]:
+        return [
+            str(email.message_from_bytes(p.read_bytes(), policy=email.policy.default)["Subject"])
+            for p in sorted(config.email.outbox.glob("*.eml"))
+        ]
+
+    for _ in range(3):
+        main(["-c", str(config.path), "run"])
+    assert "failed dump: " in capsys.readouterr().err  # the operator sees it at once
+    assert alert_mails() == []
+    store = Store.open(config.state.url)
+    try:
+        assert status.snapshot(store).incidents == ()
+        service = Service(config, store)
+        service.poll_job()
+        [(kind, _, _, _)] = status.snapshot(store).incidents
+        assert kind == "refused"
+        assert len(alert_mails()) == 1 and alert_mails()[0].startswith(
+            "[Test Digest] alert: refused broken.txt"
+        )
+        service.poll_job()
+        main(["-c", str(config.path), "run"])
+        service.poll_job()
+    finally:
+        store.close()
+    assert len(alert_mails()) == 1

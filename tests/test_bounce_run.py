@@ -3,6 +3,7 @@ reports in a real maildir/mbox, ``digest bounces`` and the subscribers it marks.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -101,7 +102,7 @@ def test_bounces_from_a_maildir_mark_subscribers_once(
     server = start_server(handler)
     config = smtp_config(server.port, bounces_source=f"maildir:{box}")
     drop(inbox, DUMP_000)
-    assert run(config, "run") == 1  # dee refused at RCPT: failed for good
+    assert run(config, "run") == 1  # dee refused at RCPT: failed for good, a hard bounce
     senders = {r.rcpt_tos[0]: r.mail_from for r in handler.accepted}
     # ann: a hard bounce to her VERP address; bob: one soft; cy: three soft (the limit).
     files = {
@@ -119,7 +120,7 @@ def test_bounces_from_a_maildir_mark_subscribers_once(
         "ann@example.org": "bounced",
         "bob@example.org": "active",
         "cy@example.org": "bounced",
-        "dee@example.org": "active",
+        "dee@example.org": "bounced",  # by the 550 5.1.1 at RCPT TO
     }
     assert "5.1.1" in (subs.get("ann@example.org").reason or "")  # type: ignore[union-attr]
     assert sorted(p.name for p in (box / "new").iterdir()) == ["4.junk"]  # kept, logged
@@ -136,11 +137,13 @@ def test_bounces_from_a_maildir_mark_subscribers_once(
 
     # A bounced subscriber gets no more mail; the operator brings one back.
     handler.accepted.clear()
+    handler.offered_rcpts.clear()
     drop(inbox, DUMP_002)
     run(config, "run")
     got = {r.rcpt_tos[0] for r in handler.accepted}
     assert "ann@example.org" not in got and "cy@example.org" not in got
     assert "bob@example.org" in got
+    assert "dee@example.org" not in handler.offered_rcpts  # not even tried again
     assert run(config, "subscribers", "set", "cy@example.org", "--status", "active") == 0
     assert subs.get("cy@example.org").status == "active"  # type: ignore[union-attr]
     assert run(config, "bounces") == 0  # her old soft bounces no longer count
@@ -183,6 +186,53 @@ def test_bounces_from_an_mbox_are_counted_once(make_config: MakeConfig, store: S
     assert run(config, "bounces") == 0
     assert subs.get("bob@example.org").status == "bounced"  # type: ignore[union-attr]
     assert subs.get("ann@example.org").status == "active"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("reply", "bounced"),
+    [
+        ("550 5.1.1 <dee@example.org>: Recipient address rejected: User unknown", True),
+        ("554 5.7.1 <dee@example.org>: Relay access denied", False),  # our relay's fault
+        ("450 4.2.0 try again later", False),  # temporary: retried, never a bounce
+    ],
+)  # every reply class: tests/test_bounces.py::test_which_refusals_at_rcpt_are_hard_bounces
+def test_a_refusal_at_rcpt_is_a_hard_bounce_only_when_the_address_is_bad(
+    reply: str,
+    bounced: bool,
+    start_server: StartServer,
+    smtp_config: Callable[..., Config],
+    inbox: Path,
+    store: Store,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from digest.store.subscribers import Subscribers
+
+    handler = Recorder(rcpt_replies={"dee@example.org": reply})
+    server = start_server(handler)
+    config = smtp_config(server.port)
+    drop(inbox, DUMP_000)
+    assert run(config, "run") == 1
+    subs = Subscribers(store)
+    dee = subs.get("dee@example.org")
+    assert dee is not None
+    assert dee.status == ("bounced" if bounced else "active")
+    assert {a: subs.get(a).status for a in READERS[:3]} == dict.fromkeys(READERS[:3], "active")  # type: ignore[union-attr]
+    err = capsys.readouterr().err
+    assert ("the subscriber is marked bounced" in err) is bounced
+    capsys.readouterr()
+    assert run(config, "status", "--json") == 0
+    body = json.loads(capsys.readouterr().out)
+    assert body["bounces"] == {"hard": int(bounced), "soft": 0}
+    assert body["subscribers"]["bounced"] == int(bounced)
+    assert run(config, "status") == 0
+    assert ("bounces: 1 hard, 0 soft" in capsys.readouterr().out) is bounced
+    if bounced:
+        assert reply in (dee.reason or "")
+        # A second digest is not offered to dee at all; her failed row is history.
+        handler.offered_rcpts.clear()
+        drop(inbox, DUMP_002)
+        assert run(config, "run") == 0
+        assert "dee@example.org" not in handler.offered_rcpts
 
 
 def test_bad_bounces_source_is_one_line(

@@ -6,7 +6,7 @@ from email.message import EmailMessage
 
 import pytest
 
-from digest.bounces import Failure, parse_report, verp_address, verp_token
+from digest.bounces import Failure, parse_report, refusal, verp_address, verp_token
 
 BOUNCE = "bounces@example.org"
 
@@ -86,3 +86,25 @@ def test_verp_roundtrip() -> None:
         verp_address(BOUNCE, "Upper")
     with pytest.raises(ValueError):
         verp_address("nodomain", "x")
+
+
+@pytest.mark.parametrize(
+    ("code", "text", "verdict"),
+    [
+        (550, "5.1.1 <x@example.com>: Recipient address rejected: User unknown", ("hard", "5.1.1")),
+        (550, "5.1.10 Recipient address rejected: null MX", ("hard", "5.1.10")),
+        (550, "5.2.1 The email account that you tried to reach is disabled", ("hard", "5.2.1")),
+        (550, "Requested action not taken: mailbox unavailable", ("hard", "")),
+        (551, "User not local", ("hard", "")),
+        (553, "mailbox name not allowed", ("hard", "")),
+        (554, "5.7.1 <x@example.com>: Relay access denied", None),
+        (550, "5.7.1 Message rejected as spam", None),
+        (550, "5.7.515 Access denied, sending domain does not meet the required authentication level", None),
+        (552, "5.2.2 mailbox full", None),
+        (554, "Transaction failed", None),
+        (450, "4.1.1 try again", None),
+        (421, "closing", None),
+    ],
+)
+def test_which_refusals_at_rcpt_are_hard_bounces(code: int, text: str, verdict: object) -> None:
+    assert refusal(code, text) == verdict

@@ -78,6 +78,7 @@ DURATION_KEYS = [
     "sources.expect_grace",
     "email.retry_for",
     "email.smtp.timeout",
+    "email.imap.timeout",
     "schedule.poll",
     "schedule.misfire_grace",
     "instance.lease",

@@ -21,6 +21,7 @@ from digest.store import Store
 from digest.web import WebServer, make_app
 from tests.helpers import DUMP_000, MakeConfig, drop
 from tests.smtpsink import Recorder, StartServer, free_port
+from tests.test_bounce_run import dsn
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -36,14 +37,25 @@ def ts(value: str | None) -> float:
 
 
 def test_metrics_parse_and_match_status_json(
-    make_config: MakeConfig, start_server: StartServer, inbox: Path, capsys: pytest.CaptureFixture[str]
+    make_config: MakeConfig,
+    start_server: StartServer,
+    inbox: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     handler = Recorder(rcpt_replies={"bob@example.org": "550 5.1.1 <bob@example.org>: no such user"})
     server = start_server(handler)
     dead = f"http://127.0.0.1:{free_port()}/papers.txt"  # nothing listens: every fetch fails
+    box = tmp_path / "Maildir"
+    for sub in ("new", "cur", "tmp"):
+        (box / sub).mkdir(parents=True)
     config = make_config(
         sources={"urls": [dead], "fetch_retries": 0, "fetch_timeout": "2s"},
-        email={"transport": "smtp", "to": ["ann@example.org", "bob@example.org"]},
+        email={
+            "transport": "smtp",
+            "to": ["ann@example.org", "bob@example.org"],
+            "bounces_source": f"maildir:{box}",
+        },
         email__smtp={"host": "127.0.0.1", "port": server.port, "security": "none", "timeout": "5s"},
     )
     db = sqlite_path(config.state.url)
@@ -57,7 +69,11 @@ def test_metrics_parse_and_match_status_json(
     web.start()
     try:
         service.poll_job()
-        service.digest_job()
+        service.digest_job()  # bob: 550 5.1.1 at RCPT TO, a hard bounce
+        # A soft bounce for ann, read by the next poll.
+        (box / "new" / "1.ann").write_bytes(dsn("ann@example.org", "4.2.2", "digest@example.org"))
+        service.poll_job()
+        assert list((box / "new").iterdir()) == []
         from digest.store.subscribers import Subscribers
 
         subs = Subscribers(store)
@@ -86,7 +102,11 @@ def test_metrics_parse_and_match_status_json(
     assert got[("digest_digests_total", ())] == body["digests"] == 1
     for status, n in body["subscribers"].items():
         assert got[("digest_subscribers", (("status", status),))] == n
-    assert body["subscribers"]["bounced"] >= 1 and body["subscribers"]["active"] >= 1
+    # bob (refused at RCPT TO) and dave; ann's one soft bounce leaves her active.
+    assert body["subscribers"] == {"pending": 0, "active": 2, "unsubscribed": 0, "bounced": 2}
+    assert body["bounces"] == {"hard": 1, "soft": 1}
+    for kind, n in body["bounces"].items():
+        assert got[("digest_bounces_total", (("kind", kind),))] == n
     [failure] = body["fetch_failures"]
     assert got[("digest_fetch_failures", (("url", dead),))] == failure["failures"] == 1
     assert got[("digest_last_digest_timestamp_seconds", ())] == pytest.approx(

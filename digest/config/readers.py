@@ -483,14 +483,19 @@ BOUNCE_ADDRESS = Reader(_bounce_address)
 
 
 def _mailbox(key: str, value: Any, base: Path) -> str:
-    """Empty, or ``maildir:PATH`` / ``mbox:PATH`` (a relative PATH is under the config's folder)."""
+    """Empty, ``maildir:PATH`` / ``mbox:PATH`` (a relative PATH is under the config's
+    folder) or ``imap:MAILBOX`` (a mailbox on the ``[email.imap]`` server, e.g. INBOX)."""
     text = _str(key, value, base).strip()
     if not text:
         return ""
     kind, colon, path = text.partition(":")
-    if not colon or kind not in ("maildir", "mbox") or not path:
-        fix = 'write "maildir:/path/to/Maildir" or "mbox:/path/to/file"'
+    if not colon or kind not in ("maildir", "mbox", "imap") or not path.strip():
+        fix = 'write "maildir:/path/to/Maildir", "mbox:/path/to/file" or "imap:INBOX"'
         raise ConfigError(key, f"{text!r} names no mailbox", fix)
+    if kind == "imap":
+        if any(c in path for c in "\r\n\0"):
+            raise ConfigError(key, f"{text!r}: a mailbox name is one line", 'write e.g. "imap:INBOX"')
+        return f"imap:{path.strip()}"
     return f"{kind}:{base / Path(path).expanduser()}"
 
 

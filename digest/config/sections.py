@@ -51,6 +51,7 @@ from digest.config.readers import (
 )
 
 PASSWORD_ENV = "DIGEST_SMTP_PASSWORD"
+IMAP_PASSWORD_ENV = "DIGEST_IMAP_PASSWORD"
 DKIM_KEY_ENV = "DIGEST_DKIM_KEY_FILE"
 MIB = 1024 * 1024
 
@@ -145,6 +146,18 @@ class SmtpSection:
 
 
 @dataclass(frozen=True)
+class ImapSection:
+    """``[email.imap]``: the server of ``email.bounces_source = "imap:MAILBOX"``."""
+
+    host: str = key("localhost", NONEMPTY, "the IMAP server holding the bounce mailbox")
+    port: int = key(993, integer(1), "the IMAP server's port (143 for starttls)")
+    security: str = key("ssl", choice("ssl", "starttls", "none"), "ssl (implicit TLS), starttls or none")
+    username: str = key("", TEXT, "the IMAP login")
+    password: str = secret(IMAP_PASSWORD_ENV, "the IMAP password")
+    timeout: float = key(30.0, duration(positive=True), "per connection and reply")
+
+
+@dataclass(frozen=True)
 class DkimSection:
     """``[email.dkim]``: sign outgoing mail when all three are set (digest/signing.py)."""
 
@@ -173,6 +186,7 @@ class EmailSection:
     subject: str = key("{count} new paper{s} · {date}", SUBJECT, "subject with {count}, {s}, {date}, {title}")
     smtp: SmtpSection = section(SmtpSection)
     dkim: DkimSection = section(DkimSection)
+    imap: ImapSection = section(ImapSection)
     abstract_chars: int = key(400, integer(40), "abstracts longer than this are cut at a word boundary")
     max_papers: int = key(50, integer(1), "papers shown in full; the rest are listed by title")
     max_bytes: int = key(
@@ -191,7 +205,9 @@ class EmailSection:
     bounce_address: str = key(
         "", BOUNCE_ADDRESS, 'envelope sender bounces+TOKEN@domain per delivery (VERP); "" = From'
     )
-    bounces_source: str = key("", MAILBOX, '"maildir:PATH" or "mbox:PATH" `digest bounces` reads')
+    bounces_source: str = key(
+        "", MAILBOX, '"maildir:PATH", "mbox:PATH" or "imap:MAILBOX": where `digest bounces` reads'
+    )
     soft_bounce_limit: int = key(3, integer(1), "soft bounces within 7 days that mark a subscriber bounced")
 
     @property

@@ -2,8 +2,10 @@
 
 Tables (in :data:`digest.store.schema.metadata`, created by migration 10):
 
-- ``bounce_reports``: the sha256 of every delivery report handled, so a report read
-  again (an mbox, a copy left in a maildir) is never counted twice.
+- ``bounce_reports``: the sha256 of every delivery report handled (or kept for a human:
+  the outcome says which), so a report read again (an mbox, a copy left in a maildir,
+  an IMAP message fetched again) is never counted twice; a synchronous refusal at SMTP
+  time is recorded under a hash of its outbox row.
 - ``bounce_events``: one row per failed recipient of a report: address (normalised),
   ``hard``/``soft``, the DSN status, when. Soft events decide the soft-bounce limit.
 """
@@ -16,6 +18,7 @@ from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
 
 from digest.store.schema import UTCDateTime, deliveries_t, metadata
 
@@ -51,12 +54,18 @@ def migrate(conn: Connection) -> None:
 
 
 def handled(store: Store, sha256: str) -> bool:
-    """True when the report with this hash was handled before."""
+    """True when the report with this hash was handled (or kept) before."""
+    return outcome_of(store, sha256) is not None
+
+
+def outcome_of(store: Store, sha256: str) -> str | None:
+    """What became of the report with this hash (``bounce_reports.outcome``), None when
+    it was never seen."""
     with store.transaction(read=True) as conn:
-        return (
-            conn.execute(sa.select(bounce_reports.c.sha256).where(bounce_reports.c.sha256 == sha256)).first()
-            is not None
-        )
+        value = conn.execute(
+            sa.select(bounce_reports.c.outcome).where(bounce_reports.c.sha256 == sha256)
+        ).scalar_one_or_none()
+    return None if value is None else str(value)
 
 
 def recipient_of(store: Store, delivery_id: int) -> str | None:
@@ -70,25 +79,32 @@ def recipient_of(store: Store, delivery_id: int) -> str | None:
 
 def record(
     store: Store, sha256: str, events: Sequence[tuple[str, str, str]], outcome: str, now: datetime
-) -> None:
+) -> bool:
     """Stores one handled report and its events ``(address_key, kind, status)`` in one
-    transaction: either both are there or neither."""
+    transaction: either both are there or neither. False (nothing stored) when another
+    reader (``digest bounces`` by hand beside the service) recorded the same report first."""
     with store.transaction() as conn:
-        conn.execute(sa.insert(bounce_reports).values(sha256=sha256, handled_at=now, outcome=outcome))
+        try:
+            with conn.begin_nested():
+                conn.execute(sa.insert(bounce_reports).values(sha256=sha256, handled_at=now, outcome=outcome))
+        except IntegrityError:
+            return False
         for key, kind, status in events:
             conn.execute(
                 sa.insert(bounce_events).values(
                     address_key=key, kind=kind, status=status, at=now, report=sha256
                 )
             )
+    return True
 
 
 def counts_since(store: Store, address_key: str, since: datetime) -> dict[str, int]:
-    """Hard and soft events of one address after ``since``."""
+    """Hard and soft events of one address from ``since`` on (a bounce in the run that
+    made them active counts)."""
     with store.transaction(read=True) as conn:
         rows = conn.execute(
             sa.select(bounce_events.c.kind, sa.func.count())
-            .where(bounce_events.c.address_key == address_key, bounce_events.c.at > since)
+            .where(bounce_events.c.address_key == address_key, bounce_events.c.at >= since)
             .group_by(bounce_events.c.kind)
         ).all()
     found = {str(k): int(n) for k, n in rows}
