@@ -81,7 +81,7 @@ def meets(target: str, x: float) -> bool | None:
 def _bare(target: str) -> bool:
     """A target with no unit (``"< 10"``, ``">= 0.40"``) is on the ratio."""
     match = _TARGET.match(target)
-    return bool(match) and not target[match.end() :].strip()
+    return match is not None and not target[match.end() :].strip()
 
 
 def _key(r: Result) -> float:
