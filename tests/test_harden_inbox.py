@@ -104,6 +104,50 @@ def test_a_large_json_list_parses_in_linear_time(tmp_path: Path) -> None:
     assert elapsed < 20, f"{elapsed:.1f}s for 100k items"
 
 
+def _ingest_cpu_seconds(folder: Path, kind: str, n: int) -> float:
+    """CPU seconds of ``ingest_inbox`` (and closing the state) over one dump of ``n``
+    papers, on a new SQLite state. CPU time, not wall time: it moves far less with the
+    load of a shared machine."""
+    import time
+
+    from bench.json_scale import write_json_dump, write_text_dump
+    from digest.config import load_config
+    from digest.ingest import ingest_inbox
+    from digest.store import Store
+    from tests.helpers import NOW
+
+    (folder / "inbox").mkdir(parents=True)
+    write = write_json_dump if kind == "json" else write_text_dump
+    write(folder / "inbox" / "papers.txt", n)
+    config = load_config(
+        write_toml(folder / "digest.toml", {"sources": {"inbox": "inbox"}, "email": {"to": []}}), {}
+    )
+    store = Store.open(config.state.url)
+    started = time.process_time()
+    try:
+        report = ingest_inbox(config, store, NOW)
+    finally:
+        store.close()
+    elapsed = time.process_time() - started
+    assert (report.ingested, report.papers_new) == (1, n)
+    return elapsed
+
+
+@pytest.mark.parametrize("kind", ["json", "text"])
+def test_the_whole_ingest_of_a_dump_takes_time_linear_in_its_size(tmp_path: Path, kind: str) -> None:
+    """Parse, dedup, identity, insert and commit of one dump of n and of 4n papers: the
+    time per paper may not grow by half (quadratic work makes it 4x; the line counting of
+    a JSON list once made 40k items take 52 s). The bench row json-scale does the same at
+    10k, 100k and 1M papers."""
+    n = 10_000
+    small = _ingest_cpu_seconds(tmp_path / "small", kind, n)
+    large = _ingest_cpu_seconds(tmp_path / "large", kind, 4 * n)
+    growth = (large / (4 * n)) / (small / n)
+    assert growth < 1.5, (
+        f"{kind}: {small:.2f}s for {n:,} papers, {large:.2f}s for {4 * n:,} (x{growth:.2f} per paper)"
+    )
+
+
 # --- item 4: a dump of HTML markup is refused ---------------------------------------------
 
 HTML_PAGE = (
