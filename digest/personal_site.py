@@ -232,7 +232,7 @@ def _publish_one(
         if audience.served(config)
         else None
     )
-    files = dict(personal.feeds(folder_url, channel, groups))
+    files = dict(personal.feeds(channel, groups))
     files[personal.PAGE_FILE] = personal.page(site, reader.folder, groups, preferences_url=prefs)
     target = output_dir / reader.folder
     out = [_write(target / name, files[name]) for name in personal.FILES]

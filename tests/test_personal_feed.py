@@ -170,7 +170,7 @@ def test_the_feeds_parse_and_carry_the_readers_order_reasons_and_vote_links(
     page = (folder / "index.html").read_text(encoding="utf-8")
     assert '<meta name="robots" content="noindex, nofollow">' in page
     assert page.index("Protein Binders by Diffusion") < page.index("Tokenizer-free Language Models")
-    assert "Robot" not in page and page.count(">More like this</a>") == 8
+    assert "Robot " not in page and page.count(">More like this</a>") == 8
     assert f'href="../../for/{folder.name}/feed.xml"' in page
 
 

@@ -45,23 +45,26 @@ def test_a_browser_votes_from_the_personal_page(site: Site, tmp_path: Path) -> N
             page = browser.new_page(viewport={"width": 900, "height": 1000})
             page.goto(f"{site.base}{folder}/")
             assert page.inner_text("h1") == "Your picks"
-            first = page.locator("li.paper h2").first.inner_text()
+            titles = page.locator("li.paper h2").all_inner_texts()
+            last = titles[-1]
             page.screenshot(path=str(shots / "1-personal.png"), full_page=True)
-            page.locator("a.vote", has_text="Less like this").first.click()
-            assert page.inner_text("h1") == "Less like this?"
-            assert first in page.inner_text("form")
+            page.locator("a.vote", has_text="More like this").last.click()
+            assert page.inner_text("h1") == "More like this?"
+            assert last in page.inner_text("form")
             assert site.subs.votes(sub.id) == []  # opening the link recorded nothing
             page.screenshot(path=str(shots / "2-vote.png"), full_page=True)
             page.click("button[type=submit]")
             assert page.inner_text("h1") == "Thank you"
             [vote] = site.subs.votes(sub.id)
-            assert vote.value == -1 and site.subs.titles([vote.paper_key])[vote.paper_key] == first
+            assert vote.value == 1 and site.subs.titles([vote.paper_key])[vote.paper_key] == last
             page.screenshot(path=str(shots / "3-noted.png"), full_page=True)
 
             site.run(NOW + timedelta(hours=1))  # the next run reads the vote
             page.click("text=Your picks")
             assert page.inner_text("h1") == "Your picks"
-            assert "you disliked this paper" in page.inner_text("main")
-            assert page.locator("li.paper h2").first.inner_text() != first
+            assert "you liked this paper" in page.inner_text("main")
+            after = page.locator("li.paper h2").all_inner_texts()
+            assert sorted(after) == sorted(titles) and after.index(last) < titles.index(last)
+            page.screenshot(path=str(shots / "4-moved.png"), full_page=True)
         finally:
             browser.close()

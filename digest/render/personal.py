@@ -59,9 +59,9 @@ def item_times(groups: Sequence[Group]) -> list[datetime]:
     return [moment for times in reversed(out) for moment in times]
 
 
-def feeds(folder_url: str, channel: feed.Channel, groups: Sequence[Group]) -> dict[str, bytes]:
-    """``feed.xml``, ``atom.xml`` and ``feed.json`` of the folder at ``folder_url``
-    (``channel.base_url`` should be that URL too)."""
+def feeds(channel: feed.Channel, groups: Sequence[Group]) -> dict[str, bytes]:
+    """``feed.xml``, ``atom.xml`` and ``feed.json`` of the reader's folder, whose URL is
+    ``channel.base_url``."""
     items = [(e.paper, g.digest) for g in groups for e in g.entries]
     notes = [e.note for g in groups for e in g.entries]
     times = item_times(groups)
