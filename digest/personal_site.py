@@ -9,12 +9,15 @@ Where: ``<feed.output_dir>/for/<32 hex>/`` (:meth:`digest.tokens.Tokens.personal
 keyed hash of their secret: not derivable from the address, and moved when the secret is
 renewed), holding ``index.html``, ``feed.xml``, ``atom.xml`` and ``feed.json``, the
 site's names. What: the papers of the digests of ``feed.window`` back from the newest
-digest (at least the newest digest; at most ``feed.max_items_hard`` items), each
-digest's papers in the reader's order (:class:`digest.personal.DigestRanking`, the order
-``digest rank`` gives), papers matching an excluded keyword left out, only the top
-``max_papers`` of each digest when the reader chose "only the top picks". Each item
-carries its reasons and, when the built-in pages are served (``http.listen``), the
-more/less-like-this links (``/vote``).
+digest (at least the newest digest; at most ``feed.max_items_hard`` items): each
+digest's top picks for the reader, its first ``max_papers`` papers (their "top picks"
+number, 10 unless they chose another) in the reader's order
+(:class:`digest.personal.DigestRanking`, the order ``digest rank`` gives), papers
+matching an excluded keyword left out. The whole digest stays on the site's feeds and
+archive; a reader's feed is what they would read first, and its cost per reader is
+bounded by their number, not by the digest's size. Each item carries its reasons and,
+when the built-in pages are served (``http.listen``), the more/less-like-this links
+(``/vote``).
 
 When: every run and ``digest publish``, under the run lock, after the site. A folder is
 rewritten only when what it is made of changed (its digests, the reader's profile and
@@ -46,7 +49,7 @@ from digest.model import Digest
 from digest.personal import DigestRanking, Pick, profile_of
 from digest.render import feed, personal
 from digest.render.archive import Site
-from digest.render.view import digest_view, paper_view
+from digest.render.view import DigestView, PaperView, digest_view, paper_view
 from digest.store import Store
 from digest.store.subscribers import Subscribers
 from digest.subscribers import Subscriber
@@ -101,7 +104,7 @@ def _inputs(config: Config, reader: tuple[Subscriber, str, Profile], window: Seq
         "folder": folder,
         "subscriber": [sub.id, fingerprint(sub.token)],
         "profile": [profile.interests, profile.keywords, profile.exclude, profile.likes, profile.dislikes],
-        "top": [sub.preferences.only_top, sub.preferences.max_papers],
+        "top": sub.preferences.max_papers,
         "digests": [
             [d.id, d.slug, d.first_seq, d.last_seq, d.paper_count, d.created.isoformat()] for d in window
         ],
@@ -165,46 +168,68 @@ def publish_personal(
     todo = [r for r in found if everything or not _current(output_dir, r)]
     if todo:
         rankings = [DigestRanking(store, d) for d in window]
+        views = _Views(config)
         for start in range(0, len(todo), BATCH):
             batch = todo[start : start + BATCH]
-            ranked = [r.rank([x.profile for x in batch]) for r in rankings]  # [digest][reader]
+            explain = max(x.subscriber.preferences.max_papers for x in batch)  # reasons for the top only
+            ranked = [r.rank([x.profile for x in batch], explain) for r in rankings]  # [digest][reader]
             for i, reader in enumerate(batch):
                 picks = [(rankings[k].digest, ranked[k][i]) for k in range(len(window))]
-                written.extend(_publish_one(config, tokens, output_dir, reader, picks))
+                written.extend(_publish_one(config, tokens, output_dir, reader, picks, views))
         log.info("personal pages: %d of %d readers' folders rewritten", len(todo), len(found))
     _remove_others(output_dir, {r.folder.rpartition("/")[2] for r in found})
     return written
 
 
+class _Views:
+    """Paper and digest views, made once per run whoever reads them (a paper's view,
+    with its LaTeX turned into text, is the same in every reader's feed)."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self._papers: dict[int, PaperView] = {}
+        self._digests: dict[int, DigestView] = {}
+
+    def paper(self, pick: Pick, digest: Digest) -> PaperView:
+        seq = pick.paper.seq
+        if seq not in self._papers:
+            page = identity.page_of(seq, digest.first_seq, self.config.archive.page_size)
+            self._papers[seq] = paper_view(pick.paper, digest.slug, self.config.digest.base_url, page)
+        return self._papers[seq]
+
+    def digest(self, digest: Digest) -> DigestView:
+        if digest.id not in self._digests:
+            c = self.config
+            self._digests[digest.id] = digest_view(digest, c.digest.base_url, c.tz, c.archive.page_size)
+        return self._digests[digest.id]
+
+
 def _groups(
-    config: Config, tokens: Tokens, reader: Reader, picks: Sequence[tuple[Digest, list[Pick]]]
+    config: Config,
+    tokens: Tokens,
+    reader: Reader,
+    picks: Sequence[tuple[Digest, list[Pick]]],
+    views: _Views,
 ) -> list[personal.Group]:
-    base, size = config.digest.base_url, config.archive.page_size
-    prefs = reader.subscriber.preferences
+    base = config.digest.base_url
     served = audience.served(config)
     room = config.feed.max_items_hard
     groups = []
     for digest, order in picks:
-        kept = [p for p in order if not p.ranked.excluded]
-        if prefs.only_top:
-            kept = kept[: prefs.max_papers]
+        kept = [p for p in order if not p.ranked.excluded][: reader.subscriber.preferences.max_papers]
         kept = kept[: max(room, 0)]
         room -= len(kept)
         entries = []
         for pick in kept:
-            page = identity.page_of(pick.paper.seq, digest.first_seq, size)
             more, less = (
                 vote_urls(tokens, reader.subscriber, pick.paper.key, base_url=base)
                 if served
                 else (None, None)
             )
             entries.append(
-                personal.Entry(
-                    paper_view(pick.paper, digest.slug, base, page),
-                    feed.Note(pick.ranked.reasons, more, less),
-                )
+                personal.Entry(views.paper(pick, digest), feed.Note(pick.ranked.reasons, more, less))
             )
-        groups.append(personal.Group(digest_view(digest, base, config.tz, size), tuple(entries), len(order)))
+        groups.append(personal.Group(views.digest(digest), tuple(entries), len(order)))
     return groups
 
 
@@ -214,8 +239,9 @@ def _publish_one(
     output_dir: Path,
     reader: Reader,
     picks: Sequence[tuple[Digest, list[Pick]]],
+    views: _Views,
 ) -> list[Path]:
-    groups = _groups(config, tokens, reader, picks)
+    groups = _groups(config, tokens, reader, picks, views)
     base = config.digest.base_url
     folder_url = identity.site_url(base, reader.folder + "/")
     channel = feed.Channel(

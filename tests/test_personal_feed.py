@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -172,6 +173,21 @@ def test_the_feeds_parse_and_carry_the_readers_order_reasons_and_vote_links(
     assert page.index("Protein Binders by Diffusion") < page.index("Tokenizer-free Language Models")
     assert "Robot " not in page and page.count(">More like this</a>") == 8
     assert f'href="../../for/{folder.name}/feed.xml"' in page
+
+
+def test_a_feed_carries_each_digests_top_picks_only(cfg: Config, db: Store, inbox: Path) -> None:
+    folder = personal_state(cfg, db, inbox)
+    Subscribers(db).set_preferences(reader(db).id, replace(PREFS, max_papers=2))
+    assert folder / "feed.xml" in run(cfg, db, hours=26).published.files  # a preference changed
+    titles = [e.title for e in feedparser.parse((folder / "atom.xml").read_bytes()).entries]
+    assert titles == [
+        "Protein Binders by Diffusion",
+        "Tokenizer-free Language Models",
+        "Diffusion Models for Protein Design",
+        "Protein Folding with Language Models",
+    ]
+    page = (folder / "index.html").read_text(encoding="utf-8")
+    assert ": 2 papers of 4</h2>" in page and ": 2 papers of 6</h2>" in page
 
 
 def test_titles_and_reasons_are_escaped_everywhere(make_config: MakeConfig, inbox: Path) -> None:
