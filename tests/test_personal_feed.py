@@ -274,3 +274,43 @@ def test_newsboat_reads_the_personal_feeds_over_http(
         unread, titles = newsboat(tmp_path / f"nb-{name}", f"{http_site}{rel}/{name}")
         assert unread == 8 and len(set(titles)) == 8, name
         assert "Protein Binders by Diffusion" in titles and not any("Robot" in t for t in titles)
+
+
+def test_ranking_many_readers_at_once_gives_each_the_order_digest_rank_gives_them(
+    cfg: Config, db: Store, inbox: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DigestRanking shares one fit among readers whose votes lie inside the corpus, and
+    fits apart for one whose votes reach further back: nobody's order depends on another's."""
+    from functools import partial
+
+    from digest.personal import DigestRanking
+    from digest.rank.model import Profile
+    from digest.store import rank as store_rank
+
+    write(inbox, "a.txt", DUMP_1)
+    run(cfg, db)
+    write(inbox, "b.txt", DUMP_2)
+    run(cfg, db, hours=24)
+    # A corpus of the 3 newest papers: the first digest's papers are older than it.
+    monkeypatch.setattr(store_rank, "corpus", partial(store_rank.corpus, limit=3))
+    newest = db.digests()[0]
+    profiles = [
+        Profile(likes=("fast tokenizers for source code",)),
+        Profile(interests="weather forecasts"),
+        Profile(
+            likes=("diffusion models for protein design",), dislikes=("graph networks for weather forecasts",)
+        ),
+        Profile(),
+        Profile(
+            interests="weather forecasts", likes=("tokenizer free language models",)
+        ),  # inside the corpus
+    ]
+    ranking = DigestRanking(db, newest)
+    together = ranking.rank(profiles)
+    for profile, picks in zip(profiles, together, strict=True):
+        alone = rank_digest(db, newest, profile)
+        assert [(p.paper.key, p.ranked.score, p.ranked.reasons) for p in picks] == [
+            (p.paper.key, p.ranked.score, p.ranked.reasons) for p in alone
+        ]
+    assert len(ranking._rankers) == 3  # the shared fit and one for each reader voting further back
+    assert sorted(len(r.corpus) for r in ranking._rankers.values()) == [3, 4, 4]  # each with its liked paper
