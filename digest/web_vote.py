@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from digest import identity
+from digest import identity, text
 from digest.tokens import BadToken, Claim, link
 
 if TYPE_CHECKING:
@@ -53,7 +53,7 @@ class VotePage:
         sub = subs.by_id(claim.subscriber_id)
         if sub is None or not claim.matches(sub) or claim.paper_key is None:
             return None
-        title = subs.titles([claim.paper_key]).get(claim.paper_key, claim.paper_key)
+        title = text.display(subs.titles([claim.paper_key]).get(claim.paper_key, claim.paper_key))
         earlier = next((v.value for v in subs.votes(sub.id) if v.paper_key == claim.paper_key), None)
         return claim, sub, title, earlier
 
@@ -99,6 +99,9 @@ class VotePage:
             token="",
             title=title,
             value=claim.value,
-            personal_url=identity.site_url(base, tokens.personal_dir(sub) + "/"),
+            # Their page exists once the next run has written it, for a subscriber who gets mail.
+            personal_url=identity.site_url(base, tokens.personal_dir(sub) + "/")
+            if sub.status == "active"
+            else None,
             preferences_url=link(base, "preferences", tokens.make("preferences", sub)),
         )
