@@ -17,7 +17,7 @@ from digest.model import Digest, StoredPaper
 from digest.store import Store
 
 if TYPE_CHECKING:
-    from digest.rank.model import Profile, Ranked
+    from digest.rank.model import Doc, Profile, Ranked, Ranker
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +65,56 @@ def rank_digests(
 def rank_digest(store: Store, digest: Digest, profile: Profile, explain: int | None = None) -> list[Pick]:
     """:func:`rank_digests` for one reader."""
     return rank_digests(store, digest, [profile], explain)[0]
+
+
+class DigestRanking:
+    """One digest ranked for many readers, batch after batch (the personal feeds,
+    :mod:`digest.personal_site`): its papers are read once and the corpus fitted once.
+
+    Each reader's order is exactly :func:`rank_digest`'s for them alone: the corpus is the
+    newest papers up to the digest plus *that reader's* voted papers older than those, so
+    readers whose votes all fall inside it (nearly all) share one fit, and one whose votes
+    reach further back gets a fit of their own. Nobody's order depends on another's votes."""
+
+    def __init__(self, store: Store, digest: Digest) -> None:
+        self.store = store
+        self.digest = digest
+        self.stored = store.digest_papers(digest)
+        self._base: list[Doc] | None = None
+        self._rankers: dict[frozenset[str], Ranker] = {}
+
+    def _ranker(self, profile: Profile) -> Ranker:
+        from digest.rank.model import Ranker
+        from digest.store import rank as store_rank
+
+        if self._base is None:
+            self._base = store_rank.corpus(self.store, self.digest.last_seq)
+        have = {d.key for d in self._base}
+        extra = frozenset({*profile.likes, *profile.dislikes} - have)
+        if extra not in self._rankers:
+            docs = self._base if not extra else store_rank.corpus(self.store, self.digest.last_seq, extra)
+            self._rankers[extra] = Ranker(docs)
+        return self._rankers[extra]
+
+    def rank(self, profiles: Sequence[Profile], explain: int | None = None) -> list[list[Pick]]:
+        """The digest's papers best first for each of ``profiles``."""
+        from digest.rank.model import Doc, Ranked
+
+        stored = self.stored
+        docs = [Doc(p.key, p.title, p.paper.abstract) for p in stored]
+        out: list[list[Pick]] = [
+            [Pick(s, Ranked(n, s.key, 0.0, ())) for n, s in enumerate(stored)] for _ in profiles
+        ]
+        groups: dict[int, tuple[Ranker, list[int]]] = {}
+        for i, profile in enumerate(profiles):
+            if docs and (profile.personal or profile.exclude):
+                ranker = self._ranker(profile)
+                groups.setdefault(id(ranker), (ranker, []))[1].append(i)
+        for ranker, members in groups.values():
+            ranked = ranker.rank_many(docs, [profiles[i] for i in members], explain)
+            for i, order in zip(members, ranked, strict=True):
+                out[i] = [Pick(stored[r.index], r) for r in order]
+        return out
 
 
 class _Prefs(Protocol):  # read-only members: digest.subscribers' frozen dataclasses fit

@@ -28,6 +28,7 @@ from digest.ingest import IngestReport, ingest_inbox
 from digest.lock import state_lock
 from digest.model import Digest
 from digest.outbox import DeliveryReport, deliver_pending
+from digest.personal_site import publish_personal
 from digest.site import PublishReport, publish
 from digest.store import Store
 from digest.store.pglock import is_postgres
@@ -180,6 +181,10 @@ def _run(
         crash_point("pipeline.published")
         store.mark_published(published.digests, now)
         crash_point("pipeline.marked_published")
+    # Every run: a vote or a preference changes a reader's folder without a new digest.
+    personal = publish_personal(config, store, site_dir)
+    if personal:
+        published = replace(published, files=published.files + tuple(personal))
     delivered = (
         deliver_pending(config, store, transport, now, respect_backoff=options.respect_backoff)
         if deliver and options.send and backfill is None
@@ -200,5 +205,7 @@ def republish(
         report = publish(config, store, target, everything=True)
         if output_dir is None and report.digests:
             store.mark_published(report.digests, now)
+        personal = publish_personal(config, store, target, everything=True)
+        report = replace(report, files=report.files + tuple(personal))
     log.info("published %d files into %s", len(report.files), target)
     return report

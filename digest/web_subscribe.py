@@ -4,6 +4,8 @@
     GET/POST /confirm       ?t= a page with one button; POST activates
     GET/POST /unsubscribe   ?t= a page with one button; POST unsubscribes at once (RFC 8058)
     GET/POST /preferences   ?t= cadence, top picks, interests, keywords; see and undo votes
+    GET/POST /vote          ?t= more/less like this: a page with one button; POST records
+                            (digest/web_vote.py)
 
 A GET never changes state. Every form but the one-click unsubscribe carries a CSRF
 token: a random value in a ``SameSite=Strict`` cookie and its signed copy in the form
@@ -43,6 +45,7 @@ from digest.store import Store
 from digest.store.subscribers import Subscribers
 from digest.subscribers import WEEKDAYS, Preferences, Subscriber, preferences_from
 from digest.tokens import BadToken, Tokens, link
+from digest.web_vote import VotePage
 
 log = logging.getLogger(__name__)
 
@@ -175,6 +178,7 @@ class SubscriberPages:
             Route("/confirm", self.confirm, methods=["GET", "HEAD", "POST"]),
             Route("/unsubscribe", self.unsubscribe, methods=["GET", "HEAD", "POST"]),
             Route("/preferences", self.preferences, methods=["GET", "HEAD", "POST"]),
+            VotePage(self).route(),
         ]
 
     def stop(self) -> None:

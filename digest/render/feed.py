@@ -44,6 +44,16 @@ Item = tuple[PaperView, DigestView]
 
 
 @dataclass(frozen=True, slots=True)
+class Note:
+    """What a reader's own feed adds to an item (:mod:`digest.personal_site`): why it is
+    there, and the links that vote on it (None when the built-in pages are not served)."""
+
+    reasons: tuple[str, ...] = ()
+    more_url: str | None = None
+    less_url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Channel:
     """What the feed says about itself."""
 
@@ -63,9 +73,10 @@ def _link(url: str, label: str) -> str:
     return f'<a href="{_h(url)}">{_h(label)}</a>'
 
 
-def content_html(paper: PaperView, digest: DigestView) -> str:
+def content_html(paper: PaperView, digest: DigestView, note: Note | None = None) -> str:
     """The item's HTML body: the abstract with its code links clickable, then who wrote
-    it (when known) and where to read it. Every piece of text is escaped."""
+    it (when known) and where to read it; in a reader's own feed (``note``) why it is
+    there and the more/less-like-this links. Every piece of text is escaped."""
     h = _h
     pieces = []
     for piece, url in paper.segments:
@@ -88,6 +99,13 @@ def content_html(paper: PaperView, digest: DigestView) -> str:
     if paper.upvotes is not None:
         links.append(f"{paper.upvotes} upvote{'' if paper.upvotes == 1 else 's'}")
     parts.append(f"<p>{' · '.join(links)}</p>")
+    if note is not None:
+        if note.reasons:
+            parts.append(f"<p>Why: {h('; '.join(note.reasons))}</p>")
+        if note.more_url and note.less_url:
+            parts.append(
+                f"<p>{_link(note.more_url, 'More like this')} · {_link(note.less_url, 'Less like this')}</p>"
+            )
     return "\n".join(parts)
 
 
@@ -112,6 +130,16 @@ def item_times(items: Sequence[Item]) -> list[datetime]:
     return [times[paper.seq] for paper, _ in items]
 
 
+def _entries(
+    items: Sequence[Item], notes: Sequence[Note | None] | None, times: Sequence[datetime] | None
+) -> list[tuple[Item, datetime, Note | None]]:
+    """Each item with its date (``times``, else :func:`item_times`) and its note (none on
+    the site's feeds)."""
+    dates = list(times) if times is not None else item_times(items)
+    extra = list(notes) if notes is not None else [None] * len(items)
+    return list(zip(items, dates, extra, strict=True))
+
+
 def _short(url: str) -> str:
     """``https://github.com/a/b`` → ``github.com/a/b``: what a reader needs to recognise."""
     return url.split("://", 1)[-1].rstrip("/")
@@ -131,7 +159,13 @@ def _generator(channel: Channel, file_name: str) -> FeedGenerator:
     return fg
 
 
-def rss(channel: Channel, items: Sequence[Item]) -> bytes:
+def rss(
+    channel: Channel,
+    items: Sequence[Item],
+    *,
+    notes: Sequence[Note | None] | None = None,
+    times: Sequence[datetime] | None = None,
+) -> bytes:
     """RSS 2.0, one item per paper in the order given. ``description`` is
     the abstract as (escaped) text, ``content:encoded`` the HTML, ``dc:creator`` the authors."""
     fg = _generator(channel, RSS_FILE)
@@ -141,13 +175,13 @@ def rss(channel: Channel, items: Sequence[Item]) -> bytes:
     fg.title(channel.title)
     fg.description(_h(channel.description or channel.title))
     fg.pubDate(channel.updated)
-    for (paper, digest), moment in zip(items, item_times(items), strict=True):
+    for (paper, digest), moment, note in _entries(items, notes, times):
         fe = fg.add_entry(order="append")
         fe.guid(paper.guid, permalink=False)
         fe.title(paper.title)
         fe.link(href=paper.url)
         fe.pubDate(moment)
-        fe.content(content_html(paper, digest), type="CDATA")
+        fe.content(content_html(paper, digest, note), type="CDATA")
         fe.description(_h(paper.abstract or paper.title))
         fe.category(term=digest.iso_date, label=digest.iso_date)
         if paper.authors:
@@ -157,7 +191,13 @@ def rss(channel: Channel, items: Sequence[Item]) -> bytes:
     return data
 
 
-def atom(channel: Channel, items: Sequence[Item]) -> bytes:
+def atom(
+    channel: Channel,
+    items: Sequence[Item],
+    *,
+    notes: Sequence[Note | None] | None = None,
+    times: Sequence[datetime] | None = None,
+) -> bytes:
     """Atom 1.0: ``summary`` is the abstract as text, ``content`` the HTML, one ``author``
     per known author; the feed's own author is the site, as Atom requires."""
     fg = _generator(channel, ATOM_FILE)
@@ -165,7 +205,7 @@ def atom(channel: Channel, items: Sequence[Item]) -> bytes:
     if channel.description:
         fg.subtitle(channel.description)
     fg.author({"name": channel.title, "uri": channel.base_url})
-    for (paper, digest), moment in zip(items, item_times(items), strict=True):
+    for (paper, digest), moment, note in _entries(items, notes, times):
         fe = fg.add_entry(order="append")
         fe.id(paper.guid)
         fe.title(paper.title)
@@ -174,7 +214,7 @@ def atom(channel: Channel, items: Sequence[Item]) -> bytes:
         fe.link(href=paper.url, rel="alternate")
         fe.published(moment)
         fe.updated(moment)
-        fe.content(content_html(paper, digest), type="html")
+        fe.content(content_html(paper, digest, note), type="html")
         fe.summary(paper.abstract or paper.title, type="text")
         fe.category(term=digest.iso_date, label=f"Digest of {digest.day_label}")
         for name in paper.authors:
@@ -183,15 +223,21 @@ def atom(channel: Channel, items: Sequence[Item]) -> bytes:
     return data
 
 
-def json_feed(channel: Channel, items: Sequence[Item]) -> bytes:
+def json_feed(
+    channel: Channel,
+    items: Sequence[Item],
+    *,
+    notes: Sequence[Note | None] | None = None,
+    times: Sequence[datetime] | None = None,
+) -> bytes:
     """JSON Feed 1.1 (https://jsonfeed.org/version/1.1), UTF-8, keys in a fixed order."""
     entries = []
-    for (paper, digest), moment in zip(items, item_times(items), strict=True):
+    for (paper, digest), moment, note in _entries(items, notes, times):
         entry: dict[str, object] = {
             "id": paper.guid,
             "url": paper.url,
             "title": paper.title,
-            "content_html": content_html(paper, digest),
+            "content_html": content_html(paper, digest, note),
             "content_text": paper.abstract or paper.title,
             "date_published": moment.isoformat(),
             "tags": [digest.iso_date],
@@ -200,13 +246,18 @@ def json_feed(channel: Channel, items: Sequence[Item]) -> bytes:
             entry["external_url"] = paper.arxiv_url
         if paper.authors:
             entry["authors"] = [{"name": name} for name in paper.authors]
-        entry["_paper_digest"] = {
+        ours: dict[str, object] = {
             "digest": digest.slug,
             "arxiv_url": paper.arxiv_url,
             "huggingface_url": paper.hf_url,
             "code_urls": list(paper.links),
             "upvotes": paper.upvotes,
         }
+        if note is not None:
+            ours.update(
+                reasons=list(note.reasons), more_like_this=note.more_url, less_like_this=note.less_url
+            )
+        entry["_paper_digest"] = ours
         entries.append(entry)
     doc = {
         "version": JSON_FEED_VERSION,

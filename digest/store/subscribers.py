@@ -388,6 +388,17 @@ class Subscribers:
             )
         return bool(result.rowcount)
 
+    def all_votes(self) -> dict[int, list[Vote]]:
+        """Every subscriber's votes (subscriber id → votes, newest first), in one query."""
+        query = sa.select(votes).order_by(votes.c.subscriber_id, votes.c.voted_at.desc(), votes.c.paper_key)
+        out: dict[int, list[Vote]] = {}
+        with self.store.transaction(read=True) as conn:
+            for r in conn.execute(query):
+                out.setdefault(r.subscriber_id, []).append(
+                    Vote(r.subscriber_id, r.paper_key, r.value, r.voted_at)
+                )
+        return out
+
     def votes(self, subscriber_id: int) -> list[Vote]:
         """The subscriber's votes, newest first (ties by paper key)."""
         query = (

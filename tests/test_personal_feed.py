@@ -1,0 +1,316 @@
+"""Each reader's own page and feeds (issue 15): written by the run beside the site under
+``for/<keyed hash of their secret>/``, their papers in their order with the reasons and
+vote links; feedparser and newsboat read them; a golden pins one; the folder moves
+with a renewed secret and goes when its reader goes."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import timedelta
+from pathlib import Path
+
+import feedparser
+import pytest
+import sqlalchemy as sa
+
+from digest.cli import main
+from digest.config import Config
+from digest.personal import profile_of, rank_digest
+from digest.pipeline import RunReport, run_once
+from digest.store import Store
+from digest.store.subscribers import Subscribers, subscribers
+from digest.subscribers import Preferences, Subscriber
+from digest.tokens import Tokens
+from digest.transports import FileTransport
+from tests.helpers import GOLDEN, NOW, MakeConfig, check_golden
+from tests.subscribe_site import HEADER
+from tests.test_feed import json_feed
+from tests.test_site import http_site, newsboat  # noqa: F401  (a fixture and a helper)
+
+KEY = "a fixed test key: signs the links of these tests only"
+SECRET = "fixed-subscriber-secret-for-the-golden-feed"
+READER = "reader@example.org"
+FILES = ("index.html", "feed.xml", "atom.xml", "feed.json")
+
+DUMP_1 = [
+    (
+        "Sparse Attention for Long Documents",
+        "We make attention sparse so transformers read long documents. Code: https://github.com/x/sparse",
+    ),
+    (
+        "Diffusion Models for Protein Design",
+        "A diffusion model generates protein backbones that fold as designed.",
+    ),
+    ("Robot Grasping from Video <b>& Tactile</b> Signals", "A robot learns to grasp from video and touch."),
+    (
+        "Protein Folding with Language Models",
+        "Protein language models predict how a protein chain folds into its structure.",
+    ),
+    ("Fast Tokenizers for Source Code", "A tokenizer for source code that is ten times faster."),
+    ("Graph Networks for Weather Forecasts", "Graph neural networks forecast the weather a week ahead."),
+]
+DUMP_2 = [
+    (
+        "Weather Forecasts from Satellite Images",
+        "Satellite images and a transformer forecast tomorrow's weather.",
+    ),
+    ("Protein Binders by Diffusion", "Diffusion designs protein binders for a chosen target."),
+    ("Tokenizer-free Language Models", "Language models that read bytes instead of tokens."),
+    ("Robot Arms that Fold Laundry", "A robot folds laundry after watching people."),
+]
+
+
+def write(inbox: Path, name: str, papers: list[tuple[str, str]]) -> None:
+    body = "".join(f"\n{title}\n\n{abstract}\n" for title, abstract in papers)
+    (inbox / name).write_text(HEADER + body, encoding="utf-8")
+
+
+@pytest.fixture
+def cfg(make_config: MakeConfig) -> Config:
+    # http.listen set: the pages are served, so items carry the vote links (nothing binds it here).
+    return make_config(env={"DIGEST_SECRET_KEY": KEY}, http={"listen": "127.0.0.1:8099"})
+
+
+@pytest.fixture
+def db(cfg: Config) -> Iterator[Store]:
+    s = Store.open(cfg.state.url)
+    yield s
+    s.close()
+
+
+def run(cfg: Config, db: Store, hours: float = 0) -> RunReport:
+    return run_once(cfg, db, FileTransport(cfg.email.outbox), NOW + timedelta(hours=hours))
+
+
+def reader(db: Store) -> Subscriber:
+    sub = Subscribers(db).get(READER)
+    assert sub is not None
+    return sub
+
+
+def set_secret(db: Store, sub_id: int, secret: str) -> None:
+    """A fixed secret, for the golden (a subscriber's secret is otherwise random)."""
+    with db.transaction() as conn:
+        conn.execute(sa.update(subscribers).where(subscribers.c.id == sub_id).values(token=secret))
+
+
+PREFS = Preferences(interests="protein structure and design", keywords=("diffusion",), exclude=("robot",))
+
+
+def personal_state(cfg: Config, db: Store, inbox: Path) -> Path:
+    """Two digests; the reader (from email.to) with interests, a keyword, an exclusion,
+    a fixed secret and one vote. Returns their folder."""
+    write(inbox, "a.txt", DUMP_1)
+    run(cfg, db)  # the reader is made from email.to; no profile yet: no folder
+    sub = reader(db)
+    set_secret(db, sub.id, SECRET)
+    subs = Subscribers(db)
+    subs.set_preferences(sub.id, PREFS)
+    subs.vote(sub.id, "fast tokenizers for source code", 1, NOW)
+    write(inbox, "b.txt", DUMP_2)
+    run(cfg, db, hours=24)
+    return cfg.feed.output_dir / Tokens(KEY).personal_dir(reader(db))
+
+
+def test_the_golden_personal_feed_and_a_rebuild_gives_the_same_bytes(
+    cfg: Config, db: Store, inbox: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = personal_state(cfg, db, inbox)
+    assert folder.parent.name == "for" and len(folder.name) == 32
+    assert sorted(p.name for p in folder.iterdir()) == sorted([*FILES, ".inputs"])
+    check_golden((folder / "feed.xml").read_bytes(), GOLDEN / "personal" / "feed.xml")
+    before = {name: (folder / name).read_bytes() for name in FILES}
+    # A run with nothing new writes nothing; `digest publish` rewrites the same bytes.
+    assert run(cfg, db, hours=25).published.files == ()
+    monkeypatch.setenv("DIGEST_SECRET_KEY", KEY)  # as the run had it
+    assert main(["-c", str(cfg.path), "publish"]) == 0
+    assert {name: (folder / name).read_bytes() for name in FILES} == before
+    # The path comes from the secret under the key, not from the address or the id.
+    assert folder.name not in json.dumps([READER, reader(db).id])
+    assert Tokens("another key").personal_dir(reader(db)) != Tokens(KEY).personal_dir(reader(db))
+
+
+def test_the_feeds_parse_and_carry_the_readers_order_reasons_and_vote_links(
+    cfg: Config, db: Store, inbox: Path
+) -> None:
+    folder = personal_state(cfg, db, inbox)
+    sub = reader(db)
+    newest, older = db.digests()
+    expected = []
+    for d in (newest, older):  # the order `digest rank` gives, excluded papers left out
+        picks = rank_digest(db, d, profile_of(sub.preferences, Subscribers(db).votes(sub.id)))
+        expected += [p.paper.title for p in picks if not p.ranked.excluded]
+    assert len(expected) == 8 and not any("Robot" in t for t in expected)
+    assert expected[:1] == ["Protein Binders by Diffusion"]
+
+    for name in ("feed.xml", "atom.xml"):
+        parsed = feedparser.parse((folder / name).read_bytes())
+        assert not parsed.bozo, (name, parsed.get("bozo_exception"))
+        assert [e.title for e in parsed.entries] == expected, name
+        # Newest first by date too: a reader sorting by date keeps the order.
+        dates = [e.published_parsed for e in parsed.entries]
+        assert dates == sorted(dates, reverse=True) and len(set(dates)) == len(dates), name
+        assert parsed.feed.title == "Test Digest: your picks"
+        binders = parsed.entries[0]
+        body = binders.content[0].value if "content" in binders else binders.summary
+        assert "Why: keywords: diffusion" in body
+        assert "https://example.org/digest/vote?t=" in body and "More like this" in body
+    rss = feedparser.parse((folder / "feed.xml").read_bytes())
+    liked = next(e for e in rss.entries if e.title == "Fast Tokenizers for Source Code")
+    assert "you liked this paper" in liked.content[0].value
+    data = json_feed(folder)  # every JSON Feed 1.1 rule the site's feed.json keeps
+    assert [i["title"] for i in data["items"]] == expected
+    dates = [i["date_published"] for i in data["items"]]
+    assert dates == sorted(dates, reverse=True) and len(set(dates)) == len(dates)
+    assert data["feed_url"] == f"https://example.org/digest/{folder.parent.name}/{folder.name}/feed.json"
+    first = data["items"][0]["_paper_digest"]
+    assert first["reasons"][0] == "keywords: diffusion" and first["more_like_this"].startswith("https://")
+    page = (folder / "index.html").read_text(encoding="utf-8")
+    assert '<meta name="robots" content="noindex, nofollow">' in page
+    assert page.index("Protein Binders by Diffusion") < page.index("Tokenizer-free Language Models")
+    assert "Robot " not in page and page.count(">More like this</a>") == 8
+    assert f'href="../../for/{folder.name}/feed.xml"' in page
+
+
+def test_a_feed_carries_each_digests_top_picks_only(cfg: Config, db: Store, inbox: Path) -> None:
+    folder = personal_state(cfg, db, inbox)
+    Subscribers(db).set_preferences(reader(db).id, replace(PREFS, max_papers=2))
+    assert folder / "feed.xml" in run(cfg, db, hours=26).published.files  # a preference changed
+    titles = [e.title for e in feedparser.parse((folder / "atom.xml").read_bytes()).entries]
+    assert titles == [
+        "Protein Binders by Diffusion",
+        "Tokenizer-free Language Models",
+        "Diffusion Models for Protein Design",
+        "Protein Folding with Language Models",
+    ]
+    page = (folder / "index.html").read_text(encoding="utf-8")
+    assert ": 2 papers of 4</h2>" in page and ": 2 papers of 6</h2>" in page
+
+
+def test_titles_and_reasons_are_escaped_everywhere(make_config: MakeConfig, inbox: Path) -> None:
+    cfg = make_config(env={"DIGEST_SECRET_KEY": KEY})  # not served: no vote links
+    db = Store.open(cfg.state.url)
+    try:
+        write(inbox, "a.txt", DUMP_1)
+        run(cfg, db)
+        Subscribers(db).set_preferences(reader(db).id, Preferences(keywords=("<b>& tactile</b>", "grasp")))
+        run(cfg, db, hours=1)
+        folder = cfg.feed.output_dir / Tokens(KEY).personal_dir(reader(db))
+        page = (folder / "index.html").read_text(encoding="utf-8")
+        assert "Robot Grasping from Video &lt;b&gt;&amp; Tactile&lt;/b&gt; Signals" in page
+        assert "<b>" not in page and "vote?t=" not in page
+        rss = feedparser.parse((folder / "feed.xml").read_bytes())
+        assert rss.entries[0].title == "Robot Grasping from Video <b>& Tactile</b> Signals"
+        why = rss.entries[0].content[0].value
+        assert "Why: keywords:" in why and "grasp" in why
+        assert "More like this" not in (folder / "feed.xml").read_text(encoding="utf-8")
+    finally:
+        db.close()
+
+
+def test_who_has_a_folder_and_renewing_the_secret_moves_it(cfg: Config, db: Store, inbox: Path) -> None:
+    write(inbox, "a.txt", DUMP_1)
+    run(cfg, db)
+    subs = Subscribers(db)
+    other = subs.add("other@example.org", NOW, status="active", source="cli")
+    run(cfg, db, hours=1)
+    root = cfg.feed.output_dir / "for"
+    assert not root.exists()  # nobody has a profile yet: no folder
+
+    subs.vote(reader(db).id, "protein folding with language models", 1, NOW)  # a vote is a profile
+    subs.set_preferences(other.id, Preferences(interests="weather"))
+    run(cfg, db, hours=2)
+    tokens = Tokens(KEY)
+    old = cfg.feed.output_dir / tokens.personal_dir(reader(db))
+    theirs = cfg.feed.output_dir / tokens.personal_dir(other)
+    assert sorted(p.name for p in root.iterdir()) == sorted([old.name, theirs.name])
+
+    subs.new_token(reader(db).id)  # renewed: every old link revoked, the folder moves
+    run(cfg, db, hours=3)
+    new = cfg.feed.output_dir / tokens.personal_dir(reader(db))
+    assert new != old and (new / "feed.xml").is_file() and not old.exists()
+    assert sorted(p.name for p in root.iterdir()) == sorted([new.name, theirs.name])
+
+    subs.set_status(other.id, "unsubscribed", NOW)
+    run(cfg, db, hours=4)
+    assert not theirs.exists()
+    assert subs.remove(READER, NOW)
+    run(cfg, db, hours=5)
+    assert list(root.iterdir()) == []
+
+
+def test_a_run_killed_while_moving_a_folder_leaves_nothing_half_served(
+    cfg: Config, db: Store, inbox: Path
+) -> None:
+    """An interrupted removal leaves a hidden ``.gone-`` folder, cleared by the next run;
+    a folder whose ``.inputs`` is missing (killed while writing it) is written again."""
+    folder = personal_state(cfg, db, inbox)
+    (folder / ".inputs").unlink()
+    (folder / "feed.xml").write_bytes(b"half")
+    gone = folder.parent / (".gone-" + "0" * 32)
+    shutil.copytree(folder, gone)
+    report = run(cfg, db, hours=30)
+    assert folder / "feed.xml" in report.published.files
+    assert (folder / "feed.xml").read_bytes().startswith(b"<?xml") and not gone.exists()
+
+
+@pytest.mark.newsboat
+@pytest.mark.skipif(
+    shutil.which("newsboat") is None, reason="newsboat is not installed (apt-get install newsboat)"
+)
+def test_newsboat_reads_the_personal_feeds_over_http(
+    cfg: Config,
+    db: Store,
+    inbox: Path,
+    tmp_path: Path,
+    http_site: str,  # noqa: F811
+) -> None:
+    folder = personal_state(cfg, db, inbox)
+    rel = folder.relative_to(cfg.feed.output_dir).as_posix()
+    for name in ("feed.xml", "atom.xml"):
+        unread, titles = newsboat(tmp_path / f"nb-{name}", f"{http_site}{rel}/{name}")
+        assert unread == 8 and len(set(titles)) == 8, name
+        assert "Protein Binders by Diffusion" in titles and not any("Robot" in t for t in titles)
+
+
+def test_ranking_many_readers_at_once_gives_each_the_order_digest_rank_gives_them(
+    cfg: Config, db: Store, inbox: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DigestRanking shares one fit among readers whose votes lie inside the corpus, and
+    fits apart for one whose votes reach further back: nobody's order depends on another's."""
+    from functools import partial
+
+    from digest.personal import DigestRanking
+    from digest.rank.model import Profile
+    from digest.store import rank as store_rank
+
+    write(inbox, "a.txt", DUMP_1)
+    run(cfg, db)
+    write(inbox, "b.txt", DUMP_2)
+    run(cfg, db, hours=24)
+    # A corpus of the 3 newest papers: the first digest's papers are older than it.
+    monkeypatch.setattr(store_rank, "corpus", partial(store_rank.corpus, limit=3))
+    newest = db.digests()[0]
+    profiles = [
+        Profile(likes=("fast tokenizers for source code",)),
+        Profile(interests="weather forecasts"),
+        Profile(
+            likes=("diffusion models for protein design",), dislikes=("graph networks for weather forecasts",)
+        ),
+        Profile(),
+        Profile(
+            interests="weather forecasts", likes=("tokenizer free language models",)
+        ),  # inside the corpus
+    ]
+    ranking = DigestRanking(db, newest)
+    together = ranking.rank(profiles)
+    for profile, picks in zip(profiles, together, strict=True):
+        alone = rank_digest(db, newest, profile)
+        assert [(p.paper.key, p.ranked.score, p.ranked.reasons) for p in picks] == [
+            (p.paper.key, p.ranked.score, p.ranked.reasons) for p in alone
+        ]
+    assert len(ranking._rankers) == 3  # the shared fit and one for each reader voting further back
+    assert sorted(len(r.corpus) for r in ranking._rankers.values()) == [3, 4, 5]  # plus their older votes
