@@ -1,7 +1,7 @@
 """Ranking quality on a judged set: nDCG@10 (gains 0/1/3) and P@10 (grade >= 1) of the
 ranker against listing order, BM25 and TF-IDF cosine, per profile and setting.
 
-python -m bench.rank_eval                      # the dev set in tests/data/rank
+python -m bench.rank_eval                      # the dev set, then the held-out set
 python -m bench.rank_eval --data DIR --json out.json
 """
 
@@ -21,6 +21,7 @@ from digest.identity import paper_key
 from digest.rank.model import Doc, Profile, Ranker, Settings
 
 DEV = Path(__file__).resolve().parent.parent / "tests" / "data" / "rank"
+HELDOUT = DEV / "heldout"  # other readers, digest and history: never used to choose weights
 GAIN = {0: 0.0, 1: 1.0, 2: 3.0}
 SETTINGS = ("all", "likes", "cold")
 
@@ -145,18 +146,25 @@ def table(rows: dict[str, Any]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.rank_eval", description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=DEV, help=f"judged set folder (default {DEV})")
+    parser.add_argument(
+        "--data", type=Path, action="append", help=f"judged set folder (default {DEV} then {HELDOUT})"
+    )
     parser.add_argument("--json", type=Path, help="also write the per-profile numbers here")
     parser.add_argument("--per-profile", action="store_true", help="print each profile's nDCG@10")
     args = parser.parse_args(argv)
-    rows = evaluate(load(args.data))
-    print(table(rows))
-    if args.per_profile:
-        for name, r in rows.items():
-            if name.startswith("ranker/"):
-                print(name, {k: round(v["ndcg"], 3) for k, v in r["profiles"].items()})
+    out = {}
+    for data in args.data or [DEV, HELDOUT]:
+        rows = evaluate(load(data))
+        out[str(data)] = rows
+        print(f"{data}:")
+        print(table(rows))
+        if args.per_profile:
+            for name, r in rows.items():
+                if name.startswith("ranker/"):
+                    print(name, {k: round(v["ndcg"], 3) for k, v in r["profiles"].items()})
+        print()
     if args.json:
-        args.json.write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
+        args.json.write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
     return 0
 
 

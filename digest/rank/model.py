@@ -19,6 +19,7 @@ from scipy import sparse
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, TfidfVectorizer
 from sklearn.svm import LinearSVC
 
+from digest.rank.bm25 import BM25
 from digest.rank.text import Keyword, find, stem, stem_tokens, tokens
 
 _STOP = frozenset(stem(w) for w in ENGLISH_STOP_WORDS) | frozenset(ENGLISH_STOP_WORDS)
@@ -80,14 +81,17 @@ class Settings:
     title_repeat: int = 2
     svm_c: float = 0.01
     dislike_weight: float = 3.0  # a dislike counts as this many negatives from history
-    like_mode: str = "rocchio"  # "rocchio", "svm" or "knn": see Ranker.like_scores
+    like_mode: str = "rocchio"  # "rocchio", "svm", "knn", "max" or "mix": see Ranker.like_scores
     negative: float = 2.0  # Rocchio: weight of the centroid of the papers not liked (see README)
     prf: float = 0.0  # query expansion: share of the query moved to its top corpus docs
     prf_docs: int = 5
     robust: bool = True
-    consensus: float = 0.0  # weight of the terms shared by at least two liked papers
     feedback: float = 1.0  # weight of similarity to the digest's first ranked papers
     feedback_docs: int = 5
+    like_max: float = 0.5  # "mix": share of the best single like (the rest: their mean)
+    fusion: str = "z"  # "z": standardised scores; "rank": standardised ranks
+    rrf_k: float = 60.0
+    weighting: str = "tfidf"  # word part: "tfidf" (sublinear) or "bm25" (k1 1.2, b 0.75)
 
 
 def _analyzer(text: str) -> list[str]:
@@ -133,7 +137,10 @@ class Ranker:
         for i, doc in enumerate(self.corpus):
             self._row.setdefault(doc.key, i)
         texts = [_text(d, s.title_repeat) for d in self.corpus]
-        self._word = TfidfVectorizer(analyzer=_analyzer, sublinear_tf=True, dtype=np.float64)
+        if s.weighting == "bm25":
+            self._word = BM25(_analyzer)
+        else:
+            self._word = TfidfVectorizer(analyzer=_analyzer, sublinear_tf=True, dtype=np.float64)
         word = self._word.fit_transform(texts)
         self._wmatrix = word
         mats = [word * math.sqrt(1.0 - s.char_weight)]
@@ -169,6 +176,18 @@ class Ranker:
             return self._wmatrix[rows], self._matrix[rows]
         return self._vectors([_text(p, self.settings.title_repeat) for p in papers])
 
+    def _norm(self, values: np.ndarray) -> np.ndarray:
+        """A component standardised over the digest; with ``fusion="rank"`` its ranks are
+        (reciprocal rank, ``1 / (rrf_k + rank)``, then standardised so that a keyword
+        match still weighs a fixed number of spreads)."""
+        s = self.settings
+        if s.fusion == "rank":
+            order = np.lexsort((np.arange(len(values)), -values))
+            ranks = np.empty(len(values))
+            ranks[order] = np.arange(len(values))
+            values = 1.0 / (s.rrf_k + ranks)
+        return _z(values, s.robust)
+
     # -- the components -------------------------------------------------------------------
 
     def query_vector(self, profile: Profile) -> Any | None:
@@ -193,7 +212,10 @@ class Ranker:
         class-balanced linear SVM of arxiv-sanity-lite (every example a margin violator),
         computed from the digest's similarities to the corpus, so a reader costs a few
         row lookups. "svm" fits that SVM (LinearSVC, C=``svm_c``) per reader; "knn" is the
-        mean similarity to the liked papers.
+        mean similarity to the liked papers. "max" standardises each liked paper's Rocchio
+        score over the digest and keeps the best (a reader whose likes are on different
+        topics); "mix" blends that best with their mean (``like_max``). On the judged sets
+        neither beats the centroid (bench/rank_tune.py).
         """
         likes = [self._row[k] for k in dict.fromkeys(profile.likes) if k in self._row]
         dislikes = [self._row[k] for k in dict.fromkeys(profile.dislikes) if k in self._row]
@@ -214,14 +236,24 @@ class Ranker:
             clf = LinearSVC(class_weight="balanced", C=s.svm_c, max_iter=10000, tol=1e-6, random_state=0)
             clf.fit(self._matrix, y, sample_weight=weight)
             return np.asarray(clf.decision_function(listing.docs)).ravel()
-        liked = sims[likes].mean(axis=0)
         others = listing.corpus_total() - sims[likes].sum(axis=0)
         count = self._matrix.shape[0] - len(likes)
         disliked = [r for r in dislikes if r not in likes]
         if disliked:
             others = others + (s.dislike_weight - 1.0) * sims[disliked].sum(axis=0)
             count += (s.dislike_weight - 1.0) * len(disliked)
-        return np.asarray(liked - s.negative * others / max(count, 1.0))
+        background = s.negative * others / max(count, 1.0)
+        if s.like_mode in ("max", "mix") and len(likes) > 1:
+            per = np.stack([_z(np.asarray(sims[r] - background), s.robust) for r in likes])
+            best = np.asarray(per.max(axis=0))
+            return best if s.like_mode == "max" else s.like_max * best + (1 - s.like_max) * per.mean(axis=0)
+        return np.asarray(sims[likes].mean(axis=0) - background)
+
+    def extra_scores(self, listing: _Listing, profile: Profile) -> np.ndarray | None:
+        """More evidence for the digest's papers, added to the score before the feedback
+        step; None here. A subclass adds another signal this way (bench/rank_embed.py:
+        sentence embeddings)."""
+        return None
 
     def rank(self, papers: Sequence[Doc], profile: Profile, explain: int | None = None) -> tuple[Ranked, ...]:
         """``papers`` (a digest, in listing order) best first for ``profile``.
@@ -265,10 +297,13 @@ class Ranker:
         n = len(papers)
         score = np.zeros(n)
         if q is not None:
-            score += s.query * _z(q, s.robust)
+            score += s.query * self._norm(q)
         likes = self.like_scores(profile, listing)
         if likes is not None:
-            score += s.likes * _z(likes, s.robust)
+            score += s.likes * self._norm(likes)
+        extra = self.extra_scores(listing, profile)
+        if extra is not None:
+            score += extra
         hits: list[list[str]] = [[] for _ in range(n)]
         ex: list[list[str]] = [[] for _ in range(n)]
         for k in dict.fromkeys(k.strip() for k in profile.keywords):
@@ -292,7 +327,7 @@ class Ranker:
             fb = inner[:, top].sum(axis=1) / len(top)
             if len(top) > 1:
                 fb[top] = (fb[top] * len(top) - inner[top, top]) / (len(top) - 1)
-            score += s.feedback * _z(fb, s.robust)
+            score += s.feedback * self._norm(fb)
         score = np.round(score, 6)
         sunk = np.array([bool(e) for e in ex])
         order = [int(i) for i in np.lexsort((np.arange(n), -score, sunk))]
