@@ -162,9 +162,9 @@ class RoundTrips:
 def _trace_round_trips(path: Path) -> int:
     """Round trips in a libpq trace: every Query (simple protocol) and Sync (extended
     protocol) message the client sent ends one request and waits for its answer."""
-    pattern = re.compile(r"^(?:\S+\t)?F\t\d+\t(Query|Sync)\b")
+    pattern = re.compile(r"(?:^|\t)F\t\d+\t(Query|Sync)\b")
     with path.open(encoding="utf-8", errors="replace") as fh:
-        return sum(1 for line in fh if pattern.match(line))
+        return sum(1 for line in fh if pattern.search(line))
 
 
 def worker(config_path: Path, trace: Path | None) -> None:
@@ -181,13 +181,13 @@ def worker(config_path: Path, trace: Path | None) -> None:
     store = Store.open(config.state.url)
     store.engine.dispose()  # the migration's connections: the counted ones start now
     trips = RoundTrips(store.engine)
-    traced: list[Any] = []
+    traced: list[Any] = []  # libpq connections writing their protocol trace
+    fd = os.open(trace, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644) if trace is not None else -1
     if trace is not None:
-        fh = trace.open("w")
-        traced.append(fh)
 
         def start_trace(dbapi: Any, record: Any) -> None:
-            dbapi.pgconn.trace(fh.fileno())
+            dbapi.pgconn.trace(fd)
+            traced.append(dbapi.pgconn)
 
         sa.event.listen(store.engine, "connect", start_trace)
     transport = make_transport(config)
@@ -196,9 +196,11 @@ def worker(config_path: Path, trace: Path | None) -> None:
     cpu, started = time.process_time(), time.perf_counter()
     report = deliver_pending(config, store, transport, datetime.now(UTC))
     seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+    for pgconn in traced:
+        pgconn.untrace()  # flushes libpq's buffer into the file
     store.close()
-    for fh in traced:
-        fh.close()
+    if fd >= 0:
+        os.close(fd)
     out = {"sent": report.sent, "pending": report.pending, "failed": report.failed, "seconds": seconds}
     out |= {"cpu": cpu, "round_trips": trips.total, **trips.counts}
     print(json.dumps(out), flush=True)

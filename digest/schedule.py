@@ -277,6 +277,9 @@ class Service:
             from digest.web_subscribe import SubscriberPages
 
             self.pages = SubscriberPages(self.config, self.store)
+            # An instance that has published nothing yet answers 404, not a server error
+            # (a new instance of a cluster before its first poll, invariant 9).
+            self.config.feed.output_dir.mkdir(parents=True, exist_ok=True)
             app = make_app(self.config.feed.output_dir, self.health, self.metrics.render, self.pages.routes())
             self.web = WebServer(app, *address)
         self.schedule_jobs()

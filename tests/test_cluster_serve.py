@@ -57,7 +57,7 @@ def round_dumps(rounds: int = ROUNDS) -> list[bytes]:
     per = len(papers) // rounds
     out = []
     for r in range(rounds):
-        chosen = papers[max(0, r * per - OVERLAP) : (r + 1) * per]
+        chosen = papers[max(0, r * per - OVERLAP) : (r + 1) * per if r + 1 < rounds else None]
         lines = ["new", "", "Daily Papers", "", "byAK and the research community", "", "Nov 3", ""]
         for title, abstract in chosen:
             lines += [" ".join(title.split()), "", " ".join(abstract.split()), ""]
