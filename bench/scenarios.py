@@ -51,6 +51,7 @@ class Sizes:
     rank_subscribers: int = 10_000
     rank_runs: int = 5
     json_items: tuple[int, ...] = (10_000, 100_000, 1_000_000)
+    cluster_messages: int = 10_000  # one outbox sent by 1, 2 and 3 instances (bench/cluster.py)
 
 
 QUICK = Sizes(
@@ -75,6 +76,7 @@ QUICK = Sizes(
     rank_subscribers=50,
     rank_runs=1,
     json_items=(200, 2_000),
+    cluster_messages=40,
 )
 
 
@@ -674,3 +676,12 @@ def _json_scale(work: Path, sizes: Sizes) -> list[Result]:
 
 
 SCENARIOS["json-scale"] = _json_scale
+
+
+def _cluster(work: Path, sizes: Sizes) -> list[Result]:
+    from bench.cluster import cluster  # imports this module: not at the top
+
+    return cluster(work, sizes)
+
+
+SCENARIOS["cluster"] = _cluster

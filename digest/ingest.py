@@ -178,6 +178,9 @@ def _ingest_one(
         log.exception("unexpected error while ingesting %s", c.name)
         _fail(store, c, sha, f"{c.name}: internal error ({type(err).__name__}: {err})", now, report)
         return None
+    if result.raced:
+        log.info("%s: already ingested by another instance", c.name)
+        return None
     for warning in parser.warnings:
         log.warning("%s", warning)
     report.ingested += 1

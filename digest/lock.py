@@ -67,3 +67,19 @@ def state_lock(lock_path: Path, state_url: str, *, wait: float = 0.0, holder: st
                 "it is probably still working: wait for it to finish (or pass --wait SECONDS)"
             )
         yield
+
+
+@contextmanager
+def site_lock(lock_path: Path, state_url: str, *, wait: float = 0.0) -> Iterator[None]:
+    """On a PostgreSQL state, the lock on this instance's own ``feed.output_dir``: a poll
+    that brings the folder up to date without the run lock (another instance holds it,
+    :func:`digest.pipeline.catch_up_site`) and a run of this instance never write it at
+    once. A file beside ``lock_path``; nothing on SQLite, where the run lock is local and
+    covers the site. Waits up to ``wait`` seconds, then raises LockError."""
+    from digest.store.pglock import is_postgres
+
+    if not is_postgres(state_url):
+        yield
+        return
+    with run_lock(lock_path.with_name(lock_path.name + ".site"), wait=wait):
+        yield

@@ -22,10 +22,11 @@ from digest import audience
 from digest.backfill import Backfill
 from digest.config import Config
 from digest.crashpoints import crash_point
+from digest.errors import LockError
 from digest.fetch import FetchReport, client_for, fetch_all
 from digest.identity import message_ids
 from digest.ingest import IngestReport, ingest_inbox
-from digest.lock import state_lock
+from digest.lock import site_lock, state_lock
 from digest.model import Digest
 from digest.outbox import DeliveryReport, deliver_pending
 from digest.personal_site import publish_personal
@@ -36,6 +37,8 @@ from digest.text import counted
 from digest.transports import FileTransport, Transport
 
 log = logging.getLogger(__name__)
+
+SITE_WAIT = 60.0  # seconds a run waits for a poll of this instance bringing its site up to date
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,7 +179,8 @@ def _run(
             weekly = audience.create_weekly(config, store, now)
             if weekly:
                 log.info("%d weekly emails due", weekly)
-    published = publish(config, store, site_dir)
+    with site_lock(config.lock_path, config.state.url, wait=SITE_WAIT):
+        published = publish(config, store, site_dir, track=options.dry_run_dir is None)
     if published.digests:
         crash_point("pipeline.published")
         store.mark_published(published.digests, now)
@@ -200,7 +204,10 @@ def republish(
     """``digest publish``: re-renders every digest page, the index and the feeds under the
     run lock. Into ``feed.output_dir`` it also marks pending digests published; into
     another ``output_dir`` (a preview) it changes no state."""
-    with state_lock(config.lock_path, config.state.url, wait=lock_wait, holder=config.instance.name):
+    with (
+        state_lock(config.lock_path, config.state.url, wait=lock_wait, holder=config.instance.name),
+        site_lock(config.lock_path, config.state.url, wait=SITE_WAIT),
+    ):
         target = output_dir if output_dir is not None else config.feed.output_dir
         report = publish(config, store, target, everything=True)
         if output_dir is None and report.digests:
@@ -208,4 +215,22 @@ def republish(
         personal = publish_personal(config, store, target, everything=True)
         report = replace(report, files=report.files + tuple(personal))
     log.info("published %d files into %s", len(report.files), target)
+    return report
+
+
+def catch_up_site(config: Config, store: Store) -> PublishReport | None:
+    """Brings this instance's ``feed.output_dir`` up to date with the digests other
+    instances made and published (docs/DESIGN.md invariant 9), without the run lock: what
+    a service poll does when another instance holds it. Writes only this folder and
+    changes no state (digests are marked published by the run that made them). None on
+    SQLite (one instance, whose runs publish) or while this instance is publishing."""
+    if not is_postgres(config.state.url):
+        return None
+    try:
+        with site_lock(config.lock_path, config.state.url):
+            report = publish(config, store, config.feed.output_dir)
+    except LockError:
+        return None
+    if report.files:
+        log.info("site brought up to date: %d files published", len(report.files))
     return report

@@ -45,8 +45,9 @@ from digest.lock import run_lock
 from digest.logformat import job_fields
 from digest.metrics import Metrics
 from digest.model import JobName
-from digest.pipeline import RunOptions, RunReport, run_once
+from digest.pipeline import RunOptions, RunReport, catch_up_site, run_once
 from digest.store import Store, pglock
+from digest.text import counted
 from digest.transports import make_transport
 
 if TYPE_CHECKING:
@@ -168,8 +169,15 @@ class Service:
         try:
             report = self._run_waiting(options, lock_wait)
             if report is None:
+                # On a shared state another instance holds the run lock: this poll still
+                # brings this instance's own site up to date (docs/DESIGN.md invariant 9).
+                site = catch_up_site(self.config, self.store) if job == POLL else None
                 ok, summary = job == POLL, f"{job}: skipped, another paper-digest run holds the lock"
-                log.warning("%s", summary, extra=job_fields(job, None, ok))
+                if site is not None and site.files:
+                    summary += f"; site brought up to date ({counted(len(site.files), 'file')})"
+                shared = job == POLL and pglock.is_postgres(self.config.state.url)  # other instances
+                level = logging.INFO if shared else logging.WARNING
+                log.log(level, "%s", summary, extra=job_fields(job, None, ok))
                 return
             ok, summary = report.ok, job_summary(job, report)
             log.info("%s", summary, extra=job_fields(job, report, ok))
@@ -289,6 +297,9 @@ class Service:
             from digest.web_subscribe import SubscriberPages
 
             self.pages = SubscriberPages(self.config, self.store)
+            # An instance that has published nothing yet answers 404, not a server error
+            # (a new instance of a cluster before its first poll, invariant 9).
+            self.config.feed.output_dir.mkdir(parents=True, exist_ok=True)
             app = make_app(self.config.feed.output_dir, self.health, self.metrics.render, self.pages.routes())
             self.web = WebServer(app, *address)
         self.schedule_jobs()

@@ -10,6 +10,13 @@ What it reads and renders grows with the new digests, not with the history.
 ``everything=True`` (``digest publish``) re-renders every digest and year page too.
 Every file is written atomically, and a digest is marked published only after all its
 files are in place.
+
+Each folder keeps its own marker, :data:`MARKER`: the newest digest id it shows. Several
+instances sharing one PostgreSQL state each publish their own ``feed.output_dir``
+(docs/DESIGN.md invariant 9): a digest another instance made and published is still
+"new" to this folder while its id is above the marker, so this folder renders it on its
+next publish. A folder without a marker but with an index is taken to show every digest
+published (a site from before the marker); one without either is rendered whole.
 """
 
 from __future__ import annotations
@@ -42,14 +49,15 @@ class PublishReport:
     files: tuple[Path, ...]
 
 
-def _write(path: Path, data: bytes) -> Path:
+def _write(path: Path, data: bytes, *, crash: bool = True) -> Path:
     try:
         write_atomic(path, data)
     except OSError as err:
         raise PublishError(
             f"cannot write {path}: {err.strerror or err}; check that feed.output_dir is writable"
         ) from err
-    crash_point("site.file_written")
+    if crash:
+        crash_point("site.file_written")
     return path
 
 
@@ -77,21 +85,61 @@ def _listed(config: Config, store: Store, chosen: list[Digest]) -> list[DigestVi
     return [_view(config, d, firsts) for d in chosen]
 
 
-def publish(config: Config, store: Store, output_dir: Path, *, everything: bool = False) -> PublishReport:
-    """Writes the unpublished digests' pages (every page with ``everything``, which
-    ``digest publish`` uses) and the page of the digest before each (its "next" link),
-    their years' pages, the index and the feeds. Returns what was written and which
-    digests were pending; nothing when there is nothing to publish.
+MARKER = ".published"  # in the output folder: "<newest digest id shown>\n"
+
+
+def shown_through(output_dir: Path) -> int | None:
+    """The newest digest id the site in ``output_dir`` shows (its :data:`MARKER`); None
+    when the folder has no readable marker."""
+    try:
+        return int((output_dir / MARKER).read_text(encoding="ascii").strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _to_render(store: Store, output_dir: Path, newest: Digest, *, track: bool) -> list[Digest] | None:
+    """The digests up to ``newest`` that ``output_dir`` does not show yet, newest first:
+    the unpublished ones, and with ``track`` those above the folder's marker. None when
+    the folder must be rendered whole (``track``, and it has neither marker nor index,
+    or a marker from another state)."""
+    todo = {d.id: d for d in store.digests(unpublished=True, up_to=newest.id)}
+    if not track:
+        return list(todo.values())
+    shown = shown_through(output_dir)
+    if shown is None and (output_dir / "index.html").is_file():
+        shown = newest.id  # a site from before the marker: it shows every published digest
+    if shown is None or shown > newest.id:
+        return None
+    if shown < newest.id:
+        todo.update((d.id, d) for d in store.digests(after=shown, up_to=newest.id))
+    return sorted(todo.values(), key=lambda d: -d.id)
+
+
+def publish(
+    config: Config, store: Store, output_dir: Path, *, everything: bool = False, track: bool = True
+) -> PublishReport:
+    """Writes the pages of the digests ``output_dir`` does not show yet (every page with
+    ``everything``, which ``digest publish`` uses): the unpublished ones and, with
+    ``track``, those above the folder's :data:`MARKER` (made and published by another
+    instance); the page of the digest before each (its "next" link), their years' pages,
+    the index and the feeds; then the marker. Returns what was written and which digests
+    were unpublished (the caller marks them published); nothing when there is nothing to
+    publish. Without ``track`` (a dry run's folder) the marker is neither read nor written.
 
     Temp files a killed run left behind are removed first (the caller holds the lock)."""
     for leftover in remove_stale_temps(output_dir):
         log.info("removed %s, left by an interrupted run", leftover)
-    pending = store.digests(unpublished=True)
-    if not pending and not everything:
-        return PublishReport((), ())
     latest = store.digests(limit=1)
     if not latest:
         return PublishReport((), ())
+    newest = latest[0]
+    todo = _to_render(store, output_dir, newest, track=track)
+    if todo is None:
+        everything, todo = True, store.digests(unpublished=True, up_to=newest.id)
+    unpublished = tuple(d.id for d in todo if d.published is None)
+    if not todo and not everything:
+        return PublishReport((), ())
+    pending = todo
     site = _site(config)
     written: list[Path] = []
     for digest, before, after in _pages_to_render(store, pending, everything=everything):
@@ -115,8 +163,10 @@ def publish(config: Config, store: Store, output_dir: Path, *, everything: bool 
     digest_count, paper_count = store.digest_totals()
     index = archive.index_page(site, recent, years, digest_count=digest_count, paper_count=paper_count)
     written.append(_write(output_dir / "index.html", index))
-    written.extend(_feeds(config, store, output_dir, latest[0]))
-    return PublishReport(tuple(d.id for d in pending), tuple(written))
+    written.extend(_feeds(config, store, output_dir, newest))
+    if track:
+        _write(output_dir / MARKER, f"{newest.id}\n".encode("ascii"), crash=False)
+    return PublishReport(unpublished, tuple(written))
 
 
 def _pages_to_render(

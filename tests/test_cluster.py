@@ -171,3 +171,83 @@ def test_healthz_names_the_instance_and_the_holder_of_the_run_lock(
         assert held["name"] == "node-a"
         assert held["run_lock"].startswith("node-b (pid ")
         assert service.instance()["run_lock"] is None
+
+
+def test_stores_racing_to_ingest_one_dump_store_it_once_and_the_losers_do_nothing(
+    pg_url: str,  # noqa: F811
+) -> None:
+    """Instances on several machines fetch the same dump: even past the run lock, the
+    first to insert its bytes ingests it; the others wait for its commit and then store
+    nothing, with no error (``IngestResult.raced``)."""
+    from digest.identity import paper_key
+    from digest.model import Paper
+
+    papers = [Paper(key=paper_key(f"Paper {i}"), title=f"Paper {i}", abstract="x") for i in range(300)]
+    stores = [Store.open(pg_url) for _ in range(4)]
+    barrier = threading.Barrier(len(stores))
+
+    def ingest(store: Store) -> tuple[int, bool]:
+        barrier.wait()
+        result = store.ingest(
+            name=f"fetched-{id(store)}.txt",
+            sha256="1" * 64,
+            size=1,
+            mtime_ns=0,
+            papers_in=iter(papers),
+            layout=lambda: "spaced",
+            now=NOW,
+        )
+        return result.new, result.raced
+
+    try:
+        with concurrent.futures.ThreadPoolExecutor(len(stores)) as pool:
+            results = sorted(pool.map(ingest, stores))
+        assert results == [(0, True)] * 3 + [(300, False)]
+        with stores[0].transaction(read=True) as conn:
+            assert conn.execute(sa.text("SELECT count(*) FROM papers")).scalar_one() == 300
+            assert conn.execute(sa.text("SELECT status FROM dumps")).scalars().all() == ["ingested"]
+            # every instance remembers its file, so none reads it again
+            assert conn.execute(sa.text("SELECT count(*) FROM seen_files")).scalar_one() == 4
+    finally:
+        for store in stores:
+            store.close()
+
+
+def test_instances_racing_to_ingest_their_copies_of_one_dump_ingest_it_once(
+    pg_url: str,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """The same, one level up: two instances' ingests of the same bytes, each in its own
+    inbox, at once (no run lock): one ingests it, the other's is a no-op, neither fails."""
+    from digest.config import load_config
+    from digest.ingest import ingest_inbox
+    from digest.parse import parse_dump
+    from tests.helpers import DUMP_002
+
+    configs = []
+    for name in ("m1", "m2"):
+        (tmp_path / name / "inbox").mkdir(parents=True)
+        (tmp_path / name / "inbox" / f"from-{name}.txt").write_bytes(DUMP_002.read_bytes())
+        path = write_toml(
+            tmp_path / name / "digest.toml",
+            {"sources": {"inbox": str(tmp_path / name / "inbox")}, "state": {"url": pg_url}},
+        )
+        configs.append(load_config(path, {}))
+    stores = [Store.open(pg_url) for _ in configs]
+    barrier = threading.Barrier(2)
+
+    def ingest(i: int) -> tuple[int, int, int]:
+        barrier.wait()
+        report = ingest_inbox(configs[i], stores[i], NOW)
+        return report.ingested, report.failed, report.papers_new
+
+    try:
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:
+            reports = sorted(pool.map(ingest, range(2)))
+        distinct = len({p.key for p in parse_dump(DUMP_002.read_bytes(), DUMP_002.name).papers})
+        assert reports == [(0, 0, 0), (1, 0, distinct)]
+        assert [d.status for d in stores[0].dump_records()] == ["ingested"]
+        assert all(ingest_inbox(c, s, NOW).ingested == 0 for c, s in zip(configs, stores, strict=True))
+    finally:
+        for store in stores:
+            store.close()

@@ -124,6 +124,23 @@ class StoreBase:
             raise StoreError(f"state database error: {reason(err)}") from err
 
     @contextmanager
+    def one_statement(self) -> Iterator[Connection]:
+        """A unit of work of one write statement. On PostgreSQL it runs in autocommit:
+        one round trip to the server instead of three (``BEGIN``, the statement,
+        ``COMMIT``), and a single statement is atomic either way. Inside a commit group or
+        dry run, and on SQLite (whose writers begin with ``BEGIN IMMEDIATE``), it is a
+        :meth:`transaction`. The outbox's per-message writes use it (bench/cluster.py)."""
+        if self._conn is not None or self.engine.dialect.name != "postgresql":
+            with self.transaction() as conn:
+                yield conn
+            return
+        try:
+            with self.engine.connect() as conn:
+                yield conn.execution_options(isolation_level="AUTOCOMMIT")
+        except SQLAlchemyError as err:
+            raise StoreError(f"state database error: {reason(err)}") from err
+
+    @contextmanager
     def transaction(self, *, read: bool = False) -> Iterator[Connection]:
         """One atomic unit of work: committed on success, rolled back on any error.
 

@@ -125,11 +125,23 @@ class DigestsMixin(StoreBase):
             row = conn.execute(sa.select(digests_t).where(digests_t.c.id == digest_id)).one()
         return digest_row(row)
 
-    def digests(self, *, unpublished: bool = False, limit: int | None = None) -> list[Digest]:
-        """Digests, newest first."""
+    def digests(
+        self,
+        *,
+        unpublished: bool = False,
+        limit: int | None = None,
+        after: int | None = None,
+        up_to: int | None = None,
+    ) -> list[Digest]:
+        """Digests, newest first; only those with an id above ``after`` and at most
+        ``up_to`` when given (what one site has not shown yet, digest/site.py)."""
         query = sa.select(digests_t).order_by(digests_t.c.id.desc()).limit(limit)
         if unpublished:
             query = query.where(digests_t.c.published_at.is_(None))
+        if after is not None:
+            query = query.where(digests_t.c.id > after)
+        if up_to is not None:
+            query = query.where(digests_t.c.id <= up_to)
         with self.transaction(read=True) as conn:
             return [digest_row(r) for r in conn.execute(query)]
 

@@ -21,7 +21,33 @@ _DROP_FAILURES = sa.delete(dumps_t).where(
     dumps_t.c.status == "failed",
     sa.or_(dumps_t.c.sha256 == sa.bindparam("sha256"), dumps_t.c.name == sa.bindparam("name")),
 )
-INSERT_DUMP = sa.insert(dumps_t)
+_INSERT_DUMP: dict[str, sa.Insert] = {}  # by dialect name, built on first use
+
+
+def insert_dump(conn: Connection, values: dict[str, object]) -> int | None:
+    """Inserts a ``dumps`` row and returns its id; None when a row for these bytes (its
+    ``sha256``) is already there. Runs take turns under the run lock, so that happens
+    only to two processes racing past it (instances ingesting the same dump, docs/DESIGN.md
+    invariant 9): on PostgreSQL the later insert waits for the earlier transaction and,
+    once that commits, inserts nothing; its dump is a no-op."""
+    name = conn.dialect.name
+    if name not in _INSERT_DUMP:
+        insert: sa.Insert
+        if name == "postgresql":
+            from sqlalchemy.dialects import postgresql
+
+            insert = postgresql.insert(dumps_t).on_conflict_do_nothing(index_elements=[dumps_t.c.sha256])
+        elif name == "sqlite":
+            from sqlalchemy.dialects import sqlite
+
+            insert = sqlite.insert(dumps_t).on_conflict_do_nothing(index_elements=[dumps_t.c.sha256])
+        else:
+            insert = sa.insert(dumps_t)
+        _INSERT_DUMP[name] = insert.returning(dumps_t.c.id)
+    found: int | None = conn.execute(_INSERT_DUMP[name], values).scalar_one_or_none()
+    return found
+
+
 DUMP_COUNTS = (
     sa.update(dumps_t)
     .where(dumps_t.c.id == sa.bindparam("dump_id"))
@@ -78,11 +104,8 @@ class DumpsMixin(StoreBase):
         """Records a dump that could not be ingested, with the reason (file:line)."""
         with self.transaction() as conn:
             drop_failures(conn, name, sha256)
-            conn.execute(
-                sa.insert(dumps_t).values(
-                    sha256=sha256, name=name, size=size, seen_at=now, status="failed", error=error
-                )
-            )
+            values = {"sha256": sha256, "name": name, "size": size, "seen_at": now, "status": "failed"}
+            insert_dump(conn, {**values, "error": error})  # None: another instance recorded it
             remember(conn, name, size, mtime_ns, sha256)
 
     def dump_records(self, status: DumpStatus | None = None) -> list[DumpRecord]:

@@ -75,7 +75,7 @@ class OutboxMixin(StoreBase):
             .values(claimed_by=me, claimed_until=now + lease)
             .returning(*deliveries_t.c)
         )
-        with self.transaction() as conn:
+        with self.one_statement() as conn:
             rows = [delivery_row(r) for r in conn.execute(claim)]
         return sorted(rows, key=lambda d: d.id)
 
@@ -83,7 +83,7 @@ class OutboxMixin(StoreBase):
         """Drops ``me``'s claim on rows it will not try now (still in their backoff)."""
         ids = list(delivery_ids)
         if ids:
-            with self.transaction() as conn:
+            with self.one_statement() as conn:
                 conn.execute(
                     sa.update(deliveries_t)
                     .where(deliveries_t.c.id.in_(ids), deliveries_t.c.claimed_by == me)
@@ -94,7 +94,7 @@ class OutboxMixin(StoreBase):
         """Extends ``me``'s claim on rows it is still sending (a slow batch)."""
         ids = list(delivery_ids)
         if ids:
-            with self.transaction() as conn:
+            with self.one_statement() as conn:
                 conn.execute(
                     sa.update(deliveries_t)
                     .where(deliveries_t.c.id.in_(ids), deliveries_t.c.claimed_by == me)
@@ -103,7 +103,7 @@ class OutboxMixin(StoreBase):
 
     def mark_sent(self, delivery_id: int, now: datetime) -> None:
         """Called only after the server accepted the message (docs/DESIGN.md invariant 4)."""
-        with self.transaction() as conn:
+        with self.one_statement() as conn:
             conn.execute(
                 sa.update(deliveries_t)
                 .where(deliveries_t.c.id == delivery_id)
@@ -120,7 +120,7 @@ class OutboxMixin(StoreBase):
 
     def mark_attempt_failed(self, delivery_id: int, error: str, now: datetime, *, permanent: bool) -> None:
         """A temporary failure stays pending for the next run; a permanent one is failed."""
-        with self.transaction() as conn:
+        with self.one_statement() as conn:
             conn.execute(
                 sa.update(deliveries_t)
                 .where(deliveries_t.c.id == delivery_id)

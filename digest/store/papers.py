@@ -19,7 +19,7 @@ from digest.model import Digest, Layout, Paper, StoredPaper
 from digest.store.base import StoreBase
 from digest.store.bulk import BulkInsert, known_values
 from digest.store.digests import digest_row
-from digest.store.dumps import DUMP_COUNTS, INSERT_DUMP, drop_failures, remember
+from digest.store.dumps import DUMP_COUNTS, drop_failures, insert_dump, remember
 from digest.store.schema import digests_t, dumps_t, papers_t
 
 BATCH = 500  # papers per INSERT batch; also bounds memory while streaming a huge dump
@@ -31,6 +31,7 @@ class IngestResult:
     new: int
     layout: Layout
     enriched: int = 0  # known papers given an arXiv id, authors or upvotes they lacked
+    raced: bool = False  # another instance ingested these bytes first: nothing was stored
 
 
 def _batched(items: Iterable[Paper], size: int) -> Iterator[list[Paper]]:
@@ -134,10 +135,13 @@ class PapersMixin(StoreBase):
         with self.transaction() as conn:
             # A retried failure replaces its record; an ingested dump is never replaced.
             drop_failures(conn, name, sha256)
-            dump_id = conn.execute(
-                INSERT_DUMP,
-                {"sha256": sha256, "name": name, "size": size, "seen_at": now, "status": "ingested"},
-            ).inserted_primary_key[0]  # type: ignore[index]
+            dump_id = insert_dump(
+                conn, {"sha256": sha256, "name": name, "size": size, "seen_at": now, "status": "ingested"}
+            )
+            if dump_id is None:  # another instance ingested these bytes first: a no-op
+                remember(conn, name, size, mtime_ns, sha256)
+                layout_of = sa.select(dumps_t.c.layout).where(dumps_t.c.sha256 == sha256)
+                return IngestResult(found=0, new=0, layout=conn.execute(layout_of).scalar_one(), raced=True)
             insert = BulkInsert(conn, papers_t, _PAPER_INSERT, unique="key", first_seen=now, dump_id=dump_id)
             for batch in _batched(papers_in, BATCH):
                 found += len(batch)
