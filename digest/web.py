@@ -55,6 +55,13 @@ class SiteFiles(StaticFiles):
         super().__init__(*args, **kwargs)
         self.gzip_cache = GzipCache()
 
+    def lookup_path(self, path: str) -> tuple[str, os.stat_result | None]:
+        # Dot files are the publisher's bookkeeping (a folder's `.published` marker, a
+        # personal folder's `.inputs`, a write's `.<name>.tmp`), not part of the site.
+        if any(p.startswith(".") and p not in (".", "..") for p in path.replace("\\", "/").split("/")):
+            return "", None
+        return super().lookup_path(path)
+
     def file_response(
         self, full_path: PathLike, stat_result: os.stat_result, scope: Scope, status_code: int = 200
     ) -> Response:

@@ -123,6 +123,17 @@ def test_symlinks_out_of_the_folder_are_not_followed(site: Site) -> None:
     assert site.get("/alias.xml").content == FEED  # a link that stays inside is fine
 
 
+def test_dot_files_are_not_served(site: Site) -> None:
+    # The publisher's bookkeeping: a site's marker, a personal folder's input hash, a temp file.
+    (site.root / ".published").write_text("7\n")
+    (site.root / "for").mkdir()
+    (site.root / "for" / ".inputs").write_text("abc")
+    (site.root / ".feed.xml.x1.tmp").write_bytes(FEED)
+    for path in ("/.published", "/for/.inputs", "/.feed.xml.x1.tmp", "/%2epublished"):
+        assert site.get(path).status_code == 404, path
+    assert site.get("/feed.xml").content == FEED
+
+
 def test_read_only(site: Site) -> None:
     assert httpx.put(site.base + "/feed.xml", content=b"x").status_code == 405
     assert httpx.delete(site.base + "/feed.xml").status_code == 405
