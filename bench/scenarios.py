@@ -674,3 +674,12 @@ def _json_scale(work: Path, sizes: Sizes) -> list[Result]:
 
 
 SCENARIOS["json-scale"] = _json_scale
+
+
+def _personal_delivery(work: Path, sizes: Sizes) -> Result:
+    from bench.personal_delivery import personal_delivery  # imports this module: not at the top
+
+    return personal_delivery(work, sizes)
+
+
+SCENARIOS["personal-delivery"] = _personal_delivery
