@@ -119,9 +119,10 @@ def test_picks_then_also_new_in_the_readers_order_with_reasons_and_vote_links() 
     assert titles == [papers[2].title, papers[0].title]  # the picks, in full, in order
     listed = [unescape(t) for t in re.findall(r'<li[^>]*><a href="[^"]+"[^>]*>([^<]+)</a>', html)]
     assert listed == [papers[3].title, papers[1].title]  # also new, the excluded one last
-    assert html.index("Top picks for you") < html.index(titles[0]) < html.index("Also new: 2 more papers")
+    picks_at, also_at = html.index("Top picks for you"), html.index("Also new: 2 more papers")
+    assert picks_at < html.index('class="pp"') < html.rindex('class="pp"') < also_at < html.index("<li")
     assert "<strong>Why you see this:</strong> keywords: scaling · terms: masked models" in html
-    assert "Why you see this: similar to: Progressive Temporal Feature Alignment Network" in text
+    assert "Why you see this: similar to: Progressive Temporal Feature Alignment Network" in " ".join(text.split())
     assert " · excluded: segmentation" in html and "(excluded: segmentation)" in text
     tokens = Tokens(KEY)
     votes = [u for u in _HREF.findall(html) if "/vote?t=" in u]
@@ -198,14 +199,15 @@ def test_the_html_part_stays_within_the_byte_budget_with_216_and_more_papers(max
     full = re.findall(r'<h2[^>]*><a href="[^"]+"[^>]*>([^<]+)</a></h2>', html)
     listed = re.findall(r'<li[^>]*><a href="[^"]+"[^>]*>([^<]+)</a>', html)
     rest = int(re.search(r"<strong>(\d+) more papers? on the archive page</strong>", html).group(1))  # type: ignore[union-attr]
-    assert len(full) + len(listed) + rest == 240 and rest > 0 and listed
+    assert len(full) + len(listed) + rest == 240 and rest > 0
+    assert listed if max_picks == 10 else len(full) < max_picks  # 60 in full do not fit
     assert [unescape(t) for t in full + listed] == [papers[i].title for i in order[: len(full) + len(listed)]]
     assert len(full) <= max_picks
     assert msg["Subject"].startswith(
         f"{len(full)} pick{'' if len(full) == 1 else 's'} for you · 240 new papers"
     )
-    assert f"{rest} more papers on the archive page:\n   {BASE}2026/11/22/" in text.replace("\r\n", "\n")
-    assert "/vote?t=" in html.rsplit("<li", 1)[1]  # the last title listed has its links too
+    assert f"{rest} more papers on the archive page:\n   {BASE}digests/2026-11-22.html\n" in text.replace("\r\n", "\n")
+    assert "/vote?t=" in html.rsplit('class="pp"' if max_picks == 60 else "<li", 1)[1]  # the last shown too
 
 
 def test_the_personal_subject_allows_its_placeholders_only(make_config: MakeConfig) -> None:
@@ -218,6 +220,6 @@ def test_the_personal_subject_allows_its_placeholders_only(make_config: MakeConf
     for bad in ("{picks.__class__}", "{reader}", "{0}"):
         with pytest.raises(ConfigError, match=r"email\.personal_subject") as err:
             make_config(email={"personal_subject": bad})
-        assert "{picks}, {ps} (plural s of picks)" in str(err.value)
+        assert "{title}, {picks} and {ps} (plural s of picks)" in str(err.value)
     with pytest.raises(ConfigError, match=r"email\.subject"):
         make_config(email={"subject": "{picks} new"})  # the shared email has no picks
