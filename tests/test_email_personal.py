@@ -15,11 +15,14 @@ from html import unescape
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from digest.errors import ConfigError
 from digest.identity import message_id, site_url
 from digest.model import Digest, Paper
 from digest.render import email as render
+from digest.render import qp
 from digest.render.email_personal import DEFAULT_SUBJECT, Choice, PersonalDigest, Reader
 from digest.render.view import digest_view, paper_view
 from digest.subscribers import Subscriber
@@ -122,7 +125,9 @@ def test_picks_then_also_new_in_the_readers_order_with_reasons_and_vote_links() 
     picks_at, also_at = html.index("Top picks for you"), html.index("Also new: 2 more papers")
     assert picks_at < html.index('class="pp"') < html.rindex('class="pp"') < also_at < html.index("<li")
     assert "<strong>Why you see this:</strong> keywords: scaling · terms: masked models" in html
-    assert "Why you see this: similar to: Progressive Temporal Feature Alignment Network" in " ".join(text.split())
+    assert "Why you see this: similar to: Progressive Temporal Feature Alignment Network" in " ".join(
+        text.split()
+    )
     assert " · excluded: segmentation" in html and "(excluded: segmentation)" in text
     tokens = Tokens(KEY)
     votes = [u for u in _HREF.findall(html) if "/vote?t=" in u]
@@ -206,7 +211,9 @@ def test_the_html_part_stays_within_the_byte_budget_with_216_and_more_papers(max
     assert msg["Subject"].startswith(
         f"{len(full)} pick{'' if len(full) == 1 else 's'} for you · 240 new papers"
     )
-    assert f"{rest} more papers on the archive page:\n   {BASE}digests/2026-11-22.html\n" in text.replace("\r\n", "\n")
+    assert f"{rest} more papers on the archive page:\n   {BASE}digests/2026-11-22.html\n" in text.replace(
+        "\r\n", "\n"
+    )
     assert "/vote?t=" in html.rsplit('class="pp"' if max_picks == 60 else "<li", 1)[1]  # the last shown too
 
 
@@ -223,3 +230,16 @@ def test_the_personal_subject_allows_its_placeholders_only(make_config: MakeConf
         assert "{title}, {picks} and {ps} (plural s of picks)" in str(err.value)
     with pytest.raises(ConfigError, match=r"email\.subject"):
         make_config(email={"subject": "{picks} new"})  # the shared email has no picks
+
+
+# Pieces that meet every rule of the encoding: escapes, soft breaks next to an escape,
+# white space at a line's end, line breaks of every kind, characters beyond Latin-1.
+_qp_text = st.lists(
+    st.sampled_from([*"ab =\t.·é\r\n€\x0b\x85", "x" * 30, "=" * 3, " " * 5, "\r\n"]), max_size=120
+).map("".join)
+
+
+@settings(max_examples=400, deadline=None)
+@given(text=_qp_text)
+def test_the_fast_quoted_printable_is_the_email_packages(text: str) -> None:
+    assert qp.encode(text, 78) == render._qp(text)

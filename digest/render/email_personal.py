@@ -29,8 +29,9 @@ from typing import Any
 from markupsafe import escape
 
 from digest import identity
-from digest.render import budget, templates
+from digest.render import budget, qp, templates
 from digest.render.email import (
+    _QP_WIDTH,
     _STAND_IN,
     _STAND_IN_ID,
     EmailPaper,
@@ -161,7 +162,7 @@ class PersonalDigest:
         blocks, mine = _blocks(), _personal_blocks()
         self._qp_cache: dict[str, bytes] = {}
         self._full: dict[int, tuple[EmailPaper, str]] = {}
-        self._text: dict[int, str] = {}
+        self._text: dict[tuple[int, bool], tuple[str, str]] = {}
         self._why_line = str(mine.why_line(_WHY))
         self._votes_line = str(mine.votes_line(_MORE, _LESS))
         self._close = str(mine.pick_close())
@@ -182,9 +183,9 @@ class PersonalDigest:
         if keep:
             hit = self._qp_cache.get(piece)
             if hit is None:
-                hit = self._qp_cache[piece] = _qp(piece)
+                hit = self._qp_cache[piece] = qp.encode(piece, _QP_WIDTH)
             return hit
-        return _qp(piece)
+        return qp.encode(piece, _QP_WIDTH)
 
     def _paper(self, i: int) -> tuple[EmailPaper, str]:
         if i not in self._full:
@@ -315,42 +316,50 @@ class PersonalDigest:
 
     # --- the text part ----------------------------------------------------------------------
 
-    def _paper_text(self, i: int) -> str:
-        if i not in self._text:
-            self._text[i] = str(_text_blocks().paper_text(self._paper(i)[0]))
-        return self._text[i]
+    def _paper_text(self, i: int, full: bool) -> tuple[str, str]:
+        """A paper's text lines (in full, or its title and link), as (the first line, the
+        rest): the first is numbered by the reader's order."""
+        if (i, full) not in self._text:
+            blocks, view = _text_blocks(), self.papers[i]
+            text = str(blocks.paper_text(self._paper(i)[0]) if full else blocks.title_text(view))
+            first, _, rest = text.partition("\n")
+            self._text[i, full] = first, rest
+        return self._text[i, full]
 
-    def text(self, reader: Reader, laid: Laid) -> str:
-        """The text part: the same papers in the same order as the HTML part."""
+    def _text_pieces(self, reader: Reader, laid: Laid) -> list[tuple[str, bool]]:
+        """The text part in pieces of whole lines, each with whether it is the same for
+        every reader: the same papers in the same order as the HTML part."""
         shown, votes = laid.shown, laid.votes
         order = [self.papers[c.index] for c in (*reader.picks, *reader.also)]
         frame = _text_environment().get_template("email_personal.txt")
         top, bottom = _cut(frame.render(**self._context(reader, laid.subject, order)), _MARK)
-        out = [top]
+        out = [(top, False)]
         if shown.full:
-            out.append("\n\nTop picks for you\n-----------------\n")
+            out.append(("\n\nTop picks for you\n-----------------\n", True))
         number = 0
-        for c in shown.full:
-            number += 1
-            out += [f"\n{number}. ", self._paper_text(c.index)]
-            if c.why:
-                out += [_wrap("Why you see this: " + c.why, "   "), "\n"]
-            out.append(_text_votes(votes(c)))
-        if shown.titles:
-            count = len(shown.titles) + shown.rest
-            heading = f"Also new: {count} more paper{'' if count == 1 else 's'}, best first for you"
-            out.append(f"\n\n{heading}\n{'-' * len(heading)}\n")
-            for c in shown.titles:
+        for full, group in ((True, shown.full), (False, shown.titles)):
+            if not full and group:
+                count = len(shown.titles) + shown.rest
+                heading = f"Also new: {count} more paper{'' if count == 1 else 's'}, best first for you"
+                out.append((f"\n\n{heading}\n{'-' * len(heading)}\n", False))
+            for c in group:
                 number += 1
-                out += [f"\n{number}. ", str(_text_blocks().title_text(self.papers[c.index]))]
+                first, rest = self._paper_text(c.index, full)
+                out += [(f"\n{number}. {first}\n", False), (rest, True)]
+                mine = _wrap("Why you see this: " + c.why, "   ") if full and c.why else ""
                 if c.note:
-                    out += [_wrap(f"({c.note})", "   "), "\n"]
-                out.append(_text_votes(votes(c)))
+                    mine = _wrap(f"({c.note})", "   ")
+                out.append(((mine + "\n" if mine else "") + _text_votes(votes(c)), False))
         if shown.rest:
-            rest = shown.rest
-            out.append(f"\n\n{rest} more paper{'' if rest == 1 else 's'} on the archive page:\n")
-            out.append(f"   {self.digest.url}\n")
-        return "".join([*out, bottom])
+            rest_n = shown.rest
+            line = f"\n\n{rest_n} more paper{'' if rest_n == 1 else 's'} on the archive page:\n"
+            out.append((f"{line}   {self.digest.url}\n", False))
+        out.append((bottom, False))
+        return out
+
+    def text(self, reader: Reader, laid: Laid) -> str:
+        """The text part (what :meth:`wire` encodes piece by piece)."""
+        return "".join(p for p, _ in self._text_pieces(reader, laid))
 
     # --- the message ------------------------------------------------------------------------
 
@@ -376,7 +385,7 @@ class PersonalDigest:
             "id": _header("Message-ID", reader.message_id),
             "subject": _header("Subject", laid.subject),
             "unsub": _unsubscribe_header(reader.links.unsubscribe),
-            "text": _qp(self.text(reader, laid)),
+            "text": b"".join(self._enc(p, k) for p, k in self._text_pieces(reader, laid)),
             "html": b"".join(laid.body),
             "boundary": _boundary(reader.message_id).encode("ascii"),
         }
