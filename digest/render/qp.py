@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import re
 
-# What body_encode leaves as it is: tab, space and the printable ASCII characters but "=".
-_UNSAFE = re.compile("[^\t !-<>-~]")
+# What body_encode leaves as it is: tab, space and the printable ASCII characters but "="
+# (and the line ends, which are all "\n" by then).
+_UNSAFE = re.compile("[^\t\n !-<>-~]")
 _ESCAPE = {chr(c): f"={c:02X}" for c in range(256)}
 
 
@@ -26,8 +27,8 @@ def encode(text: str, maxlinelen: int = 78) -> bytes:
     out: list[str] = []
     append = out.append
     maxlinelen1 = maxlinelen - 1
-    for raw in text.encode("utf-8").splitlines() or [b""]:
-        line = _UNSAFE.sub(_escape, raw.decode("latin-1"))
+    body = b"\n".join(text.encode("utf-8").splitlines()).decode("latin-1")
+    for line in _UNSAFE.sub(_escape, body).split("\n"):
         if len(line) <= maxlinelen and not (line and line[-1] in " \t"):
             append(line)
             continue
