@@ -254,12 +254,15 @@ def test_the_fast_quoted_printable_is_the_email_packages(text: str) -> None:
     sub_id=st.integers(min_value=1, max_value=10**9),
 )
 def test_a_vote_token_is_what_itsdangerous_makes(key: str, value: int, sub_id: int) -> None:
-    """The vote links are signed by a fast path (tokens._VoteSigner): the very tokens
-    itsdangerous makes, compressed or not, and read back by Tokens.read."""
+    """The vote links are signed by a fast path (tokens._VoteSigner): what itsdangerous
+    makes when it does not compress, read back by itsdangerous and Tokens.read."""
     tokens = Tokens(KEY)
     sub = replace(SUB, id=sub_id)
     made = tokens.make_vote(sub, key, value)
     payload = [sub_id, fingerprint(SUB.token), key, value]
-    assert made == URLSafeSerializer(KEY, salt="paper-digest.vote").dumps(payload)
+    serializer = URLSafeSerializer(KEY, salt="paper-digest.vote")
+    theirs = serializer.dumps(payload)
+    assert made == theirs or theirs.startswith(".")  # itsdangerous zlib-compressed it
+    assert serializer.loads(made) == payload
     claim = tokens.read("vote", made)
     assert (claim.paper_key, claim.value) == (key, value) and claim.matches(sub)

@@ -12,8 +12,9 @@ from __future__ import annotations
 import re
 
 # What body_encode leaves as it is: tab, space and the printable ASCII characters but "="
-# (and the line ends, which are all "\n" by then).
-_UNSAFE = re.compile("[^\t\n !-<>-~]")
+# (and the line ends, which are all "\n" by then); "=" itself, the most frequent in HTML,
+# is escaped first by a plain replace.
+_UNSAFE = re.compile("[^\t\n !-~]")
 _ESCAPE = {chr(c): f"={c:02X}" for c in range(256)}
 
 
@@ -28,7 +29,7 @@ def encode(text: str, maxlinelen: int = 78) -> bytes:
     append = out.append
     maxlinelen1 = maxlinelen - 1
     body = b"\n".join(text.encode("utf-8").splitlines()).decode("latin-1")
-    for line in _UNSAFE.sub(_escape, body).split("\n"):
+    for line in _UNSAFE.sub(_escape, body.replace("=", "=3D")).split("\n"):
         if len(line) <= maxlinelen and not (line and line[-1] in " \t"):
             append(line)
             continue
