@@ -236,7 +236,8 @@ def test_the_personal_subject_allows_its_placeholders_only(make_config: MakeConf
 # Pieces that meet every rule of the encoding: escapes, soft breaks next to an escape,
 # white space at a line's end, line breaks of every kind, characters beyond Latin-1.
 _qp_text = st.lists(
-    st.sampled_from([*"ab =\t.·é\r\n€\x0b\x85", "x" * 30, "=" * 3, " " * 5, "\r\n"]), max_size=120
+    st.sampled_from([*"ab =\t.·é\r\n€\x0b\x1c\x85\u2028", "x" * 30, "=" * 3, " " * 5, "\r\n", "\n\n"]),
+    max_size=120,
 ).map("".join)
 
 

@@ -172,6 +172,7 @@ class PersonalDigest:
         self._tail_plain = str(mine.also_tail("", None, None))
         self._items = [str(mine.also_item(p)) for p in self.papers]
         self._skeletons: dict[object, list[bytes | tuple[str]] | None] = {}
+        self._subjects: dict[str, bytes] = {}
 
     # --- pieces -----------------------------------------------------------------------------
 
@@ -383,7 +384,7 @@ class PersonalDigest:
         values = {
             "to": _header("To", reader.recipient),
             "id": _header("Message-ID", reader.message_id),
-            "subject": _header("Subject", laid.subject),
+            "subject": self._subject_header(laid.subject),
             "unsub": _unsubscribe_header(reader.links.unsubscribe),
             "text": b"".join(self._enc(p, k) for p, k in self._text_pieces(reader, laid)),
             "html": b"".join(laid.body),
@@ -391,6 +392,12 @@ class PersonalDigest:
         }
         data = b"".join(p if isinstance(p, bytes) else values[p[0]] for p in pieces)
         return Wire(data, reader.message_id, parseaddr(self.settings.sender)[1])
+
+    def _subject_header(self, subject: str) -> bytes:
+        """The Subject header as written (readers' subjects repeat: kept)."""
+        if subject not in self._subjects:
+            self._subjects[subject] = _header("Subject", subject)
+        return self._subjects[subject]
 
     def _skeleton(self, links: Personal) -> list[bytes | tuple[str]] | None:
         """The message for ``links``' shape with a stand-in in every place a reader's own

@@ -28,7 +28,11 @@ def encode(text: str, maxlinelen: int = 78) -> bytes:
     out: list[str] = []
     append = out.append
     maxlinelen1 = maxlinelen - 1
-    body = b"\n".join(text.encode("utf-8").splitlines()).decode("latin-1")
+    body = text if text.isascii() else text.encode("utf-8").decode("latin-1")
+    if "\r" in body:  # CR and CRLF end lines as LF does
+        body = b"\n".join(body.encode("latin-1").splitlines()).decode("latin-1")
+    elif body.endswith("\n"):
+        body = body[:-1]
     for line in _UNSAFE.sub(_escape, body.replace("=", "=3D")).split("\n"):
         if len(line) <= maxlinelen and not (line and line[-1] in " \t"):
             append(line)
