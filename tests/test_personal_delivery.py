@@ -21,7 +21,7 @@ from digest.config import Config, load_config
 from digest.identity import paper_key, site_url
 from digest.model import Digest
 from digest.outbox import email_settings, personal_links, renderer
-from digest.personal import DigestRanking, Pick, profile_of
+from digest.personal import Pick, profile_of, rank_digest
 from digest.pipeline import run_once
 from digest.render import email as render
 from digest.render.view import digest_paper_views, digest_view
@@ -66,15 +66,13 @@ class World:
         return got.message, str(text.get_content()), str(html.get_content()), raw
 
     def ranking(self, address: str) -> list[Pick]:
-        """What the ranker gives for ``address`` with the state as of the digest."""
+        """What ``digest rank`` gives ``address`` with their votes as of the digest."""
         subs = Subscribers(self.store)
-        everyone = [s for s in subs.all() if s.key in PREFS]
-        voted = {v.paper_key for s in everyone for v in subs.votes(s.id) if v.at <= self.digest.created}
         sub = subs.get(address)
         assert sub is not None
         cast = [v for v in subs.votes(sub.id) if v.at <= self.digest.created]
         profile = profile_of(sub.preferences, cast)
-        return DigestRanking(self.store, self.digest, voted).rank([profile], sub.preferences.max_papers)[0]
+        return rank_digest(self.store, self.digest, profile, sub.preferences.max_papers)
 
 
 @pytest.fixture(scope="module")
