@@ -6,11 +6,14 @@ vote on papers of it; the second sample dump makes digest 2, which each receives
 
 from __future__ import annotations
 
+import email
+import email.policy
 import re
 from collections.abc import Iterator
 from datetime import timedelta
 from email.message import EmailMessage
 from html import unescape
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,12 +29,14 @@ from digest.pipeline import run_once
 from digest.render import email as render
 from digest.render.view import digest_paper_views, digest_view
 from digest.store import Store
+from digest.store.rank import CORPUS_PAPERS
 from digest.store.subscribers import Subscribers
 from digest.subscribers import Preferences
 from digest.tokens import Tokens
 from digest.transports import FileTransport, make_transport
-from tests.helpers import DUMP_000, DUMP_002, NOW, drop, write_toml
+from tests.helpers import DUMP_000, DUMP_002, NOW, MakeConfig, drop, write_toml
 from tests.smtpsink import Recorder, free_port
+from tests.subscribe_site import HEADER
 
 LIKED = "Wild-GS: Real-Time Novel View Synthesis from Unconstrained Photo Collections"
 LATER = "Neural Collapse in Deep Linear Networks: From Balanced to Imbalanced Data"
@@ -221,3 +226,53 @@ def test_rebuilding_gives_the_same_bytes_even_after_a_later_vote(world: World) -
 
 def _crlf(data: bytes) -> bytes:
     return data.replace(b"\r\n", b"\n")
+
+
+@pytest.mark.slow
+def test_a_like_older_than_the_corpus_still_counts(make_config: MakeConfig, inbox: Path) -> None:
+    """A reader liked a paper older than the 5,000 newest the ranker is fitted on: their
+    email is ranked on the corpus plus that paper (one more fit, shared by every such
+    reader), in the order ``digest rank`` gives them, and says what a pick is similar to."""
+    config = make_config(http={"listen": "127.0.0.1:8080"}, email={"to": []})
+    store = Store.open(config.state.url)
+    old = "Filling holes in video clips with flow-guided inpainting"
+    topics = [
+        "graph neural networks",
+        "protein folding",
+        "speech synthesis",
+        "tabular data",
+        "robot grasping",
+    ]
+    history = [(old, "We remove objects from video and fill the holes by propagating optical flow.")]
+    history += [
+        (f"Study {i} of {topics[i % 5]}", f"We study {topics[i % 5]} in setting {i} and report results.")
+        for i in range(CORPUS_PAPERS + 20)
+    ]
+    _write(inbox / "history.txt", history)
+    run_once(config, store, FileTransport(config.email.outbox), NOW)
+    subs = Subscribers(store)
+    ann = subs.add("ann@example.org", NOW, prefs=Preferences(keywords=("robot",)))
+    subs.vote(ann.id, paper_key(old), 1, NOW)
+    papers = [
+        (f"Today {i}: {topics[i % 5]} revisited", f"More on {topics[i % 5]}, case {i}.") for i in range(9)
+    ]
+    papers.append(
+        ("Video inpainting by flow propagation", "We fill holes in video clips using optical flow.")
+    )
+    _write(inbox / "today.txt", papers)
+    report = run_once(config, store, FileTransport(config.email.outbox), NOW + timedelta(hours=1))
+    assert report.digest is not None and report.delivery.sent == 1
+    (path,) = [p for p in config.email.outbox.rglob("*.eml") if b"ann@example.org" in p.read_bytes()]
+    msg = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+    assert isinstance(msg, EmailMessage)
+    html = str(msg.get_body(("html",)).get_content())  # type: ignore[union-attr]
+    profile = profile_of(ann.preferences, subs.votes(ann.id))
+    ranked = rank_digest(store, report.digest, profile, 10)
+    assert titles(html)[0] == [p.paper.title for p in ranked]
+    assert f"similar to: {old}" in unescape(html)
+    store.close()
+
+
+def _write(path: Path, papers: list[tuple[str, str]]) -> None:
+    body = "".join(f"\n{title}\n\n{abstract}\n" for title, abstract in papers)
+    path.write_text(HEADER + body, encoding="utf-8")
