@@ -685,3 +685,12 @@ def _cluster(work: Path, sizes: Sizes) -> list[Result]:
 
 
 SCENARIOS["cluster"] = _cluster
+
+
+def _personal_delivery(work: Path, sizes: Sizes) -> Result:
+    from bench.personal_delivery import personal_delivery  # imports this module: not at the top
+
+    return personal_delivery(work, sizes)
+
+
+SCENARIOS["personal-delivery"] = _personal_delivery

@@ -65,12 +65,19 @@ def personal_links(config: Config, store: Store) -> Callable[[str], email.Person
 
 def renderer(config: Config, store: Store) -> Callable[[Digest, str, str], EmailMessage]:
     """A function (digest, recipient, message_id) → message, caching each digest's papers;
-    what :func:`deliver_pending` sends for a row holding one digest."""
+    what :func:`deliver_pending` sends for a row holding one digest (a subscriber with a
+    profile gets their own email, :mod:`digest.personal_mail`)."""
+    from digest.personal_mail import PersonalMail
+
     settings = email_settings(config)
     cache: dict[int, list[PaperView]] = {}
     links = personal_links(config, store)
+    mine = PersonalMail(config, store)
 
     def build(digest: Digest, recipient: str, message_id: str) -> EmailMessage:
+        own = mine.message(digest, recipient, message_id, links(recipient))
+        if own is not None:
+            return own
         if digest.id not in cache:
             base = config.digest.base_url
             cache[digest.id] = digest_paper_views(
@@ -199,9 +206,12 @@ def deliver_pending(
         # waited for the lock; a lease is compared across instances, so it is wall time.
         return datetime.now(UTC)
 
+    from digest.personal_mail import PersonalMail
+
     build = wire_renderer(config, store)
     digests: dict[int, Digest] = {}
     links = personal_links(config, store)
+    mine = PersonalMail(config, store)
     give_up = timedelta(seconds=config.email.retry_for)
     sent = retry = failed = 0
     errors: list[str] = []
@@ -235,7 +245,8 @@ def deliver_pending(
                         config, store, digest, span, row.recipient, row.message_id, personal
                     )
                 else:
-                    message = build(digest, row.recipient, row.message_id, personal)
+                    own = mine.wire(digest, row.recipient, row.message_id, personal)
+                    message = own or build(digest, row.recipient, row.message_id, personal)
                 if config.email.bounce_address:  # VERP: a bounce names its outbox row
                     verp = bounces.verp_address(config.email.bounce_address, bounces.delivery_token(row.id))
                     message = bounces.with_envelope(

@@ -310,26 +310,36 @@ def _urls(key: str, value: Any, base: Path) -> tuple[str, ...]:
 URLS = Reader(_urls)
 
 
-_SUBJECT_FIELDS = frozenset({"count", "s", "date", "title"})
+_SUBJECT_FIELDS = ("count", "s", "date", "title")
+# A personal email's subject (email.personal_subject) may also name the reader's picks.
+_PERSONAL_FIELDS = (*_SUBJECT_FIELDS, "picks", "ps")
+_FIELD_DOCS = {"s": "{s} (plural s)", "ps": "{ps} (plural s of picks)"}
 
 
-def _subject(key: str, value: Any, base: Path) -> str:
-    """A format string using only the named placeholders, whole: ``{count.nope}`` was a
-    traceback at send time and ``{count.__class__}`` mailed ``<class 'int'>``."""
-    text = _nonempty(key, value, base)
-    fix = "use only {count}, {s} (plural s), {date} and {title}; write {{ and }} for braces"
-    try:
-        fields = list(string.Formatter().parse(text))
-        for _, name, spec, _ in fields:
-            if name is not None and (name not in _SUBJECT_FIELDS or "{" in (spec or "")):
-                raise ConfigError(key, f"bad placeholder {{{name}}} in {text!r}", fix)
-        text.format(count=1, date="", title="", s="")
-    except (KeyError, IndexError, ValueError, TypeError, AttributeError) as err:
-        raise ConfigError(key, f"bad placeholder in {text!r} ({err})", fix) from err
-    return text
+def _subject_reader(names: tuple[str, ...]) -> Reader:
+    allowed = frozenset(names)
+    listed = [_FIELD_DOCS.get(n, f"{{{n}}}") for n in names]
+    fix = f"use only {', '.join(listed[:-1])} and {listed[-1]}; write {{{{ and }}}} for braces"
+
+    def read(key: str, value: Any, base: Path) -> str:
+        """A format string using only the named placeholders, whole: ``{count.nope}`` was a
+        traceback at send time and ``{count.__class__}`` mailed ``<class 'int'>``."""
+        text = _nonempty(key, value, base)
+        try:
+            fields = list(string.Formatter().parse(text))
+            for _, name, spec, _ in fields:
+                if name is not None and (name not in allowed or "{" in (spec or "")):
+                    raise ConfigError(key, f"bad placeholder {{{name}}} in {text!r}", fix)
+            text.format(**{n: 1 if n in ("count", "picks") else "" for n in names})
+        except (KeyError, IndexError, ValueError, TypeError, AttributeError) as err:
+            raise ConfigError(key, f"bad placeholder in {text!r} ({err})", fix) from err
+        return text
+
+    return Reader(read)
 
 
-SUBJECT = Reader(_subject)
+SUBJECT = _subject_reader(_SUBJECT_FIELDS)
+PERSONAL_SUBJECT = _subject_reader(_PERSONAL_FIELDS)
 
 
 def _unsubscribe(key: str, value: Any, base: Path) -> tuple[str, ...]:

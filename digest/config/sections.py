@@ -37,6 +37,7 @@ from digest.config.readers import (
     OPTIONAL_PATH,
     PATH,
     PATTERN,
+    PERSONAL_SUBJECT,
     STATE_URL,
     SUBJECT,
     TEXT,
@@ -174,6 +175,10 @@ def _default_unsubscribe(values: Mapping[str, Any]) -> tuple[str, ...]:
     return (f"mailto:{parseaddr(values['from_'])[1]}?subject=unsubscribe",)
 
 
+def _default_personal_subject(values: Mapping[str, Any]) -> str:
+    return "{picks} pick{ps} for you · " + str(values["subject"])
+
+
 @dataclass(frozen=True)
 class EmailSection:
     enabled: bool = key(True, BOOL, "false: feeds only")
@@ -184,6 +189,13 @@ class EmailSection:
     )
     to: tuple[str, ...] = key((), ADDRESSES, "who gets the email; empty means feeds only")
     subject: str = key("{count} new paper{s} · {date}", SUBJECT, "subject with {count}, {s}, {date}, {title}")
+    personal_subject: str = key(
+        "{picks} pick{ps} for you · {count} new paper{s} · {date}",
+        PERSONAL_SUBJECT,
+        "subject of a subscriber's own email: email.subject's placeholders, {picks} and {ps}",
+        doc="`{picks} pick{ps} for you · ` + `email.subject`",
+        derive=_default_personal_subject,
+    )
     smtp: SmtpSection = section(SmtpSection)
     dkim: DkimSection = section(DkimSection)
     imap: ImapSection = section(ImapSection)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
@@ -15,6 +16,7 @@ from digest.rank import UnknownPaperError
 from digest.rank.text import arxiv_id
 from digest.store import Store
 from digest.store.schema import papers_t
+from digest.subscribers import Vote
 
 if TYPE_CHECKING:
     from digest.rank.model import Doc
@@ -73,3 +75,23 @@ def resolve(store: Store, names: Sequence[str]) -> tuple[str, ...]:
             if key not in keys:
                 keys.append(key)
     return tuple(keys)
+
+
+def votes_as_of(store: Store, until: datetime) -> dict[int, list[Vote]]:
+    """Every subscriber's votes cast at or before ``until`` (a digest's time), by
+    subscriber id, in paper-key order: what a personal email for that digest ranks by, so
+    that a vote cast later does not change an email already made (a retry's bytes)."""
+    from digest.store.subscribers import votes as votes_t
+
+    query = (
+        sa.select(votes_t)
+        .where(votes_t.c.voted_at <= until)
+        .order_by(votes_t.c.subscriber_id, votes_t.c.paper_key)
+    )
+    out: dict[int, list[Vote]] = {}
+    with store.transaction(read=True) as conn:
+        for r in conn.execute(query):
+            out.setdefault(r.subscriber_id, []).append(
+                Vote(r.subscriber_id, r.paper_key, r.value, r.voted_at)
+            )
+    return out
