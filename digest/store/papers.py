@@ -19,6 +19,7 @@ from digest.model import Digest, Layout, Paper, StoredPaper
 from digest.store.base import StoreBase
 from digest.store.bulk import BulkInsert, known_values
 from digest.store.digests import digest_row
+from digest.store.driver import run
 from digest.store.dumps import DUMP_COUNTS, INSERT_DUMP, drop_failures, remember
 from digest.store.schema import digests_t, dumps_t, papers_t
 
@@ -155,8 +156,10 @@ class PapersMixin(StoreBase):
                         new += len(rows)
                 crash_point("ingest.batch")
             found_layout = layout()
-            conn.execute(
-                DUMP_COUNTS, {"dump_id": dump_id, "found": found, "new": new, "found_layout": found_layout}
+            run(
+                conn,
+                DUMP_COUNTS,
+                {"dump_id": dump_id, "found": found, "new": new, "found_layout": found_layout},
             )
             remember(conn, name, size, mtime_ns, sha256)
         return IngestResult(found=found, new=new, layout=found_layout, enriched=enriched)
