@@ -17,7 +17,7 @@ from sqlalchemy.engine import Connection
 from digest.crashpoints import crash_point
 from digest.model import Digest, Layout, Paper, StoredPaper
 from digest.store.base import StoreBase
-from digest.store.bulk import BulkInsert, known_values
+from digest.store.bulk import BulkInsert, json_strings, known_values
 from digest.store.digests import digest_row
 from digest.store.driver import run
 from digest.store.dumps import DUMP_COUNTS, INSERT_DUMP, drop_failures, remember
@@ -73,10 +73,10 @@ def _paper_row(p: Paper) -> tuple[Any, ...]:
         p.key,
         p.title,
         p.abstract,
-        json.dumps(p.links) if p.links else "[]",  # a tuple dumps as a JSON list
+        json_strings(p.links),  # a JSON list
         p.listing_date,
         p.arxiv_id,
-        json.dumps(p.authors) if p.authors else "[]",
+        json_strings(p.authors),
         p.upvotes,
     )
 
