@@ -165,7 +165,8 @@ def atom(channel: Channel, items: Sequence[Item]) -> bytes:
     """Atom 1.0: ``summary`` is the abstract as text, ``content`` the HTML, one ``author``
     per known author; the feed's own author is the site, as Atom requires."""
     fg = _generator(channel, ATOM_FILE)
-    # Every entry's category and published time, last (digest/render/feed_tail.py).
+    # Every entry's link, summary, category and published time, after its content
+    # (digest/render/feed_tail.py).
     fg.register_extension(TAIL, FeedTail, ItemTail, atom=True, rss=False)
     fg.title(channel.title)
     if channel.description:
@@ -175,13 +176,12 @@ def atom(channel: Channel, items: Sequence[Item]) -> bytes:
         fe = fg.add_entry(order="append")
         fe.id(paper.guid)
         fe.title(paper.title)
-        # One link only: feedgen 1.0 drops the rel/type of entry links (a shadowed variable),
-        # so a second one would read as a duplicate "alternate". arXiv is in the content.
-        fe.link(href=paper.url, rel="alternate")
         fe.updated(moment)
         fe.content(content_html(paper, digest), type="html")
-        fe.summary(paper.abstract or paper.title, type="text")
         tail: ItemTail = getattr(fe, TAIL)
+        # One link only: feedgen 1.0 drops the rel/type of entry links (a shadowed variable),
+        # so a second one would read as a duplicate "alternate". arXiv is in the content.
+        tail.set_atom_link(paper.url, paper.abstract or paper.title)
         tail.set(digest.iso_date, f"Digest of {digest.day_label}", moment)
         for name in paper.authors:
             fe.author({"name": name})

@@ -10,11 +10,12 @@ process-global, so not safe while another thread formats anything by locale. Its
 without the locale, and :class:`ItemTail` appends the two elements where feedgen's
 ``rss_entry`` would have put them: after ``guid`` and before every extension (it is
 registered before ``dc``), since an item sets no ``comments``, ``enclosure`` or ``source``.
-An Atom entry's ``category`` and ``published`` go the same way (the category setter is
-the slow part there): last, where ``atom_entry`` puts them when no ``contributor``,
-``rights`` or ``source`` is set.
+An Atom entry's ``link``, ``summary``, ``category`` and ``published`` go the same way
+(the link and category setters validate lists of dicts): last, after the content, where
+``atom_entry`` puts them when no ``contributor``, ``rights`` or ``source`` is set.
 
-The plain reference is ``fe.category(term=t, label=l)`` and ``fe.published(moment)``:
+The plain reference is ``fe.category(term=t, label=l)`` and ``fe.published(moment)``,
+and for Atom ``fe.link(href=url, rel="alternate")`` and ``fe.summary(text, type="text")``:
 ``tests/test_feed_tail.py`` holds the feeds built both ways byte-identical.
 """
 
@@ -51,11 +52,14 @@ class FeedTail(BaseExtension):  # type: ignore[misc]  # feedgen is untyped
 
 
 class ItemTail(BaseEntryExtension):  # type: ignore[misc]
-    """Call :meth:`set` once per entry; an entry left unset gets neither element."""
+    """Call :meth:`set` once per entry (and :meth:`set_atom_link` for Atom); an entry
+    left unset gets none of the elements."""
 
     def __init__(self) -> None:
         self._category: tuple[str, str] | None = None
         self._published: datetime | None = None
+        self._link: str | None = None
+        self._summary = ""
 
     def set(self, term: str, label: str, published: datetime) -> None:
         """What ``fe.category(term=term, label=label)`` and ``fe.published(published)``
@@ -65,6 +69,14 @@ class ItemTail(BaseEntryExtension):  # type: ignore[misc]
         self._category = (term, label)
         self._published = published
 
+    def set_atom_link(self, href: str, summary: str) -> None:
+        """What ``fe.link(href=href, rel="alternate")`` and ``fe.summary(summary,
+        type="text")`` give an Atom entry: feedgen writes an entry link's href only (its
+        rel and type are lost to a shadowed variable in feedgen 1.0), then the summary.
+        The entry must have a content element (feedgen requires content or a link)."""
+        self._link = href
+        self._summary = summary
+
     def extend_rss(self, entry: Any) -> Any:
         if self._category is not None and self._published is not None:
             xml_elem("category", entry).text = self._category[1]
@@ -72,6 +84,11 @@ class ItemTail(BaseEntryExtension):  # type: ignore[misc]
         return entry
 
     def extend_atom(self, entry: Any) -> Any:
+        if self._link is not None:
+            xml_elem("link", entry, href=self._link)
+            summary = xml_elem("summary", entry, type="text")
+            if self._summary:
+                summary.text = self._summary
         if self._category is not None and self._published is not None:
             term, label = self._category
             xml_elem("category", entry, term=term, label=label)
