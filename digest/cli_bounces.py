@@ -5,14 +5,19 @@ which ``digest serve`` also runs on every poll."""
 from __future__ import annotations
 
 import argparse
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+
+# Spelled out to spare importing typing at start-up (see digest/cli.py).
+TYPE_CHECKING = False
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from digest.config import Config
 
 
 def cmd_bounces(args: argparse.Namespace, config: Config) -> int:
+    from datetime import UTC, datetime
+
     from digest.bouncing import process
     from digest.store import Store
 

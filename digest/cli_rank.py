@@ -7,9 +7,13 @@ Registered by :func:`digest.cli.build_parser`; kept apart so the ranking imports
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING, Any
+
+# Spelled out to spare importing typing at start-up (see digest/cli.py).
+TYPE_CHECKING = False
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from digest.config import Config
     from digest.rank.model import Profile
     from digest.store import Store

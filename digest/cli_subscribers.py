@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import TYPE_CHECKING, Any
 
 from digest.errors import DigestError
+
+# Spelled out to spare importing typing at start-up (see digest/cli.py).
+TYPE_CHECKING = False
 
 # `digest --help` imports this module for its parser only: what the commands need (csv,
 # json, datetime, pathlib) is imported when one runs (see digest.cli).
 if TYPE_CHECKING:
     from datetime import datetime
     from pathlib import Path
+    from typing import Any
 
     from digest.config import Config
 

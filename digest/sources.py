@@ -183,7 +183,13 @@ def open_dump(path: Path, max_bytes: int) -> tuple[str, Iterator[bytes]]:
     limit = min(max_bytes, READ_WHOLE)
     try:
         with path.open("rb") as fh:
-            data = fh.read(limit + 1)
+            # Sized from the file's own length: read(limit + 1) would allocate the whole
+            # limit (32 MB) for a 200 KB dump, and shrink it after. A file that grew
+            # since fstat is read on, up to the limit.
+            wanted = min(os.fstat(fh.fileno()).st_size, limit) + 1
+            data = fh.read(wanted)
+            if len(data) == wanted <= limit:
+                data += fh.read(limit + 1 - wanted)
     except OSError as err:
         raise DumpError(
             printable_name(path.name), 0, f"cannot read ({err.strerror}); check its permissions"

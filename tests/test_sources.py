@@ -167,3 +167,18 @@ def test_stat_cache_skips_only_files_whose_name_size_and_mtime_match(
         DUMP_000.read_bytes() + b"\nA New Paper Title\n\nIts abstract, long enough to read as one.\n"
     )
     assert ingest_inbox(config, store, NOW).ingested == 1
+
+
+def test_a_file_longer_than_its_stat_size_is_read_whole(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A dump is read in one call sized by fstat; a file that grew since (here one whose
+    # size the kernel reports as 0) is read on up to the limit, never cut at the old size.
+    path = Path("/proc/version")
+    if not path.exists() or path.stat().st_size != 0:
+        pytest.skip("needs a file whose stat size is 0 though it holds bytes")
+    content = path.read_bytes()
+    sha, chunks = open_dump(path, 1 << 30)
+    assert (sha, b"".join(chunks)) == (hashlib.sha256(content).hexdigest(), content)
+    # And the limit still holds: over READ_WHOLE it is hashed and streamed instead.
+    monkeypatch.setattr(sources, "READ_WHOLE", len(content) - 1)
+    sha, chunks = open_dump(path, 1 << 30)
+    assert (sha, b"".join(chunks)) == (hashlib.sha256(content).hexdigest(), content)

@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from digest.store import Store
-from digest.store.bulk import BulkInsert, known_values
+from digest.store.bulk import BulkInsert, json_strings, known_values
 from digest.store.schema import dumps_t, papers_t
 
 NOW = datetime(2026, 11, 22, 7, 0, tzinfo=UTC)
@@ -103,3 +103,10 @@ def test_known_values_is_an_in_query(tmp_path: Path) -> None:
                     conn.execute(sa.select(papers_t.c.key).where(papers_t.c.key.in_(asked))).scalars()
                 )
                 assert known_values(conn, papers_t.c.key, asked) == plain
+
+
+@settings(max_examples=300)
+@given(st.lists(st.text(), max_size=4))
+def test_json_strings_is_json_dumps(items: list[str]) -> None:
+    assert json_strings(items) == json.dumps(items)
+    assert json_strings(tuple(items)) == json.dumps(tuple(items))

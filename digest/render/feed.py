@@ -22,7 +22,6 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from html import escape
 
 from feedgen.feed import FeedGenerator
 
@@ -31,6 +30,9 @@ from feedgen.feed import FeedGenerator
 from feedgen.ext.dc import DcEntryExtension, DcExtension
 
 from digest import identity
+from digest.render.escaping import escape
+from digest.render.feed_tail import NAMESPACE as TAIL
+from digest.render.feed_tail import FeedTail, ItemTail
 from digest.render.view import DigestView, PaperView
 
 GENERATOR = "paper-digest"
@@ -65,8 +67,7 @@ class Channel:
     updated: datetime  # the newest digest's time, never the clock
 
 
-def _h(text: str) -> str:
-    return escape(text, quote=True)
+_h = escape  # html.escape(text, quote=True), faster (digest/render/escaping.py)
 
 
 def _link(url: str, label: str) -> str:
@@ -169,6 +170,9 @@ def rss(
     """RSS 2.0, one item per paper in the order given. ``description`` is
     the abstract as (escaped) text, ``content:encoded`` the HTML, ``dc:creator`` the authors."""
     fg = _generator(channel, RSS_FILE)
+    # Every item's category and pubDate (digest/render/feed_tail.py); registered first,
+    # so they come before dc:creator, where feedgen's own setters would put them.
+    fg.register_extension(TAIL, FeedTail, ItemTail, atom=False, rss=True)
     # The dc namespace is declared on every feed, but the entry extension goes only on
     # items with authors: feedgen would otherwise run it, finding nothing, on every item.
     fg.register_extension("dc", DcExtension, None, atom=False, rss=True)
@@ -180,10 +184,10 @@ def rss(
         fe.guid(paper.guid, permalink=False)
         fe.title(paper.title)
         fe.link(href=paper.url)
-        fe.pubDate(moment)
         fe.content(content_html(paper, digest, note), type="CDATA")
         fe.description(_h(paper.abstract or paper.title))
-        fe.category(term=digest.iso_date, label=digest.iso_date)
+        tail: ItemTail = getattr(fe, TAIL)
+        tail.set(digest.iso_date, digest.iso_date, moment)
         if paper.authors:
             fe.register_extension("dc", DcEntryExtension, atom=False, rss=True)
             fe.dc.dc_creator(list(paper.authors))
@@ -201,6 +205,9 @@ def atom(
     """Atom 1.0: ``summary`` is the abstract as text, ``content`` the HTML, one ``author``
     per known author; the feed's own author is the site, as Atom requires."""
     fg = _generator(channel, ATOM_FILE)
+    # Every entry's link, summary, category and published time, after its content
+    # (digest/render/feed_tail.py).
+    fg.register_extension(TAIL, FeedTail, ItemTail, atom=True, rss=False)
     fg.title(channel.title)
     if channel.description:
         fg.subtitle(channel.description)
@@ -209,14 +216,13 @@ def atom(
         fe = fg.add_entry(order="append")
         fe.id(paper.guid)
         fe.title(paper.title)
-        # One link only: feedgen 1.0 drops the rel/type of entry links (a shadowed variable),
-        # so a second one would read as a duplicate "alternate". arXiv is in the content.
-        fe.link(href=paper.url, rel="alternate")
-        fe.published(moment)
         fe.updated(moment)
         fe.content(content_html(paper, digest, note), type="html")
-        fe.summary(paper.abstract or paper.title, type="text")
-        fe.category(term=digest.iso_date, label=f"Digest of {digest.day_label}")
+        tail: ItemTail = getattr(fe, TAIL)
+        # One link only: feedgen 1.0 drops the rel/type of entry links (a shadowed variable),
+        # so a second one would read as a duplicate "alternate". arXiv is in the content.
+        tail.set_atom_link(paper.url, paper.abstract or paper.title)
+        tail.set(digest.iso_date, f"Digest of {digest.day_label}", moment)
         for name in paper.authors:
             fe.author({"name": name})
     data: bytes = fg.atom_str(pretty=True)

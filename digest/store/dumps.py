@@ -10,10 +10,12 @@ from sqlalchemy.engine import Connection
 
 from digest.model import DumpRecord, DumpStatus
 from digest.store.base import StoreBase
+from digest.store.driver import run
 from digest.store.schema import dumps_t, seen_files_t
 
-# Statements run once per dump (or per batch), built once: building an expression and
-# its cache key costs more than running it on a small table.
+# Statements run once per dump (or per batch), built once and run by the driver
+# (digest/store/driver.py): building an expression and its cache key costs more than
+# running it on a small table.
 _DUMP_STATUS = sa.select(dumps_t.c.status).where(dumps_t.c.sha256 == sa.bindparam("sha256"))
 _FORGET_FILE = sa.delete(seen_files_t).where(seen_files_t.c.name == sa.bindparam("name"))
 _REMEMBER_FILE = sa.insert(seen_files_t)
@@ -61,8 +63,8 @@ DUMP_COUNTS = (
 
 def remember(conn: Connection, name: str, size: int, mtime_ns: int, sha256: str) -> None:
     """Records ``name`` as read with this size, mtime and content hash."""
-    conn.execute(_FORGET_FILE, {"name": name})
-    conn.execute(_REMEMBER_FILE, {"name": name, "size": size, "mtime_ns": mtime_ns, "sha256": sha256})
+    run(conn, _FORGET_FILE, {"name": name})
+    run(conn, _REMEMBER_FILE, {"name": name, "size": size, "mtime_ns": mtime_ns, "sha256": sha256})
 
 
 def drop_failures(conn: Connection, name: str, sha256: str) -> None:
@@ -70,7 +72,7 @@ def drop_failures(conn: Connection, name: str, sha256: str) -> None:
     # A failure is superseded by the next outcome for the same bytes (a retry) or the
     # same file name (a truncated file now complete, an unreadable one now readable):
     # status lists only failures that still stand.
-    conn.execute(_DROP_FAILURES, {"sha256": sha256, "name": name})
+    run(conn, _DROP_FAILURES, {"sha256": sha256, "name": name})
 
 
 class DumpsMixin(StoreBase):
@@ -96,7 +98,8 @@ class DumpsMixin(StoreBase):
     def dump_status(self, sha256: str) -> DumpStatus | None:
         """The dump's status, None for a dump never seen."""
         with self.transaction(read=True) as conn:
-            return conn.execute(_DUMP_STATUS, {"sha256": sha256}).scalar_one_or_none()
+            status: DumpStatus | None = run(conn, _DUMP_STATUS, {"sha256": sha256}).scalar_one_or_none()
+        return status
 
     def record_failure(
         self, *, name: str, sha256: str, size: int, mtime_ns: int, error: str, now: datetime

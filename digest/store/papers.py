@@ -17,8 +17,9 @@ from sqlalchemy.engine import Connection
 from digest.crashpoints import crash_point
 from digest.model import Digest, Layout, Paper, StoredPaper
 from digest.store.base import StoreBase
-from digest.store.bulk import BulkInsert, known_values
+from digest.store.bulk import BulkInsert, json_strings, known_values
 from digest.store.digests import digest_row
+from digest.store.driver import run
 from digest.store.dumps import DUMP_COUNTS, drop_failures, insert_dump, remember
 from digest.store.schema import digests_t, dumps_t, papers_t
 
@@ -73,10 +74,10 @@ def _paper_row(p: Paper) -> tuple[Any, ...]:
         p.key,
         p.title,
         p.abstract,
-        json.dumps(p.links) if p.links else "[]",  # a tuple dumps as a JSON list
+        json_strings(p.links),  # a JSON list
         p.listing_date,
         p.arxiv_id,
-        json.dumps(p.authors) if p.authors else "[]",
+        json_strings(p.authors),
         p.upvotes,
     )
 
@@ -159,8 +160,10 @@ class PapersMixin(StoreBase):
                         new += len(rows)
                 crash_point("ingest.batch")
             found_layout = layout()
-            conn.execute(
-                DUMP_COUNTS, {"dump_id": dump_id, "found": found, "new": new, "found_layout": found_layout}
+            run(
+                conn,
+                DUMP_COUNTS,
+                {"dump_id": dump_id, "found": found, "new": new, "found_layout": found_layout},
             )
             remember(conn, name, size, mtime_ns, sha256)
         return IngestResult(found=found, new=new, layout=found_layout, enriched=enriched)
