@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from digest.model import Digest, FetchState, JobRun
 from digest.store import Store
 from digest.store.digests import as_utc, digest_row
-from digest.store.jobs import fetch_state_row
+from digest.store.jobs import fetch_state_row, job_run_row
 from digest.store.schema import deliveries_t, digests_t, dumps_t, fetch_state_t, job_runs_t, papers_t
 
 LIST_LIMIT = 20
@@ -72,22 +72,10 @@ class Snapshot:
         return tuple(r for r in self.last_finished.values() if r is not None and r.ok is False)
 
 
-def _job_run(row: Any) -> JobRun | None:
-    if row is None:
-        return None
-    return JobRun(
-        id=row.id,
-        job=row.job,
-        started=row.started_at,
-        finished=row.finished_at,
-        ok=row.ok,
-        summary=row.summary,
-    )
-
-
-def _newest_run(conn: sa.Connection, job: str, *conditions: Any) -> Any:
+def _newest_run(conn: sa.Connection, job: str, *conditions: Any) -> JobRun | None:
     query = sa.select(job_runs_t).where(job_runs_t.c.job == job, *conditions)
-    return conn.execute(query.order_by(job_runs_t.c.id.desc()).limit(1)).one_or_none()
+    row = conn.execute(query.order_by(job_runs_t.c.id.desc()).limit(1)).one_or_none()
+    return None if row is None else job_run_row(row)
 
 
 def snapshot(store: Store, urls: Sequence[str] = ()) -> Snapshot:
@@ -140,10 +128,8 @@ def snapshot(store: Store, urls: Sequence[str] = ()) -> Snapshot:
                 sa.select(sa.func.count()).select_from(deliveries_t).where(troubled)
             ).scalar_one()
         )
-        last_runs = {job: _job_run(_newest_run(conn, job)) for job in JOBS}
-        last_finished = {
-            job: _job_run(_newest_run(conn, job, job_runs_t.c.finished_at.is_not(None))) for job in JOBS
-        }
+        last_runs = {job: _newest_run(conn, job) for job in JOBS}
+        last_finished = {job: _newest_run(conn, job, job_runs_t.c.finished_at.is_not(None)) for job in JOBS}
         last_ok = {job: _newest_run(conn, job, job_runs_t.c.ok.is_(True)) for job in JOBS}
         subscribers = _subscribers(conn)
         incidents = _incidents(conn)
@@ -166,7 +152,7 @@ def snapshot(store: Store, urls: Sequence[str] = ()) -> Snapshot:
         delivery_errors_total=int(n_errors),
         last_runs=last_runs,
         last_finished=last_finished,
-        last_ok={job: row.finished_at if row is not None else None for job, row in last_ok.items()},
+        last_ok={job: run.finished if run is not None else None for job, run in last_ok.items()},
         subscribers=subscribers,
         incidents=incidents,
         bounces=bounces,
