@@ -180,25 +180,26 @@ def _has_table(conn: sa.Connection, name: str) -> bool:
     return bool(sa.inspect(conn).has_table(name))
 
 
+def _counts_by(conn: sa.Connection, table: str, column: str, values: Sequence[str]) -> dict[str, int] | None:
+    """The rows of ``table`` counted by ``column``, every one of ``values`` there (0 when
+    none); None when the state has no such table (made by a later migration)."""
+    if not _has_table(conn, table):
+        return None
+    rows = conn.execute(sa.text(f"SELECT {column}, COUNT(*) FROM {table} GROUP BY {column}")).all()
+    counts = dict.fromkeys(values, 0)
+    counts.update({str(value): int(n) for value, n in rows})
+    return counts
+
+
 def _subscribers(conn: sa.Connection) -> dict[str, int] | None:
     """Subscribers by status, when the state has a subscribers table (wave 2)."""
-    if not _has_table(conn, "subscribers"):
-        return None
-    rows = conn.execute(sa.text("SELECT status, COUNT(*) FROM subscribers GROUP BY status")).all()
-    counts = {s: 0 for s in SUBSCRIBER_STATUSES}
-    counts.update({str(status): int(n) for status, n in rows})
-    return counts
+    return _counts_by(conn, "subscribers", "status", SUBSCRIBER_STATUSES)
 
 
 def _bounces(conn: sa.Connection) -> dict[str, int] | None:
     """Bounce events by kind (digest/bouncing.py): every report's failed subscribers and
     every recipient refused at SMTP time because the address is bad."""
-    if not _has_table(conn, "bounce_events"):
-        return None
-    rows = conn.execute(sa.text("SELECT kind, COUNT(*) FROM bounce_events GROUP BY kind")).all()
-    counts = {kind: 0 for kind in BOUNCE_KINDS}
-    counts.update({str(kind): int(n) for kind, n in rows})
-    return counts
+    return _counts_by(conn, "bounce_events", "kind", BOUNCE_KINDS)
 
 
 def _incidents(conn: sa.Connection) -> tuple[tuple[str, str, datetime, str], ...]:
