@@ -16,7 +16,7 @@ Four kinds of incident, each named by ``(kind, key)``:
 
 No storms: an incident already open is never opened again, so it is mailed once; the
 edge (digest/alert_mail.py) mails one alert when it opens and one when it clears.
-This module reads no clock, environment or disk (DESIGN.md invariant 8).
+This module reads no clock, environment or disk (docs/DESIGN.md invariant 8).
 """
 
 from __future__ import annotations

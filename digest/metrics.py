@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Sequence
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -28,6 +27,7 @@ from prometheus_client.registry import Collector
 
 from digest.errors import DeliveryError
 from digest.status import Snapshot
+from digest.wrapping import TransportWrapper
 
 INCIDENT_KINDS = ("late", "fetch", "refused", "small")  # digest/alerts.py; 0 when none is open
 
@@ -138,20 +138,12 @@ class Metrics:
         return TimedTransport(transport, self)
 
 
-class TimedTransport:
+class TimedTransport(TransportWrapper):
     """Wraps a transport: each send is timed into ``digest_send_seconds`` and counted."""
 
     def __init__(self, inner: Transport, metrics: Metrics) -> None:
-        self.inner, self.metrics = inner, metrics
-
-    def __enter__(self) -> TimedTransport:
-        self.inner.__enter__()
-        return self
-
-    def __exit__(
-        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.inner.__exit__(et, e, tb)
+        super().__init__(inner)
+        self.metrics = metrics
 
     def send(self, message: Outgoing, recipient: str) -> None:
         started = time.perf_counter()

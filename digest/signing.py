@@ -16,11 +16,11 @@ import base64
 from dataclasses import dataclass, field
 from email.utils import parseaddr, parsedate_to_datetime
 from pathlib import Path
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from digest.errors import ConfigError
 from digest.render.email import Wire
+from digest.wrapping import TransportWrapper
 
 if TYPE_CHECKING:
     from digest.transports import Outgoing, Transport
@@ -132,24 +132,16 @@ def aligned(from_domain: str, dkim_domain: str) -> bool:
     return a == b or a.endswith("." + b) or b.endswith("." + a)
 
 
-class SigningTransport:
+class SigningTransport(TransportWrapper):
     """Wraps a transport: every message it sends is signed with ``key`` first."""
 
     def __init__(self, inner: Transport, key: DkimKey) -> None:
-        self.inner, self.key = inner, key
+        super().__init__(inner)
+        self.key = key
 
     def __getattr__(self, name: str) -> Any:
         # where/security/path_for of the wrapped transport, for `digest send-test`.
         return getattr(self.inner, name)
-
-    def __enter__(self) -> SigningTransport:
-        self.inner.__enter__()
-        return self
-
-    def __exit__(
-        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.inner.__exit__(et, e, tb)
 
     def send(self, message: Outgoing, recipient: str) -> None:
         wire = Wire.of(message)

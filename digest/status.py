@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from digest.model import Digest, FetchState, JobRun
 from digest.store import Store
 from digest.store.digests import as_utc, digest_row
-from digest.store.jobs import fetch_state_row
+from digest.store.jobs import fetch_state_row, job_run_row
 from digest.store.schema import deliveries_t, digests_t, dumps_t, fetch_state_t, job_runs_t, papers_t
 
 LIST_LIMIT = 20
@@ -72,22 +72,10 @@ class Snapshot:
         return tuple(r for r in self.last_finished.values() if r is not None and r.ok is False)
 
 
-def _job_run(row: Any) -> JobRun | None:
-    if row is None:
-        return None
-    return JobRun(
-        id=row.id,
-        job=row.job,
-        started=row.started_at,
-        finished=row.finished_at,
-        ok=row.ok,
-        summary=row.summary,
-    )
-
-
-def _newest_run(conn: sa.Connection, job: str, *conditions: Any) -> Any:
+def _newest_run(conn: sa.Connection, job: str, *conditions: Any) -> JobRun | None:
     query = sa.select(job_runs_t).where(job_runs_t.c.job == job, *conditions)
-    return conn.execute(query.order_by(job_runs_t.c.id.desc()).limit(1)).one_or_none()
+    row = conn.execute(query.order_by(job_runs_t.c.id.desc()).limit(1)).one_or_none()
+    return None if row is None else job_run_row(row)
 
 
 def snapshot(store: Store, urls: Sequence[str] = ()) -> Snapshot:
@@ -140,10 +128,8 @@ def snapshot(store: Store, urls: Sequence[str] = ()) -> Snapshot:
                 sa.select(sa.func.count()).select_from(deliveries_t).where(troubled)
             ).scalar_one()
         )
-        last_runs = {job: _job_run(_newest_run(conn, job)) for job in JOBS}
-        last_finished = {
-            job: _job_run(_newest_run(conn, job, job_runs_t.c.finished_at.is_not(None))) for job in JOBS
-        }
+        last_runs = {job: _newest_run(conn, job) for job in JOBS}
+        last_finished = {job: _newest_run(conn, job, job_runs_t.c.finished_at.is_not(None)) for job in JOBS}
         last_ok = {job: _newest_run(conn, job, job_runs_t.c.ok.is_(True)) for job in JOBS}
         subscribers = _subscribers(conn)
         incidents = _incidents(conn)
@@ -166,7 +152,7 @@ def snapshot(store: Store, urls: Sequence[str] = ()) -> Snapshot:
         delivery_errors_total=int(n_errors),
         last_runs=last_runs,
         last_finished=last_finished,
-        last_ok={job: row.finished_at if row is not None else None for job, row in last_ok.items()},
+        last_ok={job: run.finished if run is not None else None for job, run in last_ok.items()},
         subscribers=subscribers,
         incidents=incidents,
         bounces=bounces,
@@ -194,25 +180,26 @@ def _has_table(conn: sa.Connection, name: str) -> bool:
     return bool(sa.inspect(conn).has_table(name))
 
 
+def _counts_by(conn: sa.Connection, table: str, column: str, values: Sequence[str]) -> dict[str, int] | None:
+    """The rows of ``table`` counted by ``column``, every one of ``values`` there (0 when
+    none); None when the state has no such table (made by a later migration)."""
+    if not _has_table(conn, table):
+        return None
+    rows = conn.execute(sa.text(f"SELECT {column}, COUNT(*) FROM {table} GROUP BY {column}")).all()
+    counts = dict.fromkeys(values, 0)
+    counts.update({str(value): int(n) for value, n in rows})
+    return counts
+
+
 def _subscribers(conn: sa.Connection) -> dict[str, int] | None:
     """Subscribers by status, when the state has a subscribers table (wave 2)."""
-    if not _has_table(conn, "subscribers"):
-        return None
-    rows = conn.execute(sa.text("SELECT status, COUNT(*) FROM subscribers GROUP BY status")).all()
-    counts = {s: 0 for s in SUBSCRIBER_STATUSES}
-    counts.update({str(status): int(n) for status, n in rows})
-    return counts
+    return _counts_by(conn, "subscribers", "status", SUBSCRIBER_STATUSES)
 
 
 def _bounces(conn: sa.Connection) -> dict[str, int] | None:
     """Bounce events by kind (digest/bouncing.py): every report's failed subscribers and
     every recipient refused at SMTP time because the address is bad."""
-    if not _has_table(conn, "bounce_events"):
-        return None
-    rows = conn.execute(sa.text("SELECT kind, COUNT(*) FROM bounce_events GROUP BY kind")).all()
-    counts = {kind: 0 for kind in BOUNCE_KINDS}
-    counts.update({str(kind): int(n) for kind, n in rows})
-    return counts
+    return _counts_by(conn, "bounce_events", "kind", BOUNCE_KINDS)
 
 
 def _incidents(conn: sa.Connection) -> tuple[tuple[str, str, datetime, str], ...]:

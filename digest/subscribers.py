@@ -9,7 +9,7 @@ beside it by paper key. Everything here is a plain value: reading and writing is
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Literal, get_args
 
@@ -85,14 +85,9 @@ class Preferences:
         return cadence_weekday(self.cadence)
 
     def as_dict(self) -> dict[str, object]:
-        return {
-            "cadence": self.cadence,
-            "max_papers": self.max_papers,
-            "only_top": self.only_top,
-            "interests": self.interests,
-            "keywords": list(self.keywords),
-            "exclude": list(self.exclude),
-        }
+        """Every preference by its field name; lists for the tuples (JSON, CSV cells)."""
+        values = ((f.name, getattr(self, f.name)) for f in fields(self))
+        return {name: list(v) if isinstance(v, tuple) else v for name, v in values}
 
 
 def preferences_from(data: dict[str, object], base: Preferences | None = None) -> Preferences:

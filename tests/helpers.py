@@ -13,12 +13,23 @@ from pathlib import Path
 from typing import Any
 
 from digest.config import Config
+from digest.render.email import EmailSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples" / "dumps"
 DUMP_000 = EXAMPLES / "000_1837666521755300.txt"
 DUMP_002 = EXAMPLES / "002_2330d60cc52b9a08.txt"
 NOW = datetime(2026, 11, 22, 7, 0, tzinfo=UTC)
+
+EMAIL_SETTINGS = EmailSettings(
+    title="Test Digest",
+    base_url="https://example.org/digest/",
+    sender="Paper Digest <digest@example.org>",
+    subject="{count} new paper{s} · {date}",
+    language="en",
+)
+"""The settings the rendering tests build emails with, without a config (the title,
+base URL and sender of ``make_config()``)."""
 
 MakeConfig = Callable[..., Config]
 """The ``make_config`` fixture: ``make_config(env=None, section={...}, email__smtp={...})``."""

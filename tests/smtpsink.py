@@ -6,13 +6,17 @@ from __future__ import annotations
 import email
 import email.policy
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from email.message import EmailMessage
+from pathlib import Path
 from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
+
+from digest.config import Config
+from tests.helpers import DUMP_000, MakeConfig, drop
 
 
 def free_port() -> int:
@@ -79,3 +83,48 @@ def start_server() -> Iterator[StartServer]:
     yield start
     for c in started:
         c.stop()
+
+
+SmtpConfig = Callable[..., Config]
+"""The ``smtp_config`` fixture: ``smtp_config(port, env=None, **smtp_sections_options)``."""
+
+SinkConfig = Callable[..., Config]
+"""The ``sink_config`` fixture: ``sink_config(handler, *dumps, server=None, **smtp_config)``."""
+
+
+def smtp_sections(
+    port: int, to: Sequence[str], email: dict[str, Any] | None = None, timeout: str = "5s", **smtp: Any
+) -> dict[str, dict[str, Any]]:
+    """The config sections (``make_config(**...)``) of a run that mails ``to`` through an
+    SMTP server on 127.0.0.1:``port``, without TLS unless ``smtp`` says so; ``email`` adds
+    keys of the email section."""
+    return {
+        "email": {"transport": "smtp", "to": list(to), **(email or {})},
+        "email__smtp": {"host": "127.0.0.1", "port": port, "security": "none", "timeout": timeout, **smtp},
+    }
+
+
+@pytest.fixture
+def smtp_config(make_config: MakeConfig, request: pytest.FixtureRequest) -> SmtpConfig:
+    """``smtp_sections`` loaded as a config, mailing the test module's ``READERS`` (one
+    reader when it has none)."""
+    readers = list(getattr(request.module, "READERS", ["reader@example.org"]))
+
+    def make(port: int, env: dict[str, str] | None = None, **options: Any) -> Config:
+        return make_config(env=env, **smtp_sections(port, readers, **options))
+
+    return make
+
+
+@pytest.fixture
+def sink_config(start_server: StartServer, smtp_config: SmtpConfig, inbox: Path) -> SinkConfig:
+    """Starts the sink with ``handler`` (``server``: aiosmtpd Controller options), drops
+    ``dumps`` (DUMP_000 when none) into the inbox, and returns the ``smtp_config`` that
+    mails through the sink (its port is ``config.email.smtp.port``)."""
+
+    def make(handler: Recorder, *dumps: Path, server: dict[str, Any] | None = None, **options: Any) -> Config:
+        controller = start_server(handler, **(server or {}))
+        drop(inbox, *(dumps or (DUMP_000,)))
+        return smtp_config(controller.port, **options)
+
+    return make

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from digest.cli import build_parser, main
+from digest.config import Config
 from tests.helpers import DUMP_000, DUMP_002, drop, write_toml
 
 
@@ -29,6 +30,21 @@ def test_every_command_has_help() -> None:
     sub = next(a for a in parser._actions if a.dest == "command")
     for name, command in sub.choices.items():  # type: ignore[union-attr]
         assert command.description or any(c.dest == name and c.help for c in sub._choices_actions), name  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("command", "code", "says"),
+    [
+        ("preview", 1, "nothing to preview"),
+        ("publish", 0, "nothing to publish: no digest yet"),
+    ],
+)
+def test_a_command_on_an_empty_state_says_there_is_nothing_to_do(
+    config: Config, command: str, code: int, says: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["-c", str(config.path), command]) == code
+    captured = capsys.readouterr()
+    assert says in (captured.err if code else captured.out)
 
 
 def test_run_then_status_json(config_file: Path, inbox: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -33,6 +33,7 @@ def _open(url: str) -> int:
         return len(store.digests())
 
 
+@pytest.mark.slow  # concurrency: 4 processes (5.7 s at load 4)
 def test_four_processes_create_the_schema_of_one_empty_database_at_once(pg_url: str) -> None:  # noqa: F811
     ctx = multiprocessing.get_context("spawn")
     with concurrent.futures.ProcessPoolExecutor(4, mp_context=ctx) as pool:

@@ -25,14 +25,8 @@ from tests import helpers
 from tests.helpers import DUMP_000, DUMP_002, NOW, MakeConfig
 
 GOLDEN = helpers.GOLDEN / "email"
-BASE = "https://example.org/digest/"
-SETTINGS = render.EmailSettings(
-    title="Test Digest",
-    base_url=BASE,
-    sender="Paper Digest <digest@example.org>",
-    subject="{count} new paper{s} · {date}",
-    language="en",
-)
+SETTINGS = helpers.EMAIL_SETTINGS
+BASE = SETTINGS.base_url
 INSTALL = "0123456789abcdef"  # a fixed install id: the goldens pin the Message-ID
 
 

@@ -24,17 +24,11 @@ from digest.parse import parse_dump
 from digest.render import budget
 from digest.render import email as render
 from digest.render.view import DigestView, PaperView, digest_view, paper_view
-from tests.helpers import DUMP_000, DUMP_002, NOW
+from tests.helpers import DUMP_000, DUMP_002, EMAIL_SETTINGS, NOW
 
 BASE_60 = "https://papers.research-group.example-university.edu/digest/"
 assert len(BASE_60) == 60
-SETTINGS = render.EmailSettings(
-    title="Test Digest",
-    base_url=BASE_60,
-    sender="Paper Digest <digest@example.org>",
-    subject="{count} new paper{s} · {date}",
-    language="en",
-)
+SETTINGS = replace(EMAIL_SETTINGS, base_url=BASE_60)
 MID = message_id(1, "reader@example.org", "example.org", "0123456789abcdef")
 
 

@@ -138,6 +138,7 @@ def test_a_connection_that_sends_no_whole_request_is_closed(
     assert _closed_within(served.server.address, sent, 6.0)
 
 
+@pytest.mark.slow  # end to end: waits out the server's keep-alive timeout (5 s)
 def test_a_kept_alive_connection_is_closed_when_idle(served: Served) -> None:
     from digest import web_files
 

@@ -133,6 +133,7 @@ def _ingest_cpu_seconds(folder: Path, kind: str, n: int) -> float:
     return elapsed
 
 
+@pytest.mark.slow  # scale: ingests 10k and 40k papers of each kind
 @pytest.mark.parametrize("kind", ["json", "text"])
 def test_the_whole_ingest_of_a_dump_takes_time_linear_in_its_size(tmp_path: Path, kind: str) -> None:
     """Parse, dedup, identity, insert and commit of one dump of n and of 4n papers: the

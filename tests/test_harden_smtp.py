@@ -5,22 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from digest.cli import main
-from digest.config import Config
 from digest.errors import DeliveryError
 from digest.pipeline import RunOptions, run_once
 from digest.render.email import Wire
 from digest.store import Store
 from digest.transports import SmtpTransport, make_transport
-from tests.helpers import DUMP_000, NOW, MakeConfig, drop
-from tests.smtpsink import Recorder, StartServer
+from tests.helpers import NOW
+from tests.smtpsink import Recorder, SinkConfig, StartServer
 
 READERS = ["ann@example.org", "bob@example.org"]
 TIMEOUT = 1.5
@@ -52,29 +49,12 @@ class Faulty(Recorder):
         return await super().handle_DATA(server, session, envelope)
 
 
-@pytest.fixture
-def smtp_config(make_config: MakeConfig) -> Callable[..., Config]:
-    def make(port: int, to: list[str] = READERS) -> Config:
-        return make_config(
-            email={"transport": "smtp", "to": to},
-            email__smtp={"host": "127.0.0.1", "port": port, "security": "none", "timeout": f"{TIMEOUT}s"},
-        )
-
-    return make
-
-
 @pytest.mark.parametrize("mode", ["stall", "drop"])
 def test_an_unanswered_message_is_left_pending_not_resent_in_the_same_run(
-    mode: str,
-    start_server: StartServer,
-    smtp_config: Callable[..., Config],
-    inbox: Path,
-    store: Store,
+    mode: str, sink_config: SinkConfig, store: Store
 ) -> None:
     handler = Faulty(mode=mode)
-    server = start_server(handler)
-    config = smtp_config(server.port)
-    drop(inbox, DUMP_000)
+    config = sink_config(handler, timeout=f"{TIMEOUT}s")
     report = run_once(config, store, make_transport(config), NOW)
     # The first message got no answer: not sent again in this run; the second went out.
     assert (report.delivery.sent, report.delivery.pending, report.delivery.failed) == (1, 1, 0)
@@ -130,16 +110,10 @@ def test_an_idle_connection_dropped_by_the_server_is_still_reopened_once(start_s
 
 
 def test_after_a_permanent_550_the_run_does_not_say_it_will_be_retried(
-    start_server: StartServer,
-    smtp_config: Callable[..., Config],
-    inbox: Path,
-    store: Store,
-    capsys: pytest.CaptureFixture[str],
+    sink_config: SinkConfig, capsys: pytest.CaptureFixture[str]
 ) -> None:
     handler = Recorder(rcpt_replies={"bob@example.org": "550 5.1.1 no such user"})
-    server = start_server(handler)
-    config = smtp_config(server.port)
-    drop(inbox, DUMP_000)
+    config = sink_config(handler, timeout=f"{TIMEOUT}s")
     assert main(["-c", str(config.path), "run"]) == 1
     err = capsys.readouterr().err
     assert "will be retried" not in err and "retried on the next run" not in err, err

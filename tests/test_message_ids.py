@@ -8,16 +8,16 @@ import email
 import email.policy
 import shutil
 import sqlite3
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from digest.config import Config
+from digest.model import Delivery
 from digest.pipeline import run_once
 from digest.store import MIGRATIONS, Store, meta
 from digest.transports import FileTransport, make_transport
 from tests.helpers import DUMP_000, NOW, MakeConfig, drop
-from tests.smtpsink import Recorder, StartServer
+from tests.smtpsink import Recorder, SinkConfig
 
 READER = "reader@example.org"
 
@@ -75,28 +75,35 @@ def test_the_install_id_is_made_once_and_kept(config: Config) -> None:
     reopened.close()
 
 
-def test_a_retried_delivery_keeps_its_message_id_even_when_made_before_the_install_id(
-    start_server: StartServer, make_config: MakeConfig, inbox: Path, tmp_path: Path
-) -> None:
+def _refused_once(sink_config: SinkConfig) -> tuple[Recorder, Config, Delivery, str]:
+    """A run whose one delivery the sink refuses with a 451: (the sink, the config, the
+    pending row, the install id then)."""
     handler = Recorder(data_replies=["451 4.3.0 try again later"])
-    server = start_server(handler)
+    config = sink_config(handler)
+    with Store.open(config.state.url) as store:
+        run_once(config, store, make_transport(config), NOW)
+        [row] = store.deliveries()
+        assert row.status == "pending" and handler.offered == [row.message_id]
+        return handler, config, row, store.install_id()
 
-    def smtp_config() -> Config:
-        return make_config(
-            email={"transport": "smtp", "to": [READER]},
-            email__smtp={"host": "127.0.0.1", "port": server.port, "security": "none", "timeout": "5s"},
-        )
 
-    config = smtp_config()
-    drop(inbox, DUMP_000)
-    store = Store.open(config.state.url)
-    run_once(config, store, make_transport(config), NOW)
-    [row] = store.deliveries()
-    assert row.status == "pending" and handler.offered == [row.message_id]
+def _retried(config: Config, handler: Recorder, old_install: str) -> Delivery:
+    """The next run, under a new install id: its one delivery goes out; the row sent."""
+    with Store.open(config.state.url) as store:
+        assert store.install_id() != old_install
+        run_once(config, store, make_transport(config), NOW)
+        [sent] = store.deliveries()
+    [got] = handler.accepted
+    assert sent.status == "sent" and got.message["Message-ID"] == sent.message_id
+    return sent
+
+
+def test_a_retried_delivery_keeps_its_message_id_even_when_made_before_the_install_id(
+    sink_config: SinkConfig, tmp_path: Path
+) -> None:
+    handler, config, row, old_install = _refused_once(sink_config)
     first_offer = row.message_id
-    old_install = store.install_id()
     assert old_install in row.message_id
-    store.close()
     # As if the row had been made before the upgrade that added the install id (the old
     # Message-ID form) and the install id were made since: the retry still goes out
     # under the Message-ID stored on the row.
@@ -106,34 +113,14 @@ def test_a_retried_delivery_keeps_its_message_id_even_when_made_before_the_insta
         db.execute("UPDATE deliveries SET message_id = ?", (old_form,))
         db.execute("UPDATE meta SET value = 'feedfacefeedface' WHERE name = 'install_id'")
     db.close()
-    row = replace(row, message_id=old_form)
-    store = Store.open(config.state.url)
-    assert store.install_id() != old_install
-    run_once(config, store, make_transport(config), NOW)
-    [sent] = store.deliveries()
-    assert sent.status == "sent" and sent.message_id == row.message_id
-    [got] = handler.accepted
-    assert got.message["Message-ID"] == row.message_id
+    assert _retried(config, handler, old_install).message_id == old_form
     assert handler.offered == [first_offer, old_form]
-    store.close()
 
 
 def test_a_retried_delivery_keeps_its_message_id_even_across_the_upgrade_that_adds_the_install_id(
-    start_server: StartServer, make_config: MakeConfig, inbox: Path, tmp_path: Path
+    sink_config: SinkConfig, tmp_path: Path
 ) -> None:
-    handler = Recorder(data_replies=["451 4.3.0 try again later"])
-    server = start_server(handler)
-    config = make_config(
-        email={"transport": "smtp", "to": [READER]},
-        email__smtp={"host": "127.0.0.1", "port": server.port, "security": "none", "timeout": "5s"},
-    )
-    drop(inbox, DUMP_000)
-    store = Store.open(config.state.url)
-    run_once(config, store, make_transport(config), NOW)
-    [row] = store.deliveries()
-    assert row.status == "pending" and handler.offered == [row.message_id]
-    old_install = store.install_id()
-    store.close()
+    handler, config, row, old_install = _refused_once(sink_config)
     # An older state: no meta table yet, at the schema version that precedes the
     # install-id migration (not "the last minus one": later migrations, e.g. subscribers,
     # come after it and re-run harmlessly). Opening it migrates and makes a new install
@@ -143,12 +130,5 @@ def test_a_retried_delivery_keeps_its_message_id_even_across_the_upgrade_that_ad
         db.execute("DROP TABLE meta")
         db.execute("UPDATE schema_version SET version = ?", (MIGRATIONS.index(meta.migrate),))
     db.close()
-    store = Store.open(config.state.url)
-    assert store.install_id() != old_install
-    run_once(config, store, make_transport(config), NOW)
-    [sent] = store.deliveries()
-    assert sent.status == "sent" and sent.message_id == row.message_id
-    [got] = handler.accepted
-    assert got.message["Message-ID"] == row.message_id
+    assert _retried(config, handler, old_install).message_id == row.message_id
     assert handler.offered == [row.message_id, row.message_id]
-    store.close()

@@ -1,7 +1,7 @@
 """The fast paths kept for their targets, held to plain reference implementations.
 
-``identity.paper_key`` has an ASCII fast path (a byte translation instead of NFKC, casefold
-and a regex) and ``text.links`` finds URLs without building :func:`text.segments`' runs.
+``identity.paper_key`` has an ASCII fast path (``identity_ascii.ascii_key``: a byte
+translation instead of NFKC, casefold and a regex) and ``text.links`` finds URLs without building :func:`text.segments`' runs.
 Each is checked here, by hypothesis, against the rule written out the slow, obvious way.
 """
 
@@ -15,6 +15,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from digest.identity import FORMAT_RANGES, paper_key
+from digest.identity_ascii import ascii_key
 from digest.text import links, segments
 
 _FORMAT = {chr(c) for lo, hi in FORMAT_RANGES for c in range(lo, hi + 1)}
@@ -70,6 +71,7 @@ mixed_titles = st.lists(st.one_of(st.text(max_size=8), tricky, ascii_titles), ma
 @example("  W_+ [MASK]: under_scores -- and  spaces ")
 @example("")
 def test_paper_key_ascii_fast_path_is_the_reference(title: str) -> None:
+    assert ascii_key(title) == reference_key(title)
     assert paper_key(title) == reference_key(title)
 
 

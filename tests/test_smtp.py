@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import ssl
 import subprocess
-from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime
@@ -26,21 +26,9 @@ from digest.render.view import day_label
 from digest.store import Store
 from digest.transports import make_transport
 from tests.helpers import DUMP_000, DUMP_002, NOW, MakeConfig, drop
-from tests.smtpsink import Recorder, StartServer, free_port
+from tests.smtpsink import Recorder, SinkConfig, SmtpConfig, StartServer, free_port, smtp_sections
 
 READERS = ["ann@example.org", "bob@example.org", "cy@example.org"]
-
-
-@pytest.fixture
-def smtp_config(make_config: MakeConfig) -> Callable[..., Config]:
-    def make(port: int, env: dict[str, str] | None = None, **smtp: Any) -> Config:
-        return make_config(
-            env=env,
-            email={"transport": "smtp", "to": READERS},
-            email__smtp={"host": "127.0.0.1", "port": port, "security": "none", "timeout": "5s", **smtp},
-        )
-
-    return make
 
 
 def run(config: Config) -> int:
@@ -57,12 +45,10 @@ def parts(msg: EmailMessage) -> list[EmailMessage]:
 
 
 def test_three_recipients_get_one_message_each_over_one_connection(
-    start_server: StartServer, smtp_config: Callable[..., Config], inbox: Path, store: Store
+    sink_config: SinkConfig, store: Store
 ) -> None:
     handler = Recorder()
-    server = start_server(handler)
-    config = smtp_config(server.port)
-    drop(inbox, DUMP_000)
+    config = sink_config(handler)
     assert run(config) == 0
     rows = store.deliveries()
     assert [r.status for r in rows] == ["sent"] * 3
@@ -99,9 +85,15 @@ def test_three_recipients_get_one_message_each_over_one_connection(
     assert len(handler.offered) == before
 
 
+@dataclass(frozen=True)
+class Tls:
+    cert: Path  # what a client that trusts the server names in SSL_CERT_FILE
+    context: ssl.SSLContext  # the server's, holding the certificate and its key
+
+
 @pytest.fixture
-def certificate(tmp_path: Path) -> tuple[Path, Path]:
-    """A self-signed certificate for 127.0.0.1 and localhost: (cert, key)."""
+def tls(tmp_path: Path) -> Tls:
+    """A self-signed certificate for 127.0.0.1 and localhost, and a server context with it."""
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(
         ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
@@ -109,21 +101,14 @@ def certificate(tmp_path: Path) -> tuple[Path, Path]:
          "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
         check=True, capture_output=True,
     )  # fmt: skip
-    return cert, key
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    return Tls(cert, context)
 
 
 def test_login_over_starttls_with_a_self_signed_certificate(
-    start_server: StartServer,
-    smtp_config: Callable[..., Config],
-    inbox: Path,
-    store: Store,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    certificate: tuple[Path, Path],
+    sink_config: SinkConfig, store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tls: Tls
 ) -> None:
-    cert, key = certificate
-    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    server_tls.load_cert_chain(cert, key)
     handler = Recorder()
 
     def authenticator(server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> AuthResult:
@@ -135,21 +120,19 @@ def test_login_over_starttls_with_a_self_signed_certificate(
             handler.logins.append(text(data.login))
         return AuthResult(success=ok, handled=False)  # not handled: aiosmtpd replies 535
 
-    server = start_server(
-        handler,
-        tls_context=server_tls,
-        require_starttls=True,
-        authenticator=authenticator,
-        auth_require_tls=True,
-    )
+    server = {
+        "tls_context": tls.context,
+        "require_starttls": True,
+        "authenticator": authenticator,
+        "auth_require_tls": True,
+    }
+    config = sink_config(handler, server=server, security="starttls", username="digest")
     # The client verifies the certificate for real: trust only the test's own CA.
-    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    monkeypatch.setenv("SSL_CERT_FILE", str(tls.cert))
     monkeypatch.delenv("SSL_CERT_DIR", raising=False)
-    drop(inbox, DUMP_000)
 
     # The CLI reads the password from the environment, then from .env beside the config.
     monkeypatch.setenv("DIGEST_SMTP_PASSWORD", "wrong")
-    config = smtp_config(server.port, security="starttls", username="digest")
     assert run(config) == 1
     rows = store.deliveries()
     assert {r.status for r in rows} == {"pending"}  # a bad password is a setting to fix, not a lost digest
@@ -166,40 +149,28 @@ def test_login_over_starttls_with_a_self_signed_certificate(
 
 
 def test_implicit_tls_and_an_untrusted_certificate(
-    start_server: StartServer,
-    smtp_config: Callable[..., Config],
-    inbox: Path,
-    store: Store,
-    monkeypatch: pytest.MonkeyPatch,
-    certificate: tuple[Path, Path],
+    sink_config: SinkConfig, store: Store, monkeypatch: pytest.MonkeyPatch, tls: Tls
 ) -> None:
-    cert, key = certificate
-    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    server_tls.load_cert_chain(cert, key)
     handler = Recorder()
-    server = start_server(handler, ssl_context=server_tls)
-    drop(inbox, DUMP_000)
-    config = smtp_config(server.port, security="ssl")
+    config = sink_config(handler, server={"ssl_context": tls.context}, security="ssl")
     # Not trusted yet: the certificate is verified, so nothing goes out and nothing is lost.
-    monkeypatch.setenv("SSL_CERT_FILE", str(cert) + ".missing")
-    monkeypatch.setenv("SSL_CERT_DIR", str(cert.parent / "none"))
+    monkeypatch.setenv("SSL_CERT_FILE", str(tls.cert) + ".missing")
+    monkeypatch.setenv("SSL_CERT_DIR", str(tls.cert.parent / "none"))
     assert run(config) == 1
     rows = store.deliveries()
     assert {r.status for r in rows} == {"pending"} and "CERTIFICATE_VERIFY_FAILED" in (
         rows[0].last_error or ""
     )
-    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    monkeypatch.setenv("SSL_CERT_FILE", str(tls.cert))
     assert run(config) == 0
     assert sorted(r.rcpt_tos for r in handler.accepted) == [(a,) for a in READERS]
 
 
 def test_a_451_leaves_everything_pending_and_the_next_run_delivers_exactly_once(
-    start_server: StartServer, smtp_config: Callable[..., Config], inbox: Path, store: Store
+    sink_config: SinkConfig, store: Store
 ) -> None:
     handler = Recorder(data_replies=["451 4.3.0 try again later"] * 3)
-    server = start_server(handler)
-    config = smtp_config(server.port)
-    drop(inbox, DUMP_000)
+    config = sink_config(handler)
     assert run(config) == 1
     first = store.deliveries()
     assert [(r.status, r.attempts) for r in first] == [("pending", 1)] * 3
@@ -216,16 +187,10 @@ def test_a_451_leaves_everything_pending_and_the_next_run_delivers_exactly_once(
 
 
 def test_a_550_for_one_recipient_fails_only_that_one(
-    start_server: StartServer,
-    smtp_config: Callable[..., Config],
-    inbox: Path,
-    store: Store,
-    capsys: pytest.CaptureFixture[str],
+    sink_config: SinkConfig, store: Store, capsys: pytest.CaptureFixture[str]
 ) -> None:
     handler = Recorder(rcpt_replies={"bob@example.org": "550 5.1.1 <bob@example.org>: no such user"})
-    server = start_server(handler)
-    config = smtp_config(server.port)
-    drop(inbox, DUMP_000)
+    config = sink_config(handler)
     assert run(config) == 1
     status = {r.recipient: r.status for r in store.deliveries()}
     assert status == {"ann@example.org": "sent", "bob@example.org": "failed", "cy@example.org": "sent"}
@@ -244,7 +209,7 @@ def test_a_550_for_one_recipient_fails_only_that_one(
 
 def test_server_down_loses_nothing_and_a_later_run_delivers(
     start_server: StartServer,
-    smtp_config: Callable[..., Config],
+    smtp_config: SmtpConfig,
     inbox: Path,
     store: Store,
     capsys: pytest.CaptureFixture[str],
@@ -270,14 +235,10 @@ def test_server_down_loses_nothing_and_a_later_run_delivers(
     assert len({r.peer for r in handler.accepted}) == 1
 
 
-def test_a_dropped_connection_is_reopened_once(
-    start_server: StartServer, smtp_config: Callable[..., Config], inbox: Path, store: Store
-) -> None:
+def test_a_dropped_connection_is_reopened_once(sink_config: SinkConfig, store: Store) -> None:
     # 421 makes smtplib close the connection; the next recipient must reconnect.
     handler = Recorder(data_replies=["421 4.4.2 closing connection"])
-    server = start_server(handler)
-    config = smtp_config(server.port)
-    drop(inbox, DUMP_000)
+    config = sink_config(handler)
     report = run_once(config, store, make_transport(config), NOW)
     assert (report.delivery.sent, report.delivery.pending, report.delivery.failed) == (2, 1, 0)
     assert len({r.peer for r in handler.accepted}) == 1  # both after the reconnect
@@ -287,13 +248,9 @@ def test_a_dropped_connection_is_reopened_once(
 
 
 def test_service_backoff_and_giving_up_after_retry_for(
-    smtp_config: Callable[..., Config], make_config: MakeConfig, inbox: Path, store: Store
+    make_config: MakeConfig, inbox: Path, store: Store
 ) -> None:
-    port = free_port()
-    config = make_config(
-        email={"transport": "smtp", "to": ["ann@example.org"], "retry_for": "1d"},
-        email__smtp={"host": "127.0.0.1", "port": port, "security": "none", "timeout": "5s"},
-    )
+    config = make_config(**smtp_sections(free_port(), ["ann@example.org"], email={"retry_for": "1d"}))
     drop(inbox, DUMP_000)
     run_once(config, store, make_transport(config), NOW)
     [row] = store.deliveries()
@@ -317,16 +274,12 @@ def test_service_backoff_and_giving_up_after_retry_for(
 
 
 def test_send_test_goes_through_the_smtp_server(
-    start_server: StartServer,
-    smtp_config: Callable[..., Config],
-    store: Store,
-    capsys: pytest.CaptureFixture[str],
+    sink_config: SinkConfig, smtp_config: SmtpConfig, store: Store, capsys: pytest.CaptureFixture[str]
 ) -> None:
     handler = Recorder()
-    server = start_server(handler)
-    config = smtp_config(server.port)
+    config = sink_config(handler)
     assert main(["-c", str(config.path), "send-test", "me@example.org"]) == 0
-    assert f"via SMTP 127.0.0.1:{server.port} (none)" in capsys.readouterr().out
+    assert f"via SMTP 127.0.0.1:{config.email.smtp.port} (none)" in capsys.readouterr().out
     [got] = handler.accepted
     assert got.rcpt_tos == ("me@example.org",) and got.message["Subject"].startswith("[test] ")
     assert store.deliveries() == []

@@ -244,6 +244,7 @@ def test_html_in_every_field_comes_out_escaped_on_every_page_and_email(site: Sit
     assert "&lt;script&gt;" in html
 
 
+@pytest.mark.slow  # end to end, timed: a mail server that takes 1 s a message, 8 requests (8 s)
 def test_the_same_answer_whether_or_not_the_address_is_known(site: Site) -> None:
     site.subs.add("active@example.org", NOW, status="active", source="cli")
     site.subs.add("pending@example.org", NOW, status="pending", source="web")

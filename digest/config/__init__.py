@@ -10,6 +10,7 @@ Layout:
   reader, help)``: its type (the annotation), default, reader and help text.
 - ``readers.py``: one reader per kind of value (``duration()`` is the only duration
   reader: a number of seconds or ``"30s"``, ``"5m"``, ``"2h"``, ``"3d"``).
+- ``crontab.py``: the crontab reader of ``schedule.digest`` (weekdays by name only).
 - ``declare.py``: ``key``, ``secret``, ``section`` and ``declared`` (every key, in order).
 - ``load.py``: TOML → ``Config`` and back (``describe``, for ``check-config``).
 

@@ -293,18 +293,27 @@ def _pattern(key: str, value: Any, base: Path) -> str:
 PATTERN = Reader(_pattern)
 
 
-def _urls(key: str, value: Any, base: Path) -> tuple[str, ...]:
-    out: dict[str, None] = {}
-    for i, item in enumerate(_list(key, value, "URLs", 'urls = ["https://…/dump.txt"]')):
+def _each_url(
+    key: str, items: list[Any], base: Path, valid: Callable[[str], object], what: str, fix: str
+) -> list[str]:
+    """Every item a URL that ``valid`` accepts; the first that is not is the error of
+    ``key[i]``: ``f"{url!r} {what}"`` with ``fix``."""
+    out: list[str] = []
+    for i, item in enumerate(items):
         url = _nonempty(f"{key}[{i}]", item, base).strip()
-        if not re.match(r"^https?://[^/\s?#]+(?:[/?#]\S*)?$", url):
-            raise ConfigError(
-                f"{key}[{i}]",
-                f"{url!r} is not an http(s) URL",
-                'write it like "https://example.org/papers.txt"',
-            )
-        out.setdefault(url)
-    return tuple(out)
+        if not valid(url):
+            raise ConfigError(f"{key}[{i}]", f"{url!r} {what}", fix)
+        out.append(url)
+    return out
+
+
+_HTTP_URL = re.compile(r"^https?://[^/\s?#]+(?:[/?#]\S*)?$")
+
+
+def _urls(key: str, value: Any, base: Path) -> tuple[str, ...]:
+    items = _list(key, value, "URLs", 'urls = ["https://…/dump.txt"]')
+    fix = 'write it like "https://example.org/papers.txt"'
+    return tuple(dict.fromkeys(_each_url(key, items, base, _HTTP_URL.match, "is not an http(s) URL", fix)))
 
 
 URLS = Reader(_urls)
@@ -350,21 +359,48 @@ def _unsubscribe(key: str, value: Any, base: Path) -> tuple[str, ...]:
             f"expected a URL or a list of URLs, got {value!r}",
             'write unsubscribe = ["mailto:unsubscribe@example.org", "https://example.org/unsubscribe"]',
         )
-    out: list[str] = []
-    for i, item in enumerate(items):
-        url = _nonempty(f"{key}[{i}]", item, base).strip()
-        ok = re.match(r"^mailto:[^@\s<>]+@[^@\s<>]+$", url) or re.match(r"^https://[^/\s<>]+\S*$", url)
-        if not ok or any(c in url for c in "\r\n<>,"):
-            raise ConfigError(
-                f"{key}[{i}]",
-                f"{url!r} is neither a mailto: nor an https: URL",
-                'write "mailto:unsubscribe@example.org" or "https://example.org/unsubscribe"',
-            )
-        out.append(url)
-    return tuple(out)
+    fix = 'write "mailto:unsubscribe@example.org" or "https://example.org/unsubscribe"'
+    return tuple(_each_url(key, items, base, _unsubscribe_url, "is neither a mailto: nor an https: URL", fix))
+
+
+def _unsubscribe_url(url: str) -> bool:
+    ok = re.match(r"^mailto:[^@\s<>]+@[^@\s<>]+$", url) or re.match(r"^https://[^/\s<>]+\S*$", url)
+    return bool(ok) and not any(c in url for c in "\r\n<>,")
 
 
 UNSUBSCRIBE = Reader(_unsubscribe)
+
+
+# --- optional text: empty is off -----------------------------------------------------------
+
+
+def optional(
+    parse: Callable[[str, Path], str], what: str, fix: str, *, tidy: Callable[[str], str] = str.strip
+) -> Reader:
+    """A text key that is off when empty (the default): otherwise ``parse(text, base)``
+    gives the value kept, and a ValueError from it is the key's error,
+    ``f"{text!r} {what}"`` with ``fix``. ``tidy`` cleans the text first."""
+
+    def read(key: str, value: Any, base: Path) -> str:
+        text = tidy(_str(key, value, base))
+        if not text:
+            return ""
+        try:
+            return parse(text, base)
+        except ValueError:
+            raise ConfigError(key, f"{text!r} {what}", fix) from None
+
+    return Reader(read)
+
+
+def _checked(check: Callable[[str], object]) -> Callable[[str, Path], str]:
+    """A parse for :func:`optional` that keeps the text ``check`` accepts as it is."""
+
+    def parse(text: str, base: Path) -> str:
+        check(text)
+        return text
+
+    return parse
 
 
 def split_listen(text: str) -> tuple[str, int]:
@@ -376,61 +412,11 @@ def split_listen(text: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def _listen(key: str, value: Any, base: Path) -> str:
-    text = _str(key, value, base).strip()
-    if text:
-        try:
-            split_listen(text)
-        except ValueError:
-            raise ConfigError(
-                key,
-                f"{text!r} is not host:port",
-                'write it like "127.0.0.1:8080" (or "" to turn the web server off)',
-            ) from None
-    return text
-
-
-LISTEN = Reader(_listen)
-
-_WEEKDAY_FIELD = re.compile(r"^(\*|[a-z]{3}(-[a-z]{3})?)(,[a-z]{3}(-[a-z]{3})?)*$")
-
-
-def _crontab(key: str, value: Any, base: Path) -> str:
-    """A five-field crontab line for APScheduler 3, or ``"on_ingest"``.
-
-    APScheduler 3 counts weekdays from Monday = 0 while cron counts Sunday = 0, so a
-    numeric weekday would silently fire on the wrong day: only names are accepted.
-    """
-    text = " ".join(_nonempty(key, value, base).split())
-    if text == ON_INGEST:
-        return text
-    fields_ = text.split(" ")
-    if len(fields_) != 5:
-        raise ConfigError(
-            key,
-            f"{text!r} has {len(fields_)} fields, a crontab line has 5 (minute hour day month weekday)",
-            f'write it like "0 7 * * *", or "{ON_INGEST}" to send right after new papers arrive',
-        )
-    weekday = fields_[4].lower()
-    if not _WEEKDAY_FIELD.match(weekday):
-        raise ConfigError(
-            key,
-            f"weekday field {fields_[4]!r} is ambiguous or invalid (cron counts Sunday as 0, "
-            "the scheduler counts Monday as 0)",
-            'name the days instead, like "mon-fri" or "sat,sun"',
-        )
-    from apscheduler.triggers.cron import CronTrigger  # only needed to validate here
-
-    try:
-        CronTrigger.from_crontab(" ".join([*fields_[:4], weekday]))
-    except ValueError as err:
-        raise ConfigError(
-            key, f"{text!r} is not a valid crontab line ({err})", 'write it like "0 7 * * *"'
-        ) from err
-    return " ".join([*fields_[:4], weekday])
-
-
-CRONTAB = Reader(_crontab)
+LISTEN = optional(
+    _checked(split_listen),
+    "is not host:port",
+    'write it like "127.0.0.1:8080" (or "" to turn the web server off)',
+)
 
 
 # --- expected dump times ------------------------------------------------------------------
@@ -460,36 +446,25 @@ def parse_expect(text: str) -> tuple[frozenset[int], int, int]:
     return frozenset(days), hour, minute
 
 
-def _expect(key: str, value: Any, base: Path) -> str:
-    text = " ".join(_str(key, value, base).split())
-    if text:
-        try:
-            parse_expect(text)
-        except ValueError:
-            raise ConfigError(
-                key,
-                f"{text!r} is not weekdays and a time",
-                'write it like "mon-fri 09:00", "mon,wed,fri 07:30" or "daily 09:00" (in digest.timezone)',
-            ) from None
-    return text
+EXPECT = optional(
+    _checked(parse_expect),
+    "is not weekdays and a time",
+    'write it like "mon-fri 09:00", "mon,wed,fri 07:30" or "daily 09:00" (in digest.timezone)',
+    tidy=lambda text: " ".join(text.split()),
+)
 
 
-EXPECT = Reader(_expect)
-
-
-def _bounce_address(key: str, value: Any, base: Path) -> str:
-    """Empty (off) or one bare address without ``+`` in its local part (VERP adds it)."""
-    text = _str(key, value, base).strip()
-    if not text:
-        return ""
+def _bounce_address(text: str, base: Path) -> str:
+    """One bare address without ``+`` in its local part (VERP adds it)."""
     local, at, domain = text.rpartition("@")
     if not at or not local or not domain or "+" in local or any(c in text for c in " <>\r\n,;"):
-        fix = 'write e.g. "bounces@example.org" (no "+", no name)'
-        raise ConfigError(key, f"{text!r} is not a bare address", fix)
+        raise ValueError(text)
     return text
 
 
-BOUNCE_ADDRESS = Reader(_bounce_address)
+BOUNCE_ADDRESS = optional(
+    _bounce_address, "is not a bare address", 'write e.g. "bounces@example.org" (no "+", no name)'
+)
 
 
 def _mailbox(key: str, value: Any, base: Path) -> str:

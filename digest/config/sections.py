@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from digest.config.crontab import CRONTAB
 from digest.config.declare import key, secret, section
 from digest.config.readers import (
     ADDRESS,
@@ -28,7 +29,6 @@ from digest.config.readers import (
     BASE_URL,
     BOOL,
     BOUNCE_ADDRESS,
-    CRONTAB,
     EXPECT,
     LISTEN,
     MAILBOX,

@@ -126,18 +126,6 @@ def _feeds(site: Site, feeds: Sequence[Feed] = FEEDS) -> list[dict[str, str]]:
     ]
 
 
-def digest_page(
-    site: Site,
-    digest: DigestView,
-    papers: Sequence[PaperView],
-    *,
-    older: DigestView | None = None,
-    newer: DigestView | None = None,
-) -> bytes:
-    """One digest's (single) page; see :func:`digest_pages`."""
-    return digest_pages(site, digest, papers, older=older, newer=newer, page_size=max(1, len(papers)))[0][1]
-
-
 def digest_pages(
     site: Site,
     digest: DigestView,

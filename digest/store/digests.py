@@ -4,15 +4,16 @@ reads the site, the feed and the archive make."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, date, datetime
-from typing import Any
 
 import sqlalchemy as sa
 
 from digest.errors import StoreError
 from digest.model import Digest
 from digest.store.base import StoreBase
+from digest.store.rows import row_mapper
 from digest.store.schema import deliveries_t, digests_t, papers_t
 
 log = logging.getLogger(__name__)
@@ -24,20 +25,23 @@ def as_utc(value: datetime | str) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def digest_row(row: Any) -> Digest:
-    return Digest(
-        id=row.id,
-        slug=row.slug,
-        created=row.created_at,
-        first_seq=row.first_seq,
-        last_seq=row.last_seq,
-        paper_count=row.paper_count,
-        published=row.published_at,
-    )
+digest_row = row_mapper(Digest, created="created_at", published="published_at")
 
 
 # The key a paper's anchor and GUID derive from: its guid_key when it has one.
 _ANCHOR_KEY = sa.func.coalesce(papers_t.c.guid_key, papers_t.c.key).label("key")
+
+
+@contextmanager
+def _unless_made_first_elsewhere() -> Iterator[None]:
+    """Swallows the unique-constraint error of a digest another instance made first (the
+    unique first_seq or slug): the papers are in its digest, so nothing is left to do."""
+    try:
+        yield
+    except StoreError as err:
+        if not isinstance(err.__cause__, sa.exc.IntegrityError):
+            raise
+        log.info("another instance created the digest first: %s", err)
 
 
 class DigestsMixin(StoreBase):
@@ -58,23 +62,12 @@ class DigestsMixin(StoreBase):
         :func:`digest.identity.message_ids`): minted here, once, so every retry sends the
         same one.
         """
-        try:
-            return self._create_digest(now=now, day=day, recipients=recipients, message_id=message_id)
-        except StoreError as err:
-            if not isinstance(err.__cause__, sa.exc.IntegrityError):
-                raise
-            # Another instance made this digest first (the unique first_seq or slug):
-            # the papers are in its digest, so there is nothing left to do here.
-            log.info("another instance created the digest first: %s", err)
-            return None
+        with _unless_made_first_elsewhere():
+            return self._insert_digest(now, day, recipients, message_id)
+        return None
 
-    def _create_digest(
-        self,
-        *,
-        now: datetime,
-        day: date,
-        recipients: Sequence[str],
-        message_id: Callable[[int, str], str],
+    def _insert_digest(
+        self, now: datetime, day: date, recipients: Sequence[str], message_id: Callable[[int, str], str]
     ) -> Digest | None:
         with self.transaction() as conn:
             last = conn.execute(sa.select(sa.func.max(papers_t.c.seq))).scalar() or 0

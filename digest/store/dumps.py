@@ -11,6 +11,7 @@ from sqlalchemy.engine import Connection
 from digest.model import DumpRecord, DumpStatus
 from digest.store.base import StoreBase
 from digest.store.driver import run
+from digest.store.rows import row_mapper
 from digest.store.schema import dumps_t, seen_files_t
 
 # Statements run once per dump (or per batch), built once and run by the driver
@@ -23,6 +24,7 @@ _DROP_FAILURES = sa.delete(dumps_t).where(
     dumps_t.c.status == "failed",
     sa.or_(dumps_t.c.sha256 == sa.bindparam("sha256"), dumps_t.c.name == sa.bindparam("name")),
 )
+dump_record = row_mapper(DumpRecord, seen="seen_at")
 _INSERT_DUMP: dict[str, sa.Insert] = {}  # by dialect name, built on first use
 
 
@@ -117,15 +119,4 @@ class DumpsMixin(StoreBase):
             query = query.where(dumps_t.c.status == status)
         with self.transaction(read=True) as conn:
             rows = conn.execute(query).all()
-        return [
-            DumpRecord(
-                sha256=r.sha256,
-                name=r.name,
-                seen=r.seen_at,
-                status=r.status,
-                error=r.error,
-                papers_found=r.papers_found,
-                papers_new=r.papers_new,
-            )
-            for r in rows
-        ]
+        return [dump_record(r) for r in rows]

@@ -11,22 +11,11 @@ import sqlalchemy as sa
 
 from digest.model import FetchState, JobName, JobRun
 from digest.store.base import StoreBase
+from digest.store.rows import row_mapper
 from digest.store.schema import deliveries_t, digests_t, dumps_t, fetch_state_t, job_runs_t, papers_t
 
-
-def fetch_state_row(row: Any) -> FetchState:
-    return FetchState(
-        url=row.url,
-        etag=row.etag,
-        last_modified=row.last_modified,
-        last_status=row.last_status,
-        last_error=row.last_error,
-        last_fetch_at=row.last_fetch_at,
-        last_ok_at=row.last_ok_at,
-        last_sha256=row.last_sha256,
-        last_file=row.last_file,
-        failures=row.failures,
-    )
+fetch_state_row = row_mapper(FetchState)
+job_run_row = row_mapper(JobRun, started="started_at", finished="finished_at")
 
 
 class JobsMixin(StoreBase):
@@ -104,16 +93,7 @@ class JobsMixin(StoreBase):
             query = query.where(job_runs_t.c.ok == ok)
         with self.transaction(read=True) as conn:
             row = conn.execute(query).one_or_none()
-        if row is None:
-            return None
-        return JobRun(
-            id=row.id,
-            job=row.job,
-            started=row.started_at,
-            finished=row.finished_at,
-            ok=row.ok,
-            summary=row.summary,
-        )
+        return None if row is None else job_run_row(row)
 
     # --- status ---
 

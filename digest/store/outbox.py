@@ -12,22 +12,10 @@ import sqlalchemy as sa
 from digest.model import Delivery, DeliveryStatus
 from digest.store import meta
 from digest.store.base import StoreBase
+from digest.store.rows import row_mapper
 from digest.store.schema import deliveries_t
 
-
-def delivery_row(row: Any) -> Delivery:
-    return Delivery(
-        id=row.id,
-        digest_id=row.digest_id,
-        recipient=row.recipient,
-        status=row.status,
-        attempts=row.attempts,
-        message_id=row.message_id,
-        last_error=row.last_error,
-        created=row.created_at,
-        last_attempt=row.last_attempt_at,
-        sent=row.sent_at,
-    )
+delivery_row = row_mapper(Delivery, created="created_at", last_attempt="last_attempt_at", sent="sent_at")
 
 
 class OutboxMixin(StoreBase):
@@ -81,24 +69,21 @@ class OutboxMixin(StoreBase):
 
     def release_deliveries(self, delivery_ids: Iterable[int], me: str) -> None:
         """Drops ``me``'s claim on rows it will not try now (still in their backoff)."""
-        ids = list(delivery_ids)
-        if ids:
-            with self.one_statement() as conn:
-                conn.execute(
-                    sa.update(deliveries_t)
-                    .where(deliveries_t.c.id.in_(ids), deliveries_t.c.claimed_by == me)
-                    .values(claimed_by=None, claimed_until=None)
-                )
+        self._update_claims(delivery_ids, me, claimed_by=None, claimed_until=None)
 
     def renew_claims(self, delivery_ids: Iterable[int], me: str, until: datetime) -> None:
         """Extends ``me``'s claim on rows it is still sending (a slow batch)."""
+        self._update_claims(delivery_ids, me, claimed_until=until)
+
+    def _update_claims(self, delivery_ids: Iterable[int], me: str, **values: Any) -> None:
+        """Sets ``values`` on those of the rows that ``me`` still claims."""
         ids = list(delivery_ids)
         if ids:
             with self.one_statement() as conn:
                 conn.execute(
                     sa.update(deliveries_t)
                     .where(deliveries_t.c.id.in_(ids), deliveries_t.c.claimed_by == me)
-                    .values(claimed_until=until)
+                    .values(**values)
                 )
 
     def mark_sent(self, delivery_id: int, now: datetime) -> None:
