@@ -87,7 +87,8 @@ def write_folders(folders: Sequence[tuple[Path, Sequence[tuple[str, bytes]]]]) -
             def place(item: tuple[Path, Sequence[tuple[str, bytes]]], last: bool = last) -> None:
                 folder, files = item
                 for name, _ in files[-1:] if last else files[:-1]:
-                    os.replace(temps.pop(folder / name), folder / name)
+                    os.replace(temps[folder / name], folder / name)
+                    del temps[folder / name]
                 _fsync_dir(folder)
 
             _each(place, [item for item in folders if item[1]])

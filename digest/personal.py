@@ -8,6 +8,7 @@ digest ranks the same way later; see :class:`DigestRanking`) and the reader's vo
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,7 +19,7 @@ from digest.model import Digest, StoredPaper
 from digest.store import Store
 
 if TYPE_CHECKING:
-    from digest.rank.model import Profile, Ranked, Ranker
+    from digest.rank.model import Doc, Profile, Ranked, Ranker
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,15 +63,29 @@ class DigestRanking:
         self.store, self.digest, self.until = store, digest, until
         self.stored = store.digest_papers(digest)
         self.voted = sorted({*store_rank.voted_keys(store, until), *extra})
+        self._corpus: list[Doc] | None = None
         self._ranker: Ranker | None = None
+
+    def corpus(self) -> list[Doc]:
+        """The digest's corpus (read once)."""
+        if self._corpus is None:
+            from digest.store import rank as store_rank
+
+            self._corpus = store_rank.corpus(self.store, self.digest.last_seq, self.voted)
+        return self._corpus
+
+    def corpus_hash(self) -> str:
+        """A hash of the corpus's papers: it changes when a vote on an older paper widens
+        it (everyone's order may then change), not with a vote on a paper inside it."""
+        keys = "\n".join(d.key for d in self.corpus())
+        return hashlib.sha256(keys.encode()).hexdigest()
 
     def ranker(self) -> Ranker:
         """The ranker fitted on the digest's corpus (once)."""
         if self._ranker is None:
             from digest.rank.model import Ranker
-            from digest.store import rank as store_rank
 
-            self._ranker = Ranker(store_rank.corpus(self.store, self.digest.last_seq, self.voted))
+            self._ranker = Ranker(self.corpus())
         return self._ranker
 
     def rank(self, profiles: Sequence[Profile], explain: int | None = None) -> list[list[Pick]]:

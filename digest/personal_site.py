@@ -22,8 +22,9 @@ when the built-in pages are served (``http.listen``), the more/less-like-this li
 (``/vote``).
 
 When: every run and ``digest publish``, under the run lock, after the site. A folder is
-rewritten only when what it is made of changed (its digests, the reader's profile and
-secret, the config it shows): a digest of those inputs is kept in ``<folder>/.inputs``,
+rewritten only when what it is made of changed (its digests and their corpora, which a
+vote by anyone on a paper older than a corpus widens, the reader's profile and secret,
+the config it shows): a digest of those inputs is kept in ``<folder>/.inputs``,
 written last, so a run killed midway redoes the folder. Files are written atomically,
 ``WRITE_CHUNK`` folders at a time (:func:`digest.atomic.write_folders`: their fsyncs
 issued together, one per folder for the renames).
@@ -101,7 +102,7 @@ def _window(config: Config, store: Store, newest: Digest) -> list[Digest]:
     return chosen
 
 
-def _inputs(config: Config, reader: tuple[Subscriber, str, Profile], window: Sequence[Digest]) -> str:
+def _inputs(config: Config, reader: tuple[Subscriber, str, Profile], window: Sequence[DigestRanking]) -> str:
     sub, folder, profile = reader
     c = config
     facts = {
@@ -111,7 +112,9 @@ def _inputs(config: Config, reader: tuple[Subscriber, str, Profile], window: Seq
         "profile": [profile.interests, profile.keywords, profile.exclude, profile.likes, profile.dislikes],
         "top": sub.preferences.max_papers,
         "digests": [
-            [d.id, d.slug, d.first_seq, d.last_seq, d.paper_count, d.created.isoformat()] for d in window
+            [d.id, d.slug, d.first_seq, d.last_seq, d.paper_count, d.created.isoformat(), r.corpus_hash()]
+            for r in window
+            for d in (r.digest,)
         ],
         "config": [
             c.digest.base_url,
@@ -128,7 +131,7 @@ def _inputs(config: Config, reader: tuple[Subscriber, str, Profile], window: Seq
     return hashlib.sha256(json.dumps(facts, ensure_ascii=False, sort_keys=True).encode()).hexdigest()
 
 
-def readers(config: Config, store: Store, tokens: Tokens, window: Sequence[Digest]) -> list[Reader]:
+def readers(config: Config, store: Store, tokens: Tokens, window: Sequence[DigestRanking]) -> list[Reader]:
     """Who gets a folder (see the module docstring), by address."""
     subs = Subscribers(store)
     cast = subs.all_votes()
@@ -170,12 +173,13 @@ def publish_personal(
     removes the folders nobody owns any more. Returns the files written."""
     latest = store.digests(limit=1)
     tokens = audience.tokens(config, store)
-    window = _window(config, store, latest[0]) if latest else []
-    found = readers(config, store, tokens, window) if latest else []
+    # The current votes: a vote shows on the next run (the email ranks as of its digest).
+    rankings = [DigestRanking(store, d) for d in _window(config, store, latest[0])] if latest else []
+    found = readers(config, store, tokens, rankings) if latest else []
     written: list[Path] = []
     todo = [r for r in found if everything or not _current(output_dir, r)]
     if todo:
-        rankings = [DigestRanking(store, d) for d in window]
+        window = [r.digest for r in rankings]
         views = _Views(config)
         for start in range(0, len(todo), BATCH):
             batch = todo[start : start + BATCH]

@@ -371,3 +371,46 @@ def test_digest_rank_the_email_and_the_feed_give_a_reader_one_order(
     folder = cfg.feed.output_dir / Tokens(KEY).personal_dir(reader(db))
     entries = [e.title for e in feedparser.parse((folder / "feed.xml").read_bytes()).entries]
     assert picks == orders[0] == entries[: len(picks)]
+
+
+def test_folders_written_together_mark_none_complete_when_one_file_fails(tmp_path: Path) -> None:
+    """write_folders puts a folder's last file (``.inputs``) in place only once every
+    folder's other files are: a failure leaves no folder marked complete, and no temp file."""
+    from digest.atomic import write_folders
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    (a / "feed.xml").mkdir(parents=True)  # a folder where a file goes: its rename fails
+    files = [("index.html", b"<html>"), ("feed.xml", b"<rss/>"), (".inputs", b"0" * 64)]
+    with pytest.raises(OSError):
+        write_folders([(a, files), (b, files)])
+    assert not (a / ".inputs").exists() and not (b / ".inputs").exists()
+    assert not list(tmp_path.rglob("*.tmp"))
+    shutil.rmtree(a / "feed.xml")
+    write_folders([(a, files), (b, files)])
+    for folder in (a, b):
+        assert sorted(p.name for p in folder.iterdir()) == sorted(n for n, _ in files)
+        assert (folder / ".inputs").read_bytes() == b"0" * 64
+
+
+def test_a_vote_that_widens_the_corpus_rewrites_every_folder_as_publish_would(
+    cfg: Config, db: Store, inbox: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The corpus is everyone's: another reader's vote on a paper older than it changes
+    it, so the reader's folder is rewritten, with the bytes ``digest publish`` writes; a
+    vote on a paper already in it changes nobody else's folder."""
+    from functools import partial
+
+    from digest.store import rank as store_rank
+
+    monkeypatch.setattr(store_rank, "corpus", partial(store_rank.corpus, limit=3))
+    folder = personal_state(cfg, db, inbox)
+    other = Subscribers(db).add("other@example.org", NOW, status="active", source="cli")
+    Subscribers(db).vote(other.id, "fast tokenizers for source code", -1, NOW)  # in both corpora
+    written = run(cfg, db, hours=25).published.files
+    assert folder / "feed.xml" not in written and written  # only the other's new folder
+    Subscribers(db).vote(other.id, "graph networks for weather forecasts", 1, NOW)  # older
+    assert folder / "feed.xml" in run(cfg, db, hours=26).published.files
+    before = {name: (folder / name).read_bytes() for name in FILES}
+    monkeypatch.setenv("DIGEST_SECRET_KEY", KEY)
+    assert main(["-c", str(cfg.path), "publish"]) == 0
+    assert {name: (folder / name).read_bytes() for name in FILES} == before
