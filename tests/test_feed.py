@@ -299,18 +299,3 @@ def test_feed_goldens(config: Config, store: Store, inbox: Path) -> None:
     assert (first.digest.created, second.digest.created) == (DAY1, NOW)
     for name in (*FEEDS, "digests.xml", "digests.atom", "digests.json"):
         check_golden((config.feed.output_dir / name).read_bytes(), GOLDEN / "feeds" / name)
-
-
-def test_the_json_feed_indents_as_json_dumps_does() -> None:
-    from digest.render.feed import _pretty
-
-    docs: list[object] = [
-        {"a": [1, 2.5, None, True, {"b": [], "c": {}, "d": 'é\u2028"x\\</script>'}], "e": [[], [{}]]},
-        {"": -0.0, "big": 1e300, "t": ("x", 1)},
-        [],
-        {},
-        "s",
-        [1],
-    ]
-    for doc in docs:
-        assert _pretty(doc) == json.dumps(doc, ensure_ascii=False, indent=2)

@@ -277,22 +277,4 @@ def json_feed(
         "language": channel.language,
         "items": entries,
     }
-    return (_pretty(doc) + "\n").encode("utf-8")
-
-
-def _pretty(value: object, depth: int = 0) -> str:
-    """``json.dumps(value, ensure_ascii=False, indent=2)``, the same text, with each leaf
-    encoded by the C encoder (json's own indenting encoder is pure Python: 3x slower)."""
-    pad = "\n" + "  " * (depth + 1)
-    if isinstance(value, dict):
-        if not value:
-            return "{}"
-        inner = ("," + pad).join(
-            f"{json.dumps(k, ensure_ascii=False)}: {_pretty(v, depth + 1)}" for k, v in value.items()
-        )
-        return "{" + pad + inner + "\n" + "  " * depth + "}"
-    if isinstance(value, list | tuple):
-        if not value:
-            return "[]"
-        return "[" + pad + ("," + pad).join(_pretty(v, depth + 1) for v in value) + "\n" + "  " * depth + "]"
-    return json.dumps(value, ensure_ascii=False)
+    return (json.dumps(doc, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
