@@ -64,6 +64,7 @@ class DigestRanking:
         self.stored = store.digest_papers(digest)
         self.voted = sorted({*store_rank.voted_keys(store, until), *extra})
         self._corpus: list[Doc] | None = None
+        self._hash: str | None = None
         self._ranker: Ranker | None = None
 
     def corpus(self) -> list[Doc]:
@@ -77,8 +78,10 @@ class DigestRanking:
     def corpus_hash(self) -> str:
         """A hash of the corpus's papers: it changes when a vote on an older paper widens
         it (everyone's order may then change), not with a vote on a paper inside it."""
-        keys = "\n".join(d.key for d in self.corpus())
-        return hashlib.sha256(keys.encode()).hexdigest()
+        if self._hash is None:
+            keys = "\n".join(d.key for d in self.corpus())
+            self._hash = hashlib.sha256(keys.encode()).hexdigest()
+        return self._hash
 
     def ranker(self) -> Ranker:
         """The ranker fitted on the digest's corpus (once)."""
