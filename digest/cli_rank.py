@@ -12,6 +12,7 @@ import argparse
 TYPE_CHECKING = False
 
 if TYPE_CHECKING:
+    from datetime import datetime
     from typing import Any
 
     from digest.config import Config
@@ -40,11 +41,18 @@ def add_parser(add: Any) -> None:
     )
     rank.add_argument("--dislike", action="append", default=[], metavar="TITLE", help="a disliked paper")
     rank.add_argument("--top", type=int, metavar="N", help="show only the first N papers")
+    rank.add_argument(
+        "--as-emailed",
+        action="store_true",
+        help="rank by the votes cast up to the digest's time, as its personal email did "
+        "(default: the current votes, as the personal page and feeds)",
+    )
     rank.set_defaults(func=cmd_rank)
 
 
-def subscriber_profile(store: Store, address: str) -> Profile:
-    """The ranking profile of the subscriber ``address`` (their preferences and votes)."""
+def subscriber_profile(store: Store, address: str, until: datetime | None = None) -> Profile:
+    """The ranking profile of the subscriber ``address`` (their preferences and votes,
+    those cast up to ``until`` when given)."""
     from digest.errors import DigestError
     from digest.personal import profile_of
     from digest.store.subscribers import Subscribers
@@ -53,7 +61,7 @@ def subscriber_profile(store: Store, address: str) -> Profile:
     sub = subs.get(address)
     if sub is None:
         raise DigestError(f"no subscriber {address!r}; see `digest subscribers list`")
-    return profile_of(sub.preferences, subs.votes(sub.id))
+    return profile_of(sub.preferences, [v for v in subs.votes(sub.id) if until is None or v.at <= until])
 
 
 def cmd_rank(args: argparse.Namespace, config: Config) -> int:
@@ -67,7 +75,9 @@ def cmd_rank(args: argparse.Namespace, config: Config) -> int:
     from digest.store.rank import resolve
 
     with Store.open(config.state.url) as store:
-        profile = subscriber_profile(store, args.address) if args.address else Profile()
+        digest = find_digest(store, args.digest)
+        until = digest.created if args.as_emailed else None
+        profile = subscriber_profile(store, args.address, until) if args.address else Profile()
         likes = resolve(store, args.like)
         dislikes = resolve(store, args.dislike)
         profile = replace(
@@ -80,8 +90,7 @@ def cmd_rank(args: argparse.Namespace, config: Config) -> int:
         )
         if not args.address and not (profile.personal or profile.exclude):
             raise DigestError("give ADDRESS or at least one of --interests, --keyword, --exclude, --like")
-        digest = find_digest(store, args.digest)
-        picks = rank_digest(store, digest, profile)
+        picks = rank_digest(store, digest, profile, until=until)
     shown = picks if args.top is None else picks[: max(args.top, 0)]
     if args.json:
         print(json.dumps([p.as_json(n) for n, p in enumerate(shown, 1)], ensure_ascii=False, indent=1))

@@ -2,14 +2,16 @@
 "Top picks for you").
 
 The ranking itself is pure (:mod:`digest.rank`); this module reads what it needs: the
-digest's papers in listing order, the corpus up to the digest (so an old digest ranks the
-same way later) and the reader's liked and disliked papers.
+digest's papers in listing order, the digest's corpus (bounded by the digest, so an old
+digest ranks the same way later; see :class:`DigestRanking`) and the reader's votes.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from digest.identity import paper_guid
@@ -38,83 +40,97 @@ class Pick:
         }
 
 
-def rank_digests(
-    store: Store, digest: Digest, profiles: Sequence[Profile], explain: int | None = None
-) -> list[list[Pick]]:
-    """The digest's papers best first for each of ``profiles`` (one corpus fit for all).
-    A profile with nothing to rank by keeps the listing order with score 0."""
-    from digest.rank.model import Doc, Ranked, Ranker
-    from digest.store import rank as store_rank
-
-    stored = store.digest_papers(digest)
-    docs = [Doc(p.key, p.title, p.paper.abstract) for p in stored]
-    out: list[list[Pick]] = [[] for _ in profiles]
-    personal = [i for i, p in enumerate(profiles) if p.personal or p.exclude]
-    for i in range(len(profiles)):
-        if i not in personal:
-            out[i] = [Pick(s, Ranked(n, s.key, 0.0, ())) for n, s in enumerate(stored)]
-    if personal and docs:
-        voted = {k for i in personal for k in (*profiles[i].likes, *profiles[i].dislikes)}
-        ranker = Ranker(store_rank.corpus(store, digest.last_seq, voted))
-        ranked = ranker.rank_many(docs, [profiles[i] for i in personal], explain)
-        for i, order in zip(personal, ranked, strict=True):
-            out[i] = [Pick(stored[r.index], r) for r in order]
-    return out
-
-
-def rank_digest(store: Store, digest: Digest, profile: Profile, explain: int | None = None) -> list[Pick]:
-    """:func:`rank_digests` for one reader."""
-    return rank_digests(store, digest, [profile], explain)[0]
-
-
 class DigestRanking:
-    """One digest ranked for many readers, batch after batch (the personal feeds,
-    :mod:`digest.personal_site`): its papers are read once and the corpus fitted once.
+    """One digest ranked for any readers, against the digest's corpus at a moment: the
+    one ranking path of ``digest rank``, the personal email (:mod:`digest.personal_mail`)
+    and the personal page and feeds (:mod:`digest.personal_site`).
 
-    Each reader's order is exactly :func:`rank_digest`'s for them alone: the corpus is the
-    newest papers up to the digest plus *that reader's* voted papers older than those, so
-    readers whose votes all fall inside it (nearly all) share one fit, and one whose votes
-    reach further back gets a fit of their own. Nobody's order depends on another's votes."""
+    The corpus is defined once, from the state alone: the ``CORPUS_PAPERS`` newest papers
+    up to the digest, plus every paper anyone voted on (votes cast up to ``until``; every
+    vote when None), plus ``extra`` (the ad hoc ``--like``/``--dislike`` of ``digest
+    rank``). It does not depend on who asks, so one fit serves every reader, and a
+    reader's order is the same whichever path ranks them at the same moment. The email
+    ranks at the digest's time (a retry renders the same bytes); the feeds and ``digest
+    rank`` at the current votes (a vote shows on the next run).
 
-    def __init__(self, store: Store, digest: Digest) -> None:
-        self.store = store
-        self.digest = digest
-        self.stored = store.digest_papers(digest)
-        self._base: list[Doc] | None = None
-        self._rankers: dict[frozenset[str], Ranker] = {}
+    The digest's papers are read once; the corpus is read and fitted on first use."""
 
-    def _ranker(self, profile: Profile) -> Ranker:
-        from digest.rank.model import Ranker
+    def __init__(
+        self, store: Store, digest: Digest, until: datetime | None = None, extra: Iterable[str] = ()
+    ) -> None:
         from digest.store import rank as store_rank
 
-        if self._base is None:
-            self._base = store_rank.corpus(self.store, self.digest.last_seq)
-        have = {d.key for d in self._base}
-        extra = frozenset({*profile.likes, *profile.dislikes} - have)
-        if extra not in self._rankers:
-            docs = self._base if not extra else store_rank.corpus(self.store, self.digest.last_seq, extra)
-            self._rankers[extra] = Ranker(docs)
-        return self._rankers[extra]
+        self.store, self.digest, self.until = store, digest, until
+        self.stored = store.digest_papers(digest)
+        self.voted = sorted({*store_rank.voted_keys(store, until), *extra})
+        self._corpus: list[Doc] | None = None
+        self._hash: str | None = None
+        self._ranker: Ranker | None = None
+
+    def corpus(self) -> list[Doc]:
+        """The digest's corpus (read once)."""
+        if self._corpus is None:
+            from digest.store import rank as store_rank
+
+            self._corpus = store_rank.corpus(self.store, self.digest.last_seq, self.voted)
+        return self._corpus
+
+    def corpus_hash(self) -> str:
+        """A hash of the corpus's papers: it changes when a vote on an older paper widens
+        it (everyone's order may then change), not with a vote on a paper inside it."""
+        if self._hash is None:
+            keys = "\n".join(d.key for d in self.corpus())
+            self._hash = hashlib.sha256(keys.encode()).hexdigest()
+        return self._hash
+
+    def ranker(self) -> Ranker:
+        """The ranker fitted on the digest's corpus (once)."""
+        if self._ranker is None:
+            from digest.rank.model import Ranker
+
+            self._ranker = Ranker(self.corpus())
+        return self._ranker
 
     def rank(self, profiles: Sequence[Profile], explain: int | None = None) -> list[list[Pick]]:
-        """The digest's papers best first for each of ``profiles``."""
+        """The digest's papers best first for each of ``profiles`` (reasons for the first
+        ``explain`` of each). A profile with nothing to rank by keeps the listing order
+        with score 0 (and costs no fit)."""
         from digest.rank.model import Doc, Ranked
 
         stored = self.stored
-        docs = [Doc(p.key, p.title, p.paper.abstract) for p in stored]
-        out: list[list[Pick]] = [
-            [Pick(s, Ranked(n, s.key, 0.0, ())) for n, s in enumerate(stored)] for _ in profiles
-        ]
-        groups: dict[int, tuple[Ranker, list[int]]] = {}
-        for i, profile in enumerate(profiles):
-            if docs and (profile.personal or profile.exclude):
-                ranker = self._ranker(profile)
-                groups.setdefault(id(ranker), (ranker, []))[1].append(i)
-        for ranker, members in groups.values():
-            ranked = ranker.rank_many(docs, [profiles[i] for i in members], explain)
+        members = [i for i, p in enumerate(profiles) if p.personal or p.exclude]
+        listing = [Pick(s, Ranked(n, s.key, 0.0, ())) for n, s in enumerate(stored)]
+        out: list[list[Pick]] = [listing[:] for _ in profiles]
+        if members and stored:
+            docs = [Doc(p.key, p.title, p.paper.abstract) for p in stored]
+            ranked = self.ranker().rank_many(docs, [profiles[i] for i in members], explain)
             for i, order in zip(members, ranked, strict=True):
                 out[i] = [Pick(stored[r.index], r) for r in order]
         return out
+
+
+def rank_digests(
+    store: Store,
+    digest: Digest,
+    profiles: Sequence[Profile],
+    explain: int | None = None,
+    until: datetime | None = None,
+) -> list[list[Pick]]:
+    """The digest's papers best first for each of ``profiles`` (:class:`DigestRanking`
+    with the profiles' own votes added to the corpus, for ad hoc ones)."""
+    keys = {k for p in profiles for k in (*p.likes, *p.dislikes)}
+    return DigestRanking(store, digest, until, keys).rank(profiles, explain)
+
+
+def rank_digest(
+    store: Store,
+    digest: Digest,
+    profile: Profile,
+    explain: int | None = None,
+    until: datetime | None = None,
+) -> list[Pick]:
+    """:func:`rank_digests` for one reader."""
+    return rank_digests(store, digest, [profile], explain, until)[0]
 
 
 class _Prefs(Protocol):  # read-only members: digest.subscribers' frozen dataclasses fit

@@ -8,13 +8,14 @@ digest's shared email (:mod:`digest.outbox`). For each digest a delivery run mee
 
 - every subscriber's votes cast up to the digest's time (``store.rank.votes_as_of``) and
   the profiles they make with the preferences;
-- the corpus up to the digest fitted once (and once more with the older papers some
-  readers voted on: :class:`_Ranking`), which ranks the digest's pending profiled
-  recipients ``RANK_CHUNK`` at a time (one transform for many readers);
+- the digest's corpus as of its time fitted once (:class:`digest.personal.DigestRanking`,
+  the ranking of ``digest rank`` and of the personal feeds), which ranks the digest's
+  pending profiled recipients ``RANK_CHUNK`` at a time (one transform for many readers);
 - the digest's papers prepared for rendering (:class:`PersonalDigest`).
 
 A retried delivery renders the same bytes: the papers, the corpus (bounded by the
-digest) and the votes (up to the digest's time) are those of the first attempt. What
+digest, plus the papers voted on up to its time) and the votes (up to the digest's time)
+are those of the first attempt. What
 the subscriber changed since in their preferences (interests, keywords, exclusions,
 max papers, only-top) is read as it is now, like their address and links.
 """
@@ -37,8 +38,8 @@ from digest.subscribers import Preferences, Subscriber, Vote, normalise
 from digest.tokens import Tokens, vote_urls
 
 if TYPE_CHECKING:
-    from digest.personal import Pick
-    from digest.rank.model import Profile, Ranker
+    from digest.personal import DigestRanking, Pick
+    from digest.rank.model import Profile
 
 RANK_CHUNK = 500  # profiled recipients ranked at once: bounds what is held in memory
 
@@ -48,52 +49,6 @@ def has_profile(prefs: Preferences, votes: Sequence[Vote]) -> bool:
     keywords, excluded keywords or votes (``Profile.personal or Profile.exclude``, told
     without loading the ranker)."""
     return bool(prefs.interests.strip() or prefs.keywords or prefs.exclude or votes)
-
-
-class _Ranking:
-    """One digest ranked for its profiled readers with at most two corpus fits: the corpus
-    up to the digest, shared by every reader whose votes lie inside it (their order is
-    exactly ``digest rank``'s, as :class:`digest.personal.DigestRanking` gives it), and the
-    same plus every older paper any of them voted on, shared by the readers whose votes
-    reach further back (DigestRanking fits once for each such reader, seconds apiece on a
-    full corpus; a delivery to thousands cannot). The votes are those cast up to the
-    digest's time, so a retry ranks as the first attempt did."""
-
-    def __init__(self, store: Store, digest: Digest, profiles: dict[int, Profile]) -> None:
-        from digest.rank.model import Doc
-        from digest.store import rank as store_rank
-
-        self.store, self.digest = store, digest
-        self.stored = store.digest_papers(digest)
-        self._docs = [Doc(p.key, p.title, p.paper.abstract) for p in self.stored]
-        self._base = store_rank.corpus(store, digest.last_seq)
-        have = {d.key for d in self._base}
-        voted = {i: {*p.likes, *p.dislikes} - have for i, p in profiles.items()}
-        self._extra = sorted({k for keys in voted.values() for k in keys})
-        self._reach = {i for i, keys in voted.items() if keys}
-        self._rankers: dict[bool, Ranker] = {}
-
-    def _ranker(self, wide: bool) -> Ranker:
-        from digest.rank.model import Ranker
-        from digest.store import rank as store_rank
-
-        if wide not in self._rankers:
-            docs = store_rank.corpus(self.store, self.digest.last_seq, self._extra) if wide else self._base
-            self._rankers[wide] = Ranker(docs)
-        return self._rankers[wide]
-
-    def rank(self, ids: Sequence[int], profiles: dict[int, Profile], explain: int) -> list[list[Pick]]:
-        """The digest's papers best first for each reader of ``ids``."""
-        from digest.personal import Pick
-
-        out: dict[int, list[Pick]] = {}
-        for wide in (False, True):
-            members = [i for i in ids if (i in self._reach) == wide]
-            if members and self._docs:
-                ranked = self._ranker(wide).rank_many(self._docs, [profiles[i] for i in members], explain)
-                for i, order in zip(members, ranked, strict=True):
-                    out[i] = [Pick(self.stored[r.index], r) for r in order]
-        return [out.get(i, []) for i in ids]
 
 
 class _Digest:
@@ -110,18 +65,18 @@ class _Digest:
         self.mail, self.digest = mail, digest
         self.waiting: dict[int, list[Pick]] = {}
         self._queue: list[int] | None = None
-        self._ready: tuple[_Ranking, PersonalDigest, dict[int, Profile]] | None = None
+        self._ready: tuple[DigestRanking, PersonalDigest, dict[int, Profile]] | None = None
 
-    def ready(self) -> tuple[_Ranking, PersonalDigest, dict[int, Profile]]:
+    def ready(self) -> tuple[DigestRanking, PersonalDigest, dict[int, Profile]]:
         """The ranker, the prepared papers and the profiles (made on first use: they load
         scikit-learn and fit the corpus)."""
         if self._ready is None:
-            from digest.personal import profile_of
+            from digest.personal import DigestRanking, profile_of
 
             config, digest = self.mail.config, self.digest
             by_id = {s.id: s for s in self.mail.known.values()}
             profiles = {i: profile_of(by_id[i].preferences, self.votes.get(i, ())) for i in self.profiled}
-            ranking = _Ranking(self.mail.store, digest, profiles)
+            ranking = DigestRanking(self.mail.store, digest, until=digest.created)
             base = config.digest.base_url
             views = digest_paper_views(digest, ranking.stored, base, config.archive.page_size)
             view = digest_view(digest, base, config.tz)
@@ -137,7 +92,7 @@ class _Digest:
             chunk = ids[:RANK_CHUNK]
             by_id = {s.id: s for s in self.mail.known.values()}
             explain = max(by_id[i].preferences.max_papers for i in chunk)
-            ranked = ranking.rank(chunk, profiles, explain)
+            ranked = ranking.rank([profiles[i] for i in chunk], explain)
             self.waiting.update(zip(chunk, ranked, strict=True))
             taken = set(chunk)
             self._queue = [i for i in self._pending() if i not in taken]

@@ -12,17 +12,22 @@ site's names. What: the papers of the digests of ``feed.window`` back from the n
 digest (at least the newest digest; at most ``feed.max_items_hard`` items): each
 digest's top picks for the reader, its first ``max_papers`` papers (their "top picks"
 number, 10 unless they chose another) in the reader's order
-(:class:`digest.personal.DigestRanking`, the order ``digest rank`` gives), papers
-matching an excluded keyword left out. The whole digest stays on the site's feeds and
-archive; a reader's feed is what they would read first, and its cost per reader is
-bounded by their number, not by the digest's size. Each item carries its reasons and,
+(:class:`digest.personal.DigestRanking`, the order ``digest rank`` and their email give),
+papers matching an excluded keyword left out. The votes are the current ones (a vote
+shows on the next run), where their email ranks by the votes cast up to its digest.
+The whole digest stays on the site's feeds and archive; a reader's feed is what they
+would read first, and its cost per reader is bounded by their number, not by the
+digest's size. Each item carries its reasons and,
 when the built-in pages are served (``http.listen``), the more/less-like-this links
 (``/vote``).
 
 When: every run and ``digest publish``, under the run lock, after the site. A folder is
-rewritten only when what it is made of changed (its digests, the reader's profile and
-secret, the config it shows): a digest of those inputs is kept in ``<folder>/.inputs``,
-written last, so a run killed midway redoes the folder. Files are written atomically.
+rewritten only when what it is made of changed (its digests and their corpora, which a
+vote by anyone on a paper older than a corpus widens, the reader's profile and secret,
+the config it shows): a digest of those inputs is kept in ``<folder>/.inputs``,
+written last, so a run killed midway redoes the folder. Files are written atomically,
+``WRITE_CHUNK`` folders at a time (:func:`digest.atomic.write_folders`: their fsyncs
+issued together, one per folder for the renames).
 Folders of subscribers who left, lost their profile or had their secret renewed are
 removed (renamed to a hidden name first, so nobody is served half a folder).
 """
@@ -42,7 +47,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from digest import audience, identity
-from digest.atomic import write_atomic
+from digest.atomic import write_folders
 from digest.config import Config
 from digest.errors import PublishError
 from digest.model import Digest
@@ -65,6 +70,7 @@ INPUTS_FILE = ".inputs"
 # Bump when the page or the feeds change shape: every folder is then rewritten once.
 VERSION = 1
 BATCH = 200  # readers ranked together (one fit per digest is shared by all batches)
+WRITE_CHUNK = 25  # readers' folders written together (~0.6 MB each with 4 digests of 10 picks)
 _FOLDER = re.compile(r"^[0-9a-f]{32}$")
 _GONE = ".gone-"
 
@@ -96,7 +102,7 @@ def _window(config: Config, store: Store, newest: Digest) -> list[Digest]:
     return chosen
 
 
-def _inputs(config: Config, reader: tuple[Subscriber, str, Profile], window: Sequence[Digest]) -> str:
+def _inputs(config: Config, reader: tuple[Subscriber, str, Profile], window: Sequence[DigestRanking]) -> str:
     sub, folder, profile = reader
     c = config
     facts = {
@@ -106,7 +112,9 @@ def _inputs(config: Config, reader: tuple[Subscriber, str, Profile], window: Seq
         "profile": [profile.interests, profile.keywords, profile.exclude, profile.likes, profile.dislikes],
         "top": sub.preferences.max_papers,
         "digests": [
-            [d.id, d.slug, d.first_seq, d.last_seq, d.paper_count, d.created.isoformat()] for d in window
+            [d.id, d.slug, d.first_seq, d.last_seq, d.paper_count, d.created.isoformat(), r.corpus_hash()]
+            for r in window
+            for d in (r.digest,)
         ],
         "config": [
             c.digest.base_url,
@@ -123,7 +131,7 @@ def _inputs(config: Config, reader: tuple[Subscriber, str, Profile], window: Seq
     return hashlib.sha256(json.dumps(facts, ensure_ascii=False, sort_keys=True).encode()).hexdigest()
 
 
-def readers(config: Config, store: Store, tokens: Tokens, window: Sequence[Digest]) -> list[Reader]:
+def readers(config: Config, store: Store, tokens: Tokens, window: Sequence[DigestRanking]) -> list[Reader]:
     """Who gets a folder (see the module docstring), by address."""
     subs = Subscribers(store)
     cast = subs.all_votes()
@@ -138,14 +146,17 @@ def readers(config: Config, store: Store, tokens: Tokens, window: Sequence[Diges
     return out
 
 
-def _write(path: Path, data: bytes) -> Path:
+def _write(folders: list[tuple[Path, list[tuple[str, bytes]]]]) -> list[Path]:
+    """Writes the folders (each file atomically, ``.inputs`` last in each: see
+    :func:`digest.atomic.write_folders`); returns the files written but ``.inputs``."""
     try:
-        write_atomic(path, data)
+        write_folders(folders)
     except OSError as err:
+        where = err.filename or (folders[0][0] if folders else "")
         raise PublishError(
-            f"cannot write {path}: {err.strerror or err}; check that feed.output_dir is writable"
+            f"cannot write {where}: {err.strerror or err}; check that feed.output_dir is writable"
         ) from err
-    return path
+    return [folder / name for folder, files in folders for name, _ in files[:-1]]
 
 
 def _current(output_dir: Path, reader: Reader) -> bool:
@@ -162,20 +173,24 @@ def publish_personal(
     removes the folders nobody owns any more. Returns the files written."""
     latest = store.digests(limit=1)
     tokens = audience.tokens(config, store)
-    window = _window(config, store, latest[0]) if latest else []
-    found = readers(config, store, tokens, window) if latest else []
+    # The current votes: a vote shows on the next run (the email ranks as of its digest).
+    rankings = [DigestRanking(store, d) for d in _window(config, store, latest[0])] if latest else []
+    found = readers(config, store, tokens, rankings) if latest else []
     written: list[Path] = []
     todo = [r for r in found if everything or not _current(output_dir, r)]
     if todo:
-        rankings = [DigestRanking(store, d) for d in window]
+        window = [r.digest for r in rankings]
         views = _Views(config)
         for start in range(0, len(todo), BATCH):
             batch = todo[start : start + BATCH]
             explain = max(x.subscriber.preferences.max_papers for x in batch)  # reasons for the top only
             ranked = [r.rank([x.profile for x in batch], explain) for r in rankings]  # [digest][reader]
-            for i, reader in enumerate(batch):
-                picks = [(rankings[k].digest, ranked[k][i]) for k in range(len(window))]
-                written.extend(_publish_one(config, tokens, output_dir, reader, picks, views))
+            for at in range(0, len(batch), WRITE_CHUNK):
+                folders = []
+                for i in range(at, min(at + WRITE_CHUNK, len(batch))):
+                    picks = [(rankings[k].digest, ranked[k][i]) for k in range(len(window))]
+                    folders.append(_folder(config, tokens, output_dir, batch[i], picks, views))
+                written.extend(_write(folders))
         log.info("personal pages: %d of %d readers' folders rewritten", len(todo), len(found))
     _remove_others(output_dir, {r.folder.rpartition("/")[2] for r in found})
     return written
@@ -233,14 +248,15 @@ def _groups(
     return groups
 
 
-def _publish_one(
+def _folder(
     config: Config,
     tokens: Tokens,
     output_dir: Path,
     reader: Reader,
     picks: Sequence[tuple[Digest, list[Pick]]],
     views: _Views,
-) -> list[Path]:
+) -> tuple[Path, list[tuple[str, bytes]]]:
+    """The reader's folder and its files, ``.inputs`` last."""
     groups = _groups(config, tokens, reader, picks, views)
     base = config.digest.base_url
     folder_url = identity.site_url(base, reader.folder + "/")
@@ -260,10 +276,8 @@ def _publish_one(
     )
     files = dict(personal.feeds(channel, groups))
     files[personal.PAGE_FILE] = personal.page(site, reader.folder, groups, preferences_url=prefs)
-    target = output_dir / reader.folder
-    out = [_write(target / name, files[name]) for name in personal.FILES]
-    _write(target / INPUTS_FILE, reader.inputs.encode("ascii"))  # last: the folder is whole
-    return out
+    inputs = (INPUTS_FILE, reader.inputs.encode("ascii"))  # last: the folder is whole
+    return output_dir / reader.folder, [*((name, files[name]) for name in personal.FILES), inputs]
 
 
 def _children(root: Path) -> Iterator[Path]:

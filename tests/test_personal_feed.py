@@ -279,12 +279,12 @@ def test_newsboat_reads_the_personal_feeds_over_http(
 def test_ranking_many_readers_at_once_gives_each_the_order_digest_rank_gives_them(
     cfg: Config, db: Store, inbox: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """DigestRanking shares one fit among readers whose votes lie inside the corpus, and
-    fits apart for one whose votes reach further back: nobody's order depends on another's."""
+    """One fit per digest serves every reader: the corpus is the newest papers plus every
+    paper anyone voted on, whoever asks, so each reader's order among many is the order
+    ``digest rank`` gives them alone."""
     from functools import partial
 
     from digest.personal import DigestRanking
-    from digest.rank.model import Profile
     from digest.store import rank as store_rank
 
     write(inbox, "a.txt", DUMP_1)
@@ -294,17 +294,22 @@ def test_ranking_many_readers_at_once_gives_each_the_order_digest_rank_gives_the
     # A corpus of the 3 newest papers: the first digest's papers are older than it.
     monkeypatch.setattr(store_rank, "corpus", partial(store_rank.corpus, limit=3))
     newest = db.digests()[0]
-    profiles = [
-        Profile(likes=("fast tokenizers for source code",)),
-        Profile(interests="weather forecasts"),
-        Profile(
-            likes=("diffusion models for protein design",), dislikes=("graph networks for weather forecasts",)
-        ),
-        Profile(),
-        Profile(
-            interests="weather forecasts", likes=("tokenizer free language models",)
-        ),  # inside the corpus
+    subs = Subscribers(db)
+    votes = [
+        [("fast tokenizers for source code", 1)],
+        [],
+        [("diffusion models for protein design", 1), ("graph networks for weather forecasts", -1)],
+        [],
+        [("tokenizer free language models", 1)],  # inside the corpus
     ]
+    prefs = [Preferences(), Preferences(interests="weather forecasts"), Preferences(), Preferences()]
+    prefs.append(Preferences(interests="weather forecasts"))
+    profiles = []
+    for n, (pref, cast) in enumerate(zip(prefs, votes, strict=True)):
+        sub = subs.add(f"r{n}@example.org", NOW, status="active", source="cli", prefs=pref)
+        for key, value in cast:
+            subs.vote(sub.id, key, value, NOW)
+        profiles.append(profile_of(pref, subs.votes(sub.id)))
     ranking = DigestRanking(db, newest)
     together = ranking.rank(profiles)
     for profile, picks in zip(profiles, together, strict=True):
@@ -312,5 +317,100 @@ def test_ranking_many_readers_at_once_gives_each_the_order_digest_rank_gives_the
         assert [(p.paper.key, p.ranked.score, p.ranked.reasons) for p in picks] == [
             (p.paper.key, p.ranked.score, p.ranked.reasons) for p in alone
         ]
-    assert len(ranking._rankers) == 3  # the shared fit and one for each reader voting further back
-    assert sorted(len(r.corpus) for r in ranking._rankers.values()) == [3, 4, 5]  # plus their older votes
+    reasons = [r for p in together[0] for r in p.ranked.reasons]
+    assert "similar to: Fast Tokenizers for Source Code" in reasons  # the older like counts
+    assert len(ranking.ranker().corpus) == 3 + 3  # the newest papers and the older ones voted on
+
+
+def test_digest_rank_the_email_and_the_feed_give_a_reader_one_order(
+    cfg: Config, db: Store, inbox: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 15, one model: a reader whose like is older than the newest papers the ranker
+    is fitted on gets one order from ``digest rank --json``, in their email's top picks
+    and in their personal feed (no vote cast since the digest)."""
+    import email
+    import email.policy
+    import re
+    from functools import partial
+    from html import unescape
+
+    from digest.store import rank as store_rank
+
+    # A corpus of the 3 newest papers: the liked paper of the first digest is older.
+    monkeypatch.setattr(store_rank, "corpus", partial(store_rank.corpus, limit=3))
+    write(inbox, "a.txt", DUMP_1)
+    run(cfg, db)
+    subs = Subscribers(db)
+    subs.set_preferences(reader(db).id, PREFS)
+    subs.vote(reader(db).id, "robot grasping from video tactile signals", -1, NOW)
+    subs.vote(reader(db).id, "fast tokenizers for source code", 1, NOW)
+    other = subs.add("other@example.org", NOW, status="active", source="cli")
+    subs.vote(other.id, "graph networks for weather forecasts", 1, NOW)  # in the corpus for all
+    write(inbox, "b.txt", DUMP_2)
+    report = run(cfg, db, hours=24)
+    assert report.digest is not None
+
+    orders = []
+    for extra in ([], ["--as-emailed"]):
+        assert main(["-c", str(cfg.path), "rank", READER, "--json", *extra]) == 0
+        ranked = json.loads(capsys.readouterr().out)
+        orders.append([p["title"] for p in ranked if not p["excluded"]])
+    assert orders[0] == orders[1] and len(orders[0]) == 3  # Robot Arms: excluded
+    assert any("similar to: Fast Tokenizers for Source Code" in p["reasons"] for p in ranked)
+
+    (eml,) = [
+        p
+        for p in cfg.email.outbox.rglob("*.eml")
+        if f"To: {READER}" in p.read_text("utf-8") and "picks for you" in p.read_text("utf-8")
+    ]  # digest 1 came as the shared email (no profile yet)
+    msg = email.message_from_bytes(eml.read_bytes(), policy=email.policy.default)
+    html = unescape(str(msg.get_body(("html",)).get_content()))  # type: ignore[union-attr]
+    assert "Top picks for you" in html
+    picks = re.findall(r'<h2[^>]*><a href="[^"]+"[^>]*>([^<]+)</a></h2>', html)
+
+    folder = cfg.feed.output_dir / Tokens(KEY).personal_dir(reader(db))
+    entries = [e.title for e in feedparser.parse((folder / "feed.xml").read_bytes()).entries]
+    assert picks == orders[0] == entries[: len(picks)]
+
+
+def test_folders_written_together_mark_none_complete_when_one_file_fails(tmp_path: Path) -> None:
+    """write_folders puts a folder's last file (``.inputs``) in place only once every
+    folder's other files are: a failure leaves no folder marked complete, and no temp file."""
+    from digest.atomic import write_folders
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    (a / "feed.xml").mkdir(parents=True)  # a folder where a file goes: its rename fails
+    files = [("index.html", b"<html>"), ("feed.xml", b"<rss/>"), (".inputs", b"0" * 64)]
+    with pytest.raises(OSError):
+        write_folders([(a, files), (b, files)])
+    assert not (a / ".inputs").exists() and not (b / ".inputs").exists()
+    assert not list(tmp_path.rglob("*.tmp"))
+    shutil.rmtree(a / "feed.xml")
+    write_folders([(a, files), (b, files)])
+    for folder in (a, b):
+        assert sorted(p.name for p in folder.iterdir()) == sorted(n for n, _ in files)
+        assert (folder / ".inputs").read_bytes() == b"0" * 64
+
+
+def test_a_vote_that_widens_the_corpus_rewrites_every_folder_as_publish_would(
+    cfg: Config, db: Store, inbox: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The corpus is everyone's: another reader's vote on a paper older than it changes
+    it, so the reader's folder is rewritten, with the bytes ``digest publish`` writes; a
+    vote on a paper already in it changes nobody else's folder."""
+    from functools import partial
+
+    from digest.store import rank as store_rank
+
+    monkeypatch.setattr(store_rank, "corpus", partial(store_rank.corpus, limit=3))
+    folder = personal_state(cfg, db, inbox)
+    other = Subscribers(db).add("other@example.org", NOW, status="active", source="cli")
+    Subscribers(db).vote(other.id, "fast tokenizers for source code", -1, NOW)  # in both corpora
+    written = run(cfg, db, hours=25).published.files
+    assert folder / "feed.xml" not in written and written  # only the other's new folder
+    Subscribers(db).vote(other.id, "graph networks for weather forecasts", 1, NOW)  # older
+    assert folder / "feed.xml" in run(cfg, db, hours=26).published.files
+    before = {name: (folder / name).read_bytes() for name in FILES}
+    monkeypatch.setenv("DIGEST_SECRET_KEY", KEY)
+    assert main(["-c", str(cfg.path), "publish"]) == 0
+    assert {name: (folder / name).read_bytes() for name in FILES} == before

@@ -74,10 +74,9 @@ def _link(url: str, label: str) -> str:
     return f'<a href="{_h(url)}">{_h(label)}</a>'
 
 
-def content_html(paper: PaperView, digest: DigestView, note: Note | None = None) -> str:
-    """The item's HTML body: the abstract with its code links clickable, then who wrote
-    it (when known) and where to read it; in a reader's own feed (``note``) why it is
-    there and the more/less-like-this links. Every piece of text is escaped."""
+def _paper_html(paper: PaperView, digest: DigestView) -> str:
+    """:func:`content_html` but the note: the same in every reader's feeds. (Not cached
+    process-wide: such a cache helps a warm benchmark more than a cold run; issue 13.)"""
     h = _h
     pieces = []
     for piece, url in paper.segments:
@@ -100,9 +99,17 @@ def content_html(paper: PaperView, digest: DigestView, note: Note | None = None)
     if paper.upvotes is not None:
         links.append(f"{paper.upvotes} upvote{'' if paper.upvotes == 1 else 's'}")
     parts.append(f"<p>{' · '.join(links)}</p>")
+    return "\n".join(parts)
+
+
+def content_html(paper: PaperView, digest: DigestView, note: Note | None = None) -> str:
+    """The item's HTML body: the abstract with its code links clickable, then who wrote
+    it (when known) and where to read it; in a reader's own feed (``note``) why it is
+    there and the more/less-like-this links. Every piece of text is escaped."""
+    parts = [_paper_html(paper, digest)]
     if note is not None:
         if note.reasons:
-            parts.append(f"<p>Why: {h('; '.join(note.reasons))}</p>")
+            parts.append(f"<p>Why: {_h('; '.join(note.reasons))}</p>")
         if note.more_url and note.less_url:
             parts.append(
                 f"<p>{_link(note.more_url, 'More like this')} · {_link(note.less_url, 'Less like this')}</p>"

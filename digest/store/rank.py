@@ -95,3 +95,16 @@ def votes_as_of(store: Store, until: datetime) -> dict[int, list[Vote]]:
                 Vote(r.subscriber_id, r.paper_key, r.value, r.voted_at)
             )
     return out
+
+
+def voted_keys(store: Store, until: datetime | None = None) -> list[str]:
+    """The keys of every paper anyone has voted on (cast at or before ``until`` when
+    given), sorted: what a digest's corpus adds to its newest papers
+    (:class:`digest.personal.DigestRanking`), so that one fit serves every reader."""
+    from digest.store.subscribers import votes as votes_t
+
+    query = sa.select(votes_t.c.paper_key).distinct()
+    if until is not None:
+        query = query.where(votes_t.c.voted_at <= until)
+    with store.transaction(read=True) as conn:
+        return sorted({r.paper_key for r in conn.execute(query)})
