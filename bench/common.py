@@ -10,6 +10,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench import gen
+
 NOW = datetime(2026, 11, 22, 7, 0, tzinfo=UTC)
 MIB = 1024 * 1024
 
@@ -90,8 +92,15 @@ def _ratio_ok(ratio: float | None, op: str, limit: float) -> bool | None:
     return ratio >= limit if op == ">=" else ratio < limit if op == "<" else ratio <= limit
 
 
-def write_config(folder: Path, **email: Any) -> Path:
-    """A digest.toml for a state, inbox and site inside ``folder``."""
+def write_config(
+    folder: Path,
+    *,
+    state: str = "sqlite:///state/digest.db",
+    instance: dict[str, Any] | None = None,
+    **email: Any,
+) -> Path:
+    """A digest.toml for an inbox and site inside ``folder`` and the state at ``state``
+    (by default a SQLite file inside it too); ``instance`` names a cluster member."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "inbox").mkdir(exist_ok=True)
     mail: dict[str, Any] = {
@@ -108,7 +117,8 @@ def write_config(folder: Path, **email: Any) -> Path:
         "[sources]",
         'inbox = "inbox"',
         "[state]",
-        'url = "sqlite:///state/digest.db"',
+        f"url = {json.dumps(state)}",
+        *(["[instance]", *(f"{k} = {json.dumps(v)}" for k, v in instance.items())] if instance else []),
         "[feed]",
         'output_dir = "site"',
         "[email]",
@@ -125,6 +135,27 @@ def _load(path: Path) -> Any:
     from digest.config import load_config
 
     return load_config(path, {})
+
+
+def pending_digest(config: Any, store: Any, papers: int, recipients: list[str] | None = None) -> Any:
+    """Ingests one generated dump of ``papers`` papers and makes a digest of them with a
+    pending delivery per recipient (by default the daily audience a run syncs from
+    ``email.to``; deliver_pending cancels rows to others)."""
+    from digest import audience
+    from digest.identity import message_ids
+    from digest.ingest import ingest_inbox
+
+    gen.write_dumps(config.sources.inbox, n_dumps=1, per_dump=papers)
+    ingest_inbox(config, store, NOW)
+    audience.sync(config, store, NOW)
+    digest = store.create_digest(
+        now=NOW,
+        day=NOW.date(),
+        recipients=audience.daily_recipients(config, store) if recipients is None else recipients,
+        message_id=message_ids(config.email.domain, store.install_id()),
+    )
+    assert digest is not None
+    return digest
 
 
 def free_port() -> int:

@@ -7,8 +7,7 @@ import smtplib
 import time
 from pathlib import Path
 
-from bench import gen
-from bench.common import NOW, Result, Sizes, _load, _ratio_ok, _Sink, free_port, write_config
+from bench.common import NOW, Result, Sizes, _load, _ratio_ok, _Sink, free_port, pending_digest, write_config
 
 
 def delivery(work: Path, sizes: Sizes) -> Result:
@@ -40,26 +39,12 @@ def delivery(work: Path, sizes: Sizes) -> Result:
     if transport is None or isinstance(transport, FileTransport):
         return Result("delivery", what, None, None, "msg/s", None, ">= 0.50", None, {"n/a": reason})
 
-    gen.write_dumps(config.sources.inbox, n_dumps=1, per_dump=sizes.delivery_papers)
     store = Store.open(config.state.url)
     sink = _Sink()
     controller = Controller(sink, hostname="127.0.0.1", port=port)
     controller.start()
     try:
-        from digest import audience
-        from digest.identity import message_ids
-        from digest.ingest import ingest_inbox
-
-        ingest_inbox(config, store, NOW)
-        # email.to becomes subscribers as in a run; deliver_pending cancels rows to others.
-        audience.sync(config, store, NOW)
-        digest = store.create_digest(
-            now=NOW,
-            day=NOW.date(),
-            recipients=recipients,
-            message_id=message_ids("example.org", store.install_id()),
-        )
-        assert digest is not None
+        digest = pending_digest(config, store, sizes.delivery_papers, recipients)
         build = renderer(config, store)
         rows = store.deliveries("pending")
         messages = [(r.recipient, to_bytes(build(digest, r.recipient, r.message_id))) for r in rows]
