@@ -38,8 +38,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import gen
-from bench.scenarios import NOW, Result, Sizes, free_port
+from bench.common import Result, Sizes, _load, free_port, pending_digest, write_config
 
 SERVER = os.environ.get("DIGEST_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
 ROOT = Path(__file__).resolve().parent.parent
@@ -72,54 +71,23 @@ def fresh_database() -> Iterator[str]:
 
 
 def _config(folder: Path, url: str, name: str, port: int, recipients: list[str]) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "inbox").mkdir(exist_ok=True)
-    lines = [
-        "[digest]",
-        'title = "Bench Digest"',
-        'base_url = "https://example.org/digest/"',
-        "[sources]",
-        'inbox = "inbox"',
-        "[state]",
-        f"url = {json.dumps(url)}",
-        "[instance]",
-        f"name = {json.dumps(name)}",
-        "[feed]",
-        'output_dir = "site"',
-        "[email]",
-        'transport = "smtp"',
-        'from = "Paper Digest <digest@example.org>"',
-        f"to = {json.dumps(recipients)}",
-        "[email.smtp]",
-        'host = "127.0.0.1"',
-        f"port = {port}",
-        'security = "none"',
-    ]
-    path = folder / "digest.toml"
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
+    return write_config(
+        folder,
+        state=url,
+        instance={"name": name},
+        transport="smtp",
+        to=recipients,
+        smtp={"host": "127.0.0.1", "port": port, "security": "none"},
+    )
 
 
 def _outbox(config_path: Path, papers: int) -> int:
     """One digest of ``papers`` papers with a pending row per ``email.to`` address."""
-    from digest import audience
-    from digest.config import load_config
-    from digest.identity import message_ids
-    from digest.ingest import ingest_inbox
     from digest.store import Store
 
-    config = load_config(config_path, {})
-    gen.write_dumps(config.sources.inbox, n_dumps=1, per_dump=papers)
+    config = _load(config_path)
     with Store.open(config.state.url) as store:
-        ingest_inbox(config, store, NOW)
-        audience.sync(config, store, NOW)
-        digest = store.create_digest(
-            now=NOW,
-            day=NOW.date(),
-            recipients=audience.daily_recipients(config, store),
-            message_id=message_ids(config.email.domain, store.install_id()),
-        )
-        assert digest is not None
+        pending_digest(config, store, papers)
         return len(store.deliveries("pending"))
 
 

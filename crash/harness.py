@@ -34,40 +34,42 @@ from __future__ import annotations
 import argparse
 import collections
 import dataclasses
-import email
-import email.policy
-import hashlib
-import json
 import os
 import random
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
-import feedparser
-from aiosmtpd.controller import Controller
-
+from crash.checks import (
+    check,
+    outbox_snapshot,
+    pending_rows,
+    pending_with_file,
+    progress,
+    stage,
+)
+from crash.world import (
+    RECIPIENTS,
+    Dump,
+    Install,
+    Sink,
+    _abstract,
+    _title,
+    drop,
+    dump_batches,
+    make_install,
+)
 from digest.crashpoints import ENV, POINTS
-from digest.errors import DumpError
-from digest.identity import digest_path, message_id, paper_anchor, paper_guid
-from digest.parse import parse_dump
-from digest.render import feed
-from digest.transports import FileTransport
 
-ROOT = Path(__file__).resolve().parents[1]
-SAMPLES = sorted((ROOT / "examples" / "dumps").glob("*.txt"))
-RECIPIENTS = ("ada@example.org", "bob@example.net", "cy@example.com")
-DOMAIN = "example.org"
+__all__ = ["RECIPIENTS", "Install", "Kill", "Sink", "Trial", "make_install"]
+
 MAX_RECOVERY_RUNS = 4
 
 # How often each point is reached in a trial's run, roughly: the n-th hit is drawn below it.
@@ -81,197 +83,6 @@ _POINT_HITS = {
     "outbox.accepted": 3,
     "outbox.marked_sent": 3,
 }
-
-_TOPICS = (
-    "sparse attention diffusion transformer graph neural network scaling laws retrieval "
-    "augmented generation reinforcement learning from human feedback vision language model "
-    "token pruning mixture of experts quantization distillation benchmark agents planning "
-    "world models video synthesis 3D gaussian splatting protein folding speech recognition "
-    "contrastive pretraining robust calibration federated privacy causal reasoning"
-)
-_WORDS = tuple(_TOPICS.split(" "))
-_ODD = ("[MASK]", "W_+", "é", "Über", "(Re)", "ß", "1.5B", "x2", "--", "naïve")
-
-
-# --- the install ---------------------------------------------------------------------------
-
-
-@dataclasses.dataclass(frozen=True)
-class Install:
-    root: Path
-
-    @property
-    def inbox(self) -> Path:
-        return self.root / "inbox"
-
-    @property
-    def config(self) -> Path:
-        return self.root / "digest.toml"
-
-    @property
-    def site(self) -> Path:
-        return self.root / "var" / "site"
-
-    @property
-    def outbox(self) -> Path:
-        return self.root / "var" / "outbox"
-
-    @property
-    def db(self) -> Path:
-        return self.root / "var" / "digest.db"
-
-
-def make_install(root: Path, smtp_port: int | None = None) -> Install:
-    """A config with three recipients and a feed long enough for all; the file transport,
-    or SMTP to 127.0.0.1:``smtp_port``."""
-    install = Install(root)
-    transport = (
-        f'transport = "smtp"\n[email.smtp]\nhost = "127.0.0.1"\nport = {smtp_port}\nsecurity = "none"\n'
-        if smtp_port
-        else 'transport = "file"\n'
-    )
-    install.inbox.mkdir(parents=True)
-    to = ", ".join(f'"{r}"' for r in RECIPIENTS)
-    install.config.write_text(
-        "[digest]\n"
-        'title = "Crash Digest"\n'
-        'base_url = "https://example.org/crash/"\n'
-        "[sources]\n"
-        'inbox = "inbox"\n'
-        "[state]\n"
-        'url = "sqlite:///var/digest.db"\n'
-        "[feed]\n"
-        'output_dir = "var/site"\n'
-        "max_items = 100000\n"
-        "max_items_hard = 100000\n"
-        # One page per digest: check() counts a digest's papers on its page.
-        "[archive]\n"
-        "page_size = 100000\n"
-        "[email]\n"
-        'outbox = "var/outbox"\n'
-        f'from = "Crash Digest <digest@{DOMAIN}>"\n'
-        f"to = [{to}]\n" + transport,
-        encoding="utf-8",
-    )
-    return install
-
-
-# --- dumps ---------------------------------------------------------------------------------
-
-
-def _title(rng: random.Random, n: int) -> str:
-    words = rng.sample(_WORDS, rng.randint(2, 7))
-    if rng.random() < 0.2:
-        words.insert(rng.randrange(len(words) + 1), rng.choice(_ODD))
-    head = " ".join(words).capitalize()
-    return f"{head} {n}" if rng.random() < 0.7 else f"P{n}: {head}"
-
-
-def _abstract(rng: random.Random, n: int) -> str:
-    body = " ".join(rng.choice(_WORDS) for _ in range(rng.randint(45, 90)))
-    link = f" Code is available at https://github.com/lab{n}/repo{n}." if rng.random() < 0.3 else ""
-    return f"We study paper {n}: {body}.{link}"
-
-
-def _render(papers: Sequence[tuple[str, str]], compact: bool, crlf: bool) -> bytes:
-    if compact:
-        lines = [
-            "Get trending papers in your email inbox once a day!",
-            "Get trending papers in your email inbox!",
-        ]
-        for i, (t, a) in enumerate(papers):
-            lines += [("Subscribe" + t) if i == 0 else t, a]
-    else:
-        lines = [
-            "new",
-            "",
-            "Subscribe",
-            "",
-            "Daily Papers",
-            "",
-            "byAK and the research community",
-            "",
-            "Nov 3",
-            "",
-        ]
-        for t, a in papers:
-            lines += [t, "", a, ""]
-    eol = "\r\n" if crlf else "\n"
-    return (eol.join(lines) + eol).encode("utf-8")
-
-
-Dump = tuple[str, bytes]
-Row = tuple[Any, ...]  # a row read back from the state
-
-
-def dump_batches(
-    rng: random.Random, *, large: int = 1100, samples: bool = True
-) -> tuple[list[Dump], list[Dump]]:
-    """Two batches of dumps: (first, later). Papers overlap between synthetic dumps and
-    within a batch; one dump is larger than a store batch; a sample appears again under
-    a new name; one file is binary garbage (a recorded failure)."""
-    pool = [(_title(rng, n), _abstract(rng, n)) for n in range(large + 400)]
-
-    def pick(k: int) -> list[tuple[str, str]]:
-        return rng.sample(pool, k)
-
-    first: list[Dump] = [(p.name, p.read_bytes()) for p in SAMPLES] if samples else []
-    first.append(("100_large.txt", _render(pick(large), compact=False, crlf=rng.random() < 0.5)))
-    first.append(("101_small.txt", _render(pick(rng.randint(5, 40)), compact=True, crlf=False)))
-    first.append(("102_garbage.txt", bytes(rng.randrange(256) for _ in range(3000))))
-    later: list[Dump] = [
-        ("200_more.txt", _render(pick(rng.randint(30, 120)), compact=rng.random() < 0.5, crlf=False)),
-        ("201_more.txt", _render(pick(rng.randint(5, 60)), compact=False, crlf=True)),
-    ]
-    if samples:
-        later.append(("202_copy.txt", SAMPLES[0].read_bytes()))  # the same bytes under a second name
-    return first, later
-
-
-def drop(install: Install, dumps: Iterable[Dump]) -> None:
-    for name, data in dumps:
-        tmp = install.inbox / f".{name}.part"
-        tmp.write_bytes(data)
-        tmp.rename(install.inbox / name)
-
-
-# --- an SMTP sink ------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    # aiosmtpd 1.4.6 cannot bind port 0: ask the OS for a free port first.
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class Sink:
-    """A real SMTP server (aiosmtpd) in this process, counting what it accepted per
-    (Message-ID, recipient) and keeping the bytes."""
-
-    def __init__(self) -> None:
-        self.received: dict[tuple[str, str], list[bytes]] = collections.defaultdict(list)
-        self.lock = threading.Lock()
-        self.port = free_port()
-        self.controller = Controller(self, hostname="127.0.0.1", port=self.port)
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        msg = email.message_from_bytes(envelope.content, policy=email.policy.default)
-        with self.lock:
-            for rcpt in envelope.rcpt_tos:
-                self.received[(str(msg["Message-ID"]), rcpt)].append(bytes(envelope.content))
-        return "250 2.0.0 accepted"
-
-    def count(self, mid: str, recipient: str) -> int:
-        with self.lock:
-            return len(self.received.get((mid, recipient), []))
-
-    def __enter__(self) -> Sink:
-        self.controller.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.controller.stop()
 
 
 # --- running digest --------------------------------------------------------------------------
@@ -322,273 +133,6 @@ def choose_kill(rng: random.Random, mode: str, duration: float) -> Kill:
         point = rng.choice(POINTS)
         return Kill(point=point, n=rng.randint(1, _POINT_HITS.get(point, 1)))
     return Kill(delay=rng.uniform(0.0, duration * 1.1))
-
-
-# --- checks ----------------------------------------------------------------------------------
-
-
-def _sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def temp_leftovers(folder: Path) -> list[Path]:
-    """write_atomic's temp files (``.<name>.<random>.tmp``) anywhere under ``folder``."""
-    if not folder.exists():
-        return []
-    return sorted(p for p in folder.rglob(".*.tmp"))
-
-
-def outbox_snapshot(install: Install) -> dict[str, str]:
-    if not install.outbox.exists():
-        return {}
-    return {p.name: _sha(p.read_bytes()) for p in install.outbox.glob("*.eml")}
-
-
-def pending_rows(install: Install) -> list[tuple[str, str]]:
-    """(recipient, Message-ID) of every pending delivery."""
-    if not install.db.exists():
-        return []
-    with sqlite3.connect(f"file:{install.db}?mode=ro", uri=True) as db:
-        try:
-            return [
-                (r, m)
-                for r, m in db.execute(
-                    "SELECT recipient, message_id FROM deliveries WHERE status = 'pending'"
-                )
-            ]
-        except sqlite3.OperationalError:
-            return []
-
-
-def pending_with_file(install: Install) -> dict[str, str]:
-    """Pending deliveries whose ``.eml`` already exists: the accept→mark_sent window.
-    file name → Message-ID."""
-    found: dict[str, str] = {}
-    transport = FileTransport(install.outbox)
-    for recipient, mid in pending_rows(install):
-        msg = email.message.EmailMessage()
-        msg["Message-ID"] = mid
-        path = transport.path_for(msg, recipient)
-        if path.exists():
-            found[path.name] = mid
-    return found
-
-
-def progress(install: Install) -> tuple[int, ...]:
-    """(dumps, papers, digests, published digests, sent deliveries, pending deliveries)."""
-    if not install.db.exists():
-        return (0, 0, 0, 0, 0, 0)
-    with sqlite3.connect(f"file:{install.db}?mode=ro", uri=True) as db:
-        try:
-            return tuple(
-                db.execute(q).fetchone()[0]
-                for q in (
-                    "SELECT count(*) FROM dumps",
-                    "SELECT count(*) FROM papers",
-                    "SELECT count(*) FROM digests",
-                    "SELECT count(*) FROM digests WHERE published_at IS NOT NULL",
-                    "SELECT count(*) FROM deliveries WHERE status = 'sent'",
-                    "SELECT count(*) FROM deliveries WHERE status = 'pending'",
-                )
-            )
-        except sqlite3.OperationalError:
-            return (0, 0, 0, 0, 0, 0)
-
-
-def stage(before: tuple[int, ...], after: tuple[int, ...], window: bool) -> str:
-    """Where a killed run died, judged from what it committed."""
-    dumps, _, digests, published, sent, _ = (a - b for a, b in zip(after, before, strict=True))
-    if window:
-        return "accept→mark_sent"
-    if sent:
-        return "delivering" if after[5] else "after delivery"
-    if published:
-        return "published, before delivery"
-    if digests or after[2] > after[3]:
-        return "digest created, not published"
-    if dumps:
-        return "ingest (dumps committed, no digest yet)"
-    return "start-up (nothing committed)"
-
-
-def check(install: Install, dropped: Sequence[Dump], *, smtp: bool = False) -> list[str]:
-    """Every problem with the state and outputs after a completed run; [] when all is well.
-    With ``smtp`` the messages went to a sink (checked by the trial), not to ``.eml`` files."""
-    problems: list[str] = []
-    expected: dict[str, set[str]] = {}  # dump sha → keys
-    bad: dict[str, str] = {}  # name → sha
-    latest = dict(dropped)  # a name dropped twice holds its second version
-    for name, data in latest.items():
-        if (install.inbox / name).read_bytes() != data:
-            problems.append(f"input {name} was changed")
-    for name, data in dropped:
-        try:
-            expected[_sha(data)] = {p.key for p in parse_dump(data, name).papers}
-        except DumpError:
-            bad[name] = _sha(data)
-    all_keys = set().union(*expected.values()) if expected else set()
-
-    db = sqlite3.connect(f"file:{install.db}?mode=ro", uri=True)
-    try:
-        dumps = {
-            sha: (status, err) for sha, status, err in db.execute("SELECT sha256, status, error FROM dumps")
-        }
-        papers = db.execute(
-            "SELECT seq, key, d.sha256 FROM papers JOIN dumps d ON d.id = papers.dump_id"
-        ).fetchall()
-        digests = db.execute(
-            "SELECT id, slug, first_seq, last_seq, paper_count, published_at FROM digests ORDER BY id"
-        ).fetchall()
-        deliveries = db.execute("SELECT digest_id, recipient, status, message_id FROM deliveries").fetchall()
-        seen = {name: sha for name, sha in db.execute("SELECT name, sha256 FROM seen_files")}
-        [(install_id,)] = db.execute("SELECT value FROM meta WHERE name = 'install_id'").fetchall()
-    finally:
-        db.close()
-
-    # Dumps: each good one ingested, each bad one failed with a reason naming it.
-    for sha in expected:
-        if dumps.get(sha, ("missing",))[0] != "ingested":
-            problems.append(f"dump {sha[:12]} is {dumps.get(sha, ('missing',))[0]}, not ingested")
-    for name, sha in bad.items():
-        status, err = dumps.get(sha, ("missing", None))
-        if status != "failed" or not err or name not in err:
-            problems.append(f"bad dump {name}: status {status}, error {err!r}")
-    for name, data in latest.items():
-        if seen.get(name) != _sha(data):
-            problems.append(f"{name}: the stat cache holds {seen.get(name)}, not its content hash")
-
-    # Papers: exactly the keys of the good dumps, each once, each from a dump listing it.
-    keys = [k for _, k, _ in papers]
-    if len(keys) != len(set(keys)):
-        problems.append(f"{len(keys) - len(set(keys))} papers stored twice")
-    if set(keys) != all_keys:
-        problems.append(
-            f"papers: {len(all_keys - set(keys))} missing, {len(set(keys) - all_keys)} unexpected"
-        )
-    for _, key, sha in papers:
-        if key not in expected.get(sha, set()):
-            problems.append(f"paper {key!r} attributed to a dump that does not list it")
-            break
-
-    # Digests: their seq ranges partition the papers; each published.
-    seqs = sorted(s for s, _, _ in papers)
-    covered: list[int] = []
-    for _, slug, first, last, count, published in digests:
-        inside = [s for s in seqs if first <= s <= last]
-        if len(inside) != count or count == 0:
-            problems.append(f"digest {slug}: paper_count {count}, {len(inside)} papers in its range")
-        covered += inside
-        if published is None:
-            problems.append(f"digest {slug} never marked published")
-    if sorted(covered) != seqs:
-        problems.append("digest ranges do not cover every paper exactly once")
-
-    problems += _check_site(install, papers, digests)
-    problems += _check_outbox(install, install_id, digests, deliveries, files=not smtp)
-    return problems
-
-
-def _check_site(
-    install: Install, papers: Sequence[tuple[int, str, str]], digests: Sequence[Row]
-) -> list[str]:
-    problems: list[str] = []
-    leftovers = temp_leftovers(install.site)
-    if leftovers:
-        problems.append(
-            f"temp files left in the site: {[str(p.relative_to(install.site)) for p in leftovers]}"
-        )
-    if not digests:
-        return problems
-    want = {paper_guid(k) for _, k, _ in papers}
-    for name in (feed.RSS_FILE, feed.ATOM_FILE, feed.JSON_FILE):
-        path = install.site / name
-        if not path.exists():
-            problems.append(f"{name} missing")
-            continue
-        if name == feed.JSON_FILE:
-            try:
-                ids = [item.get("id") for item in json.loads(path.read_bytes())["items"]]
-            except (ValueError, KeyError) as err:
-                problems.append(f"{name} is not a JSON Feed: {err}")
-                continue
-        else:
-            parsed = feedparser.parse(path.read_bytes())
-            if parsed.bozo:
-                problems.append(f"{name} does not parse: {parsed.bozo_exception}")
-            ids = [e.get("id") for e in parsed.entries]
-        if len(ids) != len(set(ids)) or set(ids) != want:
-            problems.append(f"{name}: {len(ids)} entries, {len(set(ids) & want)} of {len(want)} papers")
-    index = (
-        (install.site / "index.html").read_text(encoding="utf-8")
-        if (install.site / "index.html").exists()
-        else ""
-    )
-    if not index.rstrip().endswith("</html>"):
-        problems.append("index.html missing or incomplete")
-    by_seq = {s: k for s, k, _ in papers}
-    for _, slug, first, last, count, _ in digests:
-        path = install.site / digest_path(slug)
-        if f'{digest_path(slug)}"' not in index:
-            problems.append(f"index.html does not link {slug}")
-        if not path.exists():
-            problems.append(f"page of digest {slug} missing")
-            continue
-        # A digest over archive.page_size papers is split into <slug>-p2.html, -p3.html, ...
-        pages = [path.read_text(encoding="utf-8")]
-        while (install.site / digest_path(slug, len(pages) + 1)).exists():
-            pages.append((install.site / digest_path(slug, len(pages) + 1)).read_text(encoding="utf-8"))
-        page = "".join(pages)
-        anchors = {paper_anchor(k) for s, k in by_seq.items() if first <= s <= last}
-        if any(not p.rstrip().endswith("</html>") for p in pages) or page.count('class="paper" id=') != count:
-            problems.append(f"page of digest {slug} incomplete")
-        elif any(f'class="paper" id="{a}"' not in page for a in anchors):
-            problems.append(f"page of digest {slug} lacks some of its papers")
-    return problems
-
-
-def _check_outbox(
-    install: Install,
-    install_id: str,
-    digests: Sequence[Row],
-    deliveries: Sequence[Row],
-    *,
-    files: bool = True,
-) -> list[str]:
-    problems: list[str] = []
-    leftovers = temp_leftovers(install.outbox)
-    if leftovers:
-        problems.append(f"temp files left in the outbox: {[p.name for p in leftovers]}")
-    rows = {(d, r): (status, mid) for d, r, status, mid in deliveries}
-    transport = FileTransport(install.outbox)
-    want_files: set[str] = set()
-    for did, slug, *_ in digests:
-        for r in RECIPIENTS:
-            status, mid = rows.get((did, r), ("missing", ""))
-            if status != "sent":
-                problems.append(f"delivery of {slug} to {r} is {status}")
-                continue
-            if mid != message_id(did, r, DOMAIN, install_id):
-                problems.append(f"delivery of {slug} to {r} has Message-ID {mid}")
-            if not files:
-                continue
-            msg = email.message.EmailMessage()
-            msg["Message-ID"] = mid
-            path = transport.path_for(msg, r)
-            want_files.add(path.name)
-            if not path.exists():
-                problems.append(f"{slug} to {r}: marked sent, no {path.name}")
-                continue
-            parsed = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
-            if parsed["Message-ID"] != mid or parsed["To"] != r or parsed.get_body(("html",)) is None:
-                problems.append(f"{path.name}: wrong or incomplete message")
-    if len(rows) != len(digests) * len(RECIPIENTS):
-        problems.append(f"{len(rows)} outbox rows for {len(digests)} digests")
-    have = set(outbox_snapshot(install))
-    if files and have != want_files:
-        problems.append(
-            f"outbox: {len(have - want_files)} unexpected .eml files, {len(want_files - have)} missing"
-        )
-    return problems
 
 
 # --- a trial -----------------------------------------------------------------------------------

@@ -305,25 +305,29 @@ class SubscriberPages:
         sub = self.subs.by_id(claim.subscriber_id)
         return ("ask", sub) if claim.matches(sub) else ("invalid", None)
 
+    def _claim_page(self, request: Request, state: str, sub: Subscriber | None, token: str) -> Response:
+        """The confirm page before the button: asking, or why the link does not work."""
+        status, heading = {"ask": (200, "Confirm"), "expired": (410, "Link expired")}.get(
+            state, (400, "Link not valid")
+        )
+        return self._page(
+            request,
+            "confirm.html",
+            heading,
+            status,
+            form_name="subscribe" if state == "expired" else "confirm",
+            state=state,
+            token=token,
+            address=sub.address if sub is not None else "",
+        )
+
     async def confirm(self, request: Request) -> Response:
         if request.method != "POST":
             token = request.query_params.get("t", "")
             state, sub = await run_in_threadpool(self._confirm_claim, token)
             if state == "expired" and sub is None:
                 state = "invalid"
-            status = {"ask": 200, "expired": 410, "invalid": 400}[state]
-            heading = {"ask": "Confirm", "expired": "Link expired", "invalid": "Link not valid"}[state]
-            address = sub.address if sub is not None else ""
-            return self._page(
-                request,
-                "confirm.html",
-                heading,
-                status,
-                form_name="subscribe" if state == "expired" else "confirm",
-                state=state,
-                token=token,
-                address=address,
-            )
+            return self._claim_page(request, state, sub, token)
         form = await _read_form(request)
         if form is None:
             return self._refused(request, 413, "That was too much text.")
@@ -332,19 +336,7 @@ class SubscriberPages:
         token = form.get("t", "")
         state, sub = await run_in_threadpool(self._confirm_claim, token)
         if state != "ask" or sub is None:
-            status = 410 if state == "expired" else 400
-            heading = "Link expired" if state == "expired" else "Link not valid"
-            address = sub.address if sub is not None else ""
-            return self._page(
-                request,
-                "confirm.html",
-                heading,
-                status,
-                form_name="subscribe" if state == "expired" else "confirm",
-                state=state,
-                token="",
-                address=address,
-            )
+            return self._claim_page(request, state, sub, "")
         await run_in_threadpool(self._activate, sub)
         prefs = link(self.config.digest.base_url, "preferences", self.tokens.make("preferences", sub))
         return self._page(

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -55,6 +56,57 @@ def write_toml(path: Path, data: dict[str, dict[str, Any]]) -> Path:
         lines.append("")
     path.write_text("\n".join(lines), encoding="utf-8")
     return path
+
+
+def ingest_numbered(url: str, count: int, *, recipients: Sequence[str] = ()) -> None:
+    """Stores ``count`` papers titled "Paper 0", "Paper 1", ... from one dump at NOW, and
+    with ``recipients`` makes the digest of them, a pending delivery to each."""
+    from digest.identity import message_ids, paper_key
+    from digest.model import Paper
+    from digest.store import Store
+
+    titles = [f"Paper {i}" for i in range(count)]
+    papers = [Paper(key=paper_key(t), title=t, abstract="An abstract.") for t in titles]
+    with Store.open(url) as store:
+        store.ingest(
+            name="d.txt",
+            sha256="0" * 64,
+            size=1,
+            mtime_ns=0,
+            papers_in=papers,
+            layout=lambda: "spaced",
+            now=NOW,
+        )
+        if recipients:
+            ids = message_ids("example.org", store.install_id())
+            digest = store.create_digest(now=NOW, day=NOW.date(), recipients=list(recipients), message_id=ids)
+            assert digest is not None
+
+
+def wait_for(
+    what: str,
+    check: Callable[[], Any],
+    timeout: float = 30.0,
+    *,
+    poll: float = 0.1,
+    each: Callable[[], object] = lambda: None,
+) -> Any:
+    """Polls ``check`` until it returns something truthy (a refused connection counts as
+    not yet); fails naming ``what``. ``each`` runs before every try: an assertion in it
+    (a service that exited) fails at once."""
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        each()
+        try:
+            result = check()
+        except (httpx.TransportError, OSError):
+            result = None
+        if result:
+            return result
+        time.sleep(poll)
+    raise AssertionError(f"timed out waiting for {what}")
 
 
 def drop(inbox: Path, *dumps: Path) -> None:

@@ -21,7 +21,7 @@ import sqlalchemy as sa
 
 from digest.identity import message_ids
 from digest.store import Store
-from tests.helpers import NOW, write_toml
+from tests.helpers import NOW, ingest_numbered, write_toml
 from tests.smtpsink import Recorder, StartServer, free_port
 from tests.test_store_postgres import pg_url  # noqa: F401  (fixture)
 
@@ -44,20 +44,7 @@ def test_four_processes_create_the_schema_of_one_empty_database_at_once(pg_url: 
 def test_two_stores_racing_past_the_lock_make_one_digest_of_a_paper(pg_url: str) -> None:  # noqa: F811
     """Even a process that skipped the run lock cannot put a paper in two digests: the
     digest claims its range by a unique first seq, and the loser makes none."""
-    from digest.identity import paper_key
-    from digest.model import Paper
-
-    papers = [Paper(key=paper_key(f"Paper {i}"), title=f"Paper {i}", abstract="x") for i in range(50)]
-    with Store.open(pg_url) as setup:
-        setup.ingest(
-            name="d.txt",
-            sha256="0" * 64,
-            size=1,
-            mtime_ns=0,
-            papers_in=papers,
-            layout=lambda: "spaced",
-            now=NOW,
-        )
+    ingest_numbered(pg_url, 50)
     stores = [Store.open(pg_url) for _ in range(4)]
     barrier = threading.Barrier(len(stores))
 

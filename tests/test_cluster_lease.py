@@ -19,10 +19,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from digest.identity import message_ids, paper_key
-from digest.model import Paper
-from digest.store import Store
-from tests.helpers import NOW, write_toml
+from tests.helpers import ingest_numbered, write_toml
 from tests.smtpsink import Recorder, StartServer, free_port
 from tests.test_store_postgres import pg_url  # noqa: F401  (fixture)
 
@@ -45,30 +42,6 @@ def _config(root: Path, name: str, url: str, port: int, to: list[str]) -> Path:
             "email.smtp": {"host": "127.0.0.1", "port": port, "security": "none"},
         },
     )
-
-
-def _outbox(url: str, recipients: list[str]) -> None:
-    """One digest of three papers with a pending delivery to each of ``recipients``."""
-    papers = [
-        Paper(key=paper_key(f"Paper {i}"), title=f"Paper {i}", abstract="An abstract.") for i in range(3)
-    ]
-    with Store.open(url) as store:
-        store.ingest(
-            name="d.txt",
-            sha256="0" * 64,
-            size=1,
-            mtime_ns=0,
-            papers_in=papers,
-            layout=lambda: "spaced",
-            now=NOW,
-        )
-        digest = store.create_digest(
-            now=NOW,
-            day=NOW.date(),
-            recipients=recipients,
-            message_id=message_ids("example.org", store.install_id()),
-        )
-        assert digest is not None
 
 
 def _run(config: Path) -> subprocess.Popen[bytes]:
@@ -104,7 +77,7 @@ def test_killing_one_of_three_sending_instances_loses_and_duplicates_nothing(
     sink = Recorder()
     start_server(sink, port)
     configs = [_config(tmp_path, f"node{i}", pg_url, port, recipients) for i in range(3)]
-    _outbox(pg_url, recipients)
+    ingest_numbered(pg_url, 3, recipients=recipients)  # one digest, a pending row to each
     engine = sa.create_engine(pg_url)
     try:
         procs = [_run(c) for c in configs]

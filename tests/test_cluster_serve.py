@@ -33,6 +33,7 @@ import sqlalchemy as sa
 
 from digest.parse import parse_dump
 from digest.site import MARKER
+from tests import helpers
 from tests.helpers import DUMP_000, DUMP_002, write_toml
 from tests.smtpsink import Recorder, StartServer, free_port
 from tests.test_store_postgres import pg_url  # noqa: F401  (fixture)
@@ -142,18 +143,12 @@ def _instance(
 def wait_for(what: str, check: Callable[[], Any], timeout: float, alive: Sequence[Serve] = ()) -> Any:
     """Polls ``check`` until it returns something truthy; fails naming ``what``, or at
     once when one of ``alive`` exited."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def running() -> None:
         for s in alive:
             assert s.proc.poll() is None, f"{s.folder.name} exited {s.proc.returncode}: {s.problems()}"
-        try:
-            result = check()
-        except (httpx.TransportError, OSError):
-            result = None
-        if result:
-            return result
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
+
+    return helpers.wait_for(what, check, timeout, poll=0.05, each=running)
 
 
 def _drop(inbox: Path, name: str, data: bytes) -> None:

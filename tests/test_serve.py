@@ -11,7 +11,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,7 @@ import pytest
 from digest.config import Config, load_config
 from digest.lock import run_lock
 from digest.store import Store
-from tests.helpers import DUMP_000, DUMP_002, ROOT, write_toml
+from tests.helpers import DUMP_000, DUMP_002, ROOT, wait_for, write_toml
 from tests.smtpsink import Recorder, StartServer
 
 pytestmark = pytest.mark.slow  # runs the service end to end
@@ -35,20 +35,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def wait_for(what: str, check: Callable[[], Any], timeout: float = 30.0) -> Any:
-    """Polls ``check`` until it returns something truthy; fails naming ``what``."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            result = check()
-        except (httpx.TransportError, OSError):
-            result = None
-        if result:
-            return result
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def service_config(tmp_path: Path, inbox: Path, **sections: dict[str, Any]) -> Path:

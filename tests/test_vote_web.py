@@ -23,9 +23,10 @@ from digest.store import Store
 from digest.store.subscribers import Subscribers
 from digest.subscribers import Preferences, Subscriber
 from digest.tokens import Tokens, vote_urls
+from tests.helpers import wait_for
 from tests.subscribe_site import NOW, Site
 from tests.test_personal_feed import DUMP_1, DUMP_2, write
-from tests.test_serve import Serve, free_port, service_config, services, wait_for  # noqa: F401
+from tests.test_serve import Serve, free_port, service_config, services  # noqa: F401
 
 pytestmark = pytest.mark.timeout(180)
 

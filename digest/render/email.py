@@ -24,8 +24,8 @@ from email import quoprimime
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime, formataddr, parseaddr
-from functools import cache
-from typing import Any
+from functools import cache, partial
+from typing import Any, Literal
 
 import jinja2
 
@@ -335,7 +335,8 @@ def _text_environment() -> jinja2.Environment:
     return env
 
 
-def text_part(
+def render_part(
+    kind: Literal["txt", "html"],
     settings: EmailSettings,
     digest: DigestView,
     papers: Sequence[PaperView],
@@ -343,27 +344,20 @@ def text_part(
     shown: Layout | None = None,
     personal: Personal | None = None,
 ) -> str:
+    """The text (``"txt"``) or HTML (``"html"``) part of the message to ``recipient``."""
     shown = shown or layout(settings, digest, papers, personal is not None)
-    template = _text_environment().get_template("email.txt")
-    return template.render(**_context(settings, digest, shown, recipient, personal))
+    env = _text_environment() if kind == "txt" else templates.environment()
+    return env.get_template(f"email.{kind}").render(**_context(settings, digest, shown, recipient, personal))
+
+
+text_part = partial(render_part, "txt")
+html_part = partial(render_part, "html")
 
 
 def _text_recipient_block(context: dict[str, object]) -> str:
     """The text part's ``recipient`` block alone: the only recipient-specific lines."""
     template = _text_environment().get_template("email.txt")
     return "".join(template.blocks["recipient"](template.new_context(context)))
-
-
-def html_part(
-    settings: EmailSettings,
-    digest: DigestView,
-    papers: Sequence[PaperView],
-    recipient: str,
-    shown: Layout | None = None,
-    personal: Personal | None = None,
-) -> str:
-    shown = shown or layout(settings, digest, papers, personal is not None)
-    return templates.render("email.html", **_context(settings, digest, shown, recipient, personal))
 
 
 def message(
