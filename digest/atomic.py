@@ -23,13 +23,8 @@ def write_atomic(path: Path, data: bytes) -> None:
     """Replaces ``path`` with ``data``; a reader sees the old file or the new one, never
     half of one. Raises OSError; the temp file is removed on failure."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = _temp(path, data)
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
         crash_point("publish.temp_written")
         os.replace(tmp, path)
     except BaseException:
@@ -51,6 +46,7 @@ def _each(fn: Callable[[_T], object], items: Iterable[_T]) -> None:
 
 
 def _temp(path: Path, data: bytes) -> str:
+    """``data`` in a synced temp file beside ``path`` (removed on failure); its name."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
