@@ -53,8 +53,8 @@ from digest.errors import PublishError
 from digest.model import Digest
 from digest.personal import DigestRanking, Pick, profile_of
 from digest.render import feed, personal
-from digest.render.archive import Site
 from digest.render.view import DigestView, PaperView, digest_view, paper_view
+from digest.site import site_of
 from digest.store import Store
 from digest.store.subscribers import Subscribers
 from digest.subscribers import Subscriber
@@ -268,7 +268,7 @@ def _folder(
         ttl=config.feed.ttl,
         updated=picks[0][0].created,  # the newest digest's time
     )
-    site = Site(config.digest.title, config.digest.description, config.digest.language, base)
+    site = site_of(config)
     prefs = (
         link(base, "preferences", tokens.make("preferences", reader.subscriber))
         if audience.served(config)

@@ -34,7 +34,7 @@ from digest.crashpoints import crash_point
 from digest.errors import PublishError
 from digest.model import Digest
 from digest.render import archive, digest_feed, feed
-from digest.render.view import DigestView, digest_paper_views, digest_view, paper_view
+from digest.render.view import DigestView, Site, digest_paper_views, digest_view, paper_view
 from digest.store import Store
 
 log = logging.getLogger(__name__)
@@ -140,7 +140,7 @@ def publish(
     if not todo and not everything:
         return PublishReport((), ())
     pending = todo
-    site = _site(config)
+    site = site_of(config)
     written: list[Path] = []
     for digest, before, after in _pages_to_render(store, pending, everything=everything):
         written.extend(_digest_pages(config, store, site, output_dir, digest, before, after))
@@ -192,7 +192,7 @@ def _pages_to_render(
 def _digest_pages(
     config: Config,
     store: Store,
-    site: archive.Site,
+    site: Site,
     output_dir: Path,
     digest: Digest,
     before: Digest | None,
@@ -256,14 +256,7 @@ def _feeds(config: Config, store: Store, output_dir: Path, newest: Digest) -> li
         if d.id not in views:
             views[d.id] = _view(config, d)
         items.append((paper_view(p, d.slug, base, identity.page_of(p.seq, d.first_seq, size)), views[d.id]))
-    channel = feed.Channel(
-        title=config.digest.title,
-        description=config.digest.description,
-        base_url=base,
-        language=config.digest.language,
-        ttl=config.feed.ttl,
-        updated=newest.created,
-    )
+    channel = feed.Channel.of(site_of(config), ttl=config.feed.ttl, updated=newest.created)
     written = []
     for name, render in (
         (feed.RSS_FILE, feed.rss),
@@ -334,10 +327,7 @@ def _years(config: Config, store: Store) -> list[archive.Year]:
     ]
 
 
-def _site(config: Config) -> archive.Site:
-    return archive.Site(
-        title=config.digest.title,
-        description=config.digest.description,
-        language=config.digest.language,
-        base_url=config.digest.base_url,
-    )
+def site_of(config: Config) -> Site:
+    """What the pages and the site's feeds say about the site: ``[digest]``'s words."""
+    d = config.digest
+    return Site(d.title, d.description, d.language, d.base_url)

@@ -20,6 +20,7 @@ from digest.render import templates
 from digest.render.digest_feed import DIGESTS_ATOM_FILE, DIGESTS_JSON_FILE, DIGESTS_RSS_FILE
 from digest.render.feed import ATOM_FILE, JSON_FILE, RSS_FILE
 from digest.render.view import DigestView, PaperView
+from digest.render.view import Site as Site  # the pages' first argument, shared with the feeds
 
 _MONTHS = (
     "January",
@@ -35,16 +36,6 @@ _MONTHS = (
     "November",
     "December",
 )
-
-
-@dataclass(frozen=True, slots=True)
-class Site:
-    """What every page says about the site."""
-
-    title: str
-    description: str
-    language: str
-    base_url: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,7 +33,7 @@ from digest import identity
 from digest.render.escaping import escape
 from digest.render.feed_tail import NAMESPACE as TAIL
 from digest.render.feed_tail import FeedTail, ItemTail
-from digest.render.view import DigestView, PaperView
+from digest.render.view import DigestView, PaperView, Site
 
 GENERATOR = "paper-digest"
 GENERATOR_URI = "https://github.com/paper-digest/paper-digest"
@@ -56,15 +56,15 @@ class Note:
 
 
 @dataclass(frozen=True, slots=True)
-class Channel:
-    """What the feed says about itself."""
+class Channel(Site):
+    """What the feed says about itself: the site's words, and how fresh it is."""
 
-    title: str
-    description: str
-    base_url: str
-    language: str
-    ttl: int
+    ttl: int  # minutes a reader may cache it
     updated: datetime  # the newest digest's time, never the clock
+
+    @classmethod
+    def of(cls, site: Site, *, ttl: int, updated: datetime) -> Channel:
+        return cls(site.title, site.description, site.language, site.base_url, ttl, updated)
 
 
 _h = escape  # html.escape(text, quote=True), faster (digest/render/escaping.py)

@@ -12,6 +12,16 @@ from digest.model import Digest, StoredPaper
 
 
 @dataclass(frozen=True, slots=True)
+class Site:
+    """What every page and feed says about the site."""
+
+    title: str
+    description: str
+    language: str
+    base_url: str
+
+
+@dataclass(frozen=True, slots=True)
 class PaperView:
     """One paper as readers see it, with every link it offers."""
 
