@@ -182,7 +182,7 @@ def cmd_send_test(args: argparse.Namespace, config: Config) -> int:
     signed = " (DKIM-signed)" if config.email.dkim.enabled else ""
     transport = getattr(transport, "inner", transport)
     if isinstance(transport, SmtpTransport):
-        how = f"via SMTP {transport.where} ({transport.security})"
+        how = f"via SMTP {transport.where} ({transport.settings.security})"
     elif isinstance(transport, FileTransport):
         how = f"as {transport.path_for(message, address)}"
     else:  # pragma: no cover - only the two transports exist

@@ -17,7 +17,7 @@ from types import TracebackType
 from typing import Protocol
 
 from digest.atomic import remove_stale_temps, write_atomic
-from digest.config import Config
+from digest.config import Config, SmtpSection
 from digest.crashpoints import crash_point
 from digest.errors import DeliveryError
 from digest.render.email import Wire, to_bytes
@@ -90,24 +90,20 @@ class SmtpTransport:
     5xx reply to the message or the recipient is permanent for that recipient only.
     After the connection could not be opened, the rest of the run fails fast with the
     same error instead of waiting out the timeout for every recipient.
+
+    ``settings`` is ``[email.smtp]``: host, port, security, login and timeout.
     """
 
     def __init__(
         self,
-        host: str,
-        port: int,
+        settings: SmtpSection,
         *,
-        security: str = "starttls",
-        username: str = "",
-        password: str = "",
-        timeout: float = 30.0,
         context: ssl.SSLContext | None = None,
         local_hostname: str | None = None,
     ) -> None:
-        if security not in ("starttls", "ssl", "none"):
-            raise ValueError(f"unknown SMTP security {security!r}")
-        self.host, self.port, self.security = host, port, security
-        self.username, self.password, self.timeout = username, password, timeout
+        if settings.security not in ("starttls", "ssl", "none"):
+            raise ValueError(f"unknown SMTP security {settings.security!r}")
+        self.settings = settings
         self.context = context
         self.local_hostname = local_hostname
         self._smtp: smtplib.SMTP | None = None
@@ -115,7 +111,7 @@ class SmtpTransport:
 
     @property
     def where(self) -> str:
-        return f"{self.host}:{self.port}"
+        return f"{self.settings.host}:{self.settings.port}"
 
     def __enter__(self) -> SmtpTransport:
         self._broken = None
@@ -140,29 +136,28 @@ class SmtpTransport:
 
     def _connect(self) -> smtplib.SMTP:
         smtp: smtplib.SMTP
+        s = self.settings
         stage = "connect to"
         try:
-            if self.security == "ssl":
+            if s.security == "ssl":
                 smtp = smtplib.SMTP_SSL(
-                    self.host,
-                    self.port,
-                    timeout=self.timeout,
+                    s.host,
+                    s.port,
+                    timeout=s.timeout,
                     context=self._context(),
                     local_hostname=self.local_hostname,
                 )
             else:
-                smtp = smtplib.SMTP(
-                    self.host, self.port, timeout=self.timeout, local_hostname=self.local_hostname
-                )
+                smtp = smtplib.SMTP(s.host, s.port, timeout=s.timeout, local_hostname=self.local_hostname)
             try:
                 smtp.ehlo()
-                if self.security == "starttls":
+                if s.security == "starttls":
                     stage = "start TLS with"
                     smtp.starttls(context=self._context())
                     smtp.ehlo()
-                if self.username:
+                if s.username:
                     stage = "log in to"
-                    smtp.login(self.username, self.password)
+                    smtp.login(s.username, s.password)
             except BaseException:
                 smtp.close()
                 raise
@@ -172,7 +167,7 @@ class SmtpTransport:
             ) from err
         except smtplib.SMTPAuthenticationError as err:
             raise DeliveryError(
-                f"cannot log in to {self.where} as {self.username!r}: {_reply(err.smtp_code, err.smtp_error)}"
+                f"cannot log in to {self.where} as {s.username!r}: {_reply(err.smtp_code, err.smtp_error)}"
                 " (check email.smtp.username and DIGEST_SMTP_PASSWORD)",
                 temporary=True,
             ) from err
@@ -322,15 +317,7 @@ def make_transport(config: Config) -> Transport:
     signing every message with DKIM when ``[email.dkim]`` is set."""
     transport: Transport
     if config.email.transport == "smtp":
-        s = config.email.smtp
-        transport = SmtpTransport(
-            s.host,
-            s.port,
-            security=s.security,
-            username=s.username,
-            password=s.password,
-            timeout=s.timeout,
-        )
+        transport = SmtpTransport(config.email.smtp)
     else:
         transport = FileTransport(config.email.outbox)
     dkim = config.email.dkim

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from digest.cli import main
+from digest.config import SmtpSection
 from digest.errors import DeliveryError
 from digest.pipeline import RunOptions, run_once
 from digest.render.email import Wire
@@ -82,7 +83,9 @@ def _wire() -> Wire:
 def test_a_stalled_recipient_costs_one_timeout_not_two(start_server: StartServer) -> None:
     handler = Faulty(faults=0, stall_rcpt="slow@example.org")
     server = start_server(handler)
-    transport = SmtpTransport("127.0.0.1", server.port, security="none", timeout=TIMEOUT)
+    transport = SmtpTransport(
+        SmtpSection(host="127.0.0.1", port=server.port, security="none", timeout=TIMEOUT)
+    )
     with transport:
         transport.send(_wire(), "fast@example.org")  # the connection is open and reused
         started = time.monotonic()
@@ -100,7 +103,9 @@ def test_a_stalled_recipient_costs_one_timeout_not_two(start_server: StartServer
 def test_an_idle_connection_dropped_by_the_server_is_still_reopened_once(start_server: StartServer) -> None:
     handler = Recorder()
     server = start_server(handler)
-    transport = SmtpTransport("127.0.0.1", server.port, security="none", timeout=TIMEOUT)
+    transport = SmtpTransport(
+        SmtpSection(host="127.0.0.1", port=server.port, security="none", timeout=TIMEOUT)
+    )
     with transport:
         transport.send(_wire(), "a@example.org")
         assert transport._smtp is not None
