@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from feedgen.entry import FeedEntry
 from feedgen.feed import FeedGenerator
 
 # isort: split
@@ -167,6 +168,19 @@ def _generator(channel: Channel, file_name: str) -> FeedGenerator:
     return fg
 
 
+def _add_entry(
+    fg: FeedGenerator, paper: PaperView, digest: DigestView, note: Note | None, content_type: str
+) -> tuple[FeedEntry, ItemTail]:
+    """The next item, with what RSS and Atom give alike: the paper's GUID (its Atom id; never
+    a permalink), its title and its HTML content (carried as ``content_type``); and its tail."""
+    fe = fg.add_entry(order="append")
+    fe.id(paper.guid)
+    fe.title(paper.title)
+    fe.content(content_html(paper, digest, note), type=content_type)
+    tail: ItemTail = getattr(fe, TAIL)
+    return fe, tail
+
+
 def rss(
     channel: Channel,
     items: Sequence[Item],
@@ -187,13 +201,9 @@ def rss(
     fg.description(_h(channel.description or channel.title))
     fg.pubDate(channel.updated)
     for (paper, digest), moment, note in _entries(items, notes, times):
-        fe = fg.add_entry(order="append")
-        fe.guid(paper.guid, permalink=False)
-        fe.title(paper.title)
+        fe, tail = _add_entry(fg, paper, digest, note, "CDATA")
         fe.link(href=paper.url)
-        fe.content(content_html(paper, digest, note), type="CDATA")
         fe.description(_h(paper.abstract or paper.title))
-        tail: ItemTail = getattr(fe, TAIL)
         tail.set(digest.iso_date, digest.iso_date, moment)
         if paper.authors:
             fe.register_extension("dc", DcEntryExtension, atom=False, rss=True)
@@ -220,12 +230,8 @@ def atom(
         fg.subtitle(channel.description)
     fg.author({"name": channel.title, "uri": channel.base_url})
     for (paper, digest), moment, note in _entries(items, notes, times):
-        fe = fg.add_entry(order="append")
-        fe.id(paper.guid)
-        fe.title(paper.title)
+        fe, tail = _add_entry(fg, paper, digest, note, "html")
         fe.updated(moment)
-        fe.content(content_html(paper, digest, note), type="html")
-        tail: ItemTail = getattr(fe, TAIL)
         # One link only: feedgen 1.0 drops the rel/type of entry links (a shadowed variable),
         # so a second one would read as a duplicate "alternate". arXiv is in the content.
         tail.set_atom_link(paper.url, paper.abstract or paper.title)
