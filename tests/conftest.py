@@ -13,8 +13,9 @@ from digest.config import Config, load_config
 from digest.store import Store
 from tests.helpers import MakeConfig, write_toml
 
-# The SMTP sink's fixture (start_server) and Dovecot's (dovecot) for every test module.
-pytest_plugins = ["tests.smtpsink", "tests.subscribe_site", "tests.dovecot"]
+# The SMTP sink's fixture (start_server), Dovecot's (dovecot) and the feeds' HTTP server
+# (http_site) for every test module.
+pytest_plugins = ["tests.smtpsink", "tests.subscribe_site", "tests.dovecot", "tests.newsboat"]
 
 
 @pytest.fixture

@@ -39,14 +39,11 @@ def write_dump(inbox: Path, name: str, titles: list[str]) -> None:
 class Site:
     config: Config
     store: Store
+    subs: Subscribers  # over ``store``
     pages: SubscriberPages
     sink: Recorder
     base: str
     inbox: Path
-
-    @property
-    def subs(self) -> Subscribers:
-        return Subscribers(self.store)
 
     def client(self, **kw: object) -> httpx.Client:
         return httpx.Client(base_url=self.base, timeout=10, follow_redirects=False, **kw)  # type: ignore[arg-type]
@@ -104,7 +101,7 @@ def site(make_config: MakeConfig, start_server: StartServer, tmp_path: Path, inb
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.05)
-    yield Site(config, store, pages, sink, base, inbox)
+    yield Site(config, store, Subscribers(store), pages, sink, base, inbox)
     server.stop()
     pages.stop()
     store.close()

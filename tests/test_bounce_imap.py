@@ -46,6 +46,22 @@ def imap_keys(dovecot: Dovecot, user: str, security: str = "ssl") -> dict[str, A
     return {"host": "127.0.0.1", "port": port, "security": security, "username": user, "timeout": "10s"}
 
 
+ImapConfig = Callable[..., tuple[str, Config]]
+"""The ``imap_config`` fixture: ``imap_config(name, security="ssl", **sections)``."""
+
+
+@pytest.fixture
+def imap_config(dovecot: Dovecot, trust: None, make_config: MakeConfig) -> ImapConfig:
+    """``make_config`` for a new Dovecot user ``name``, its ``[email.imap]`` keys set to
+    reach the user's mailbox over ``security``; returns the user with the config."""
+
+    def make(name: str, security: str = "ssl", **sections: dict[str, Any]) -> tuple[str, Config]:
+        user = dovecot.user(name)
+        return user, make_config(email__imap=imap_keys(dovecot, user, security), **sections)
+
+    return make
+
+
 def run(config: Config, *args: str) -> int:
     assert config.path is not None
     return main(["-c", str(config.path), *args])
@@ -60,20 +76,18 @@ def status_json(config: Config, capsys: pytest.CaptureFixture[str]) -> dict[str,
 
 def test_bounces_from_imap_mark_subscribers_once(
     dovecot: Dovecot,
-    trust: None,
+    imap_config: ImapConfig,
     start_server: StartServer,
-    make_config: MakeConfig,
     inbox: Path,
     caplog: pytest.LogCaptureFixture,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    user = dovecot.user("e2e")
     handler = Recorder(rcpt_replies={"dee@example.org": "550 5.1.1 <dee@example.org>: no such user"})
     server = start_server(handler)
-    config = make_config(
+    user, config = imap_config(
+        "e2e",
         email={"transport": "smtp", "to": READERS, "bounce_address": BOUNCE, "bounces_source": "imap:INBOX"},
         email__smtp={"host": "127.0.0.1", "port": server.port, "security": "none", "timeout": "5s"},
-        email__imap=imap_keys(dovecot, user),
     )
     drop(inbox, DUMP_000)
     assert run(config, "run") == 1  # dee refused at RCPT TO: failed for good
@@ -139,21 +153,15 @@ def test_bounces_from_imap_mark_subscribers_once(
 
 def test_starttls_and_an_untrusted_certificate(
     dovecot: Dovecot,
-    trust: None,
-    make_config: MakeConfig,
+    imap_config: ImapConfig,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    user = dovecot.user("tls")
-    config = make_config(
-        email={"to": ["ann@example.org"], "bounces_source": "imap:INBOX"},
-        email__imap=imap_keys(dovecot, user, "starttls"),
+    user, config = imap_config(
+        "tls", "starttls", email={"to": ["ann@example.org"], "bounces_source": "imap:INBOX"}
     )
-    store = Store.open(config.state.url)
-    try:
+    with Store.open(config.state.url) as store:
         Subscribers(store).sync_config(config.email.to, datetime.now(UTC))
-    finally:
-        store.close()
     dovecot.append(user, dsn("ann@example.org", "5.2.1", BOUNCE))
     capsys.readouterr()
     assert run(config, "bounces") == 0
@@ -205,12 +213,9 @@ def test_serve_reads_the_bounce_mailbox_on_every_poll(
     config = load_config(path, {})
 
     def state(address: str) -> str | None:
-        store = Store.open(config.state.url)
-        try:
+        with Store.open(config.state.url) as store:
             sub = Subscribers(store).get(address)
             return sub.status if sub else None
-        finally:
-            store.close()
 
     def wait(what: str, check: Callable[[], bool], timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout
@@ -242,16 +247,11 @@ def test_serve_reads_the_bounce_mailbox_on_every_poll(
 
 
 def test_a_wrong_password_is_one_line_without_it(
-    dovecot: Dovecot,
-    trust: None,
-    make_config: MakeConfig,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
+    imap_config: ImapConfig, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Last in the module: after a failed login Dovecot delays the next one from the same
     address by seconds (its auth penalty)."""
-    user = dovecot.user("wrong")
-    config = make_config(email={"bounces_source": "imap:INBOX"}, email__imap=imap_keys(dovecot, user))
+    _, config = imap_config("wrong", email={"bounces_source": "imap:INBOX"})
     monkeypatch.setenv("DIGEST_IMAP_PASSWORD", "not-the-Pw-4xq")
     capsys.readouterr()
     assert run(config, "bounces") == 1

@@ -8,7 +8,6 @@ from __future__ import annotations
 import calendar
 import json
 import logging
-import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ from digest.pipeline import run_once
 from digest.store import Store
 from digest.transports import FileTransport
 from tests.helpers import MakeConfig
-from tests.test_site import http_site, newsboat  # noqa: F401  (a fixture and a helper)
+from tests.newsboat import needs_newsboat, newsboat
 
 DAY = datetime(2026, 11, 22, tzinfo=UTC)
 BASE = "https://example.org/digest/"
@@ -181,16 +180,13 @@ def test_digest_feeds_have_one_item_per_digest_with_its_titles_and_links(
             assert f'id="{fragment}"' in page
 
 
-@pytest.mark.newsboat
-@pytest.mark.skipif(
-    shutil.which("newsboat") is None, reason="newsboat is not installed (apt-get install newsboat)"
-)
+@needs_newsboat
 def test_newsboat_polling_once_after_three_digests_shows_all_199(
     config: Config,
     store: Store,
     inbox: Path,
     tmp_path: Path,
-    http_site: str,  # noqa: F811
+    http_site: str,
 ) -> None:
     titles = three_digests(config, store, inbox)
     for name in ("feed.xml", "atom.xml"):

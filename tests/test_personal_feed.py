@@ -26,9 +26,9 @@ from digest.subscribers import Preferences, Subscriber
 from digest.tokens import Tokens
 from digest.transports import FileTransport
 from tests.helpers import GOLDEN, NOW, MakeConfig, check_golden
+from tests.newsboat import needs_newsboat, newsboat
 from tests.subscribe_site import HEADER
 from tests.test_feed import json_feed
-from tests.test_site import http_site, newsboat  # noqa: F401  (a fixture and a helper)
 
 KEY = "a fixed test key: signs the links of these tests only"
 SECRET = "fixed-subscriber-secret-for-the-golden-feed"
@@ -257,16 +257,13 @@ def test_a_run_killed_while_moving_a_folder_leaves_nothing_half_served(
     assert (folder / "feed.xml").read_bytes().startswith(b"<?xml") and not gone.exists()
 
 
-@pytest.mark.newsboat
-@pytest.mark.skipif(
-    shutil.which("newsboat") is None, reason="newsboat is not installed (apt-get install newsboat)"
-)
+@needs_newsboat
 def test_newsboat_reads_the_personal_feeds_over_http(
     cfg: Config,
     db: Store,
     inbox: Path,
     tmp_path: Path,
-    http_site: str,  # noqa: F811
+    http_site: str,
 ) -> None:
     folder = personal_state(cfg, db, inbox)
     rel = folder.relative_to(cfg.feed.output_dir).as_posix()

@@ -122,17 +122,20 @@ class Clock:
 
 
 def settled(inbox: Path) -> None:
-    """Makes every dump look written long ago (the clock below is real time)."""
+    """Makes every dump look written long ago (the ``service`` clock is real time)."""
     for path in inbox.iterdir():
         os.utime(path, (time.time() - 3600, time.time() - 3600))
 
 
-def test_poll_ingests_and_the_digest_job_sends(config: Config, store: Store, inbox: Path) -> None:
+@pytest.fixture
+def service(config: Config, store: Store) -> Service:
+    """A service on the default config and ``store``, its clock at real time (the test's start)."""
+    return Service(config, store, Clock(datetime.now(UTC)))
+
+
+def test_poll_ingests_and_the_digest_job_sends(service: Service, store: Store, inbox: Path) -> None:
     drop(inbox, DUMP_000)
     settled(inbox)
-    clock = Clock(datetime.now(UTC))
-    service = Service(config, store, clock)
-
     service.poll_job()
     assert store.counts()["papers"] == 81
     assert store.digests() == []  # a poll only ingests when a crontab sends the digest
@@ -159,9 +162,8 @@ def test_poll_ingests_and_the_digest_job_sends(config: Config, store: Store, inb
     assert body["last_poll"]["summary"] == poll.summary
 
 
-def test_unsettled_files_wait_for_a_later_poll(config: Config, store: Store, inbox: Path) -> None:
+def test_unsettled_files_wait_for_a_later_poll(service: Service, store: Store, inbox: Path) -> None:
     drop(inbox, DUMP_000)  # just written: younger than settle_seconds (10 s by default)
-    service = Service(config, store, Clock(datetime.now(UTC)))
     service.poll_job()
     assert store.counts()["papers"] == 0
     run = store.last_job_run(POLL)
@@ -170,8 +172,7 @@ def test_unsettled_files_wait_for_a_later_poll(config: Config, store: Store, inb
 
 def test_on_ingest_sends_after_a_poll_with_new_papers(make_config: MakeConfig, inbox: Path) -> None:
     config = make_config(schedule={"digest": "on_ingest"})
-    store = Store.open(config.state.url)
-    try:
+    with Store.open(config.state.url) as store:
         service = Service(config, store, Clock(datetime.now(UTC)))
         service.poll_job()  # nothing yet: no digest
         assert store.digests() == []
@@ -185,14 +186,11 @@ def test_on_ingest_sends_after_a_poll_with_new_papers(make_config: MakeConfig, i
         service.poll_job()  # nothing new: no third digest
         assert [d.paper_count for d in store.digests()] == [216, 81]
         assert [d.status for d in store.deliveries()] == ["sent", "sent"]
-    finally:
-        store.close()
 
 
 def test_a_failing_job_is_recorded_and_healthz_says_503_until_one_succeeds(
-    config: Config, store: Store, inbox: Path
+    service: Service, store: Store, inbox: Path
 ) -> None:
-    service = Service(config, store, Clock(datetime.now(UTC)))
     inbox.rmdir()
     service.poll_job()  # must not raise: the service keeps running
     run = store.last_job_run(POLL)
@@ -206,19 +204,20 @@ def test_a_failing_job_is_recorded_and_healthz_says_503_until_one_succeeds(
     assert service.health()[0] == 200
 
 
-def test_health_survives_a_restart(config: Config, store: Store, inbox: Path) -> None:
+def test_health_survives_a_restart(service: Service, config: Config, store: Store, inbox: Path) -> None:
     inbox.rmdir()
-    Service(config, store, Clock(datetime.now(UTC))).digest_job()
+    service.digest_job()
     # A new service (a restart) reads the same records.
     status, body = Service(config, store, Clock(datetime.now(UTC))).health()
     assert status == 503
     assert body["last_digest_job"]["ok"] is False and body["last_poll"] is None
 
 
-def test_a_poll_skips_while_another_run_holds_the_lock(config: Config, store: Store, inbox: Path) -> None:
+def test_a_poll_skips_while_another_run_holds_the_lock(
+    service: Service, config: Config, store: Store, inbox: Path
+) -> None:
     drop(inbox, DUMP_000)
     settled(inbox)
-    service = Service(config, store, Clock(datetime.now(UTC)))
     with run_lock(config.lock_path):
         service.poll_job()
     run = store.last_job_run(POLL)
@@ -228,7 +227,9 @@ def test_a_poll_skips_while_another_run_holds_the_lock(config: Config, store: St
     assert store.counts()["papers"] == 81
 
 
-def test_the_digest_job_waits_for_the_lock(config: Config, store: Store, inbox: Path) -> None:
+def test_the_digest_job_waits_for_the_lock(
+    service: Service, config: Config, store: Store, inbox: Path
+) -> None:
     drop(inbox, DUMP_000)
     settled(inbox)
     held, release = threading.Event(), threading.Event()
@@ -242,17 +243,16 @@ def test_the_digest_job_waits_for_the_lock(config: Config, store: Store, inbox: 
     thread.start()
     held.wait(30)
     threading.Timer(1.0, release.set).start()
-    Service(config, store, Clock(datetime.now(UTC))).digest_job()
+    service.digest_job()
     thread.join()
     assert [d.paper_count for d in store.digests()] == [81]
     run = store.last_job_run(DIGEST)
     assert run is not None and run.ok is True
 
 
-def test_a_stopping_service_starts_no_job(config: Config, store: Store, inbox: Path) -> None:
+def test_a_stopping_service_starts_no_job(service: Service, store: Store, inbox: Path) -> None:
     drop(inbox, DUMP_000)
     settled(inbox)
-    service = Service(config, store, Clock(datetime.now(UTC)))
     service.stopping.set()
     service.digest_job()
     service.poll_job()
@@ -261,8 +261,7 @@ def test_a_stopping_service_starts_no_job(config: Config, store: Store, inbox: P
 
 def test_start_schedules_a_missed_digest_once(make_config: MakeConfig, inbox: Path) -> None:
     config = make_config(schedule={"digest": "0 7 * * *"})
-    store = Store.open(config.state.url)
-    try:
+    with Store.open(config.state.url) as store:
         at_nine = Clock(NOW.replace(hour=9))  # NOW is 07:00 UTC: the digest was due two hours ago
         first = Service(config, store, at_nine)
         first.schedule_jobs()
@@ -272,14 +271,11 @@ def test_start_schedules_a_missed_digest_once(make_config: MakeConfig, inbox: Pa
         again = Service(config, store, Clock(NOW.replace(hour=9, minute=5)))
         again.schedule_jobs()
         assert {j.id for j in again.scheduler.get_jobs()} == {POLL, DIGEST}
-    finally:
-        store.close()
 
 
 def test_a_digest_run_by_hand_counts_as_done(make_config: MakeConfig, inbox: Path) -> None:
     config = make_config(schedule={"digest": "0 7 * * *"})
-    store = Store.open(config.state.url)
-    try:
+    with Store.open(config.state.url) as store:
         drop(inbox, DUMP_000)
         # `digest run` at 08:00 after the service missed 07:00:
         report = run_once(config, store, make_transport(config), NOW + timedelta(hours=1))
@@ -287,39 +283,30 @@ def test_a_digest_run_by_hand_counts_as_done(make_config: MakeConfig, inbox: Pat
         service = Service(config, store, Clock(NOW + timedelta(hours=2)))
         service.schedule_jobs()
         assert {j.id for j in service.scheduler.get_jobs()} == {POLL, DIGEST}
-    finally:
-        store.close()
 
 
 def test_on_ingest_has_no_digest_job(make_config: MakeConfig) -> None:
     config = make_config(schedule={"digest": "on_ingest"})
-    store = Store.open(config.state.url)
-    try:
+    with Store.open(config.state.url) as store:
         service = Service(config, store, Clock(NOW))
         service.schedule_jobs()
         assert [j.id for j in service.scheduler.get_jobs()] == [POLL]
-    finally:
-        store.close()
 
 
 def test_a_failed_digest_job_does_not_count_as_done(make_config: MakeConfig, inbox: Path) -> None:
     config = make_config(schedule={"digest": "0 7 * * *"})
-    store = Store.open(config.state.url)
-    try:
+    with Store.open(config.state.url) as store:
         inbox.rmdir()
         Service(config, store, Clock(NOW.replace(hour=9))).digest_job()  # fails: no inbox
         inbox.mkdir()
         again = Service(config, store, Clock(NOW.replace(hour=9, minute=5)))
         again.schedule_jobs()
         assert "digest-missed" in {j.id for j in again.scheduler.get_jobs()}
-    finally:
-        store.close()
 
 
 def test_a_later_good_poll_does_not_hide_a_failed_digest_job(
-    config: Config, store: Store, inbox: Path
+    service: Service, store: Store, inbox: Path
 ) -> None:
-    service = Service(config, store, Clock(datetime.now(UTC)))
     inbox.rmdir()
     service.digest_job()
     inbox.mkdir()

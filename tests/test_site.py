@@ -3,18 +3,10 @@ resolve, exact text, no external assets; and newsboat reading the feeds over HTT
 
 from __future__ import annotations
 
-import os
 import shutil
-import sqlite3
-import subprocess
-import threading
-from collections.abc import Iterator
 from datetime import datetime, timedelta
-from functools import partial
 from html.parser import HTMLParser
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 from urllib.parse import urldefrag, urljoin
 
 import feedparser
@@ -29,6 +21,7 @@ from digest.site import MARKER
 from digest.store import Store
 from digest.transports import FileTransport
 from tests.helpers import DUMP_000, DUMP_002, GOLDEN, NOW, check_golden, drop
+from tests.newsboat import needs_newsboat, newsboat
 from tests.sitedata import (
     DAY1,
     TEMPLATE_ABSTRACT,
@@ -306,81 +299,7 @@ def test_second_digest_of_a_day_gets_its_own_page(config: Config, store: Store, 
 # --- a real feed reader --------------------------------------------------------------------
 
 
-class _QuietHandler(SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
-@pytest.fixture
-def http_site(config: Config) -> Iterator[str]:
-    """Serves feed.output_dir on 127.0.0.1 with a real HTTP server in a thread."""
-    config.feed.output_dir.mkdir(parents=True, exist_ok=True)
-    handler = partial(_QuietHandler, directory=str(config.feed.output_dir))
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
-
-
-# As a subscriber runs it, without a terminal; -l 4 -d log records errors (it exits 0 anyway).
-NEWSBOAT = [
-    "newsboat",
-    "-u",
-    "urls",
-    "-c",
-    "cache.db",
-    "-C",
-    "/dev/null",
-    "-x",
-    "reload",
-    "print-unread",
-    "-l",
-    "4",
-    "-d",
-    "log",
-]
-
-
-def newsboat(home: Path, url: str) -> tuple[int, list[str]]:
-    """One subscriber polling ``url`` as newsboat does: returns its unread count and the
-    titles in its cache. Fails on any error newsboat logs (it exits 0 even then)."""
-    home.mkdir(exist_ok=True)
-    (home / "urls").write_text(url + "\n", encoding="utf-8")
-    log = home / "log"
-    log.unlink(missing_ok=True)
-    result = subprocess.run(
-        NEWSBOAT,
-        cwd=home,
-        # A fresh HOME, and no proxy between the reader and 127.0.0.1.
-        env={**{k: v for k, v in os.environ.items() if "proxy" not in k.lower()}, "HOME": str(home)},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    errors = (
-        [line for line in log.read_text(encoding="utf-8").splitlines() if "ERROR" in line]
-        if log.exists()
-        else []
-    )
-    assert errors == [], errors
-    unread = int(result.stdout.split()[0])
-    assert result.stdout.strip() == f"{unread} unread articles"
-    with sqlite3.connect(home / "cache.db") as db:
-        titles = [row[0] for row in db.execute("SELECT title FROM rss_item ORDER BY id")]
-    return unread, titles
-
-
-@pytest.mark.newsboat
-@pytest.mark.skipif(
-    shutil.which("newsboat") is None, reason="newsboat is not installed (apt-get install newsboat)"
-)
+@needs_newsboat
 def test_newsboat_reads_rss_and_atom_over_http_without_duplicates(
     config: Config, store: Store, inbox: Path, tmp_path: Path, http_site: str
 ) -> None:
