@@ -18,6 +18,16 @@ from tests.helpers import MakeConfig, write_toml
 pytest_plugins = ["tests.smtpsink", "tests.subscribe_site", "tests.dovecot", "tests.newsboat"]
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The slow tests (real services on a schedule, crash runs, timing and scale checks)
+    share one xdist worker, so at most one of them runs at a time: their waits and time
+    limits allow for one other test beside them, not for several of their kind. The rest
+    spreads over every worker (``-n auto --dist loadgroup`` in pyproject.toml)."""
+    for item in items:
+        if item.get_closest_marker("slow") is not None:
+            item.add_marker(pytest.mark.xdist_group("slow"))
+
+
 @pytest.fixture
 def inbox(tmp_path: Path) -> Path:
     """An empty inbox folder; copy dumps into it with :func:`tests.helpers.drop`."""
