@@ -64,6 +64,7 @@ FAMILIES: dict[str, dict[str, dict[str, Any]]] = {
         "nbrs-3": {"nbrs": 3},
         "nbrs-6": {"nbrs": 6},
     },
+    "lsa-product": {f"lsa-{k}": {"lsa_k": k, "lsa_q": 0.5, "product": True} for k in (30, 50, 100)},
     "blend": {
         "agree": {"blend": "agree"},
         "gate-30": {"blend": "gate", "gate": 30},
@@ -92,6 +93,7 @@ class IdeaRanker(Ranker):
 
     opts: dict[str, Any]
     _lsa: dict[tuple[int, bool, int], tuple[Any, np.ndarray]]
+    _product_lsa: dict[int, Any]
 
     def latent(self, k: int, arpack: bool = False, seed: int = 0) -> tuple[Any, np.ndarray]:
         """(fitted SVD, unit corpus rows in its space) on the word TF-IDF."""
@@ -202,6 +204,13 @@ class IdeaRanker(Ranker):
 
     def _lsa_scores(self, listing: _Listing, text: str, rows: list[int]) -> np.ndarray:
         o = self.opts
+        if o.get("product"):  # the ranker's own LSA (digest/rank/lsa.py): query part only
+            from digest.rank.lsa import Latent
+
+            space = self._product_lsa.setdefault(o["lsa_k"], Latent(self._wmatrix, o["lsa_k"]))
+            q = space.project(self._word.transform([text]))[0] if text else None
+            lq = space.project(listing.words) @ q if q is not None else np.zeros(len(listing.papers))
+            return o["lsa_q"] * self._norm(lq) if q is not None else lq
         svd, corpus = self.latent(o["lsa_k"], bool(o.get("arpack")), o.get("seed", 0))
         docs = _unit(svd.transform(listing.words))
         out = np.zeros(len(listing.papers))
@@ -223,6 +232,7 @@ def _unit(m: np.ndarray) -> np.ndarray:
 
 def scores(js: JudgedSet, variants: dict[str, dict[str, Any]]) -> dict[str, dict[tuple[str, str], float]]:
     ranker = IdeaRanker(js.corpus)
+    ranker._product_lsa = {}
     out = {}
     for name, opts in variants.items():
         ranker.opts = opts
