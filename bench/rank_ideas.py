@@ -65,6 +65,7 @@ FAMILIES: dict[str, dict[str, dict[str, Any]]] = {
         "nbrs-6": {"nbrs": 6},
     },
     "lsa-product": {f"lsa-{k}": {"lsa_k": k, "lsa_q": 0.5, "product": True} for k in (30, 50, 100)},
+    "title-likes": {"title-likes-0.5": {"title_l": 0.5}, "title-likes-1": {"title_l": 1.0}},
     "blend": {
         "agree": {"blend": "agree"},
         "gate-30": {"blend": "gate", "gate": 30},
@@ -150,15 +151,15 @@ class IdeaRanker(Ranker):
                 score += w * zl / (1.0 + np.exp(-_z(score, True)))
             else:
                 score += w * zl
+        if o.get("title_l") and likes_rows:
+            # liked titles against the digest's titles: a title names the topic densely
+            liked = self._vectors([self.corpus[r].title for r in likes_rows])[1]
+            titles = self._vectors([p.title for p in papers])[1]
+            score += o["title_l"] * self._norm(np.asarray((titles @ liked.T).toarray()).mean(axis=1))
         if o.get("lsa_k"):
             score += self._lsa_scores(listing, text, likes_rows)
         if s.feedback > 0 and score.any():
-            top = np.lexsort((np.arange(n), -score))[: s.feedback_docs]
-            inner = listing.inner()
-            fb = inner[:, top].sum(axis=1) / len(top)
-            if len(top) > 1:
-                fb[top] = (fb[top] * len(top) - inner[top, top]) / (len(top) - 1)
-            score += s.feedback * self._norm(fb)
+            score += s.feedback * self._norm(self._feedback(listing, score))
         score = np.round(score, 6)
         sunk = np.zeros(n, dtype=bool)
         for k in dict.fromkeys(k.strip() for k in profile.exclude):

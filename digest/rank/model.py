@@ -341,16 +341,7 @@ class Ranker:
                 for m in np.flatnonzero(in_title | in_body):
                     ex[m].append(k)
         if s.feedback > 0 and score.any():
-            # The digest's own best papers, by everything above, as one more query: pulls
-            # up papers that say the same thing in other words (pseudo-relevance feedback).
-            # A top paper is compared with the others only (its similarity to itself
-            # would lock the first ranking in).
-            top = np.lexsort((np.arange(n), -score))[: s.feedback_docs]
-            inner = listing.inner()
-            fb = inner[:, top].sum(axis=1) / len(top)
-            if len(top) > 1:
-                fb[top] = (fb[top] * len(top) - inner[top, top]) / (len(top) - 1)
-            score += s.feedback * self._norm(fb)
+            score += s.feedback * self._norm(self._feedback(listing, score))
         score = np.round(score, 6)
         sunk = np.array([bool(e) for e in ex])
         order = [int(i) for i in np.lexsort((np.arange(n), -score, sunk))]
@@ -366,6 +357,19 @@ class Ranker:
                 reasons.append("excluded: " + ", ".join(ex[i]))
             out.append(Ranked(i, papers[i].key, float(score[i]), tuple(reasons), bool(ex[i])))
         return tuple(out)
+
+    def _feedback(self, listing: _Listing, score: np.ndarray) -> np.ndarray:
+        """The digest's own best papers by ``score`` as one more query: pulls up papers that
+        say the same thing in other words (pseudo-relevance feedback). A top paper is
+        compared with the others only (its similarity to itself would lock the first
+        ranking in)."""
+        n = len(score)
+        top = np.lexsort((np.arange(n), -score))[: self.settings.feedback_docs]
+        inner = listing.inner()
+        fb: np.ndarray = inner[:, top].sum(axis=1) / len(top)
+        if len(top) > 1:
+            fb[top] = (fb[top] * len(top) - inner[top, top]) / (len(top) - 1)
+        return fb
 
     def _explain(
         self, listing: _Listing, profile: Profile, which: list[int], qw: Any
