@@ -8,9 +8,9 @@ it. An idea counts if that estimate beats the default's mean over the same twelv
 python -m bench.rank_ideas [--families a,b]
 
 Found (default objective over the 12 profiles 0.889): only LSA on the query helps in a
-way that survives other seeds and dimensions: "all" on dev +0.006 to +0.02 in every one
-of 12 runs (3 seeds x 30/50/100 dims, arpack), held-out "all" unchanged (at its ceiling);
-it is ``Settings.lsa`` (off by default; lsa-product here, LOPO +0.004). LSA on the likes
+way that survives other seeds and dimensions: "all" on dev +0.006 to +0.02 in every run
+(3 seeds x 30/50/100 dims, arpack), held-out "all" unchanged (near its ceiling) except at
+50 dims (-0.01, one profile); it is ``Settings.lsa`` (off by default; lsa-product here). LSA on the likes
 swings +-0.03 with the SVD's seed (an ill-determined subspace on ~300 papers): noise.
 The adaptive blend ("agree") wins dev "all" but loses held-out "all"; likes as query
 expansion, like neighbours, liked titles, keyword IDF and a title field lose or tie.
