@@ -52,6 +52,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "bm25+feedback-3": {"weighting": "bm25", "feedback_docs": 3},
     "feedback-0.5+title-1": {"feedback": 0.5, "title_repeat": 1},
     "feedback-3+title-1": {"feedback_docs": 3, "title_repeat": 1},
+    "lsa-0.5": {"lsa": 0.5},  # the query's cosine in an LSA space too (digest/rank/lsa.py)
 }
 
 

@@ -142,8 +142,8 @@ def test_the_held_out_set_is_complete_and_consistent() -> None:
 
 @pytest.mark.parametrize(
     "variant",
-    [{"like_mode": "max"}, {"like_mode": "mix"}, {"fusion": "rank"}, {"weighting": "bm25"}],
-    ids=["max", "mix", "rank-fusion", "bm25"],
+    [{"like_mode": "max"}, {"like_mode": "mix"}, {"fusion": "rank"}, {"weighting": "bm25"}, {"lsa": 0.5}],
+    ids=["max", "mix", "rank-fusion", "bm25", "lsa"],
 )
 def test_the_variants_tried_rank_the_topic_first_and_deterministically(variant: dict[str, object]) -> None:
     """The settings bench.rank_tune compares: Kenji's likes and words still find video

@@ -92,6 +92,8 @@ class Settings:
     fusion: str = "z"  # "z": standardised scores; "rank": standardised ranks
     rrf_k: float = 60.0
     weighting: str = "tfidf"  # word part: "tfidf" (sublinear) or "bm25" (k1 1.2, b 0.75)
+    lsa: float = 0.0  # weight of the query's cosine in an LSA space (digest/rank/lsa.py); 0: off
+    lsa_dims: int = 100
 
 
 def _analyzer(text: str) -> list[str]:
@@ -130,6 +132,7 @@ class Ranker:
     _char: Any = field(init=False, repr=False)
     _matrix: Any = field(init=False, repr=False)
     _wmatrix: Any = field(init=False, repr=False)
+    _latent: Any = field(init=False, repr=False, default=None)
 
     def __post_init__(self) -> None:
         s = self.settings
@@ -175,6 +178,14 @@ class Ranker:
         if all(r is not None for r in rows):
             return self._wmatrix[rows], self._matrix[rows]
         return self._vectors([_text(p, self.settings.title_repeat) for p in papers])
+
+    def _latent_space(self) -> Any:
+        """The LSA space of the corpus's words, fitted on first use."""
+        if self._latent is None or self._latent.asked != self.settings.lsa_dims:
+            from digest.rank.lsa import Latent
+
+            self._latent = Latent(self._wmatrix, self.settings.lsa_dims)
+        return self._latent
 
     def _norm(self, values: np.ndarray) -> np.ndarray:
         """A component standardised over the digest; with ``fusion="rank"`` its ranks are
@@ -276,21 +287,31 @@ class Ranker:
         texts = [" ".join([p.interests, *p.keywords]).strip() for p in profiles]
         asked = [t for t in texts if t]
         words: Any = None
-        sims = np.zeros((len(papers), 0))
+        sims = lsims = np.zeros((len(papers), 0))
         if asked:
             words, queries = self._vectors(asked)
             sims = (listing.docs @ queries.T).toarray()
+            if self.settings.lsa > 0:
+                latent = self._latent_space()
+                lsims = latent.project(listing.words) @ latent.project(words).T
         column = iter(range(sims.shape[1]))
         out = []
         for profile, text in zip(profiles, texts, strict=True):
             j = next(column) if text else None
             q = None if j is None else sims[:, j]
             qw = None if j is None else words[j]
-            out.append(self._rank_one(listing, profile, q, qw, explain))
+            lq = None if j is None or not lsims.shape[1] else lsims[:, j]
+            out.append(self._rank_one(listing, profile, q, qw, lq, explain))
         return out
 
     def _rank_one(
-        self, listing: _Listing, profile: Profile, q: np.ndarray | None, qw: Any, explain: int | None
+        self,
+        listing: _Listing,
+        profile: Profile,
+        q: np.ndarray | None,
+        qw: Any,
+        lq: np.ndarray | None,
+        explain: int | None,
     ) -> tuple[Ranked, ...]:
         s = self.settings
         papers = listing.papers
@@ -298,6 +319,8 @@ class Ranker:
         score = np.zeros(n)
         if q is not None:
             score += s.query * self._norm(q)
+        if lq is not None:
+            score += s.lsa * self._norm(lq)
         likes = self.like_scores(profile, listing)
         if likes is not None:
             score += s.likes * self._norm(likes)
@@ -318,16 +341,7 @@ class Ranker:
                 for m in np.flatnonzero(in_title | in_body):
                     ex[m].append(k)
         if s.feedback > 0 and score.any():
-            # The digest's own best papers, by everything above, as one more query: pulls
-            # up papers that say the same thing in other words (pseudo-relevance feedback).
-            # A top paper is compared with the others only (its similarity to itself
-            # would lock the first ranking in).
-            top = np.lexsort((np.arange(n), -score))[: s.feedback_docs]
-            inner = listing.inner()
-            fb = inner[:, top].sum(axis=1) / len(top)
-            if len(top) > 1:
-                fb[top] = (fb[top] * len(top) - inner[top, top]) / (len(top) - 1)
-            score += s.feedback * self._norm(fb)
+            score += s.feedback * self._norm(self._feedback(listing, score))
         score = np.round(score, 6)
         sunk = np.array([bool(e) for e in ex])
         order = [int(i) for i in np.lexsort((np.arange(n), -score, sunk))]
@@ -343,6 +357,19 @@ class Ranker:
                 reasons.append("excluded: " + ", ".join(ex[i]))
             out.append(Ranked(i, papers[i].key, float(score[i]), tuple(reasons), bool(ex[i])))
         return tuple(out)
+
+    def _feedback(self, listing: _Listing, score: np.ndarray) -> np.ndarray:
+        """The digest's own best papers by ``score`` as one more query: pulls up papers that
+        say the same thing in other words (pseudo-relevance feedback). A top paper is
+        compared with the others only (its similarity to itself would lock the first
+        ranking in)."""
+        n = len(score)
+        top = np.lexsort((np.arange(n), -score))[: self.settings.feedback_docs]
+        inner = listing.inner()
+        fb: np.ndarray = inner[:, top].sum(axis=1) / len(top)
+        if len(top) > 1:
+            fb[top] = (fb[top] * len(top) - inner[top, top]) / (len(top) - 1)
+        return fb
 
     def _explain(
         self, listing: _Listing, profile: Profile, which: list[int], qw: Any
