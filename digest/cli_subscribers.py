@@ -82,14 +82,13 @@ def _prefs_from_args(args: argparse.Namespace, base: Any = None) -> Any:
 
 
 def _address(value: str) -> str:
-    from email_validator import EmailNotValidError, validate_email
+    from digest.mailaddr import ascii_address
 
     try:
-        validate_email(value.strip(), check_deliverability=False)  # stored as given, once valid
-        return value.strip()
-    except EmailNotValidError as err:
+        return ascii_address(value)
+    except ValueError as err:
         raise DigestError(
-            f"{value!r} is not an email address ({err}); write it like user@example.org"
+            f"{value.strip()!r} is not an email address we can mail ({err}); write it like user@example.org"
         ) from None
 
 

@@ -31,7 +31,6 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs
 
-from email_validator import EmailNotValidError, validate_email
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
@@ -40,6 +39,7 @@ from starlette.routing import BaseRoute, Route
 from digest import audience, identity
 from digest.config import Config
 from digest.errors import DigestError
+from digest.mailaddr import ascii_address
 from digest.render import templates
 from digest.store import Store
 from digest.store.subscribers import Subscribers
@@ -252,9 +252,8 @@ class SubscriberPages:
             return self._refused(request, 429, "Too many sign-ups from here. Try again later.")
         shown = {k: form.get(k, blank[k])[:2000] for k in blank}
         try:
-            address = form.get("address", "").strip()
-            validate_email(address, check_deliverability=False)  # stored as given, once valid
-        except EmailNotValidError as err:
+            address = ascii_address(form.get("address", ""))
+        except ValueError as err:
             return self._page(
                 request,
                 "subscribe.html",

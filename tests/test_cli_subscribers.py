@@ -75,6 +75,28 @@ def test_add_pending_mails_a_confirmation(config: Config, capsys: pytest.Capture
     assert "Subject: Confirm your subscription to Test Digest" in text and "/confirm?t=" in text
 
 
+def test_an_idn_domain_goes_out_in_ascii_and_a_non_ascii_local_part_is_refused(
+    config: Config, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli(config, "subscribers", "add", "zoë@exämple.org") == 1
+    err = capsys.readouterr().err
+    assert "SMTPUTF8" in err and len(err.strip().splitlines()) == 1
+    assert cli(config, "subscribers", "add", "zoe@exämple.org", "--pending") == 0
+    assert "zoe@xn--exmple-cua.org added" in capsys.readouterr().out
+    [eml] = list(config.email.outbox.rglob("*.eml"))
+    assert "\nTo: zoe@xn--exmple-cua.org\n" in eml.read_text().replace("\r\n", "\n")
+    bad = tmp_path / "bad.csv"
+    bad.write_text("address\nok@example.org\nzoë@example.org\n", encoding="utf-8")
+    assert cli(config, "subscribers", "import", str(bad)) == 1
+    assert f"{bad}:3:" in (err := capsys.readouterr().err) and "SMTPUTF8" in err
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps([{"address": "ann@bücher.example"}]), encoding="utf-8")
+    assert cli(config, "subscribers", "import", str(good)) == 0
+    assert cli(config, "subscribers", "list") == 0
+    listed = capsys.readouterr().out
+    assert "ann@xn--bcher-kva.example\t" in listed and "bücher" not in listed and "ok@" not in listed
+
+
 def test_export_then_import_round_trips_with_preferences(
     make_config: MakeConfig, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -74,6 +74,16 @@ def test_one_address_with_or_without_a_name_is_accepted(make_config: MakeConfig,
     assert len(config.email.to) == 1 and "@" in config.email.to[0]
 
 
+def test_email_to_takes_an_idn_domain_in_ascii_and_refuses_a_non_ascii_local_part(
+    make_config: MakeConfig,
+) -> None:
+    config = make_config(email={"to": ["zoe@exämple.org", "Zoë <z@bücher.example>"]})
+    assert config.email.to == ("zoe@xn--exmple-cua.org", "z@xn--bcher-kva.example")
+    with pytest.raises(ConfigError) as caught:
+        make_config(email={"to": ["zoë@example.org"]})
+    assert "email.to[0]" in str(caught.value) and "SMTPUTF8" in str(caught.value)
+
+
 def test_a_line_break_in_an_address_is_refused() -> None:
     from pathlib import Path
 

@@ -332,3 +332,19 @@ def test_confirming_twice_is_harmless_and_get_changes_nothing(site: Site) -> Non
             assert done.status_code == 200 and "now receives" in done.text
     sub = site.subs.get("ann@example.org")
     assert sub is not None and sub.status == "active" and sub.preferences.cadence == "weekly:mon"
+
+
+def test_a_non_ascii_local_part_is_refused_and_an_idn_domain_mailed_in_ascii(site: Site) -> None:
+    with site.client() as browser:
+        token = csrf_of(browser.get("subscribe").text)
+        refused = browser.post(
+            "subscribe", data={"csrf": token, "address": "zoë@exämple.org", "cadence": "daily"}
+        )
+        assert refused.status_code == 400 and "SMTPUTF8" in refused.text
+        answer = browser.post(
+            "subscribe", data={"csrf": token, "address": "zoe@exämple.org", "cadence": "daily"}
+        )
+        assert answer.status_code == 200
+    [mail] = site.mails_to("zoe@xn--exmple-cua.org")
+    assert str(mail["To"]) == "zoe@xn--exmple-cua.org"
+    assert {r for got in site.sink.accepted for r in got.rcpt_tos} == {"zoe@xn--exmple-cua.org"}

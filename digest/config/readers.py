@@ -21,6 +21,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from digest.errors import ConfigError
+from digest.mailaddr import ascii_address
 
 ON_INGEST = "on_ingest"
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
@@ -229,6 +230,13 @@ def _address(key: str, value: Any, base: Path) -> str:
     if len(pairs) != 1:
         raise ConfigError(key, f"{text!r} holds {len(pairs)} addresses, not one", fix)
     addr = pairs[0][1]
+    if not addr.isascii() and "@" in addr:
+        try:  # the one rule for addresses: an IDNA domain, an ASCII local part
+            ascii_addr = ascii_address(addr)
+        except ValueError as err:
+            raise ConfigError(key, f"{text!r} is not an email address we can mail ({err})", fix) from None
+        head, _, tail = text.rpartition(addr)
+        text, addr = head + ascii_addr + tail, ascii_addr
     if not _ADDR_SPEC.match(addr) or addr.startswith("=?") or parseaddr(text)[1] != addr:
         raise ConfigError(key, f"{text!r} is not an email address", fix)
     return text
