@@ -24,7 +24,19 @@ if TYPE_CHECKING:
 
     from digest.config import Config
 
-FIELDS = ("address", "status", "cadence", "max_papers", "only_top", "interests", "keywords", "exclude")
+FIELDS = (
+    "address",
+    "status",
+    "cadence",
+    "max_papers",
+    "only_top",
+    "interests",
+    "keywords",
+    "exclude",
+    "likes",
+    "dislikes",
+)
+PREFS = FIELDS[2:8]  # the preferences; likes and dislikes are votes (paper keys)
 
 
 def _now() -> datetime:
@@ -273,6 +285,21 @@ def _rows_from(path: Path, fmt: str) -> list[tuple[str, dict[str, Any]]]:
     return [(f"{path}:{reader.line_num}", {k: v for k, v in row.items() if k and v != ""}) for row in reader]
 
 
+def _file_votes(row: dict[str, Any]) -> list[tuple[str, int]]:
+    """(paper key, +1/-1) of a row's ``likes`` and ``dislikes`` (paper keys, or titles:
+    both go through paper_key); ValueError for a paper both liked and disliked."""
+    from digest.identity import paper_key
+    from digest.subscribers import split_terms
+
+    out: dict[str, int] = {}
+    for name, value in (("likes", 1), ("dislikes", -1)):
+        for item in split_terms(name, row.get(name) or []):
+            key = paper_key(item)
+            if key and out.setdefault(key, value) != value:
+                raise ValueError(f"{name}: {item!r} is both liked and disliked")
+    return list(out.items())
+
+
 def cmd_import(args: argparse.Namespace, config: Config) -> int:
     from pathlib import Path
 
@@ -290,16 +317,20 @@ def cmd_import(args: argparse.Namespace, config: Config) -> int:
         if status not in STATUSES:
             raise DigestError(f"{where}: status {status!r} is not one of {', '.join(STATUSES)}")
         try:
-            prefs = preferences_from({k: row.get(k) for k in FIELDS[2:]})
+            prefs = preferences_from({k: row.get(k) for k in PREFS})
+            votes = _file_votes(row)
         except ValueError as err:
             raise DigestError(f"{where}: {err}") from None
-        checked.append((address, status, prefs))
+        checked.append((address, status, prefs, votes))
     new = 0
     with _open(config) as store:
         subs = _subs(store)
         now = _now()
-        for address, status, prefs in checked:
+        for address, status, prefs, votes in checked:
             new += subs.upsert(address, status, prefs, now, "import")
+            sub = subs.get(address)
+            for key, value in votes:
+                subs.vote(sub.id, key, value, now)
     print(f"imported {len(checked)} subscribers from {path}: {new} new, {len(checked) - new} updated")
     return 0
 
@@ -309,13 +340,19 @@ def cmd_export(args: argparse.Namespace, config: Config) -> int:
     import json
 
     with _open(config) as store:
-        rows = _subs(store).all()
-    if args.format == "json":
-        print(json.dumps([s.as_dict() for s in rows], indent=2, ensure_ascii=False))
-        return 0
-    out = csv.DictWriter(sys.stdout, fieldnames=FIELDS, lineterminator="\n")
-    out.writeheader()
+        subs = _subs(store)
+        rows, votes = subs.all(), subs.all_votes()
+    data = []
     for s in rows:
-        data = s.as_dict()
-        out.writerow({k: "; ".join(data[k]) if isinstance(data[k], list) else data[k] for k in FIELDS})
+        mine = votes.get(s.id, [])
+        likes = [v.paper_key for v in mine if v.value > 0]
+        data.append({**s.as_dict(), "likes": likes, "dislikes": [v.paper_key for v in mine if v.value < 0]})
+    if args.format == "json":
+        print(json.dumps(data, indent=2, ensure_ascii=False))
+        return 0
+    out = csv.DictWriter(sys.stdout, fieldnames=FIELDS, lineterminator="\n", extrasaction="ignore")
+    out.writeheader()
+    for row in data:
+        # No term holds ";" (refused at input; paper keys are letters, digits and spaces).
+        out.writerow({k: "; ".join(v) if isinstance(v, list) else v for k, v in row.items()})
     return 0

@@ -114,8 +114,7 @@ def preferences_from(data: dict[str, object], base: Preferences | None = None) -
         elif key == "interests":
             values[key] = " ".join(str(value).split())[:MAX_TEXT]
         else:  # keywords, exclude
-            items = value if isinstance(value, list | tuple) else str(value).replace("\n", ";").split(";")
-            values[key] = clean_terms([str(v) for v in items])
+            values[key] = clean_terms(split_terms(key, value))
     return Preferences(
         cadence=str(values["cadence"]),
         max_papers=int(values["max_papers"]),  # type: ignore[call-overload]
@@ -124,6 +123,18 @@ def preferences_from(data: dict[str, object], base: Preferences | None = None) -
         keywords=tuple(values["keywords"]),  # type: ignore[arg-type]
         exclude=tuple(values["exclude"]),  # type: ignore[arg-type]
     )
+
+
+def split_terms(key: str, value: object) -> list[str]:
+    """A list as given, or a text cell split at ``;`` and line breaks. ``;`` separates
+    terms in CSV cells and the preferences form, so a listed term holding one is refused
+    (ValueError): it could not come back from an export as one term."""
+    if not isinstance(value, list | tuple):
+        return str(value).replace("\n", ";").split(";")
+    for item in value:
+        if ";" in str(item):
+            raise ValueError(f"{key}: {str(item)!r} holds ';', which separates them; give each on its own")
+    return [str(v) for v in value]
 
 
 def _flag(key: str, value: object) -> bool:
