@@ -28,6 +28,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from digest.config.readers import parse_expect
+from digest.text import counted
 
 SMALL_HISTORY = 20  # digests the median is taken over
 SMALL_MIN_HISTORY = 5  # fewer before it: no judgement yet
@@ -153,7 +154,8 @@ def _small(sizes: Sequence[tuple[str, int]]) -> Incident | None:
     return Incident(
         "small",
         slug,
-        f"digest {slug} has {count} papers, under a fifth of the median {median:g} of the last {len(before)}",
+        f"digest {slug} has {counted(count, 'paper')}, "
+        f"under a fifth of the median {median:g} of the last {len(before)}",
     )
 
 

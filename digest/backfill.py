@@ -18,6 +18,7 @@ from digest.config import Config
 from digest.model import Digest
 from digest.sources import Candidate
 from digest.store import Store
+from digest.text import counted
 
 log = logging.getLogger(__name__)
 
@@ -44,16 +45,16 @@ class Backfill:
         self.made.append(digest)
         self.by_listing += from_listing
         log.info(
-            "%s: digest %s with %d papers, dated by its %s",
+            "%s: digest %s with %s, dated by its %s",
             dump.name,
             digest.slug,
-            digest.paper_count,
+            counted(digest.paper_count, "paper"),
             f"listing date {listing!r}" if from_listing else "modification time",
         )
 
     def note(self) -> str:
         by_mtime = len(self.made) - self.by_listing
         return (
-            f"backfill: {len(self.made)} digests, one per dump with new papers "
+            f"backfill: {counted(len(self.made), 'digest')}, one per dump with new papers "
             f"({self.by_listing} dated by the listing, {by_mtime} by the file's time); none mailed"
         )

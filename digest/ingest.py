@@ -21,6 +21,7 @@ from digest.errors import DigestError, DumpChangedError, DumpError
 from digest.parse import DumpParser
 from digest.sources import Candidate, open_dump, scan, scan_changed, settled
 from digest.store import Store
+from digest.text import counted
 
 log = logging.getLogger(__name__)
 
@@ -187,9 +188,10 @@ def _ingest_one(
     report.papers_found += result.found
     report.papers_new += result.new
     report.papers_enriched += result.enriched
-    log.info("%s: %d papers, %d new (%s layout)", c.name, result.found, result.new, result.layout)
+    log.info("%s: %s, %d new (%s layout)", c.name, counted(result.found, "paper"), result.new, result.layout)
     if result.enriched:
-        log.info("%s: %d known papers gained an arXiv id, authors or upvotes", c.name, result.enriched)
+        known = counted(result.enriched, "known paper")
+        log.info("%s: %s gained an arXiv id, authors or upvotes", c.name, known)
     return (parser.listing_date,)
 
 

@@ -173,7 +173,7 @@ def _run(
             message_id=message_ids(config.email.domain, store.install_id()),
         )
         if digest:
-            log.info("digest %s created with %d papers", digest.slug, digest.paper_count)
+            log.info("digest %s created with %s", digest.slug, counted(digest.paper_count, "paper"))
             crash_point("pipeline.digest_created")
         if options.send:
             weekly = audience.create_weekly(config, store, now)

@@ -26,6 +26,7 @@ from digest.store import Store
 from digest.store.digests import as_utc, digest_row
 from digest.store.jobs import fetch_state_row, job_run_row
 from digest.store.schema import deliveries_t, digests_t, dumps_t, fetch_state_t, job_runs_t, papers_t
+from digest.text import counted
 
 LIST_LIMIT = 20
 DELIVERY_STATUSES = ("pending", "sent", "failed", "cancelled")
@@ -277,7 +278,8 @@ def lines(snap: Snapshot, state_url: str, n_urls: int) -> list[str]:
         f"state: {state_url}",
         f"dumps: {snap.dumps_ingested} ingested, {snap.dumps_failed} failed",
         f"papers: {snap.papers} stored, {snap.papers_waiting} waiting for the next digest",
-        f"digests: {snap.digests}" + (f" (latest {last.slug}, {last.paper_count} papers_t)" if last else ""),
+        f"digests: {snap.digests}"
+        + (f" (latest {last.slug}, {counted(last.paper_count, 'paper')})" if last else ""),
         f"deliveries: {d['pending']} pending, {d['sent']} sent, "
         f"{d['failed']} failed, {d['cancelled']} cancelled",
     ]

@@ -103,6 +103,9 @@ def test_fetch_refused_and_small_digest() -> None:
     assert set(decide(normal, RULES).close) == opened
     few = Observed(now=at(0, 10), last_dump_seen=at(0, 8), digest_sizes=(("a", 1), ("b", 50), ("c", 50)))
     assert decide(few, RULES).open == ()  # too little history to judge
+    one = Observed(now=at(0, 10), last_dump_seen=at(0, 8), digest_sizes=(("z", 1), *obs.digest_sizes[1:]))
+    [small] = decide(one, RULES).open
+    assert small.reason.startswith("digest z has 1 paper, under a fifth")
 
 
 # --- a simulated week -----------------------------------------------------------------------

@@ -140,6 +140,19 @@ def test_no_send_records_digest_without_mail(config: Config, store: Store, inbox
     assert later.delivery.sent == 1 and later.digest is not None and later.digest.paper_count == 216
 
 
+def test_the_log_says_one_paper_not_one_papers(
+    config: Config, store: Store, inbox: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from tests.subscribe_site import write_dump
+
+    write_dump(inbox, "one.txt", ["Sparse attention at scale"])
+    caplog.set_level("INFO")
+    run_once(config, store, FileTransport(config.email.outbox), NOW, RunOptions(send=False))
+    said = caplog.text
+    assert "one.txt: 1 paper, 1 new" in said and "created with 1 paper\n" in said + "\n"
+    assert "1 papers" not in said
+
+
 def test_second_run_cannot_take_the_lock(config: Config, store: Store, inbox: Path) -> None:
     """Invariant 7 (in-process half; the service tests run real processes)."""
     drop(inbox, DUMP_000)

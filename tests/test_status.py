@@ -5,6 +5,7 @@ under 0.5 s and 100 MiB (the bench row, run here at full size as a slow test).""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from bench.status import TARGET_MIB, TARGET_SECONDS, build_state, measure_health
 from digest import status
 from digest.cli import main
 from digest.config import Config
+from digest.model import Digest
 from digest.schedule import Service
 from digest.store import Store
 from tests.helpers import DUMP_000, DUMP_002, MakeConfig, drop
@@ -137,6 +139,11 @@ def test_renderings_are_pure() -> None:
     assert status.to_json(snap) == status.to_json(snap)
     assert status.to_json(snap)["last_successful"] == {"poll": "2026-11-22T07:00:00+00:00", "digest": None}
     assert "  alert (late) open since 2026-11-25 12:00 UTC: no new dump" in status.lines(snap, "x", 0)
+    created = datetime(2026, 11, 30, 7, tzinfo=UTC)
+    for count, said in ((3, "3 papers"), (1, "1 paper")):
+        last = Digest(id=3, slug="2026-11-30-3", created=created, first_seq=1, last_seq=3, paper_count=count)
+        text = status.lines(replace(snap, digests=3, last_digest=last), "x", 0)
+        assert f"digests: 3 (latest 2026-11-30-3, {said})" in text
 
 
 @pytest.mark.slow
