@@ -4,7 +4,8 @@ Serves ``feed.output_dir`` read-only at ``/`` (whatever the path of ``digest.bas
 ``/healthz`` and ``/metrics``. The HTTP handling is Starlette's: ``StaticFiles`` gives ``ETag`` and
 ``Last-Modified`` with ``304 Not Modified``, refuses ``..`` and, with
 ``follow_symlink=False``, any path whose real location is outside the folder;
-``GZipMiddleware`` compresses when the client asks. uvicorn runs it in a thread.
+the site's files compress themselves (:mod:`digest.web_files`) and
+``GZipMiddleware`` the app's own pages, when the client asks. uvicorn runs it in a thread.
 """
 
 from __future__ import annotations
@@ -101,16 +102,26 @@ def make_app(
             headers={"cache-control": "no-store", "content-type": "text/plain; version=0.0.4; charset=utf-8"},
         )
 
-    extra = [Route("/metrics", prometheus, methods=["GET", "HEAD"])] if metrics is not None else []
+    # Gzip on the app's own pages only: the site's files compress themselves (once per
+    # version, with their own Vary), and an app-wide GZipMiddleware added a second
+    # "Vary: Accept-Encoding" to them and compressed despite "gzip;q=0".
+    gzip = [Middleware(GZipMiddleware, minimum_size=500)]
+    own = [Route("/healthz", healthz, methods=["GET", "HEAD"])]
+    if metrics is not None:
+        own.append(Route("/metrics", prometheus, methods=["GET", "HEAD"]))
     return Starlette(
         routes=[
-            Route("/healthz", healthz, methods=["GET", "HEAD"]),
-            *extra,
-            *routes,
+            *(_gzipped(r, gzip) for r in [*own, *routes]),
             Mount("/", SiteFiles(directory=site_dir, html=True, check_dir=False, follow_symlink=False)),
         ],
-        middleware=[Middleware(GZipMiddleware, minimum_size=500)],
     )
+
+
+def _gzipped(route: BaseRoute, gzip: list[Middleware]) -> BaseRoute:
+    """``route`` with ``gzip`` around its endpoint (a Route; any other route as it is)."""
+    if not isinstance(route, Route):
+        return route
+    return Route(route.path, route.endpoint, methods=route.methods, name=route.name, middleware=gzip)
 
 
 class WebServer:

@@ -108,6 +108,12 @@ def test_gzip_is_computed_once_per_file_version(served: Served) -> None:
         assert served.files.gzip_cache.compressions == 2
         plain = client.get("/feed.xml", headers={"Accept-Encoding": "identity"})
         assert "content-encoding" not in plain.headers and plain.content == second
+        # One Vary, however it went out: the site's files compress themselves, and the
+        # app-wide gzip must neither add a second Vary nor override a refusal (q=0).
+        for asked in ("identity", "gzip", "gzip;q=0", "br"):
+            again = client.get("/feed.xml", headers={"Accept-Encoding": asked})
+            assert again.headers.get_list("vary") == ["Accept-Encoding"], asked
+            assert again.headers.get("content-encoding") == ("gzip" if asked == "gzip" else None), asked
         etag = plain.headers["etag"]
         assert client.get("/feed.xml", headers={"If-None-Match": etag}).status_code == 304
         ranged = client.get("/feed.xml", headers={"Range": "bytes=0-4", "Accept-Encoding": "identity"})
