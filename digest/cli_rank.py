@@ -40,7 +40,7 @@ def add_parser(add: Any) -> None:
         "--like", action="append", default=[], metavar="TITLE", help="a liked paper: title or arXiv id"
     )
     rank.add_argument("--dislike", action="append", default=[], metavar="TITLE", help="a disliked paper")
-    rank.add_argument("--top", type=int, metavar="N", help="show only the first N papers")
+    rank.add_argument("--top", type=_at_least_one, metavar="N", help="show only the first N papers")
     rank.add_argument(
         "--as-emailed",
         action="store_true",
@@ -48,6 +48,17 @@ def add_parser(add: Any) -> None:
         "(default: the current votes, as the personal page and feeds)",
     )
     rank.set_defaults(func=cmd_rank)
+
+
+def _at_least_one(text: str) -> int:
+    """An argparse type: a whole number of 1 or more (``--top 0`` would print nothing)."""
+    try:
+        number = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{number} is not 1 or more")
+    return number
 
 
 def subscriber_profile(store: Store, address: str, until: datetime | None = None) -> Profile:
@@ -91,7 +102,7 @@ def cmd_rank(args: argparse.Namespace, config: Config) -> int:
         if not args.address and not (profile.personal or profile.exclude):
             raise DigestError("give ADDRESS or at least one of --interests, --keyword, --exclude, --like")
         picks = rank_digest(store, digest, profile, until=until)
-    shown = picks if args.top is None else picks[: max(args.top, 0)]
+    shown = picks if args.top is None else picks[: args.top]
     if args.json:
         print(json.dumps([p.as_json(n) for n, p in enumerate(shown, 1)], ensure_ascii=False, indent=1))
         return 0

@@ -85,6 +85,16 @@ def test_usage_error_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert caught.value.code == 2
 
 
+@pytest.mark.parametrize("top", ["0", "-1", "x"])
+def test_rank_top_below_one_is_a_usage_error(
+    config_file: Path, top: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as caught:
+        main(["-c", str(config_file), "rank", "--interests", "x", "--top", top])
+    assert caught.value.code == 2
+    assert "argument --top:" in capsys.readouterr().err
+
+
 def test_check_config_masks_secret(
     config_file: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
