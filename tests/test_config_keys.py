@@ -62,6 +62,22 @@ def test_readme_lists_every_declared_key_once_with_its_default() -> None:
     assert not wrong, f"README default != declared default (README, declared): {wrong}"
 
 
+def test_every_key_row_sits_in_a_table_with_a_header() -> None:
+    """A row pasted after a paragraph, with no header and separator above it, renders as
+    loose text: each key row must follow a ``|---|`` line in the same run of table lines,
+    and a table's header must start after a blank line."""
+    lines = (ROOT / "README.md").read_text(encoding="utf-8").splitlines()
+    orphans, in_table = [], False
+    for i, line in enumerate(lines):
+        if not line.startswith("|"):
+            in_table = False
+        elif re.match(r"^\|\s*:?-{3,}", line):
+            in_table = i >= 2 and lines[i - 1].startswith("|") and not lines[i - 2].strip()
+        elif ROW.match(line) and not in_table:
+            orphans.append(f"README.md:{i + 1}: {line[:60]}")
+    assert not orphans, orphans
+
+
 def test_every_key_has_help_and_every_default_reads_back_to_itself(tmp_path: Path) -> None:
     for name, (f, meta) in KEYS.items():
         assert meta.help.strip(), name
