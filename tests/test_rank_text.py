@@ -1,0 +1,50 @@
+"""Ranking reads what readers read: LaTeX leftovers as the pages show them, accents
+folded on both sides (a trial reader's ``--keyword "Fréchet"`` matched nothing)."""
+
+from __future__ import annotations
+
+import pytest
+
+from digest.rank.model import Doc, Profile, Ranker
+from digest.rank.text import Keyword, find, shown, stem_tokens, tokens
+
+FILLER = [
+    Doc(f"f{i}", f"A study of topic {i} in vision", f"We look at topic {i} with images and models.")
+    for i in range(8)
+]
+SPELLINGS = [
+    Doc(
+        "latex",
+        "Projected GANs Converge Faster",
+        "It advances the state-of-the-art Fr\\'echet Inception Distance.",
+    ),
+    Doc("accent", "On the Fréchet Distance of Generators", "Generators compared by a distance."),
+    Doc("plain", "Frechet Video Distance Revisited", "A metric for videos."),
+    Doc("naive", "Naïve Bayes Returns", "A classifier of old, studied again."),
+]
+
+
+def matched(keyword: str) -> set[str]:
+    ranking = Ranker([*FILLER, *SPELLINGS]).rank([*FILLER, *SPELLINGS], Profile(keywords=(keyword,)))
+    return {r.key for r in ranking if r.reasons and r.reasons[0] == f"keywords: {keyword}"}
+
+
+def test_tokens_fold_accents_and_case() -> None:
+    assert tokens("Naïve Bayes, FRÉCHET, Fréchet") == ["naive", "bayes", "frechet", "frechet"]
+    assert tokens("ﬁne-grained Ångström") == ["fine", "grained", "angstrom"]
+
+
+@pytest.mark.parametrize("keyword", ["Fréchet", "Frechet", "frechet", "FRÉCHET"])
+def test_a_keyword_with_or_without_accents_matches_every_spelling(keyword: str) -> None:
+    assert matched(keyword) == {"latex", "accent", "plain"}
+
+
+def test_naive_matches_naive_with_a_diaeresis() -> None:
+    assert matched("naive") == {"naive"}
+    assert matched("Naïve Bayes") == {"naive"}
+
+
+def test_latex_leftovers_are_read_as_the_pages_show_them() -> None:
+    abstract = SPELLINGS[0].abstract
+    assert shown(abstract) == "It advances the state-of-the-art Fréchet Inception Distance."
+    assert find(Keyword.of("Fréchet Inception").stems, stem_tokens(shown(abstract)))
