@@ -48,3 +48,25 @@ def test_latex_leftovers_are_read_as_the_pages_show_them() -> None:
     abstract = SPELLINGS[0].abstract
     assert shown(abstract) == "It advances the state-of-the-art Fréchet Inception Distance."
     assert find(Keyword.of("Fréchet Inception").stems, stem_tokens(shown(abstract)))
+
+
+def test_symbols_that_end_a_word_are_part_of_it() -> None:
+    assert tokens("C++ and C# code, F#; a+b, C_Phi, 10+ runs") == [
+        *("c++", "and", "c#", "code", "f#", "a", "b", "c", "phi", "10", "runs"),
+    ]
+
+
+@pytest.mark.parametrize("keyword", ["C++", "C#"])
+def test_a_keyword_with_symbols_matches_only_those_symbols(keyword: str) -> None:
+    docs = [
+        *FILLER,
+        Doc(
+            "lone-c",
+            "On the Provable Advantage of Pretraining",
+            "A class C_Phi of functions, and a constant C.",
+        ),
+        Doc("cpp", "Compiling C++ Templates", "We compile C++ and C# code."),
+    ]
+    ranking = Ranker(docs).rank(docs, Profile(keywords=(keyword,)))
+    assert {r.key for r in ranking if r.reasons and r.reasons[0] == f"keywords: {keyword}"} == {"cpp"}
+    assert ranking[0].key == "cpp"

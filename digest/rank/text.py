@@ -13,7 +13,10 @@ import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 
-_WORD = re.compile(r"[^\W_]+")
+# A word: letters and digits; one ending in a letter may end in "+"s or "#"s when no
+# letter or digit follows them ("C++", "C#", "F#"), so those keywords match only
+# themselves, not every lone "C" ("a+b" stays two words, "10+" is "10").
+_WORD = re.compile(r"[^\W_]+(?:(?<=[^\W\d_])[+#]++(?![^\W_]))?")
 _ARXIV = re.compile(r"^(?:arxiv:\s*)?(\d{4}\.\d{4,5})(?:v\d+)?$", re.IGNORECASE)
 
 
