@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from digest.identity import paper_key
+from digest.rank import UnknownPaperError, resolve_papers
 from digest.rank.model import Doc, Profile, Ranker
 from digest.rank.text import Keyword, find, shown, stem_tokens, tokens
 
@@ -70,3 +72,29 @@ def test_a_keyword_with_symbols_matches_only_those_symbols(keyword: str) -> None
     ranking = Ranker(docs).rank(docs, Profile(keywords=(keyword,)))
     assert {r.key for r in ranking if r.reasons and r.reasons[0] == f"keywords: {keyword}"} == {"cpp"}
     assert ranking[0].key == "cpp"
+
+
+PROPAINTER = "ProPainter: Improving Propagation and Transformer for Video Inpainting"
+TITLES = {
+    paper_key(t): t
+    for t in (
+        "Video Inpainting with ProPainter Priors",
+        PROPAINTER,
+        "A Propagation Network for Segmentation",
+        "Painter: Images as Prompts",
+    )
+}
+
+
+def test_a_title_fragment_suggests_the_titles_containing_it() -> None:
+    with pytest.raises(UnknownPaperError) as err:
+        resolve_papers(["propainter"], TITLES)
+    assert err.value.suggestions[:2] == (PROPAINTER, "Video Inpainting with ProPainter Priors")
+    assert f"did you mean: {PROPAINTER!r}" in str(err.value)
+
+
+def test_an_unknown_arxiv_id_is_named_as_one() -> None:
+    with pytest.raises(UnknownPaperError) as err:
+        resolve_papers(["2403.01234"], TITLES)
+    assert str(err.value).startswith("no paper with arXiv id 2403.01234 is known")
+    assert "titled" not in str(err.value) and err.value.suggestions == ()
