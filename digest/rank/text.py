@@ -90,6 +90,7 @@ def fold(text: str) -> str:
     return unicodedata.normalize("NFC", bare)
 
 
+@lru_cache(maxsize=4096)  # a digest's titles and abstracts, read for the vectors, keywords and reasons
 def shown(text: str) -> str:
     """``text`` as readers see it on the pages (:func:`digest.text.display`: LaTeX
     leftovers such as ``Fr\\'echet`` turned into text), the text ranking reads."""
