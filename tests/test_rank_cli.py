@@ -90,6 +90,16 @@ def test_unknown_liked_title_is_an_error_with_suggestions(
     assert f"did you mean: {LIKED!r}" in err
 
 
+def test_a_title_fragment_or_an_arxiv_id_gets_a_helpful_error(
+    state: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = rank(state, capsys, "--like", "propainter")
+    assert code == 1 and out == ""
+    assert "did you mean: 'ProPainter: Improving Propagation and Transformer for Video Inpainting'" in err
+    code, out, err = rank(state, capsys, "--like", "2403.01234")
+    assert code == 1 and "no paper with arXiv id 2403.01234 is known" in err and "titled" not in err
+
+
 def test_nothing_to_rank_by_is_a_usage_error(state: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = rank(state, capsys)
     assert code == 1 and "give ADDRESS or at least one of --interests" in err

@@ -6,8 +6,8 @@
 importing this package (and starting the CLI) costs nothing.
 
 Likes and dislikes are paper keys; :func:`resolve_papers` turns what a reader typed (a
-title or an arXiv id) into keys, or raises :class:`UnknownPaperError` naming the closest
-known titles.
+title or an arXiv id) into keys, or raises :class:`UnknownPaperError` naming the known
+titles that contain what was typed and the closest ones (:func:`unknown_paper`).
 """
 
 from __future__ import annotations
@@ -32,6 +32,8 @@ __all__ = [
     "UnknownPaperError",
     "rank",
     "resolve_papers",
+    "suggestions",
+    "unknown_paper",
 ]
 
 
@@ -44,14 +46,21 @@ def __getattr__(name: str) -> Any:
 
 
 class UnknownPaperError(DigestError):
-    """A liked or disliked paper is not in the state; the message suggests the closest titles."""
+    """A liked or disliked paper is not in the state; the message suggests known titles.
+    ``arxiv`` is the id when ``given`` is one."""
 
-    def __init__(self, given: str, suggestions: Sequence[str]) -> None:
+    def __init__(self, given: str, suggestions: Sequence[str], arxiv: str | None = None) -> None:
         self.given = given
         self.suggestions = tuple(suggestions)
-        message = (
-            f"no paper titled {given!r} is known (papers are known once a dump listing them is ingested)"
-        )
+        if arxiv:
+            message = (
+                f"no paper with arXiv id {arxiv} is known (a paper has one only if its dump lists it, "
+                "and the text dumps list none: give its title)"
+            )
+        else:
+            message = (
+                f"no paper titled {given!r} is known (papers are known once a dump listing them is ingested)"
+            )
         if suggestions:
             message += "; did you mean: " + " | ".join(repr(s) for s in suggestions)
         super().__init__(message)
@@ -64,19 +73,44 @@ def resolve_papers(
     arXiv ids such as ``2403.01234``/``arXiv:2403.01234v2``), in order, without repeats.
 
     ``titles`` maps every known key to its title; ``arxiv_ids`` maps arXiv id to key. The
-    first name that matches nothing raises :class:`UnknownPaperError` with up to three
-    close titles (difflib on the normalised keys).
+    first name that matches nothing raises :func:`unknown_paper`'s error.
     """
     keys: list[str] = []
     for name in given:
         ident = arxiv_id(name)
         key = (arxiv_ids or {}).get(ident) if ident else paper_key(name)
         if key is None or key not in titles:
-            close = difflib.get_close_matches(paper_key(name), list(titles), n=3, cutoff=0.5)
-            raise UnknownPaperError(name, [titles[k] for k in close])
+            raise unknown_paper(name, titles)
         if key not in keys:
             keys.append(key)
     return tuple(keys)
+
+
+def unknown_paper(name: str, titles: Mapping[str, str]) -> UnknownPaperError:
+    """The error for ``name``, which named no known paper: an arXiv id is said to be one
+    (no suggestions), a title gets :func:`suggestions` from ``titles`` (key -> title)."""
+    ident = arxiv_id(name)
+    if ident:
+        return UnknownPaperError(name, (), arxiv=ident)
+    return UnknownPaperError(name, suggestions(name, titles))
+
+
+def suggestions(name: str, titles: Mapping[str, str], n: int = 3) -> list[str]:
+    """Known titles for a ``name`` that matched none: up to ``n`` whose key contains its
+    key (those starting with it first, then those with it at a word's start; otherwise in
+    ``titles``' order), then up to ``n`` closest (difflib on the normalised keys).
+
+    A fragment such as "propainter" is far from its full title for difflib, but is in it.
+    """
+    key = paper_key(name)
+    if not key:
+        return []
+    containing: list[str] = []
+    if len(key) >= 3:  # shorter is in too many titles to say anything
+        found = [k for k in titles if key in k and k != key]
+        containing = sorted(found, key=lambda k: (not k.startswith(key), f" {key}" not in k))[:n]
+    close = difflib.get_close_matches(key, list(titles), n=n, cutoff=0.5)
+    return [titles[k] for k in dict.fromkeys([*containing, *close])]
 
 
 def rank(papers: Sequence[Doc], corpus: Sequence[Doc], profile: Profile) -> tuple[Ranked, ...]:

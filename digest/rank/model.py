@@ -20,7 +20,7 @@ from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, TfidfVectorizer
 from sklearn.svm import LinearSVC
 
 from digest.rank.bm25 import BM25
-from digest.rank.text import Keyword, find, stem, stem_tokens, tokens
+from digest.rank.text import Keyword, find, shown, stem, stem_tokens, tokens
 
 _STOP = frozenset(stem(w) for w in ENGLISH_STOP_WORDS) | frozenset(ENGLISH_STOP_WORDS)
 
@@ -103,7 +103,7 @@ def _analyzer(text: str) -> list[str]:
 
 
 def _text(doc: Doc, repeat: int) -> str:
-    return ". ".join([doc.title] * repeat + [doc.abstract])
+    return ". ".join([shown(doc.title)] * repeat + [shown(doc.abstract)])  # as the pages show it
 
 
 def _z(values: np.ndarray, robust: bool = False) -> np.ndarray:
@@ -150,6 +150,7 @@ class Ranker:
         mats = [word * math.sqrt(1.0 - s.char_weight)]
         self._char = None
         if s.char_weight > 0:
+            # accents kept here: folding them too cost the held-out "likes" 0.016 nDCG@10
             self._char = TfidfVectorizer(
                 analyzer="char_wb", ngram_range=(3, 5), sublinear_tf=True, lowercase=True, dtype=np.float64
             )
@@ -417,8 +418,8 @@ class _Listing:
         self.docs = docs
         self._corpus = corpus
         self._corpus_words = corpus_words
-        self._titles = [stem_tokens(p.title) for p in papers]
-        self._bodies = [stem_tokens(p.abstract) for p in papers]
+        self._titles = [stem_tokens(shown(p.title)) for p in papers]
+        self._bodies = [stem_tokens(shown(p.abstract)) for p in papers]
         self._found: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self._sims: np.ndarray | None = None
         self._wsims: np.ndarray | None = None
@@ -469,7 +470,7 @@ class _Listing:
     def readable(self, i: int, terms: list[str]) -> list[str]:
         if i not in self._surface:
             doc = self.papers[i]
-            words = tokens(f"{doc.title} {doc.abstract}")
+            words = tokens(f"{shown(doc.title)} {shown(doc.abstract)}")
             stems = [stem(w) for w in words]
             first: dict[str, str] = {}
             for k in range(len(words) - 1, -1, -1):

@@ -13,7 +13,10 @@ import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 
-_WORD = re.compile(r"[^\W_]+")
+# A word: letters and digits; one ending in a letter may end in "+"s or "#"s when no
+# letter or digit follows them ("C++", "C#", "F#"), so those keywords match only
+# themselves, not every lone "C" ("a+b" stays two words, "10+" is "10").
+_WORD = re.compile(r"[^\W_]+(?:(?<=[^\W\d_])[+#]++(?![^\W_]))?")
 _ARXIV = re.compile(r"^(?:arxiv:\s*)?(\d{4}\.\d{4,5})(?:v\d+)?$", re.IGNORECASE)
 
 
@@ -77,11 +80,28 @@ def stem(word: str) -> str:
     return word
 
 
+def fold(text: str) -> str:
+    """``text`` casefolded, without accents (NFKD, combining marks dropped, then NFC):
+    "Fréchet", "FRECHET" and "frechet" read the same, as do "Naïve" and "naive"."""
+    text = text.casefold()
+    if text.isascii():
+        return text
+    bare = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+    return unicodedata.normalize("NFC", bare)
+
+
+@lru_cache(maxsize=4096)  # a digest's titles and abstracts, read for the vectors, keywords and reasons
+def shown(text: str) -> str:
+    """``text`` as readers see it on the pages (:func:`digest.text.display`: LaTeX
+    leftovers such as ``Fr\\'echet`` turned into text), the text ranking reads."""
+    from digest.text import display  # pylatexenc: loaded when papers are ranked, not for a keyword
+
+    return display(text)
+
+
 def tokens(text: str) -> list[str]:
-    """Lower-cased words of ``text`` (NFKC; hyphenated words split into their parts)."""
-    if not text.isascii():
-        text = unicodedata.normalize("NFKC", text)
-    return _WORD.findall(text.casefold())
+    """Words of ``text``, :func:`fold`-ed (hyphenated words split into their parts)."""
+    return _WORD.findall(fold(text))
 
 
 def stem_tokens(text: str) -> list[str]:

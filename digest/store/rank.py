@@ -4,7 +4,6 @@ the papers a reader names as liked or disliked.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -12,7 +11,7 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 
 from digest.identity import paper_key
-from digest.rank import UnknownPaperError
+from digest.rank import unknown_paper
 from digest.rank.text import arxiv_id
 from digest.store import Store
 from digest.store.schema import papers_t
@@ -54,8 +53,9 @@ def corpus(
 def resolve(store: Store, names: Sequence[str]) -> tuple[str, ...]:
     """Keys of the stored papers named by ``names`` (titles or arXiv ids), in order.
 
-    Raises :class:`~digest.rank.UnknownPaperError` naming up to three close titles for
-    the first name that matches no stored paper.
+    Raises :func:`~digest.rank.unknown_paper`'s error (titles that contain the name and
+    the closest ones, among the newest ``SUGGEST_FROM``) for the first name that matches
+    no stored paper.
     """
     keys: list[str] = []
     with store.transaction(read=True) as conn:
@@ -69,9 +69,7 @@ def resolve(store: Store, names: Sequence[str]) -> tuple[str, ...]:
                     .order_by(papers_t.c.seq.desc())
                     .limit(SUGGEST_FROM)
                 ).all()
-                titles = {r.key: r.title for r in recent}
-                close = difflib.get_close_matches(paper_key(name), list(titles), n=3, cutoff=0.5)
-                raise UnknownPaperError(name, [titles[k] for k in close])
+                raise unknown_paper(name, {r.key: r.title for r in recent})
             if key not in keys:
                 keys.append(key)
     return tuple(keys)
