@@ -98,3 +98,11 @@ def test_an_unknown_arxiv_id_is_named_as_one() -> None:
         resolve_papers(["2403.01234"], TITLES)
     assert str(err.value).startswith("no paper with arXiv id 2403.01234 is known")
     assert "titled" not in str(err.value) and err.value.suggestions == ()
+
+
+def test_a_reason_shows_a_word_as_the_paper_writes_it_accents_kept() -> None:
+    docs = [*FILLER, *SPELLINGS]
+    ranking = Ranker(docs).rank(docs, Profile(interests="frechet distance of generators"))
+    accent = next(r for r in ranking if r.key == "accent")
+    terms = next(x for x in accent.reasons if x.startswith("terms: "))
+    assert "fréchet" in terms and "frechet" not in terms, accent.reasons

@@ -20,7 +20,7 @@ from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, TfidfVectorizer
 from sklearn.svm import LinearSVC
 
 from digest.rank.bm25 import BM25
-from digest.rank.text import Keyword, find, shown, stem, stem_tokens, tokens
+from digest.rank.text import Keyword, find, fold, shown, stem, stem_tokens, written
 
 _STOP = frozenset(stem(w) for w in ENGLISH_STOP_WORDS) | frozenset(ENGLISH_STOP_WORDS)
 
@@ -470,8 +470,8 @@ class _Listing:
     def readable(self, i: int, terms: list[str]) -> list[str]:
         if i not in self._surface:
             doc = self.papers[i]
-            words = tokens(f"{shown(doc.title)} {shown(doc.abstract)}")
-            stems = [stem(w) for w in words]
+            words = written(f"{shown(doc.title)} {shown(doc.abstract)}")
+            stems = [stem(fold(w)) for w in words]
             first: dict[str, str] = {}
             for k in range(len(words) - 1, -1, -1):
                 first[stems[k]] = words[k]

@@ -104,6 +104,12 @@ def tokens(text: str) -> list[str]:
     return _WORD.findall(fold(text))
 
 
+def written(text: str) -> list[str]:
+    """The words of :func:`tokens` as ``text`` writes them (casefolded, accents kept):
+    what a reason shows ("fréchet" for the token "frechet")."""
+    return _WORD.findall(text.casefold())
+
+
 def stem_tokens(text: str) -> list[str]:
     """:func:`tokens` of ``text``, stemmed."""
     return [stem(t) for t in tokens(text)]
