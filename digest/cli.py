@@ -162,15 +162,12 @@ def cmd_publish(args: argparse.Namespace, config: Config) -> int:
 def _address_arg(value: str) -> str:
     from email.utils import parseaddr
 
-    from digest.mailaddr import ascii_address
+    from digest.cli_subscribers import checked_address
 
     addr = parseaddr(value)[1]
     if "\r" in value or "\n" in value or "@" not in addr:
         raise DigestError(f"{value!r} is not an email address; write it like user@example.org")
-    try:
-        return ascii_address(addr)
-    except ValueError as err:
-        raise DigestError(f"{addr!r} is not an email address we can mail ({err})") from None
+    return checked_address(addr)
 
 
 def cmd_send_test(args: argparse.Namespace, config: Config) -> int:

@@ -93,7 +93,9 @@ def _prefs_from_args(args: argparse.Namespace, base: Any = None) -> Any:
         raise DigestError(f"{err}; see digest subscribers add --help") from None
 
 
-def _address(value: str) -> str:
+def checked_address(value: str) -> str:
+    """``value`` as the address to store or mail (:func:`digest.mailaddr.ascii_address`);
+    a DigestError saying why and how it should look."""
     from digest.mailaddr import ascii_address
 
     try:
@@ -171,7 +173,7 @@ def _need(subs: Any, address: str) -> Any:
 def cmd_add(args: argparse.Namespace, config: Config) -> int:
     from digest import audience
 
-    address = _address(args.address)
+    address = checked_address(args.address)
     prefs = _prefs_from_args(args)
     with _open(config) as store:
         subs = _subs(store)
@@ -310,7 +312,7 @@ def cmd_import(args: argparse.Namespace, config: Config) -> int:
     checked = []
     for where, row in _rows_from(path, fmt):
         try:
-            address = _address(str(row.get("address", "")))
+            address = checked_address(str(row.get("address", "")))
         except DigestError as err:
             raise DigestError(f"{where}: {err}") from None
         status = str(row.get("status") or "active")
