@@ -29,7 +29,8 @@ import numpy as np
 from scipy import sparse
 
 from bench.rank_eval import DEV, HELDOUT, JudgedSet, load, ndcg, profile_for
-from digest.rank.model import Doc, Profile, Ranker, _Listing, _z
+from digest.rank.listing import Listing
+from digest.rank.model import Doc, Profile, Ranker, _z
 
 SETTINGS = ("all", "likes", "cold")
 OBJECTIVE = ("all", "likes")
@@ -121,7 +122,7 @@ class IdeaRanker(Ranker):
 
     def order(self, papers: Sequence[Doc], profile: Profile) -> list[int]:
         s, o = self.settings, self.opts
-        listing = _Listing(papers, *self._doc_vectors(papers), self._matrix, self._wmatrix)
+        listing = Listing(papers, *self._doc_vectors(papers), self._matrix, self._wmatrix)
         n = len(papers)
         text = " ".join([profile.interests, *profile.keywords]).strip()
         likes_rows = [self._row[k] for k in dict.fromkeys(profile.likes) if k in self._row]
@@ -176,7 +177,7 @@ class IdeaRanker(Ranker):
                 sunk |= in_title | in_body
         return [int(i) for i in np.lexsort((np.arange(n), -score, sunk))]
 
-    def like_scores(self, profile: Profile, listing: _Listing) -> np.ndarray | None:
+    def like_scores(self, profile: Profile, listing: Listing) -> np.ndarray | None:
         """With ``nbrs``: the liked papers' nearest corpus papers join the likes at half weight."""
         m = self.opts.get("nbrs")
         likes = [self._row[k] for k in dict.fromkeys(profile.likes) if k in self._row]
@@ -211,7 +212,7 @@ class IdeaRanker(Ranker):
             q = q + qvec.toarray().ravel()
         return sparse.csr_matrix(q)
 
-    def _lsa_scores(self, listing: _Listing, text: str, rows: list[int]) -> np.ndarray:
+    def _lsa_scores(self, listing: Listing, text: str, rows: list[int]) -> np.ndarray:
         o = self.opts
         if o.get("product"):  # the ranker's own LSA (digest/rank/lsa.py): query part only
             from digest.rank.lsa import Latent

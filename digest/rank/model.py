@@ -20,7 +20,8 @@ from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, TfidfVectorizer
 from sklearn.svm import LinearSVC
 
 from digest.rank.bm25 import BM25
-from digest.rank.text import Keyword, find, fold, shown, stem, stem_tokens, written
+from digest.rank.listing import Listing
+from digest.rank.text import shown, stem, stem_tokens
 
 _STOP = frozenset(stem(w) for w in ENGLISH_STOP_WORDS) | frozenset(ENGLISH_STOP_WORDS)
 
@@ -216,7 +217,7 @@ class Ranker:
             q = sparse.csr_matrix((1 - s.prf) * q.toarray() + s.prf * centroid)
         return q
 
-    def like_scores(self, profile: Profile, listing: _Listing) -> np.ndarray | None:
+    def like_scores(self, profile: Profile, listing: Listing) -> np.ndarray | None:
         """How much each paper of the digest resembles what the reader liked rather than
         the rest (None without votes).
 
@@ -262,7 +263,7 @@ class Ranker:
             return best if s.like_mode == "max" else s.like_max * best + (1 - s.like_max) * per.mean(axis=0)
         return np.asarray(sims[likes].mean(axis=0) - background)
 
-    def extra_scores(self, listing: _Listing, profile: Profile) -> np.ndarray | None:
+    def extra_scores(self, listing: Listing, profile: Profile) -> np.ndarray | None:
         """More evidence for the digest's papers, added to the score before the feedback
         step; None here. A subclass adds another signal this way (bench/rank_embed.py:
         sentence embeddings)."""
@@ -285,7 +286,7 @@ class Ranker:
         matches are computed once and every reader's query in one transform."""
         if not papers:
             return [() for _ in profiles]
-        listing = _Listing(papers, *self._doc_vectors(papers), self._matrix, self._wmatrix)
+        listing = Listing(papers, *self._doc_vectors(papers), self._matrix, self._wmatrix)
         texts = [" ".join([p.interests, *p.keywords]).strip() for p in profiles]
         asked = [t for t in texts if t]
         words: Any = None
@@ -308,7 +309,7 @@ class Ranker:
 
     def _rank_one(
         self,
-        listing: _Listing,
+        listing: Listing,
         profile: Profile,
         q: np.ndarray | None,
         qw: Any,
@@ -360,7 +361,7 @@ class Ranker:
             out.append(Ranked(i, papers[i].key, float(score[i]), tuple(reasons), bool(ex[i])))
         return tuple(out)
 
-    def _feedback(self, listing: _Listing, score: np.ndarray) -> np.ndarray:
+    def _feedback(self, listing: Listing, score: np.ndarray) -> np.ndarray:
         """The digest's own best papers by ``score`` as one more query: pulls up papers that
         say the same thing in other words (pseudo-relevance feedback). A top paper is
         compared with the others only (its similarity to itself would lock the first
@@ -373,9 +374,7 @@ class Ranker:
             fb[top] = (fb[top] * len(top) - inner[top, top]) / (len(top) - 1)
         return fb
 
-    def _explain(
-        self, listing: _Listing, profile: Profile, which: list[int], qw: Any
-    ) -> dict[int, list[str]]:
+    def _explain(self, listing: Listing, profile: Profile, which: list[int], qw: Any) -> dict[int, list[str]]:
         """Readable reasons: the query terms that weigh most in a paper, and the liked (or
         disliked) paper it is most similar to."""
         if not which:
@@ -406,94 +405,3 @@ class Ranker:
                 if sims[near, j] >= 0.05 and known[near] != papers[i].key:
                     why[i].append(f"{label}: {self.corpus[self._row[known[near]]].title}")
         return why
-
-
-class _Listing:
-    """A digest prepared once for any number of readers: its vectors, its words, its
-    similarities to the corpus and to itself, and the papers each keyword matches."""
-
-    def __init__(self, papers: Sequence[Doc], words: Any, docs: Any, corpus: Any, corpus_words: Any) -> None:
-        self.papers = papers
-        self.words = words
-        self.docs = docs
-        self._corpus = corpus
-        self._corpus_words = corpus_words
-        self._titles = [stem_tokens(shown(p.title)) for p in papers]
-        self._bodies = [stem_tokens(shown(p.abstract)) for p in papers]
-        self._found: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-        self._sims: np.ndarray | None = None
-        self._wsims: np.ndarray | None = None
-        self._total: np.ndarray | None = None
-        self._inner: np.ndarray | None = None
-        self._by_term: Any = None
-        self._surface: dict[int, dict[str, str]] = {}
-
-    def corpus_sims(self) -> np.ndarray:
-        """Cosine of every corpus paper (rows) with every digest paper (columns)."""
-        if self._sims is None:
-            self._sims = np.asarray((self._corpus @ self.docs.T).toarray())
-        return self._sims
-
-    def word_corpus_sims(self) -> np.ndarray:
-        """:meth:`corpus_sims` on words alone (what "similar to" means to a reader)."""
-        if self._wsims is None:
-            self._wsims = np.asarray((self._corpus_words @ self.words.T).toarray())
-        return self._wsims
-
-    def corpus_total(self) -> np.ndarray:
-        if self._total is None:
-            self._total = self.corpus_sims().sum(axis=0)
-        return self._total
-
-    def by_term(self) -> Any:
-        """The word vectors transposed (term x paper, CSR): a query's terms as rows."""
-        if self._by_term is None:
-            self._by_term = self.words.T.tocsr()
-        return self._by_term
-
-    def inner(self) -> np.ndarray:
-        """Cosine of every digest paper with every other."""
-        if self._inner is None:
-            self._inner = np.asarray((self.docs @ self.docs.T).toarray())
-        return self._inner
-
-    def matches(self, keyword: str) -> tuple[np.ndarray, np.ndarray]:
-        """(in title, in abstract only) as boolean arrays over the papers."""
-        hit = self._found.get(keyword)
-        if hit is None:
-            stems = Keyword.of(keyword).stems
-            title = np.array([find(stems, t) for t in self._titles], dtype=bool)
-            body = np.array([find(stems, b) for b in self._bodies], dtype=bool) & ~title
-            hit = self._found[keyword] = (title, body)
-        return hit
-
-    def readable(self, i: int, terms: list[str]) -> list[str]:
-        if i not in self._surface:
-            doc = self.papers[i]
-            words = written(f"{shown(doc.title)} {shown(doc.abstract)}")
-            stems = [stem(fold(w)) for w in words]
-            first: dict[str, str] = {}
-            for k in range(len(words) - 1, -1, -1):
-                first[stems[k]] = words[k]
-                if k + 1 < len(words):
-                    first[f"{stems[k]} {stems[k + 1]}"] = f"{words[k]} {words[k + 1]}"
-            self._surface[i] = first
-        return _readable(terms, self._surface[i])
-
-
-def _readable(terms: list[str], surface: dict[str, str]) -> list[str]:
-    """Stemmed terms as a paper writes them (``surface``: stem or stem pair -> its first
-    words there: "video inpaint" -> "video inpainting"), dropping a term whose words an
-    earlier one already shows."""
-    shown: list[str] = []
-    seen: list[set[str]] = []
-    for term in terms:
-        parts = term.split(" ")
-        if any(set(parts) <= s for s in seen):
-            continue
-        # a bigram across a stop word is not in ``surface``: its words one by one
-        text = surface.get(term) or " ".join(surface.get(p, p) for p in parts)
-        seen.append(set(parts))
-        shown.append(text)
-    # "click" says less than "click rate" shown beside it
-    return [t for t, w in zip(shown, seen, strict=True) if not any(w < other for other in seen)]

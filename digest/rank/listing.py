@@ -1,0 +1,107 @@
+"""A digest prepared once for ranking it for any number of readers (:class:`Listing`).
+
+Pure: sparse products over vectors the ranker hands it, cached on first use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from digest.rank.text import Keyword, find, fold, shown, stem, stem_tokens, written
+
+if TYPE_CHECKING:
+    from digest.rank.model import Doc
+
+
+class Listing:
+    """A digest prepared once for any number of readers: its vectors, its words, its
+    similarities to the corpus and to itself, and the papers each keyword matches."""
+
+    def __init__(self, papers: Sequence[Doc], words: Any, docs: Any, corpus: Any, corpus_words: Any) -> None:
+        self.papers = papers
+        self.words = words
+        self.docs = docs
+        self._corpus = corpus
+        self._corpus_words = corpus_words
+        self._titles = [stem_tokens(shown(p.title)) for p in papers]
+        self._bodies = [stem_tokens(shown(p.abstract)) for p in papers]
+        self._found: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self._sims: np.ndarray | None = None
+        self._wsims: np.ndarray | None = None
+        self._total: np.ndarray | None = None
+        self._inner: np.ndarray | None = None
+        self._by_term: Any = None
+        self._surface: dict[int, dict[str, str]] = {}
+
+    def corpus_sims(self) -> np.ndarray:
+        """Cosine of every corpus paper (rows) with every digest paper (columns)."""
+        if self._sims is None:
+            self._sims = np.asarray((self._corpus @ self.docs.T).toarray())
+        return self._sims
+
+    def word_corpus_sims(self) -> np.ndarray:
+        """:meth:`corpus_sims` on words alone (what "similar to" means to a reader)."""
+        if self._wsims is None:
+            self._wsims = np.asarray((self._corpus_words @ self.words.T).toarray())
+        return self._wsims
+
+    def corpus_total(self) -> np.ndarray:
+        if self._total is None:
+            self._total = self.corpus_sims().sum(axis=0)
+        return self._total
+
+    def by_term(self) -> Any:
+        """The word vectors transposed (term x paper, CSR): a query's terms as rows."""
+        if self._by_term is None:
+            self._by_term = self.words.T.tocsr()
+        return self._by_term
+
+    def inner(self) -> np.ndarray:
+        """Cosine of every digest paper with every other."""
+        if self._inner is None:
+            self._inner = np.asarray((self.docs @ self.docs.T).toarray())
+        return self._inner
+
+    def matches(self, keyword: str) -> tuple[np.ndarray, np.ndarray]:
+        """(in title, in abstract only) as boolean arrays over the papers."""
+        hit = self._found.get(keyword)
+        if hit is None:
+            stems = Keyword.of(keyword).stems
+            title = np.array([find(stems, t) for t in self._titles], dtype=bool)
+            body = np.array([find(stems, b) for b in self._bodies], dtype=bool) & ~title
+            hit = self._found[keyword] = (title, body)
+        return hit
+
+    def readable(self, i: int, terms: list[str]) -> list[str]:
+        if i not in self._surface:
+            doc = self.papers[i]
+            words = written(f"{shown(doc.title)} {shown(doc.abstract)}")
+            stems = [stem(fold(w)) for w in words]
+            first: dict[str, str] = {}
+            for k in range(len(words) - 1, -1, -1):
+                first[stems[k]] = words[k]
+                if k + 1 < len(words):
+                    first[f"{stems[k]} {stems[k + 1]}"] = f"{words[k]} {words[k + 1]}"
+            self._surface[i] = first
+        return _readable(terms, self._surface[i])
+
+
+def _readable(terms: list[str], surface: dict[str, str]) -> list[str]:
+    """Stemmed terms as a paper writes them (``surface``: stem or stem pair -> its first
+    words there: "video inpaint" -> "video inpainting"), dropping a term whose words an
+    earlier one already shows."""
+    shown: list[str] = []
+    seen: list[set[str]] = []
+    for term in terms:
+        parts = term.split(" ")
+        if any(set(parts) <= s for s in seen):
+            continue
+        # a bigram across a stop word is not in ``surface``: its words one by one
+        text = surface.get(term) or " ".join(surface.get(p, p) for p in parts)
+        seen.append(set(parts))
+        shown.append(text)
+    # "click" says less than "click rate" shown beside it
+    return [t for t, w in zip(shown, seen, strict=True) if not any(w < other for other in seen)]
