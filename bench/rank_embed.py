@@ -26,7 +26,8 @@ from typing import Any
 import numpy as np
 
 from bench.rank_eval import DEV, HELDOUT, load, ndcg, profile_for
-from digest.rank.model import Profile, Ranker, _Listing, _z
+from digest.rank.listing import Listing
+from digest.rank.model import Profile, Ranker, _z
 
 WEIGHTS = ((0.0, 0.0), (0.5, 0.5), (1.0, 1.0), (0.5, 0.0), (0.0, 0.5))
 
@@ -38,7 +39,7 @@ class EmbeddingRanker(Ranker):
     queries: dict[str, Any]
     weights: tuple[float, float] = (0.5, 0.5)
 
-    def extra_scores(self, listing: _Listing, profile: Profile) -> np.ndarray | None:
+    def extra_scores(self, listing: Listing, profile: Profile) -> np.ndarray | None:
         docs = np.stack([self.vectors_of[p.key] for p in listing.papers])
         out = np.zeros(len(docs))
         wq, wl = self.weights
