@@ -1,6 +1,10 @@
 """Ranking quality on a judged set: nDCG@10 (gains 0/1/3) and P@10 (grade >= 1) of the
 ranker against listing order, BM25 and TF-IDF cosine, per profile and setting.
 
+The digest is ranked as the product ranks it: without the papers the history dump
+already held (``in_history``), which a digest never lists again. ``--with-seen`` keeps
+them, as the numbers before stop 23 did (a liked paper listed again then ranks first).
+
 python -m bench.rank_eval                      # the dev set, then the held-out set
 python -m bench.rank_eval --data DIR --json out.json
 """
@@ -32,6 +36,13 @@ class JudgedSet:
     corpus: tuple[Doc, ...]
     profiles: tuple[dict[str, Any], ...]
     grades: dict[str, dict[int, int]]  # profile name -> listing index (0-based) -> grade
+    seen: tuple[bool, ...] = ()  # per paper: also in the history dump
+
+    def as_digest(self) -> JudgedSet:
+        """The set as the product's digest holds it: the papers the history held left out."""
+        keep = [i for i in range(len(self.papers)) if not (self.seen and self.seen[i])]
+        grades = {name: {n: g.get(i, 0) for n, i in enumerate(keep)} for name, g in self.grades.items()}
+        return JudgedSet(tuple(self.papers[i] for i in keep), self.corpus, self.profiles, grades)
 
 
 def load(data: Path) -> JudgedSet:
@@ -40,6 +51,8 @@ def load(data: Path) -> JudgedSet:
         return [Doc(paper_key(r["title"]), r["title"], r["abstract"]) for r in rows]
 
     papers = docs("papers.json")
+    rows = json.loads((data / "papers.json").read_text(encoding="utf-8"))
+    in_history = tuple(bool(r.get("in_history")) for r in rows)
     history = docs("history.json")
     seen: set[str] = set()
     corpus = []
@@ -50,7 +63,7 @@ def load(data: Path) -> JudgedSet:
     judged = json.loads((data / "judgments.json").read_text(encoding="utf-8"))
     grades = {name: {int(pos) - 1: g for pos, g in table.items()} for name, table in judged.items()}
     profiles = tuple(json.loads((data / "profiles.json").read_text(encoding="utf-8")))
-    return JudgedSet(tuple(papers), tuple(corpus), profiles, grades)
+    return JudgedSet(tuple(papers), tuple(corpus), profiles, grades, in_history)
 
 
 def profile_for(p: dict[str, Any], setting: str) -> Profile:
@@ -111,8 +124,13 @@ def baselines(js: JudgedSet) -> dict[str, Callable[[Profile], list[int]]]:
     return {"listing": lambda _p: list(range(len(js.papers))), "bm25": bm25, "tfidf": cosine}
 
 
-def evaluate(js: JudgedSet, settings: Settings | None = None, with_baselines: bool = True) -> dict[str, Any]:
-    """Per method, setting and profile: nDCG@10 and P@10; plus the means."""
+def evaluate(
+    js: JudgedSet, settings: Settings | None = None, with_baselines: bool = True, with_seen: bool = False
+) -> dict[str, Any]:
+    """Per method, setting and profile: nDCG@10 and P@10; plus the means. The digest is
+    :meth:`JudgedSet.as_digest` unless ``with_seen``."""
+    if not with_seen:
+        js = js.as_digest()
     ranker = Ranker(js.corpus, settings or Settings())
     methods: dict[str, Callable[[Profile], list[int]]] = {
         "ranker": lambda p: [r.index for r in ranker.rank(js.papers, p)]
@@ -151,10 +169,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--json", type=Path, help="also write the per-profile numbers here")
     parser.add_argument("--per-profile", action="store_true", help="print each profile's nDCG@10")
+    parser.add_argument(
+        "--with-seen", action="store_true", help="keep the papers the history already held in the digest"
+    )
     args = parser.parse_args(argv)
     out = {}
     for data in args.data or [DEV, HELDOUT]:
-        rows = evaluate(load(data))
+        rows = evaluate(load(data), with_seen=args.with_seen)
         out[str(data)] = rows
         print(f"{data}:")
         print(table(rows))

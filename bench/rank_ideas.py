@@ -277,7 +277,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     variants: dict[str, dict[str, Any]] = {"default": {}}
     for f in chosen:
         variants.update(FAMILIES[f])
-    dev, held = load(DEV), load(HELDOUT)
+    dev, held = load(DEV).as_digest(), load(HELDOUT).as_digest()  # as the product ranks (bench/rank_eval.py)
     table = scores(dev, variants)
     for name, row in scores(held, variants).items():
         table[name].update(row)

@@ -184,7 +184,7 @@ def test_a_feed_carries_each_digests_top_picks_only(cfg: Config, db: Store, inbo
         "Protein Binders by Diffusion",
         "Tokenizer-free Language Models",
         "Diffusion Models for Protein Design",
-        "Protein Folding with Language Models",
+        "Fast Tokenizers for Source Code",  # liked: above the paper only the interests match
     ]
     page = (folder / "index.html").read_text(encoding="utf-8")
     assert ": 2 papers of 4</h2>" in page and ": 2 papers of 6</h2>" in page

@@ -18,10 +18,22 @@ if TYPE_CHECKING:
 
 class Listing:
     """A digest prepared once for any number of readers: its vectors, its words, its
-    similarities to the corpus and to itself, and the papers each keyword matches."""
+    similarities to the corpus and to itself, and the papers each keyword matches.
 
-    def __init__(self, papers: Sequence[Doc], words: Any, docs: Any, corpus: Any, corpus_words: Any) -> None:
+    ``papers`` are the digest's first ``real`` papers (all by default), then any reference
+    papers it is scored among (:meth:`digest.rank.model.Ranker._reference`)."""
+
+    def __init__(
+        self,
+        papers: Sequence[Doc],
+        words: Any,
+        docs: Any,
+        corpus: Any,
+        corpus_words: Any,
+        real: int | None = None,
+    ) -> None:
         self.papers = papers
+        self.real = len(papers) if real is None else real
         self.words = words
         self.docs = docs
         self._corpus = corpus
