@@ -190,3 +190,15 @@ def test_a_small_digest_is_ranked_as_the_same_papers_in_a_full_one() -> None:
     keeps the order those papers have in a full digest far more often."""
     with_reference, plain = _agreement(50), _agreement(0)
     assert with_reference >= 0.85 and with_reference > plain + 0.05, (with_reference, plain)  # 0.89, 0.80
+
+
+def test_similar_to_names_the_liked_paper_as_the_pages_show_its_title() -> None:
+    liked = Doc(
+        paper_key("Fr\\'echet Video Distance"), "Fr\\'echet Video Distance", "A metric for video generation."
+    )
+    other = Doc("other", "Weather Forecasts", "Graph networks forecast the weather.")
+    new = Doc(
+        "new", "A Video Generation Metric", "We score video generation with a distance between features."
+    )
+    [first, *_] = Ranker([liked, other, new]).rank([new, other], Profile(likes=(liked.key,)))
+    assert first.key == "new" and "similar to: Fréchet Video Distance" in first.reasons, first.reasons

@@ -427,5 +427,5 @@ class Ranker:
             for j, i in enumerate(which):
                 near = int(np.argmax(sims[:, j]))
                 if sims[near, j] >= 0.05 and known[near] != papers[i].key:
-                    why[i].append(f"{label}: {self.corpus[self._row[known[near]]].title}")
+                    why[i].append(f"{label}: {shown(self.corpus[self._row[known[near]]].title)}")
         return why
