@@ -9,6 +9,7 @@ beside it by paper key. Everything here is a plain value: reading and writing is
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Literal, get_args
@@ -25,7 +26,7 @@ SOURCES: tuple[Source, ...] = get_args(Source)
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # index = datetime.weekday()
 _CADENCE = re.compile(r"^(daily|weekly:(mon|tue|wed|thu|fri|sat|sun))$")
 DEFAULT_MAX_PAPERS = 10
-MAX_TEXT = 2000  # characters of interests kept
+MAX_TEXT = 2000  # characters interests may hold (runs of white space count as one); more is refused
 MAX_KEYWORDS = 50
 MAX_KEYWORD = 100
 
@@ -90,7 +91,7 @@ class Preferences:
         return {name: list(v) if isinstance(v, tuple) else v for name, v in values}
 
 
-def preferences_from(data: dict[str, object], base: Preferences | None = None) -> Preferences:
+def preferences_from(data: Mapping[str, object], base: Preferences | None = None) -> Preferences:
     """``base`` (default: the defaults) with the keys of ``data`` that are set; ValueError
     naming the key for a bad value. Accepts what :meth:`Preferences.as_dict`, CSV cells
     (keywords separated by ``;``) and form fields give."""
@@ -112,7 +113,7 @@ def preferences_from(data: dict[str, object], base: Preferences | None = None) -
         elif key == "only_top":
             values[key] = _flag(key, value)
         elif key == "interests":
-            values[key] = " ".join(str(value).split())[:MAX_TEXT]
+            values[key] = _interests(value)
         else:  # keywords, exclude
             values[key] = clean_terms(split_terms(key, value))
     return Preferences(
@@ -123,6 +124,15 @@ def preferences_from(data: dict[str, object], base: Preferences | None = None) -
         keywords=tuple(values["keywords"]),  # type: ignore[arg-type]
         exclude=tuple(values["exclude"]),  # type: ignore[arg-type]
     )
+
+
+def _interests(value: object) -> str:
+    """The interests on one line; ValueError when longer than :data:`MAX_TEXT` (cutting
+    them would drop what the reader wrote last without a word)."""
+    text = " ".join(str(value).split())
+    if len(text) > MAX_TEXT:
+        raise ValueError(f"interests: {len(text):,} characters, over the limit of {MAX_TEXT:,}; shorten them")
+    return text
 
 
 def split_terms(key: str, value: object) -> list[str]:
