@@ -116,6 +116,10 @@ def preferences_from(data: Mapping[str, object], base: Preferences | None = None
             values[key] = _interests(value)
         else:  # keywords, exclude
             values[key] = clean_terms(split_terms(key, value))
+    if data.get("keywords") is not None or data.get("exclude") is not None:
+        # Only when either is given: a profile stored before this rule still takes
+        # ``set --status``; changing its terms asks for the conflict to go.
+        _no_keyword_excluded(values["keywords"], values["exclude"])  # type: ignore[arg-type]
     return Preferences(
         cadence=str(values["cadence"]),
         max_papers=int(values["max_papers"]),  # type: ignore[call-overload]
@@ -133,6 +137,21 @@ def _interests(value: object) -> str:
     if len(text) > MAX_TEXT:
         raise ValueError(f"interests: {len(text):,} characters, over the limit of {MAX_TEXT:,}; shorten them")
     return text
+
+
+def _no_keyword_excluded(keywords: tuple[str, ...], exclude: tuple[str, ...]) -> None:
+    """ValueError naming the first keyword that is also excluded, compared as ranking
+    matches them (the same stems: "Diffusion" and "diffusions" are one word): such a
+    keyword would lift the papers its exclusion sinks."""
+    from digest.rank.text import Keyword  # pure and light: the stemmer keywords are matched by
+
+    excluded = {Keyword.of(e).stems: e for e in exclude}
+    for term in keywords:
+        stems = Keyword.of(term).stems
+        other = excluded.get(stems) if stems else None
+        if other is not None:
+            same = "" if other == term else f" (as {other!r})"
+            raise ValueError(f"{term!r} is both a keyword and excluded{same}; keep it in one of them")
 
 
 def split_terms(key: str, value: object) -> list[str]:
