@@ -225,8 +225,10 @@ def cmd_show(args: argparse.Namespace, config: Config) -> int:
             continue
         shown = ", ".join(value) if isinstance(value, list) else value
         print(f"{key}: {'' if shown is None else shown}")
+    from digest.text import display  # as the pages show a title (JSON keeps the stored one)
+
     for v in data["votes"]:
-        print(f"{'like' if v['value'] > 0 else 'dislike'}: {v['paper']}")
+        print(f"{'like' if v['value'] > 0 else 'dislike'}: {display(v['paper'])}")
     return 0
 
 

@@ -122,3 +122,14 @@ def test_a_reason_shows_a_word_as_the_paper_writes_it_accents_kept() -> None:
     accent = next(r for r in ranking if r.key == "accent")
     terms = next(x for x in accent.reasons if x.startswith("terms: "))
     assert "fréchet" in terms and "frechet" not in terms, accent.reasons
+
+
+def test_a_title_with_latex_is_suggested_as_shown_and_named_so() -> None:
+    latex = "Projected GANs Lower the Fr\\'echet Inception Distance"
+    titles = {**TITLES, paper_key(latex): latex}
+    with pytest.raises(UnknownPaperError) as err:
+        resolve_papers(["Projected GANs Lower the Frechet Distance"], titles)
+    assert err.value.suggestions == ("Projected GANs Lower the Fréchet Inception Distance",)
+    assert resolve_papers(["projected gans lower the Fréchet inception distance"], titles) == (
+        paper_key(latex),
+    )
