@@ -76,6 +76,28 @@ def _votes(store: Any, args: argparse.Namespace) -> list[tuple[str, int]]:
     return [(k, 1) for k in resolve(store, args.like)] + [(k, -1) for k in resolve(store, args.dislike)]
 
 
+def _unvotes(store: Any, subs: Any, sub: Any, args: argparse.Namespace, votes: list[tuple[str, int]]) -> Any:
+    """(paper key, title as shown, their vote on it or None) of each --unvote, resolved as
+    --like is (an unknown title is an error with suggestions), before anything is
+    written. A vote on a paper this state does not hold (imported) is found by its key."""
+    from digest.identity import paper_key
+    from digest.store.rank import resolve
+    from digest.text import display
+
+    cast = {v.paper_key: v.value for v in subs.votes(sub.id)}
+    voted = {key for key, _ in votes}
+    named: dict[str, str] = {}
+    for name in args.unvote:
+        key = paper_key(name)
+        if key not in cast:
+            [key] = resolve(store, [name])
+        if key in voted:
+            raise DigestError(f"{name!r} is both voted on and withdrawn (--unvote) in one command; give one")
+        named.setdefault(key, name)
+    titles = subs.titles(list(named)) if named else {}
+    return [(key, display(titles.get(key, name)), cast.get(key)) for key, name in named.items()]
+
+
 def _prefs_from_args(args: argparse.Namespace, base: Any = None) -> Any:
     from digest.subscribers import preferences_from
 
@@ -135,6 +157,13 @@ def add_parser(add: Any) -> None:
         "--new-token", action="store_true", help="a new secret: every link sent so far stops working"
     )
     _prefs_args(set_)
+    set_.add_argument(
+        "--unvote",
+        action="append",
+        default=[],
+        metavar="TITLE",
+        help="withdraw the like or dislike of a paper: title or arXiv id (repeat)",
+    )
     set_.set_defaults(func=cmd_set)
 
     rm = cmds.add_parser("remove", help="delete a subscriber and their votes (deliveries stay as history)")
@@ -238,10 +267,18 @@ def cmd_set(args: argparse.Namespace, config: Config) -> int:
         sub = _need(subs, args.address)
         prefs = _prefs_from_args(args, sub.preferences)
         votes = _votes(store, args)
+        unvotes = _unvotes(store, subs, sub, args, votes)
         if prefs != sub.preferences:
             subs.set_preferences(sub.id, prefs)
         for key, value in votes:
             subs.vote(sub.id, key, value, _now())
+        for key, title, value in unvotes:
+            # Withdrawn as the preferences page's undo does: the row goes, so the next
+            # ranking (email, personal page and feeds, digest rank) no longer reads it.
+            if value is not None and subs.unvote(sub.id, key):
+                print(f"{sub.address}: {'like' if value > 0 else 'dislike'} of {title!r} withdrawn")
+            else:  # already so: nothing to do, said in one line
+                print(f"{sub.address}: no vote on {title!r} to withdraw")
         cancelled = 0
         if args.status and args.status != sub.status:
             cancelled = subs.set_status(sub.id, args.status, _now(), "set by the operator").cancelled
