@@ -35,8 +35,12 @@ FIELDS = (
     "exclude",
     "likes",
     "dislikes",
+    "voted_at",
 )
 PREFS = FIELDS[2:8]  # the preferences; likes and dislikes are votes (paper keys)
+# ``voted_at``: when each vote was cast, paper key -> ISO time (a JSON object; in CSV
+# ``key=time; key=time``: keys are letters, digits and spaces). Files written before it
+# existed lack it: their votes are dated at the import.
 
 
 def _now() -> datetime:
@@ -326,9 +330,10 @@ def _rows_from(path: Path, fmt: str) -> list[tuple[str, dict[str, Any]]]:
     return [(f"{path}:{reader.line_num}", {k: v for k, v in row.items() if k and v != ""}) for row in reader]
 
 
-def _file_votes(row: dict[str, Any]) -> list[tuple[str, int]]:
-    """(paper key, +1/-1) of a row's ``likes`` and ``dislikes`` (paper keys, or titles:
-    both go through paper_key); ValueError for a paper both liked and disliked."""
+def _file_votes(row: dict[str, Any]) -> list[tuple[str, int, datetime | None]]:
+    """(paper key, +1/-1, when cast or None) of a row's ``likes`` and ``dislikes`` (paper
+    keys, or titles: both go through paper_key) and ``voted_at``; ValueError for a paper
+    both liked and disliked, or a bad or unmatched ``voted_at`` entry."""
     from digest.identity import paper_key
     from digest.subscribers import split_terms
 
@@ -338,7 +343,38 @@ def _file_votes(row: dict[str, Any]) -> list[tuple[str, int]]:
             key = paper_key(item)
             if key and out.setdefault(key, value) != value:
                 raise ValueError(f"{name}: {item!r} is both liked and disliked")
-    return list(out.items())
+    when = _voted_at(row.get("voted_at") or {})
+    stray = sorted(when.keys() - out.keys())
+    if stray:
+        raise ValueError(f"voted_at: {stray[0]!r} is neither in likes nor in dislikes")
+    return [(key, value, when.get(key)) for key, value in out.items()]
+
+
+def _voted_at(value: object) -> dict[str, datetime]:
+    """paper key -> aware time of a ``voted_at`` cell (``key=time; …``) or JSON object."""
+    from datetime import UTC, datetime
+
+    from digest.identity import paper_key
+    from digest.subscribers import split_terms
+
+    if isinstance(value, dict):
+        pairs = [(str(k), str(v)) for k, v in value.items()]
+    else:
+        cells = [c.rpartition("=") for c in split_terms("voted_at", value) if c.strip()]
+        pairs = [(key, text) for key, _, text in cells]  # the last "=": a title may hold one
+    out: dict[str, datetime] = {}
+    for key, text in pairs:
+        try:
+            at = datetime.fromisoformat(text.strip())
+        except ValueError:
+            at = None
+        if not key.strip() or at is None or at.tzinfo is None:
+            raise ValueError(
+                f"voted_at: {key.strip()}={text.strip()} is not paper=time with a UTC offset, "
+                "as export writes (key=2026-11-22T07:00:00+00:00)"
+            )
+        out[paper_key(key)] = at.astimezone(UTC)
+    return out
 
 
 def cmd_import(args: argparse.Namespace, config: Config) -> int:
@@ -370,8 +406,8 @@ def cmd_import(args: argparse.Namespace, config: Config) -> int:
         for address, status, prefs, votes in checked:
             new += subs.upsert(address, status, prefs, now, "import")
             sub = subs.get(address)
-            for key, value in votes:
-                subs.vote(sub.id, key, value, now)
+            for key, value, at in votes:
+                subs.vote(sub.id, key, value, at or now)  # dated when cast, where the file says
     print(f"imported {len(checked)} subscribers from {path}: {new} new, {len(checked) - new} updated")
     return 0
 
@@ -387,7 +423,9 @@ def cmd_export(args: argparse.Namespace, config: Config) -> int:
     for s in rows:
         mine = votes.get(s.id, [])
         likes = [v.paper_key for v in mine if v.value > 0]
-        data.append({**s.as_dict(), "likes": likes, "dislikes": [v.paper_key for v in mine if v.value < 0]})
+        dislikes = [v.paper_key for v in mine if v.value < 0]
+        when = {v.paper_key: v.at.isoformat() for v in mine}
+        data.append({**s.as_dict(), "likes": likes, "dislikes": dislikes, "voted_at": when})
     if args.format == "json":
         print(json.dumps(data, indent=2, ensure_ascii=False))
         return 0
@@ -395,5 +433,6 @@ def cmd_export(args: argparse.Namespace, config: Config) -> int:
     out.writeheader()
     for row in data:
         # No term holds ";" (refused at input; paper keys are letters, digits and spaces).
+        row["voted_at"] = [f"{k}={t}" for k, t in row["voted_at"].items()]
         out.writerow({k: "; ".join(v) if isinstance(v, list) else v for k, v in row.items()})
     return 0
