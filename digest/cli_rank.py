@@ -84,6 +84,7 @@ def cmd_rank(args: argparse.Namespace, config: Config) -> int:
     from digest.rank.model import Profile
     from digest.store import Store
     from digest.store.rank import resolve
+    from digest.text import display  # titles as the pages show them (JSON keeps the stored one)
 
     with Store.open(config.state.url) as store:
         digest = find_digest(store, args.digest)
@@ -108,7 +109,7 @@ def cmd_rank(args: argparse.Namespace, config: Config) -> int:
         return 0
     print(f"digest {digest.slug}: {len(picks)} papers" + ("" if profile.personal else ", listing order"))
     for n, p in enumerate(shown, 1):
-        print(f"{n:>4}. {p.ranked.score:8.3f}  {p.paper.title}")
+        print(f"{n:>4}. {p.ranked.score:8.3f}  {display(p.paper.title)}")
         for reason in p.ranked.reasons:
             print(f"{'':16}{reason}")
     return 0

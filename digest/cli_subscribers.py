@@ -35,8 +35,12 @@ FIELDS = (
     "exclude",
     "likes",
     "dislikes",
+    "voted_at",
 )
 PREFS = FIELDS[2:8]  # the preferences; likes and dislikes are votes (paper keys)
+# ``voted_at``: when each vote was cast, paper key -> ISO time (a JSON object; in CSV
+# ``key=time; key=time``: keys are letters, digits and spaces). Files written before it
+# existed lack it: their votes are dated at the import.
 
 
 def _now() -> datetime:
@@ -74,6 +78,28 @@ def _votes(store: Any, args: argparse.Namespace) -> list[tuple[str, int]]:
     from digest.store.rank import resolve
 
     return [(k, 1) for k in resolve(store, args.like)] + [(k, -1) for k in resolve(store, args.dislike)]
+
+
+def _unvotes(store: Any, subs: Any, sub: Any, args: argparse.Namespace, votes: list[tuple[str, int]]) -> Any:
+    """(paper key, title as shown, their vote on it or None) of each --unvote, resolved as
+    --like is (an unknown title is an error with suggestions), before anything is
+    written. A vote on a paper this state does not hold (imported) is found by its key."""
+    from digest.identity import paper_key
+    from digest.store.rank import resolve
+    from digest.text import display
+
+    cast = {v.paper_key: v.value for v in subs.votes(sub.id)}
+    voted = {key for key, _ in votes}
+    named: dict[str, str] = {}
+    for name in args.unvote:
+        key = paper_key(name)
+        if key not in cast:
+            [key] = resolve(store, [name])
+        if key in voted:
+            raise DigestError(f"{name!r} is both voted on and withdrawn (--unvote) in one command; give one")
+        named.setdefault(key, name)
+    titles = subs.titles(list(named)) if named else {}
+    return [(key, display(titles.get(key, name)), cast.get(key)) for key, name in named.items()]
 
 
 def _prefs_from_args(args: argparse.Namespace, base: Any = None) -> Any:
@@ -135,6 +161,13 @@ def add_parser(add: Any) -> None:
         "--new-token", action="store_true", help="a new secret: every link sent so far stops working"
     )
     _prefs_args(set_)
+    set_.add_argument(
+        "--unvote",
+        action="append",
+        default=[],
+        metavar="TITLE",
+        help="withdraw the like or dislike of a paper: title or arXiv id (repeat)",
+    )
     set_.set_defaults(func=cmd_set)
 
     rm = cmds.add_parser("remove", help="delete a subscriber and their votes (deliveries stay as history)")
@@ -225,8 +258,10 @@ def cmd_show(args: argparse.Namespace, config: Config) -> int:
             continue
         shown = ", ".join(value) if isinstance(value, list) else value
         print(f"{key}: {'' if shown is None else shown}")
+    from digest.text import display  # as the pages show a title (JSON keeps the stored one)
+
     for v in data["votes"]:
-        print(f"{'like' if v['value'] > 0 else 'dislike'}: {v['paper']}")
+        print(f"{'like' if v['value'] > 0 else 'dislike'}: {display(v['paper'])}")
     return 0
 
 
@@ -236,10 +271,18 @@ def cmd_set(args: argparse.Namespace, config: Config) -> int:
         sub = _need(subs, args.address)
         prefs = _prefs_from_args(args, sub.preferences)
         votes = _votes(store, args)
+        unvotes = _unvotes(store, subs, sub, args, votes)
         if prefs != sub.preferences:
             subs.set_preferences(sub.id, prefs)
         for key, value in votes:
             subs.vote(sub.id, key, value, _now())
+        for key, title, value in unvotes:
+            # Withdrawn as the preferences page's undo does: the row goes, so the next
+            # ranking (email, personal page and feeds, digest rank) no longer reads it.
+            if value is not None and subs.unvote(sub.id, key):
+                print(f"{sub.address}: {'like' if value > 0 else 'dislike'} of {title!r} withdrawn")
+            else:  # already so: nothing to do, said in one line
+                print(f"{sub.address}: no vote on {title!r} to withdraw")
         cancelled = 0
         if args.status and args.status != sub.status:
             cancelled = subs.set_status(sub.id, args.status, _now(), "set by the operator").cancelled
@@ -287,9 +330,10 @@ def _rows_from(path: Path, fmt: str) -> list[tuple[str, dict[str, Any]]]:
     return [(f"{path}:{reader.line_num}", {k: v for k, v in row.items() if k and v != ""}) for row in reader]
 
 
-def _file_votes(row: dict[str, Any]) -> list[tuple[str, int]]:
-    """(paper key, +1/-1) of a row's ``likes`` and ``dislikes`` (paper keys, or titles:
-    both go through paper_key); ValueError for a paper both liked and disliked."""
+def _file_votes(row: dict[str, Any]) -> list[tuple[str, int, datetime | None]]:
+    """(paper key, +1/-1, when cast or None) of a row's ``likes`` and ``dislikes`` (paper
+    keys, or titles: both go through paper_key) and ``voted_at``; ValueError for a paper
+    both liked and disliked, or a bad or unmatched ``voted_at`` entry."""
     from digest.identity import paper_key
     from digest.subscribers import split_terms
 
@@ -299,7 +343,38 @@ def _file_votes(row: dict[str, Any]) -> list[tuple[str, int]]:
             key = paper_key(item)
             if key and out.setdefault(key, value) != value:
                 raise ValueError(f"{name}: {item!r} is both liked and disliked")
-    return list(out.items())
+    when = _voted_at(row.get("voted_at") or {})
+    stray = sorted(when.keys() - out.keys())
+    if stray:
+        raise ValueError(f"voted_at: {stray[0]!r} is neither in likes nor in dislikes")
+    return [(key, value, when.get(key)) for key, value in out.items()]
+
+
+def _voted_at(value: object) -> dict[str, datetime]:
+    """paper key -> aware time of a ``voted_at`` cell (``key=time; …``) or JSON object."""
+    from datetime import UTC, datetime
+
+    from digest.identity import paper_key
+    from digest.subscribers import split_terms
+
+    if isinstance(value, dict):
+        pairs = [(str(k), str(v)) for k, v in value.items()]
+    else:
+        cells = [c.rpartition("=") for c in split_terms("voted_at", value) if c.strip()]
+        pairs = [(key, text) for key, _, text in cells]  # the last "=": a title may hold one
+    out: dict[str, datetime] = {}
+    for key, text in pairs:
+        try:
+            at = datetime.fromisoformat(text.strip())
+        except ValueError:
+            at = None
+        if not key.strip() or at is None or at.tzinfo is None:
+            raise ValueError(
+                f"voted_at: {key.strip()}={text.strip()} is not paper=time with a UTC offset, "
+                "as export writes (key=2026-11-22T07:00:00+00:00)"
+            )
+        out[paper_key(key)] = at.astimezone(UTC)
+    return out
 
 
 def cmd_import(args: argparse.Namespace, config: Config) -> int:
@@ -331,8 +406,8 @@ def cmd_import(args: argparse.Namespace, config: Config) -> int:
         for address, status, prefs, votes in checked:
             new += subs.upsert(address, status, prefs, now, "import")
             sub = subs.get(address)
-            for key, value in votes:
-                subs.vote(sub.id, key, value, now)
+            for key, value, at in votes:
+                subs.vote(sub.id, key, value, at or now)  # dated when cast, where the file says
     print(f"imported {len(checked)} subscribers from {path}: {new} new, {len(checked) - new} updated")
     return 0
 
@@ -348,7 +423,9 @@ def cmd_export(args: argparse.Namespace, config: Config) -> int:
     for s in rows:
         mine = votes.get(s.id, [])
         likes = [v.paper_key for v in mine if v.value > 0]
-        data.append({**s.as_dict(), "likes": likes, "dislikes": [v.paper_key for v in mine if v.value < 0]})
+        dislikes = [v.paper_key for v in mine if v.value < 0]
+        when = {v.paper_key: v.at.isoformat() for v in mine}
+        data.append({**s.as_dict(), "likes": likes, "dislikes": dislikes, "voted_at": when})
     if args.format == "json":
         print(json.dumps(data, indent=2, ensure_ascii=False))
         return 0
@@ -356,5 +433,6 @@ def cmd_export(args: argparse.Namespace, config: Config) -> int:
     out.writeheader()
     for row in data:
         # No term holds ";" (refused at input; paper keys are letters, digits and spaces).
+        row["voted_at"] = [f"{k}={t}" for k, t in row["voted_at"].items()]
         out.writerow({k: "; ".join(v) if isinstance(v, list) else v for k, v in row.items()})
     return 0

@@ -9,6 +9,7 @@ beside it by paper key. Everything here is a plain value: reading and writing is
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Literal, get_args
@@ -25,7 +26,7 @@ SOURCES: tuple[Source, ...] = get_args(Source)
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # index = datetime.weekday()
 _CADENCE = re.compile(r"^(daily|weekly:(mon|tue|wed|thu|fri|sat|sun))$")
 DEFAULT_MAX_PAPERS = 10
-MAX_TEXT = 2000  # characters of interests kept
+MAX_TEXT = 2000  # characters interests may hold (runs of white space count as one); more is refused
 MAX_KEYWORDS = 50
 MAX_KEYWORD = 100
 
@@ -90,7 +91,7 @@ class Preferences:
         return {name: list(v) if isinstance(v, tuple) else v for name, v in values}
 
 
-def preferences_from(data: dict[str, object], base: Preferences | None = None) -> Preferences:
+def preferences_from(data: Mapping[str, object], base: Preferences | None = None) -> Preferences:
     """``base`` (default: the defaults) with the keys of ``data`` that are set; ValueError
     naming the key for a bad value. Accepts what :meth:`Preferences.as_dict`, CSV cells
     (keywords separated by ``;``) and form fields give."""
@@ -112,9 +113,13 @@ def preferences_from(data: dict[str, object], base: Preferences | None = None) -
         elif key == "only_top":
             values[key] = _flag(key, value)
         elif key == "interests":
-            values[key] = " ".join(str(value).split())[:MAX_TEXT]
+            values[key] = _interests(value)
         else:  # keywords, exclude
             values[key] = clean_terms(split_terms(key, value))
+    if data.get("keywords") is not None or data.get("exclude") is not None:
+        # Only when either is given: a profile stored before this rule still takes
+        # ``set --status``; changing its terms asks for the conflict to go.
+        _no_keyword_excluded(values["keywords"], values["exclude"])  # type: ignore[arg-type]
     return Preferences(
         cadence=str(values["cadence"]),
         max_papers=int(values["max_papers"]),  # type: ignore[call-overload]
@@ -123,6 +128,30 @@ def preferences_from(data: dict[str, object], base: Preferences | None = None) -
         keywords=tuple(values["keywords"]),  # type: ignore[arg-type]
         exclude=tuple(values["exclude"]),  # type: ignore[arg-type]
     )
+
+
+def _interests(value: object) -> str:
+    """The interests on one line; ValueError when longer than :data:`MAX_TEXT` (cutting
+    them would drop what the reader wrote last without a word)."""
+    text = " ".join(str(value).split())
+    if len(text) > MAX_TEXT:
+        raise ValueError(f"interests: {len(text):,} characters, over the limit of {MAX_TEXT:,}; shorten them")
+    return text
+
+
+def _no_keyword_excluded(keywords: tuple[str, ...], exclude: tuple[str, ...]) -> None:
+    """ValueError naming the first keyword that is also excluded, compared as ranking
+    matches them (the same stems: "Diffusion" and "diffusions" are one word): such a
+    keyword would lift the papers its exclusion sinks."""
+    from digest.rank.text import Keyword  # pure and light: the stemmer keywords are matched by
+
+    excluded = {Keyword.of(e).stems: e for e in exclude}
+    for term in keywords:
+        stems = Keyword.of(term).stems
+        other = excluded.get(stems) if stems else None
+        if other is not None:
+            same = "" if other == term else f" (as {other!r})"
+            raise ValueError(f"{term!r} is both a keyword and excluded{same}; keep it in one of them")
 
 
 def split_terms(key: str, value: object) -> list[str]:

@@ -250,7 +250,7 @@ class SubscriberPages:
         client = request.client.host if request.client else "?"
         if not self.per_client.allow(client):
             return self._refused(request, 429, "Too many sign-ups from here. Try again later.")
-        shown = {k: form.get(k, blank[k])[:2000] for k in blank}
+        shown = {k: form.get(k, blank[k]) for k in blank}  # as typed (the body is at most 64 KiB)
         try:
             address = ascii_address(form.get("address", ""))
         except ValueError as err:
@@ -396,6 +396,7 @@ class SubscriberPages:
             )
         notice = error = None
         prefs = sub.preferences
+        shown = _prefs_form(prefs)
         status = 200
         if request.method == "POST":
             form = await _read_form(request)
@@ -407,23 +408,24 @@ class SubscriberPages:
                 await run_in_threadpool(self.subs.unvote, sub.id, form.get("paper", ""))
                 notice = "Vote removed."
             else:
+                typed = {
+                    "cadence": form.get("cadence") or prefs.cadence,
+                    "max_papers": form.get("max_papers") or str(prefs.max_papers),
+                    "only_top": form.get("only_top", ""),
+                    "interests": form.get("interests", ""),
+                    "keywords": form.get("keywords", ""),
+                    "exclude": form.get("exclude", ""),
+                }
                 try:
-                    prefs = preferences_from(
-                        {
-                            "cadence": form.get("cadence") or prefs.cadence,
-                            "max_papers": form.get("max_papers") or prefs.max_papers,
-                            "only_top": form.get("only_top", ""),
-                            "interests": form.get("interests", ""),
-                            "keywords": form.get("keywords", ""),
-                            "exclude": form.get("exclude", ""),
-                        },
-                        prefs,
-                    )
+                    prefs = preferences_from(typed, prefs)
                 except ValueError as err:
+                    # Nothing saved; the form shows what they typed, to mend and send again.
                     error, status = f"Not saved: {err}", 400
+                    shown = {**typed, "only_top": bool(typed["only_top"])}
                 else:
                     await run_in_threadpool(self.subs.set_preferences, sub.id, prefs)
                     notice = "Saved."
+                    shown = _prefs_form(prefs)
         votes = await run_in_threadpool(self._votes, sub)
         base = self.config.digest.base_url
         return self._page(
@@ -434,7 +436,7 @@ class SubscriberPages:
             state="ask",
             token=token,
             address=sub.address,
-            prefs=prefs,
+            form=shown,
             votes=votes,
             notice=notice,
             error=error,
@@ -448,6 +450,15 @@ class SubscriberPages:
             {"paper_key": v.paper_key, "value": v.value, "title": titles.get(v.paper_key, v.paper_key)}
             for v in votes
         ]
+
+
+def _prefs_form(prefs: Preferences) -> dict[str, Any]:
+    """The preferences form's fields for ``prefs``: terms one per line."""
+    return {
+        **prefs.as_dict(),
+        "keywords": "\n".join(prefs.keywords),
+        "exclude": "\n".join(prefs.exclude),
+    }
 
 
 def _csrf_cookie(request: Request) -> tuple[str, bool]:

@@ -248,3 +248,83 @@ def test_without_the_pages_the_operators_https_target_stays_beside_the_personal_
         assert "List-Unsubscribe-Post: List-Unsubscribe=One-Click" in head
         headers.append(line)
     assert len(headers) == 2 and headers[0] != headers[1]
+
+
+def _votes_with_times(config: Config) -> dict[str, list[tuple[str, int, datetime]]]:
+    store = Store.open(config.state.url)
+    try:
+        subs = Subscribers(store)
+        return {s.address: sorted((v.paper_key, v.value, v.at) for v in subs.votes(s.id)) for s in subs.all()}
+    finally:
+        store.close()
+
+
+def test_import_keeps_when_each_exported_vote_was_cast(
+    make_config: MakeConfig, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Votes came back dated at the import: a personal email ranks by the votes cast up to
+    its digest, so an imported vote moved later than its digests (`rank --as-emailed`)."""
+    from datetime import timedelta
+
+    config = make_config()
+    cli(config, "subscribers", "add", "ann@example.org")
+    store = Store.open(config.state.url)
+    try:
+        subs = Subscribers(store)
+        ann = subs.get("ann@example.org")
+        assert ann is not None
+        subs.vote(ann.id, "sparse attention at scale", 1, NOW - timedelta(days=30))
+        subs.vote(ann.id, "diffusion for faces", -1, NOW - timedelta(days=2, microseconds=5))
+    finally:
+        store.close()
+    want = _votes_with_times(config)
+    for fmt in ("csv", "json"):
+        capsys.readouterr()
+        assert cli(config, "subscribers", "export", "--format", fmt) == 0
+        target = tmp_path / f"other-{fmt}"
+        target.mkdir()
+        (target / f"subs.{fmt}").write_text(capsys.readouterr().out)
+        other = make_config(state={"url": f"sqlite:///{target}/digest.db"})
+        assert cli(other, "subscribers", "import", str(target / f"subs.{fmt}")) == 0
+        assert _votes_with_times(other) == want, fmt
+
+
+def test_a_file_without_vote_times_still_imports_dated_at_the_import(
+    config: Config, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = datetime.now(UTC)
+    old = tmp_path / "old.csv"  # as export wrote it before voted_at
+    old.write_text("address,status,likes,dislikes\nann@example.org,active,sparse attention at scale,\n")
+    assert cli(config, "subscribers", "import", str(old)) == 0
+    [(key, value, at)] = _votes_with_times(config)["ann@example.org"]
+    assert (key, value) == ("sparse attention at scale", 1) and before <= at <= datetime.now(UTC)
+
+
+@pytest.mark.parametrize(
+    ("cell", "says"),
+    [
+        (
+            "sparse attention at scale=yesterday",
+            "voted_at: sparse attention at scale=yesterday is not paper=time",
+        ),
+        (
+            "sparse attention at scale=2026-11-20T07:00:00",
+            "voted_at: sparse attention at scale=2026-11-20T07:00:00 is",
+        ),
+        (
+            "other paper=2026-11-20T07:00:00+00:00",
+            "voted_at: 'other paper' is neither in likes nor in dislikes",
+        ),
+    ],
+)
+def test_a_bad_vote_time_names_the_row_and_imports_nothing(
+    config: Config, tmp_path: Path, capsys: pytest.CaptureFixture[str], cell: str, says: str
+) -> None:
+    bad = tmp_path / "subs.csv"
+    bad.write_text(
+        f"address,likes,voted_at\nok@example.org,,\nann@example.org,sparse attention at scale,{cell}\n"
+    )
+    assert cli(config, "subscribers", "import", str(bad)) == 1
+    err = capsys.readouterr().err
+    assert f"{bad}:3: {says}" in err and len(err.strip().splitlines()) == 1
+    assert _votes_with_times(config) == {}

@@ -74,6 +74,22 @@ def test_a_keyword_with_symbols_matches_only_those_symbols(keyword: str) -> None
     assert ranking[0].key == "cpp"
 
 
+def test_only_a_one_letter_word_keeps_its_symbols() -> None:
+    """The word of "LoRA+" is "lora" (a trial reader's keyword "LoRA" missed "LoRA+"
+    papers); "C++", "C#", "F#" and "J#" stay words of their own."""
+    assert tokens("LoRA+ and QLoRA#, J# or x+; ObjC++") == ["lora", "and", "qlora", "j#", "or", "x+", "objc"]
+
+
+def test_the_keyword_lora_matches_a_lora_plus_title() -> None:
+    docs = [
+        *FILLER,
+        Doc("plus", "LoRA+: Efficient Low Rank Adaptation of Large Models", "Adapters with two rates."),
+        Doc("plain", "Rethinking LoRA for Vision", "Low-rank adapters revisited."),
+    ]
+    ranking = Ranker(docs).rank(docs, Profile(keywords=("LoRA",)))
+    assert {r.key for r in ranking if r.reasons and r.reasons[0] == "keywords: LoRA"} == {"plus", "plain"}
+
+
 PROPAINTER = "ProPainter: Improving Propagation and Transformer for Video Inpainting"
 TITLES = {
     paper_key(t): t
@@ -106,3 +122,14 @@ def test_a_reason_shows_a_word_as_the_paper_writes_it_accents_kept() -> None:
     accent = next(r for r in ranking if r.key == "accent")
     terms = next(x for x in accent.reasons if x.startswith("terms: "))
     assert "fréchet" in terms and "frechet" not in terms, accent.reasons
+
+
+def test_a_title_with_latex_is_suggested_as_shown_and_named_so() -> None:
+    latex = "Projected GANs Lower the Fr\\'echet Inception Distance"
+    titles = {**TITLES, paper_key(latex): latex}
+    with pytest.raises(UnknownPaperError) as err:
+        resolve_papers(["Projected GANs Lower the Frechet Distance"], titles)
+    assert err.value.suggestions == ("Projected GANs Lower the Fréchet Inception Distance",)
+    assert resolve_papers(["projected gans lower the Fréchet inception distance"], titles) == (
+        paper_key(latex),
+    )

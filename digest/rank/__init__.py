@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from digest.errors import DigestError
 from digest.identity import paper_key
-from digest.rank.text import arxiv_id
+from digest.rank.text import arxiv_id, shown
 
 if TYPE_CHECKING:
     from digest.rank.model import Doc, Profile, Ranked, Ranker, Settings
@@ -32,6 +32,7 @@ __all__ = [
     "UnknownPaperError",
     "rank",
     "resolve_papers",
+    "shown_title_key",
     "suggestions",
     "unknown_paper",
 ]
@@ -79,6 +80,8 @@ def resolve_papers(
     for name in given:
         ident = arxiv_id(name)
         key = (arxiv_ids or {}).get(ident) if ident else paper_key(name)
+        if key is not None and key not in titles and not ident:
+            key = shown_title_key(name, titles)
         if key is None or key not in titles:
             raise unknown_paper(name, titles)
         if key not in keys:
@@ -86,13 +89,26 @@ def resolve_papers(
     return tuple(keys)
 
 
+def shown_title_key(name: str, titles: Mapping[str, str]) -> str | None:
+    """The key of the title in ``titles`` (key -> title) that ``name`` names as the pages
+    and the CLI show it (:func:`~digest.rank.text.shown`: "Fréchet" for ``Fr\\'echet``),
+    so that a title copied from what was shown names its paper; None when none does.
+    Only titles holding LaTeX can read otherwise than their key says."""
+    key = paper_key(name)
+    for known, title in titles.items():
+        if ("\\" in title or "$" in title or "{" in title) and paper_key(shown(title)) == key:
+            return known
+    return None
+
+
 def unknown_paper(name: str, titles: Mapping[str, str]) -> UnknownPaperError:
     """The error for ``name``, which named no known paper: an arXiv id is said to be one
-    (no suggestions), a title gets :func:`suggestions` from ``titles`` (key -> title)."""
+    (no suggestions), a title gets :func:`suggestions` from ``titles`` (key -> title),
+    each as the pages show it."""
     ident = arxiv_id(name)
     if ident:
         return UnknownPaperError(name, (), arxiv=ident)
-    return UnknownPaperError(name, suggestions(name, titles))
+    return UnknownPaperError(name, [shown(t) for t in suggestions(name, titles)])
 
 
 def suggestions(name: str, titles: Mapping[str, str], n: int = 3) -> list[str]:

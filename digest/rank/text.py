@@ -13,10 +13,11 @@ import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 
-# A word: letters and digits; one ending in a letter may end in "+"s or "#"s when no
-# letter or digit follows them ("C++", "C#", "F#"), so those keywords match only
-# themselves, not every lone "C" ("a+b" stays two words, "10+" is "10").
-_WORD = re.compile(r"[^\W_]+(?:(?<=[^\W\d_])[+#]++(?![^\W_]))?")
+# A word: letters and digits; a one-letter word may end in "+"s or "#"s when no letter
+# or digit follows them ("C++", "C#", "F#", "J#"), so those keywords match only
+# themselves, not every lone "C" ("a+b" stays two words, "10+" is "10"). Longer words
+# drop the symbols: "LoRA+" is "lora", so the keyword "LoRA" finds the paper.
+_WORD = re.compile(r"[^\W_]+(?:(?<=[^\W\d_])(?<![^\W_][^\W_])[+#]++(?![^\W_]))?")
 _ARXIV = re.compile(r"^(?:arxiv:\s*)?(\d{4}\.\d{4,5})(?:v\d+)?$", re.IGNORECASE)
 
 

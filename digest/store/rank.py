@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 
 from digest.identity import paper_key
-from digest.rank import unknown_paper
+from digest.rank import shown_title_key, unknown_paper
 from digest.rank.text import arxiv_id
 from digest.store import Store
 from digest.store.schema import papers_t
@@ -53,9 +53,10 @@ def corpus(
 def resolve(store: Store, names: Sequence[str]) -> tuple[str, ...]:
     """Keys of the stored papers named by ``names`` (titles or arXiv ids), in order.
 
-    Raises :func:`~digest.rank.unknown_paper`'s error (titles that contain the name and
-    the closest ones, among the newest ``SUGGEST_FROM``) for the first name that matches
-    no stored paper.
+    A title matches by its key, or, among the newest ``SUGGEST_FROM``, as it is shown
+    (:func:`~digest.rank.shown_title_key`: LaTeX leftovers as text). Raises
+    :func:`~digest.rank.unknown_paper`'s error (titles that contain the name and the
+    closest ones, among the same newest) for the first name that matches no stored paper.
     """
     keys: list[str] = []
     with store.transaction(read=True) as conn:
@@ -69,7 +70,11 @@ def resolve(store: Store, names: Sequence[str]) -> tuple[str, ...]:
                     .order_by(papers_t.c.seq.desc())
                     .limit(SUGGEST_FROM)
                 ).all()
-                raise unknown_paper(name, {r.key: r.title for r in recent})
+                titles = {r.key: r.title for r in recent}
+                # A title as the CLI showed it ("Fréchet" for Fr\'echet) names its paper too.
+                key = None if ident else shown_title_key(name, titles)
+                if key is None:
+                    raise unknown_paper(name, titles)
             if key not in keys:
                 keys.append(key)
     return tuple(keys)
