@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING
 
 from digest import audience, identity
 from digest.config import Config
-from digest.model import Digest, StoredPaper
+from digest.model import Delivery, Digest, StoredPaper
 from digest.render.email import Personal, Wire
 from digest.render.email_personal import Choice, PersonalDigest, Reader
 from digest.render.view import digest_paper_views, digest_view
@@ -80,10 +80,7 @@ class _Listing:
 
     def __init__(self, mail: PersonalMail, digest: Digest, week: Week | None) -> None:
         self.until = digest.created if week is None else week.at
-        self.votes = mail.votes(self.until)
-        self.profiled = {
-            s.id for s in mail.known.values() if has_profile(s.preferences, self.votes.get(s.id, ()))
-        }
+        self.votes, self.profiled = mail.votes(self.until), mail.profiled(self.until)
         self.mail, self.digest, self.week = mail, digest, week
         self.waiting: dict[int, list[Pick]] = {}
         self._queue: list[int] | None = None
@@ -134,9 +131,8 @@ class _Listing:
         moment (weekly)."""
         if self._queue is None:
             known, digest = self.mail.known, self.digest
-            rows = [r for r in self.mail.store.deliveries("pending") if r.digest_id == digest.id]
-            spans = store_weekly.ranges(self.mail.store, (r.id for r in rows))
-            mine = [r for r in rows if self._shows(spans.get(r.id), r.created or digest.created)]
+            rows = self.mail.pending(digest)
+            mine = [r for r, span in rows if self._shows(span, r.created or digest.created)]
             subs = [known.get(normalise(r.recipient)) for r in mine]
             self._queue = list(dict.fromkeys(s.id for s in subs if s is not None and s.id in self.profiled))
         return self._queue
@@ -161,6 +157,8 @@ class PersonalMail:
         self._signer = signer if signer is not None or not self.known else audience.tokens(config, store)
         self._listings: dict[tuple[int, Week | None], _Listing] = {}
         self._votes: dict[datetime, dict[int, list[Vote]]] = {}
+        self._profiled: dict[datetime, set[int]] = {}
+        self._pending: dict[int, list[tuple[Delivery, tuple[int, int] | None]]] = {}
         self._rankings: dict[tuple[int, datetime], DigestRanking] = {}
 
     def votes(self, until: datetime) -> dict[int, list[Vote]]:
@@ -170,6 +168,23 @@ class PersonalMail:
 
             self._votes[until] = votes_as_of(self.store, until)
         return self._votes[until]
+
+    def profiled(self, until: datetime) -> set[int]:
+        """The ids of the subscribers with a profile as of ``until``."""
+        if until not in self._profiled:
+            votes = self.votes(until)
+            known = self.known.values()
+            self._profiled[until] = {s.id for s in known if has_profile(s.preferences, votes.get(s.id, ()))}
+        return self._profiled[until]
+
+    def pending(self, digest: Digest) -> list[tuple[Delivery, tuple[int, int] | None]]:
+        """The digest's pending rows in outbox order, each with the seq range it holds
+        (None: a daily row), read once: what the listings of the digest rank ahead."""
+        if digest.id not in self._pending:
+            rows = [r for r in self.store.deliveries("pending") if r.digest_id == digest.id]
+            spans = store_weekly.ranges(self.store, (r.id for r in rows))
+            self._pending[digest.id] = [(r, spans.get(r.id)) for r in rows]
+        return self._pending[digest.id]
 
     def ranking(self, digest: Digest, until: datetime) -> DigestRanking:
         """The digest's corpus as of ``until``, fitted once: a weekly range carried by a
