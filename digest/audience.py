@@ -3,7 +3,7 @@
 - :func:`sync` makes ``email.to`` active subscribers (each run).
 - :func:`daily_recipients` / :func:`create_weekly`: the outbox rows of a run.
 - :func:`token_key` / :func:`personal`: the signed links in each subscriber's email.
-- :func:`weekly_papers`: what a weekly row (a seq range) holds.
+- :func:`weekly_papers` / :func:`weekly_views`: what a weekly row (a seq range) holds.
 
 Everything a subscriber's email depends on comes from the state and the config, so
 rebuilding it gives the same bytes (docs/DESIGN.md, invariant 12).
@@ -12,14 +12,17 @@ rebuilding it gives the same bytes (docs/DESIGN.md, invariant 12).
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from datetime import datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid, parseaddr
 
 from digest.config import Config
+from digest.identity import page_of
 from digest.model import Digest, StoredPaper
 from digest.render import templates
 from digest.render.email import Personal, one_line
+from digest.render.view import DigestView, PaperView, digest_view, paper_view
 from digest.store import Store
 from digest.store import weekly as store_weekly
 from digest.store.subscribers import Subscribers
@@ -102,6 +105,19 @@ def weekly_papers(store: Store, first_seq: int, last_seq: int) -> list[tuple[Sto
     the digest that carried it."""
     found = store.recent_papers(last_seq - first_seq + 1, last_seq)
     return [(p, d) for p, d in reversed(found) if p.seq >= first_seq]
+
+
+def weekly_views(
+    config: Config, store: Store, digest: Digest, span: tuple[int, int]
+) -> tuple[DigestView, list[PaperView], list[StoredPaper]]:
+    """What a weekly row shows: the carrying ``digest``'s view counting the papers of
+    ``span`` (first and last seq), those papers oldest first, each linked to its own
+    digest's page, and the same papers as stored (what a personal email ranks)."""
+    base, size = config.digest.base_url, config.archive.page_size
+    held = weekly_papers(store, *span)
+    views = [paper_view(p, d.slug, base, page_of(p.seq, d.first_seq, size)) for p, d in held]
+    view = replace(digest_view(digest, base, config.tz), count=len(views))
+    return view, views, [p for p, _ in held]
 
 
 def valid_for(seconds: float) -> str:

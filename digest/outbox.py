@@ -125,13 +125,40 @@ def weekly_message(
 ) -> email.Wire:
     """A weekly subscriber's email: every paper of ``span`` (first and last seq), each
     linked to its own digest's page, dated and identified by the carrying ``digest``."""
-    base = config.digest.base_url
-    held = audience.weekly_papers(store, *span)
-    size = config.archive.page_size
-    views = [paper_view(p, d.slug, base, identity.page_of(p.seq, d.first_seq, size)) for p, d in held]
-    view = replace(digest_view(digest, base, config.tz), count=len(views))
+    view, views, _ = audience.weekly_views(config, store, digest, span)
     msg = email.message(email_settings(config), view, views, recipient, message_id, personal)
     return email.Wire.of(msg)
+
+
+def row_renderer(config: Config, store: Store) -> Callable[[Delivery, tuple[int, int] | None], email.Wire]:
+    """A function (outbox row, the seq range it holds or None) → the message the row
+    sends: what :func:`deliver_pending` sends, and what rebuilding a delivery gives
+    (invariant 12). A subscriber with a profile gets their own email
+    (:mod:`digest.personal_mail`): of the row's digest, or for a weekly row, of its
+    range, ranked by the votes cast up to the row's making
+    (:class:`digest.personal_mail.Week`); anyone else the digest's shared email
+    (:func:`wire_renderer`) or the weekly one (:func:`weekly_message`)."""
+    from digest.personal_mail import PersonalMail, Week
+
+    build = wire_renderer(config, store)
+    digests: dict[int, Digest] = {}
+    links = personal_links(config, store)
+    mine = PersonalMail(config, store)
+
+    def render(row: Delivery, span: tuple[int, int] | None) -> email.Wire:
+        if row.digest_id not in digests:
+            digests[row.digest_id] = store.digest(row.digest_id)
+        digest = digests[row.digest_id]
+        personal = links(row.recipient)
+        week = None if span is None else Week(span, row.created or digest.created)
+        own = mine.wire(digest, row.recipient, row.message_id, personal, week)
+        if own is not None:
+            return own
+        if span is not None:
+            return weekly_message(config, store, digest, span, row.recipient, row.message_id, personal)
+        return build(digest, row.recipient, row.message_id, personal)
+
+    return render
 
 
 BACKOFF_FIRST = 300.0  # seconds to wait after the first failed attempt
@@ -206,12 +233,7 @@ def deliver_pending(
         # waited for the lock; a lease is compared across instances, so it is wall time.
         return datetime.now(UTC)
 
-    from digest.personal_mail import PersonalMail
-
-    build = wire_renderer(config, store)
-    digests: dict[int, Digest] = {}
-    links = personal_links(config, store)
-    mine = PersonalMail(config, store)
+    render = row_renderer(config, store)
     give_up = timedelta(seconds=config.email.retry_for)
     sent = retry = failed = 0
     errors: list[str] = []
@@ -235,18 +257,7 @@ def deliver_pending(
                 if clock() + lease / 2 > until:  # a slow batch: renew the claim on its rest
                     until = clock() + lease
                     store.renew_claims((r.id for r in batch[i:]), me, until)
-                if row.digest_id not in digests:
-                    digests[row.digest_id] = store.digest(row.digest_id)
-                digest = digests[row.digest_id]
-                personal = links(row.recipient)
-                span = spans.get(row.id)
-                if span is not None:
-                    message = weekly_message(
-                        config, store, digest, span, row.recipient, row.message_id, personal
-                    )
-                else:
-                    own = mine.wire(digest, row.recipient, row.message_id, personal)
-                    message = own or build(digest, row.recipient, row.message_id, personal)
+                message = render(row, spans.get(row.id))
                 if config.email.bounce_address:  # VERP: a bounce names its outbox row
                     verp = bounces.verp_address(config.email.bounce_address, bounces.delivery_token(row.id))
                     message = bounces.with_envelope(

@@ -91,13 +91,22 @@ class DigestRanking:
             self._ranker = Ranker(self.corpus())
         return self._ranker
 
-    def rank(self, profiles: Sequence[Profile], explain: int | None = None) -> list[list[Pick]]:
+    def rank(
+        self,
+        profiles: Sequence[Profile],
+        explain: int | None = None,
+        papers: Sequence[StoredPaper] | None = None,
+    ) -> list[list[Pick]]:
         """The digest's papers best first for each of ``profiles`` (reasons for the first
         ``explain`` of each). A profile with nothing to rank by keeps the listing order
-        with score 0 (and costs no fit)."""
+        with score 0 (and costs no fit).
+
+        ``papers`` ranks another listing against the digest's corpus instead (a weekly
+        email: the papers of the week's digests, oldest first, each no newer than the
+        digest); ties keep its order, and a pick's index is its place there."""
         from digest.rank.model import Doc, Ranked
 
-        stored = self.stored
+        stored = self.stored if papers is None else tuple(papers)
         members = [i for i, p in enumerate(profiles) if p.personal or p.exclude]
         listing = [Pick(s, Ranked(n, s.key, 0.0, ())) for n, s in enumerate(stored)]
         out: list[list[Pick]] = [listing[:] for _ in profiles]

@@ -1,38 +1,49 @@
-"""Edge: what a subscriber with a profile receives (issue 15): their own email, from the
-state.
+"""Edge: what a subscriber with a profile receives (issues 14, 15): their own email,
+from the state.
 
-A subscriber has a profile for a digest when their preferences hold interests, keywords
-or excluded keywords, or they voted before the digest was made; anyone else gets the
-digest's shared email (:mod:`digest.outbox`). For each digest a delivery run meets,
-:class:`PersonalMail` keeps, once:
+A subscriber has a profile for an email when their preferences hold interests, keywords
+or excluded keywords, or they voted before the email's moment; anyone else gets the
+shared email (:mod:`digest.outbox`). An email shows one listing at one moment:
 
-- every subscriber's votes cast up to the digest's time (``store.rank.votes_as_of``) and
-  the profiles they make with the preferences;
-- the digest's corpus as of its time fitted once (:class:`digest.personal.DigestRanking`,
-  the ranking of ``digest rank`` and of the personal feeds), which ranks the digest's
-  pending profiled recipients ``RANK_CHUNK`` at a time (one transform for many readers);
-- the digest's papers prepared for rendering (:class:`PersonalDigest`).
+- a daily row: its digest's papers, at the digest's time;
+- a weekly row (:class:`Week`): the papers of its seq range, from the week's digests,
+  oldest digest first (ties keep that order), each linked to its own digest's page,
+  ranked against the corpus of the digest carrying the row, at the row's making.
+
+For each listing a delivery run meets, :class:`PersonalMail` keeps, once:
+
+- every subscriber's votes cast up to the moment (``store.rank.votes_as_of``, read once
+  per moment) and the profiles they make with the preferences;
+- the carrying digest's corpus as of the moment fitted once
+  (:class:`digest.personal.DigestRanking`, the ranking of ``digest rank`` and of the
+  personal feeds; shared by a digest's daily and weekly listings at one moment), which
+  ranks the listing's pending profiled recipients ``RANK_CHUNK`` at a time (one transform
+  for many readers);
+- the listing's papers prepared for rendering (:class:`PersonalDigest`).
 
 A retried delivery renders the same bytes: the papers, the corpus (bounded by the
-digest, plus the papers voted on up to its time) and the votes (up to the digest's time)
-are those of the first attempt. What
-the subscriber changed since in their preferences (interests, keywords, exclusions,
-max papers, only-top) is read as it is now, like their address and links.
+digest, plus the papers voted on up to the moment) and the votes (up to the moment) are
+those of the first attempt. What the subscriber changed since in their preferences
+(interests, keywords, exclusions, max papers, only-top) is read as it is now, like their
+address and links.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from email.message import EmailMessage
 from typing import TYPE_CHECKING
 
 from digest import audience, identity
 from digest.config import Config
-from digest.model import Digest
+from digest.model import Delivery, Digest, StoredPaper
 from digest.render.email import Personal, Wire
 from digest.render.email_personal import Choice, PersonalDigest, Reader
 from digest.render.view import digest_paper_views, digest_view
 from digest.store import Store
+from digest.store import weekly as store_weekly
 from digest.store.subscribers import Subscribers
 from digest.subscribers import Preferences, Subscriber, Vote, normalise
 from digest.tokens import Tokens, vote_urls
@@ -51,36 +62,52 @@ def has_profile(prefs: Preferences, votes: Sequence[Vote]) -> bool:
     return bool(prefs.interests.strip() or prefs.keywords or prefs.exclude or votes)
 
 
-class _Digest:
-    """One digest's profiles, and once a profiled reader asks: its ranker, the rankings
-    waiting to be used and the papers prepared for rendering."""
+@dataclass(frozen=True, slots=True)
+class Week:
+    """What a weekly outbox row holds: the seq range of its papers (``store/weekly.py``)
+    and when the row was made, the moment its email ranks at (the votes cast up to
+    then), as a daily email ranks at its digest's time."""
 
-    def __init__(self, mail: PersonalMail, digest: Digest) -> None:
-        from digest.store.rank import votes_as_of
+    span: tuple[int, int]
+    at: datetime
 
-        self.votes = votes_as_of(mail.store, digest.created)
-        self.profiled = {
-            s.id for s in mail.known.values() if has_profile(s.preferences, self.votes.get(s.id, ()))
-        }
-        self.mail, self.digest = mail, digest
+
+class _Listing:
+    """What a set of rows shows, as one listing: a digest's papers (``week`` None) or a
+    weekly row's range carried by the digest. Its profiles, and once a profiled reader
+    asks: the ranker, the rankings waiting to be used and the papers prepared for
+    rendering."""
+
+    def __init__(self, mail: PersonalMail, digest: Digest, week: Week | None) -> None:
+        self.until = digest.created if week is None else week.at
+        self.votes, self.profiled = mail.votes(self.until), mail.profiled(self.until)
+        self.mail, self.digest, self.week = mail, digest, week
         self.waiting: dict[int, list[Pick]] = {}
         self._queue: list[int] | None = None
         self._ready: tuple[DigestRanking, PersonalDigest, dict[int, Profile]] | None = None
+        self._papers: Sequence[StoredPaper] | None = None  # a week's papers (None: the digest's)
 
     def ready(self) -> tuple[DigestRanking, PersonalDigest, dict[int, Profile]]:
         """The ranker, the prepared papers and the profiles (made on first use: they load
         scikit-learn and fit the corpus)."""
         if self._ready is None:
-            from digest.personal import DigestRanking, profile_of
+            from digest.personal import profile_of
 
             config, digest = self.mail.config, self.digest
             by_id = {s.id: s for s in self.mail.known.values()}
             profiles = {i: profile_of(by_id[i].preferences, self.votes.get(i, ())) for i in self.profiled}
-            ranking = DigestRanking(self.mail.store, digest, until=digest.created)
+            ranking = self.mail.ranking(digest, self.until)
             base = config.digest.base_url
-            views = digest_paper_views(digest, ranking.stored, base, config.archive.page_size)
-            view = digest_view(digest, base, config.tz)
-            render = PersonalDigest(self.mail.settings, config.email.personal_subject, view, views)
+            rest_url = None
+            if self.week is None:
+                views = digest_paper_views(digest, ranking.stored, base, config.archive.page_size)
+                view = digest_view(digest, base, config.tz)
+            else:
+                store, span = self.mail.store, self.week.span
+                view, views, self._papers = audience.weekly_views(config, store, digest, span)
+                rest_url = base  # the rest come from the week's digests: the archive lists them all
+            subject = config.email.personal_subject
+            render = PersonalDigest(self.mail.settings, subject, view, views, rest_url=rest_url)
             self._ready = ranking, render, profiles
         return self._ready
 
@@ -92,26 +119,34 @@ class _Digest:
             chunk = ids[:RANK_CHUNK]
             by_id = {s.id: s for s in self.mail.known.values()}
             explain = max(by_id[i].preferences.max_papers for i in chunk)
-            ranked = ranking.rank([profiles[i] for i in chunk], explain)
+            ranked = ranking.rank([profiles[i] for i in chunk], explain, self._papers)
             self.waiting.update(zip(chunk, ranked, strict=True))
             taken = set(chunk)
             self._queue = [i for i in self._pending() if i not in taken]
         return self.waiting.pop(sub.id)
 
     def _pending(self) -> list[int]:
-        """Profiled daily subscribers with a pending row for this digest, in outbox order."""
+        """Profiled subscribers with a pending row showing this listing, in outbox order:
+        a row of the digest holding no range (daily), or this week's range made at its
+        moment (weekly)."""
         if self._queue is None:
-            known = self.mail.known
-            rows = self.mail.store.deliveries("pending")
-            subs = [known.get(normalise(r.recipient)) for r in rows if r.digest_id == self.digest.id]
-            daily = [s for s in subs if s is not None and s.preferences.weekday is None]
-            self._queue = list(dict.fromkeys(s.id for s in daily if s.id in self.profiled))
+            known, digest = self.mail.known, self.digest
+            rows = self.mail.pending(digest)
+            mine = [r for r, span in rows if self._shows(span, r.created or digest.created)]
+            subs = [known.get(normalise(r.recipient)) for r in mine]
+            self._queue = list(dict.fromkeys(s.id for s in subs if s is not None and s.id in self.profiled))
         return self._queue
+
+    def _shows(self, span: tuple[int, int] | None, made: datetime) -> bool:
+        if self.week is None:
+            return span is None
+        return span == self.week.span and made == self.week.at
 
 
 class PersonalMail:
-    """Each profiled subscriber's own email, digest by digest, for one delivery run (or
-    one preview); None for anyone else, who gets the shared email."""
+    """Each profiled subscriber's own email, digest by digest (and weekly range by weekly
+    range), for one delivery run (or one preview); None for anyone else, who gets the
+    shared email."""
 
     def __init__(self, config: Config, store: Store, signer: Tokens | None = None) -> None:
         from digest.outbox import email_settings
@@ -120,21 +155,65 @@ class PersonalMail:
         self.settings = email_settings(config)
         self.known = {s.key: s for s in Subscribers(store).all()}
         self._signer = signer if signer is not None or not self.known else audience.tokens(config, store)
-        self._digests: dict[int, _Digest] = {}
+        self._listings: dict[tuple[int, Week | None], _Listing] = {}
+        self._votes: dict[datetime, dict[int, list[Vote]]] = {}
+        self._profiled: dict[datetime, set[int]] = {}
+        self._pending: dict[int, list[tuple[Delivery, tuple[int, int] | None]]] = {}
+        self._rankings: dict[tuple[int, datetime], DigestRanking] = {}
 
-    def _digest(self, digest: Digest) -> _Digest:
-        if digest.id not in self._digests:
-            self._digests[digest.id] = _Digest(self, digest)
-        return self._digests[digest.id]
+    def votes(self, until: datetime) -> dict[int, list[Vote]]:
+        """Every subscriber's votes cast up to ``until`` (read once per moment)."""
+        if until not in self._votes:
+            from digest.store.rank import votes_as_of
+
+            self._votes[until] = votes_as_of(self.store, until)
+        return self._votes[until]
+
+    def profiled(self, until: datetime) -> set[int]:
+        """The ids of the subscribers with a profile as of ``until``."""
+        if until not in self._profiled:
+            votes = self.votes(until)
+            known = self.known.values()
+            self._profiled[until] = {s.id for s in known if has_profile(s.preferences, votes.get(s.id, ()))}
+        return self._profiled[until]
+
+    def pending(self, digest: Digest) -> list[tuple[Delivery, tuple[int, int] | None]]:
+        """The digest's pending rows in outbox order, each with the seq range it holds
+        (None: a daily row), read once: what the listings of the digest rank ahead."""
+        if digest.id not in self._pending:
+            rows = [r for r in self.store.deliveries("pending") if r.digest_id == digest.id]
+            spans = store_weekly.ranges(self.store, (r.id for r in rows))
+            self._pending[digest.id] = [(r, spans.get(r.id)) for r in rows]
+        return self._pending[digest.id]
+
+    def ranking(self, digest: Digest, until: datetime) -> DigestRanking:
+        """The digest's corpus as of ``until``, fitted once: a weekly range carried by a
+        digest ranks on the fit its daily readers use when both rank at one moment."""
+        if (digest.id, until) not in self._rankings:
+            from digest.personal import DigestRanking
+
+            self._rankings[digest.id, until] = DigestRanking(self.store, digest, until=until)
+        return self._rankings[digest.id, until]
+
+    def _listing(self, digest: Digest, week: Week | None) -> _Listing:
+        if (digest.id, week) not in self._listings:
+            self._listings[digest.id, week] = _Listing(self, digest, week)
+        return self._listings[digest.id, week]
 
     def reader(
-        self, digest: Digest, recipient: str, message_id: str, links: Personal | None
+        self,
+        digest: Digest,
+        recipient: str,
+        message_id: str,
+        links: Personal | None,
+        week: Week | None = None,
     ) -> Reader | None:
-        """What ``recipient``'s email for ``digest`` holds; None without a profile."""
+        """What ``recipient``'s email for ``digest`` (or for ``week``, a weekly row
+        carried by it) holds; None without a profile."""
         sub = self.known.get(normalise(recipient))
         if sub is None or links is None or self._signer is None:
             return None
-        state = self._digest(digest)
+        state = self._listing(digest, week)
         if sub.id not in state.profiled:
             return None
         prefs = sub.preferences
@@ -157,14 +236,26 @@ class PersonalMail:
 
         return Reader(recipient, message_id, links, picks, also, page, votes)
 
-    def wire(self, digest: Digest, recipient: str, message_id: str, links: Personal | None) -> Wire | None:
+    def wire(
+        self,
+        digest: Digest,
+        recipient: str,
+        message_id: str,
+        links: Personal | None,
+        week: Week | None = None,
+    ) -> Wire | None:
         """``recipient``'s own email as sent; None when they get the shared one."""
-        reader = self.reader(digest, recipient, message_id, links)
-        return None if reader is None else self._digest(digest).ready()[1].wire(reader)
+        reader = self.reader(digest, recipient, message_id, links, week)
+        return None if reader is None else self._listing(digest, week).ready()[1].wire(reader)
 
     def message(
-        self, digest: Digest, recipient: str, message_id: str, links: Personal | None
+        self,
+        digest: Digest,
+        recipient: str,
+        message_id: str,
+        links: Personal | None,
+        week: Week | None = None,
     ) -> EmailMessage | None:
         """:meth:`wire` built by the email package (``digest preview``, the reference)."""
-        reader = self.reader(digest, recipient, message_id, links)
-        return None if reader is None else self._digest(digest).ready()[1].message(reader)
+        reader = self.reader(digest, recipient, message_id, links, week)
+        return None if reader is None else self._listing(digest, week).ready()[1].message(reader)

@@ -14,15 +14,16 @@ from pathlib import Path
 import pytest
 
 from digest.config import Config
+from digest.identity import message_id
 from digest.outbox import personal_links, renderer, weekly_message
 from digest.pipeline import run_once
-from digest.render.email import to_bytes
+from digest.render.email import Personal, to_bytes
 from digest.store import Store
 from digest.store import weekly as store_weekly
 from digest.store.subscribers import Subscribers
 from digest.subscribers import Preferences
 from digest.transports import FileTransport
-from tests.helpers import MakeConfig
+from tests.helpers import GOLDEN, MakeConfig, check_golden
 from tests.subscribe_site import write_dump
 
 START = datetime(2026, 11, 22, 6, 0, tzinfo=UTC)  # a Sunday
@@ -117,4 +118,31 @@ def test_a_fortnight_of_weekly_and_daily_subscribers(
         renderer(config, store)(store.digest(daily_row.digest_id), daily_row.recipient, daily_row.message_id)
     )
     assert one == two
+    store.close()
+
+
+def test_a_weekly_email_without_a_profile_matches_its_golden(make_config: MakeConfig, inbox: Path) -> None:
+    """The shared weekly email, pinned byte for byte (golden made before weekly emails
+    became personal for readers with a profile): papers of three digests, oldest first,
+    each linked to its own digest's page; dated by the digest carrying the row."""
+    config = make_config(email={"to": []}, sources={"settle_seconds": 0})
+    store = Store.open(config.state.url)
+    Subscribers(store).add("nora@example.org", START, prefs=Preferences(cadence="weekly:mon"))
+    for n, hours in enumerate((2, 12, 26)):  # Sunday 08:00 and 18:00, Monday 08:00
+        now = START + timedelta(hours=hours)
+        write_dump(inbox, f"{n}.txt", [f"Paper {n}-{i} of {now:%a %Hh}" for i in range(2)])
+        run_once(config, store, FileTransport(config.email.outbox), now)
+    (row,) = [r for r in store.deliveries("sent") if r.recipient == "nora@example.org"]
+    span = store_weekly.ranges(store, [row.id])[row.id]
+    digest = store.digest(row.digest_id)
+    links = Personal(
+        (
+            "https://example.org/digest/unsubscribe?t=fixed",
+            "mailto:digest@example.org?subject=unsubscribe-fixed",
+        ),
+        "https://example.org/digest/preferences?t=fixed",
+    )
+    mid = message_id(digest.id, row.recipient, config.email.domain, "0123456789abcdef")
+    wire = weekly_message(config, store, digest, span, row.recipient, mid, links)
+    check_golden(wire.data, GOLDEN / "email" / "weekly.eml")
     store.close()

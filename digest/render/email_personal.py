@@ -4,9 +4,10 @@ A reader with a profile gets "Top picks for you": their best papers in full (at 
 their ``max_papers``), each saying why it is there (the ranker's reasons) and offering
 "more like this" / "less like this" links; then "Also new": the rest by title, best
 first, papers hitting an excluded keyword last; then, past ``email.max_bytes``, the rest
-counted on one line linking to the digest's archive page. With ``only_top`` the picks
-alone. The frame (header, footer, headers) is the one of every email
-(``email_personal.html`` and ``.txt`` extend ``email.html`` and ``email.txt``).
+counted on one line linking to the digest's archive page (a weekly email, whose papers
+come from several digests: the archive's index). With ``only_top`` the picks alone.
+The frame (header, footer, headers) is the one of every email (``email_personal.html``
+and ``.txt`` extend ``email.html`` and ``email.txt``).
 
 Every message differs, so nothing is shared between readers but what a paper shows:
 :class:`PersonalDigest` renders each paper's blocks once for a digest and encodes them
@@ -148,7 +149,8 @@ def _cut(rendered: str, marker: str) -> tuple[str, str]:
 
 
 class PersonalDigest:
-    """One digest's papers prepared for any number of readers' own emails."""
+    """One digest's papers (or a week's, dated by the digest carrying them) prepared for
+    any number of readers' own emails."""
 
     def __init__(
         self,
@@ -156,9 +158,13 @@ class PersonalDigest:
         personal_subject: str,
         digest: DigestView,
         papers: Sequence[PaperView],
+        rest_url: str | None = None,
     ) -> None:
         self.settings, self.subject, self.digest = settings, personal_subject, digest
         self.papers = tuple(papers)
+        # Where the line counting the papers left out links: the digest's page, or (a
+        # weekly email, whose papers come from several digests) the archive's index.
+        self.rest_url = rest_url or digest.url
         blocks, mine = _blocks(), _personal_blocks()
         self._qp_cache: dict[str, bytes] = {}
         self._full: dict[int, tuple[EmailPaper, str]] = {}
@@ -279,7 +285,7 @@ class PersonalDigest:
             full=lambda c: sum(map(len, enc(c, True))),
             title=lambda c: sum(map(len, enc(c, False))),
             titles_section=len(self._enc(str(mine.also_open(n)))) + len(self._enc(self._titles_close, True)),
-            rest_line=len(self._enc(str(_blocks().rest_line(n, self.digest.url)))),
+            rest_line=len(self._enc(str(_blocks().rest_line(n, self.rest_url)))),
         )
         chosen = budget.split(items, costs, len(reader.picks))
         shown = Shown(chosen.full, chosen.titles, len(chosen.rest))
@@ -296,7 +302,7 @@ class PersonalDigest:
                 body += enc(c, False)
             body.append(self._enc(self._titles_close, True))
         if shown.rest:
-            body.append(self._enc(str(_blocks().rest_line(shown.rest, self.digest.url))))
+            body.append(self._enc(str(_blocks().rest_line(shown.rest, self.rest_url))))
         body.append(self._enc(bottom))
         return Laid(shown, subject, body, votes)
 
@@ -312,7 +318,7 @@ class PersonalDigest:
             out += [p for c in shown.titles for p, _ in self._title_pieces(c, votes(c))]
             out.append(self._titles_close)
         if shown.rest:
-            out.append(str(_blocks().rest_line(shown.rest, self.digest.url)))
+            out.append(str(_blocks().rest_line(shown.rest, self.rest_url)))
         return "".join([*out, bottom])
 
     # --- the text part ----------------------------------------------------------------------
@@ -354,7 +360,7 @@ class PersonalDigest:
         if shown.rest:
             rest_n = shown.rest
             line = f"\n\n{rest_n} more paper{'' if rest_n == 1 else 's'} on the archive page:\n"
-            out.append((f"{line}   {self.digest.url}\n", False))
+            out.append((f"{line}   {self.rest_url}\n", False))
         out.append((bottom, False))
         return out
 
