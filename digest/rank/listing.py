@@ -16,12 +16,31 @@ if TYPE_CHECKING:
     from digest.rank.model import Doc
 
 
+def reference(corpus: Sequence[Doc], papers: Sequence[Doc], size: int) -> list[Doc]:
+    """Corpus papers that a digest of fewer than ``size`` papers is scored among (never
+    shown), so that it has ``size`` papers in all.
+
+    Each part of a score is standardised over the papers it is computed for; over a
+    handful of papers one middling similarity becomes several spreads and outweighs a
+    keyword (a fixed 2 spreads). Among a reference sample a score means what it means in
+    a full digest. The sample is spread evenly over the corpus: deterministic.
+    """
+    want = size - len(papers)
+    if want <= 0:
+        return []
+    keys = {p.key for p in papers}
+    pool = [d for d in corpus if d.key not in keys]
+    if len(pool) <= want:
+        return pool
+    return [pool[i * len(pool) // want] for i in range(want)]
+
+
 class Listing:
     """A digest prepared once for any number of readers: its vectors, its words, its
     similarities to the corpus and to itself, and the papers each keyword matches.
 
     ``papers`` are the digest's first ``real`` papers (all by default), then any reference
-    papers it is scored among (:meth:`digest.rank.model.Ranker._reference`)."""
+    papers it is scored among (:func:`reference`)."""
 
     def __init__(
         self,

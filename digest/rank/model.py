@@ -20,7 +20,7 @@ from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, TfidfVectorizer
 from sklearn.svm import LinearSVC
 
 from digest.rank.bm25 import BM25
-from digest.rank.listing import Listing
+from digest.rank.listing import Listing, reference
 from digest.rank.text import shown, stem, stem_tokens
 
 _STOP = frozenset(stem(w) for w in ENGLISH_STOP_WORDS) | frozenset(ENGLISH_STOP_WORDS)
@@ -288,7 +288,7 @@ class Ranker:
         matches are computed once and every reader's query in one transform."""
         if not papers:
             return [() for _ in profiles]
-        listed = [*papers, *self._reference(papers)]
+        listed = [*papers, *reference(self.corpus, papers, self.settings.small)]
         listing = Listing(listed, *self._doc_vectors(listed), self._matrix, self._wmatrix, real=len(papers))
         texts = [" ".join([p.interests, *p.keywords]).strip() for p in profiles]
         asked = [t for t in texts if t]
@@ -309,24 +309,6 @@ class Ranker:
             lq = None if j is None or not lsims.shape[1] else lsims[:, j]
             out.append(self._rank_one(listing, profile, q, qw, lq, explain))
         return out
-
-    def _reference(self, papers: Sequence[Doc]) -> list[Doc]:
-        """Corpus papers that a small digest is scored among (never shown), so that it has
-        ``settings.small`` papers in all.
-
-        Each part of a score is standardised over the papers it is computed for; over a
-        handful of papers one middling similarity becomes several spreads and outweighs a
-        keyword (a fixed 2 spreads). Among a reference sample a score means what it means
-        in a full digest. The sample is spread evenly over the corpus: deterministic.
-        """
-        want = self.settings.small - len(papers)
-        if want <= 0:
-            return []
-        keys = {p.key for p in papers}
-        pool = [d for d in self.corpus if d.key not in keys]
-        if len(pool) <= want:
-            return pool
-        return [pool[i * len(pool) // want] for i in range(want)]
 
     def _rank_one(
         self,
