@@ -5,7 +5,7 @@ Pure: sparse products over vectors the ranker hands it, cached on first use.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -40,7 +40,12 @@ class Listing:
     similarities to the corpus and to itself, and the papers each keyword matches.
 
     ``papers`` are the digest's first ``real`` papers (all by default), then any reference
-    papers it is scored among (:func:`reference`)."""
+    papers it is scored among (:func:`reference`).
+
+    ``docs`` and ``corpus`` are word and character parts stacked, the characters' share of
+    a cosine ``char``; paper-to-paper similarities (:meth:`corpus_sims`, :meth:`inner`)
+    give them the share ``paper_char`` instead (a linear blend of the two parts' cosines).
+    """
 
     def __init__(
         self,
@@ -50,8 +55,12 @@ class Listing:
         corpus: Any,
         corpus_words: Any,
         real: int | None = None,
+        char: float = 0.0,
+        paper_char: float | None = None,
     ) -> None:
         self.papers = papers
+        self._char = char
+        self._paper_char = char if paper_char is None else paper_char
         self.real = len(papers) if real is None else real
         self.words = words
         self.docs = docs
@@ -68,10 +77,23 @@ class Listing:
         self._surface: dict[int, dict[str, str]] = {}
 
     def corpus_sims(self) -> np.ndarray:
-        """Cosine of every corpus paper (rows) with every digest paper (columns)."""
+        """Cosine of every corpus paper (rows) with every digest paper (columns), with
+        the characters' share ``paper_char``."""
         if self._sims is None:
-            self._sims = np.asarray((self._corpus @ self.docs.T).toarray())
+            both = np.asarray((self._corpus @ self.docs.T).toarray())
+            self._sims = self._reweigh(both, self.word_corpus_sims)
         return self._sims
+
+    def _reweigh(self, both: np.ndarray, words: Callable[[], np.ndarray]) -> np.ndarray:
+        """``both`` (cosines with the characters' share ``char``) with the share
+        ``paper_char``: both = (1 - c) words + c chars, so chars follow from both and words."""
+        c, p = self._char, self._paper_char
+        if p == c or c <= 0:
+            return both
+        w = words()
+        chars = (both - (1.0 - c) * w) / c
+        out: np.ndarray = (1.0 - p) * w + p * chars
+        return out
 
     def word_corpus_sims(self) -> np.ndarray:
         """:meth:`corpus_sims` on words alone (what "similar to" means to a reader)."""
@@ -91,9 +113,10 @@ class Listing:
         return self._by_term
 
     def inner(self) -> np.ndarray:
-        """Cosine of every digest paper with every other."""
+        """Cosine of every digest paper with every other (characters' share ``paper_char``)."""
         if self._inner is None:
-            self._inner = np.asarray((self.docs @ self.docs.T).toarray())
+            both = np.asarray((self.docs @ self.docs.T).toarray())
+            self._inner = self._reweigh(both, lambda: np.asarray((self.words @ self.words.T).toarray()))
         return self._inner
 
     def matches(self, keyword: str) -> tuple[np.ndarray, np.ndarray]:

@@ -80,6 +80,7 @@ class Settings:
     keyword_title: float = 2.0
     likes: float = 1.0
     char_weight: float = 0.5  # share of the cosine from character 3-5-grams (morphology)
+    paper_char: float = 0.2  # the same between two papers (likes, feedback): words say more there
     title_repeat: int = 2
     svm_c: float = 0.01
     dislike_weight: float = 3.0  # a dislike counts as this many negatives from history
@@ -289,7 +290,15 @@ class Ranker:
         if not papers:
             return [() for _ in profiles]
         listed = [*papers, *reference(self.corpus, papers, self.settings.small)]
-        listing = Listing(listed, *self._doc_vectors(listed), self._matrix, self._wmatrix, real=len(papers))
+        listing = Listing(
+            listed,
+            *self._doc_vectors(listed),
+            self._matrix,
+            self._wmatrix,
+            real=len(papers),
+            char=self.settings.char_weight if self._char is not None else 0.0,
+            paper_char=self.settings.paper_char,
+        )
         texts = [" ".join([p.interests, *p.keywords]).strip() for p in profiles]
         asked = [t for t in texts if t]
         words: Any = None
