@@ -221,7 +221,6 @@ def cmd_preview(args: argparse.Namespace, config: Config) -> int:
 
     from digest.atomic import write_atomic
     from digest.outbox import preview
-    from digest.render.email import to_bytes
     from digest.store import Store
 
     with Store.open(config.state.url) as store:
@@ -233,7 +232,7 @@ def cmd_preview(args: argparse.Namespace, config: Config) -> int:
     eml = out / f"{rendered.digest.slug}.eml"
     try:
         write_atomic(html, rendered.html.encode("utf-8"))
-        write_atomic(eml, to_bytes(rendered.message))
+        write_atomic(eml, rendered.wire.data)
     except OSError as err:
         raise PublishError(f"cannot write the preview to {out}: {err.strerror}") from err
     print(f"# {rendered.what} for {rendered.recipient}: {rendered.message['Subject']}", file=sys.stderr)
