@@ -1,5 +1,5 @@
 """The ``digest`` command. Every DigestError becomes one line on stderr and exit 1;
-usage errors exit 2; tracebacks only with ``-v``."""
+usage errors (argparse's, and UsageError) exit 2; tracebacks only with ``-v``."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 
 from digest import __version__
 from digest.cli_run import cmd_run
-from digest.errors import DigestError, PublishError
+from digest.errors import DigestError, PublishError, UsageError
 
 # Only what `digest --help` needs is imported up front: the config, the store
 # (SQLAlchemy), the pipeline, even logging and pathlib are imported where they are
@@ -221,7 +221,6 @@ def cmd_preview(args: argparse.Namespace, config: Config) -> int:
 
     from digest.atomic import write_atomic
     from digest.outbox import preview
-    from digest.render.email import to_bytes
     from digest.store import Store
 
     with Store.open(config.state.url) as store:
@@ -233,7 +232,7 @@ def cmd_preview(args: argparse.Namespace, config: Config) -> int:
     eml = out / f"{rendered.digest.slug}.eml"
     try:
         write_atomic(html, rendered.html.encode("utf-8"))
-        write_atomic(eml, to_bytes(rendered.message))
+        write_atomic(eml, rendered.wire.data)
     except OSError as err:
         raise PublishError(f"cannot write the preview to {out}: {err.strerror}") from err
     print(f"# {rendered.what} for {rendered.recipient}: {rendered.message['Subject']}", file=sys.stderr)
@@ -446,7 +445,7 @@ def _main(argv: Sequence[str] | None) -> int:
         if args.verbose:
             logging.getLogger("digest").exception("failed")
         print(f"digest: error: {err}", file=sys.stderr)
-        return 1
+        return 2 if isinstance(err, UsageError) else 1
     except KeyboardInterrupt:
         print("digest: interrupted", file=sys.stderr)
         return 130

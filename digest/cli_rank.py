@@ -75,6 +75,36 @@ def subscriber_profile(store: Store, address: str, until: datetime | None = None
     return profile_of(sub.preferences, [v for v in subs.votes(sub.id) if until is None or v.at <= until])
 
 
+def _with_options(profile: Profile, args: argparse.Namespace) -> Profile:
+    """``profile`` with the interests, keywords and exclusions of the options added, held
+    to the rules of ``subscribers set`` (:func:`digest.subscribers.preferences_from`: the
+    limits, a keyword also excluded): UsageError naming what breaks them. Unchanged
+    when no such option is given, so a profile stored before a rule still ranks."""
+    from dataclasses import replace
+
+    from digest.errors import UsageError
+    from digest.subscribers import preferences_from
+
+    data: dict[str, object] = {}
+    if args.interests is not None:
+        data["interests"] = " ".join(x for x in (profile.interests, args.interests) if x)
+    if args.keyword or args.exclude:
+        data["keywords"] = [*profile.keywords, *args.keyword]
+        data["exclude"] = [*profile.exclude, *args.exclude]
+    if not data:
+        return profile
+    try:
+        prefs = preferences_from(data)
+    except ValueError as err:
+        theirs = f" (with {args.address}'s own preferences)" if args.address else ""
+        raise UsageError(f"{err}{theirs}") from None
+    if "interests" in data:
+        profile = replace(profile, interests=prefs.interests)
+    if "keywords" in data:
+        profile = replace(profile, keywords=prefs.keywords, exclude=prefs.exclude)
+    return profile
+
+
 def cmd_rank(args: argparse.Namespace, config: Config) -> int:
     import json
     from dataclasses import replace
@@ -93,10 +123,7 @@ def cmd_rank(args: argparse.Namespace, config: Config) -> int:
         likes = resolve(store, args.like)
         dislikes = resolve(store, args.dislike)
         profile = replace(
-            profile,
-            interests=" ".join(x for x in (profile.interests, args.interests or "") if x),
-            keywords=(*profile.keywords, *args.keyword),
-            exclude=(*profile.exclude, *args.exclude),
+            _with_options(profile, args),
             likes=(*profile.likes, *likes),
             dislikes=(*profile.dislikes, *dislikes),
         )

@@ -1,6 +1,7 @@
 """Every error paper-digest raises on purpose.
 
 DigestError            base: the CLI prints it as one line and exits 1
+ ├── UsageError        the command line asks for something it cannot have: exit 2
  ├── ConfigError       a config key is missing or wrong; names the key and the fix
  ├── DumpError         a dump cannot be read or parsed; names file:line
  │    └── DumpChangedError  the file changed while it was read: not a failure, read it later
@@ -21,6 +22,11 @@ from __future__ import annotations
 
 class DigestError(Exception):
     """Base of every expected failure; ``str(err)`` is a complete one-line message."""
+
+
+class UsageError(DigestError):
+    """Options that parse but cannot be used together or as given; the CLI prints it as
+    one line and exits 2, as argparse does for a usage error."""
 
 
 class ConfigError(DigestError):

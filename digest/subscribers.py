@@ -27,8 +27,8 @@ WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # index = datetime
 _CADENCE = re.compile(r"^(daily|weekly:(mon|tue|wed|thu|fri|sat|sun))$")
 DEFAULT_MAX_PAPERS = 10
 MAX_TEXT = 2000  # characters interests may hold (runs of white space count as one); more is refused
-MAX_KEYWORDS = 50
-MAX_KEYWORD = 100
+MAX_KEYWORDS = 50  # keywords (and excluded ones) a subscriber may give; more is refused
+MAX_KEYWORD = 100  # characters a keyword may hold (runs of white space count as one); more is refused
 
 
 def normalise(address: str) -> str:
@@ -54,14 +54,24 @@ def cadence_weekday(cadence: str) -> int | None:
     return None
 
 
-def clean_terms(values: list[str] | tuple[str, ...]) -> tuple[str, ...]:
-    """Keywords as given, one line each, stripped, empty and repeated ones (by case) dropped."""
+def clean_terms(key: str, values: list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    """Keywords as given, one line each, stripped, empty and repeated ones (by case)
+    dropped. ValueError naming ``key`` for a term over :data:`MAX_KEYWORD` characters
+    (naming the term) or over :data:`MAX_KEYWORDS` different terms (naming the count):
+    cutting either would drop what the reader wrote without a word."""
     out: dict[str, str] = {}
     for value in values:
-        term = " ".join(str(value).split())[:MAX_KEYWORD]
+        term = " ".join(str(value).split())
+        if len(term) > MAX_KEYWORD:
+            start = term[:60] + "…"
+            raise ValueError(
+                f"{key}: {start!r} is {len(term):,} characters, over the limit of {MAX_KEYWORD}; shorten it"
+            )
         if term:
             out.setdefault(term.casefold(), term)
-    return tuple(out.values())[:MAX_KEYWORDS]
+    if len(out) > MAX_KEYWORDS:
+        raise ValueError(f"{key}: {len(out)} different ones, over the limit of {MAX_KEYWORDS}; drop some")
+    return tuple(out.values())
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,7 +125,7 @@ def preferences_from(data: Mapping[str, object], base: Preferences | None = None
         elif key == "interests":
             values[key] = _interests(value)
         else:  # keywords, exclude
-            values[key] = clean_terms(split_terms(key, value))
+            values[key] = clean_terms(key, split_terms(key, value))
     if data.get("keywords") is not None or data.get("exclude") is not None:
         # Only when either is given: a profile stored before this rule still takes
         # ``set --status``; changing its terms asks for the conflict to go.

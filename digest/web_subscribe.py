@@ -44,6 +44,7 @@ from digest.render import templates
 from digest.store import Store
 from digest.store.subscribers import Subscribers
 from digest.subscribers import WEEKDAYS, Preferences, Subscriber, preferences_from
+from digest.text import display
 from digest.tokens import BadToken, Tokens, link
 from digest.web_vote import VotePage
 
@@ -444,10 +445,16 @@ class SubscriberPages:
         )
 
     def _votes(self, sub: Subscriber) -> list[dict[str, Any]]:
+        """The subscriber's votes, each titled as the other pages show a title (LaTeX
+        leftovers as text; the template escapes it)."""
         votes = self.subs.votes(sub.id)
         titles = self.subs.titles([v.paper_key for v in votes]) if votes else {}
         return [
-            {"paper_key": v.paper_key, "value": v.value, "title": titles.get(v.paper_key, v.paper_key)}
+            {
+                "paper_key": v.paper_key,
+                "value": v.value,
+                "title": display(titles.get(v.paper_key, v.paper_key)),
+            }
             for v in votes
         ]
 

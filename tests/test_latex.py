@@ -18,11 +18,13 @@ from hypothesis import strategies as st
 
 from digest import identity, latex, text
 from digest.config import Config
+from digest.model import Paper
 from digest.parse import parse_dump
 from digest.pipeline import run_once
 from digest.store import Store
 from digest.transports import FileTransport
 from tests.helpers import DUMP_000, DUMP_002, NOW
+from tests.subscribe_site import Site
 
 CONVERTED = [
     # The issue's examples: LaTeX that lost its backslashes on the listing page ...
@@ -148,3 +150,22 @@ def test_every_output_shows_the_text_and_identity_stays_on_the_original_title(
     html = unescape(HREF.sub("", html_part.get_content()))
     assert SHOWN_TITLE in plain and SHOWN_ABSTRACT in plain
     assert SHOWN_TITLE in html and "mathcal" not in html and "Phicirc" not in html
+
+
+def test_the_preferences_page_lists_votes_by_the_title_shown_still_escaped(site: Site) -> None:
+    """The vote list of ``/preferences`` showed the stored title, LaTeX and all."""
+    raw = r"Fr\'echet <b>means</b> & mathcal{S^p} > $\alpha$"
+    paper = Paper(key=identity.paper_key(raw), title=raw, abstract="An abstract.")
+    site.store.ingest(
+        name="d.txt", sha256="0" * 64, size=1, mtime_ns=0, papers_in=[paper], layout=lambda: "spaced", now=NOW
+    )
+    sub = site.subs.add("ann@example.org", NOW, status="active", source="cli")
+    site.subs.vote(sub.id, paper.key, 1, NOW)
+    with site.client() as browser:
+        page = browser.get("preferences", params={"t": site.pages.tokens.make("preferences", sub)})
+    assert page.status_code == 200
+    assert "Liked: Fréchet &lt;b&gt;means&lt;/b&gt; &amp; 𝒮^p &gt; α</span>" in page.text
+    # The undo still names the paper by its key (identity stays on the stored title).
+    assert f'name="paper" value="{paper.key}"' in page.text
+    shown = page.text.replace(f'value="{paper.key}"', "")
+    assert "mathcal" not in shown and "<b>means" not in shown

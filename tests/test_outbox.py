@@ -6,6 +6,7 @@ from __future__ import annotations
 import email
 import email.policy
 import hashlib
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,9 @@ from digest.config import Config
 from digest.ingest import ingest_inbox
 from digest.pipeline import RunReport, run_once
 from digest.store import Store
-from digest.transports import FileTransport
+from digest.store.subscribers import Subscribers
+from digest.subscribers import Preferences
+from digest.transports import FileTransport, make_transport
 from tests.helpers import DUMP_000, DUMP_002, NOW, MakeConfig, drop
 from tests.smtpsink import free_port, smtp_sections
 
@@ -150,6 +153,32 @@ def test_preview_falls_back_to_the_latest_digest(
     [sent] = outbox_files(config)
     eml = Path(captured.out.split()[1])
     assert hashlib.sha256(eml.read_bytes()).digest() == hashlib.sha256(sent.read_bytes()).digest()
+
+
+def test_preview_of_a_pending_weekly_row_is_the_weekly_email_it_sends(
+    make_config: MakeConfig, inbox: Path, store: Store, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    down = nobody_listening(make_config, [])  # the weekly subscriber is the only reader
+    Subscribers(store).add("wes@example.org", NOW, prefs=Preferences(cadence="weekly:mon"))
+    drop(inbox, DUMP_000)
+    run_once(down, store, make_transport(down), NOW)  # Sunday: digest 1, no row for wes
+    drop(inbox, DUMP_002)
+    monday = NOW + timedelta(days=1)
+    run_once(down, store, make_transport(down), monday)  # digest 2 carries wes's weekly row
+    [row] = store.deliveries("pending")
+    assert row.recipient == "wes@example.org" and row.digest_id == 2 and row.attempts == 1
+    capsys.readouterr()
+    assert main(["-c", str(down.path), "preview", "--out", str(tmp_path / "p")]) == 0
+    captured = capsys.readouterr()
+    # The week's 81 + 216 papers, not digest 2's daily email of 216.
+    assert "a pending delivery for wes@example.org: 297 new papers" in captured.err
+    eml = Path(captured.out.split()[1])
+    assert [r.status for r in store.deliveries()] == ["pending"]  # the preview changed nothing
+    # The preview is the very message the row then sends, byte for byte.
+    config = make_config(email={"to": []})
+    assert to_files(config, store).delivery.sent == 1
+    [sent] = outbox_files(config)
+    assert eml.read_bytes() == sent.read_bytes()
 
 
 def test_send_test_sends_a_sample(

@@ -149,3 +149,43 @@ def test_a_subscriber_s_profile_and_votes_rank_their_digest(
 def test_rank_of_an_unknown_subscriber(state: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = rank(state, capsys, "nobody@example.org")
     assert code == 1 and out == "" and "no subscriber 'nobody@example.org'" in err
+
+
+LONG_KEYWORD = "keywords: 'optical flow optical flow optical flow optical flow optical …' is 103 characters"
+TOO_MANY = "exclude: 51 different ones, over the limit of 50; drop some"
+BOTH = "'GANs' is both a keyword and excluded (as 'gan'); keep it in one of them"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["--interests", "video " * 400],
+            "interests: 2,399 characters, over the limit of 2,000; shorten them",
+        ),
+        (["--keyword", "optical flow " * 8], f"{LONG_KEYWORD}, over the limit of 100; shorten it"),
+        ([a for i in range(51) for a in ("--exclude", f"topic {i}")], TOO_MANY),
+        (["--keyword", "GANs", "--exclude", "survey", "--exclude", "gan"], BOTH),
+    ],
+)
+def test_a_profile_on_the_command_line_is_held_to_the_rules_of_subscribers_set(
+    state: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    code, out, err = rank(state, capsys, *args)
+    assert code == 2 and out == ""
+    assert err.startswith("digest: error: ") and message in err and len(err.splitlines()) == 1
+
+
+def test_options_added_to_a_subscriber_s_profile_are_checked_with_it(
+    state: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    add = ["subscribers", "add", "rita@example.org", "--keyword", "tracking", "--exclude", "Diffusion"]
+    assert main(["-c", str(state), *add]) == 0
+    code, out, err = rank(state, capsys, "rita@example.org", "--keyword", "diffusions", "--json")
+    assert code == 2 and out == "" and len(err.splitlines()) == 1
+    assert (
+        "'diffusions' is both a keyword and excluded (as 'Diffusion'); keep it in one of them "
+        "(with rita@example.org's own preferences)" in err
+    )
+    code, out, _ = rank(state, capsys, "rita@example.org", "--keyword", "diffusion models", "--json")
+    assert code == 0 and json.loads(out)[0]["reasons"][0].startswith("keywords: ")

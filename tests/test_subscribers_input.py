@@ -1,6 +1,6 @@
 """Preferences refused whole, never cut or kept half-right: interests over the limit
-(a trial reader's long interests lost their end without a word) and a keyword that is
-also excluded, on the CLI, at import (naming the row) and on the preferences and sign-up
+(a trial reader's long interests lost their end without a word), keywords (or excluded
+ones) too long or too many, and a keyword that is also excluded, on the CLI, at import (naming the row) and on the preferences and sign-up
 forms (the error shown, what was typed kept, nothing changed)."""
 
 from __future__ import annotations
@@ -216,3 +216,92 @@ def test_the_preferences_form_refuses_a_keyword_also_excluded_and_keeps_both(sit
     assert field(answer.text, "exclude") == "survey\npoint-tracking"
     assert field(answer.text, "interests") == "faces in photos"
     assert site.subs.get("ann@example.org").preferences == Preferences()  # type: ignore[union-attr]
+
+
+LONG_KEYWORD = "video object segmentation " * 4 + "in the wild"  # 115 characters
+MANY = [f"topic {i}" for i in range(51)]  # 51 different keywords
+TOO_LONG = "keywords: 'video object segmentation video object segmentation video ob…' is 115 characters, over the limit of 100; shorten it"  # fmt: skip
+TOO_MANY = "keywords: 51 different ones, over the limit of 50; drop some"
+
+
+def test_keywords_too_long_or_too_many_are_refused_by_add_and_set_never_cut(
+    config: Config, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert (
+        cli(config, "subscribers", "add", "ann@example.org", "--keyword", "gan", "--keyword", LONG_KEYWORD)
+        == 1
+    )
+    assert TOO_LONG in one_line(capsys.readouterr().err)
+    assert (
+        cli(config, "subscribers", "add", "ann@example.org", *(a for k in MANY for a in ("--keyword", k)))
+        == 1
+    )
+    assert TOO_MANY in one_line(capsys.readouterr().err)
+    assert preferences(config) == {}
+    # At the limits (repeats by case count once), everything is kept as given.
+    fits = [*MANY[:50], "TOPIC 0", "x" * 100]
+    assert (
+        cli(
+            config, "subscribers", "add", "ann@example.org", *(a for k in fits[:51] for a in ("--keyword", k))
+        )
+        == 0
+    )
+    assert preferences(config)["ann@example.org"].keywords == tuple(MANY[:50])
+    assert cli(config, "subscribers", "set", "ann@example.org", "--exclude", "y" * 101) == 1
+    err = one_line(capsys.readouterr().err)
+    assert "exclude: 'yyyy" in err and "is 101 characters, over the limit of 100" in err
+    assert (
+        cli(config, "subscribers", "set", "ann@example.org", *(a for k in MANY for a in ("--exclude", k)))
+        == 1
+    )
+    assert "exclude: 51 different ones, over the limit of 50" in one_line(capsys.readouterr().err)
+    assert preferences(config)["ann@example.org"] == Preferences(keywords=tuple(MANY[:50]))
+    assert cli(config, "subscribers", "set", "ann@example.org", "--exclude", "z" * 100) == 0
+    assert preferences(config)["ann@example.org"].exclude == ("z" * 100,)
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json"])
+@pytest.mark.parametrize("trouble", ["long", "many"])
+def test_an_import_row_with_keywords_too_long_or_too_many_is_named_and_nothing_imported(
+    config: Config, tmp_path: Path, capsys: pytest.CaptureFixture[str], fmt: str, trouble: str
+) -> None:
+    keywords = ["gan", LONG_KEYWORD] if trouble == "long" else MANY
+    rows = [
+        {"address": "ok@example.org", "keywords": ["faces"]},
+        {"address": "ann@example.org", "keywords": keywords},
+    ]
+    path = tmp_path / f"subs.{fmt}"
+    if fmt == "json":
+        path.write_text(json.dumps(rows))
+        where = f"{path}[1]"
+    else:
+        path.write_text(
+            "address,keywords\n" + "".join(f"{r['address']},{'; '.join(r['keywords'])}\n" for r in rows)
+        )
+        where = f"{path}:3"
+    assert cli(config, "subscribers", "import", str(path)) == 1
+    err = one_line(capsys.readouterr().err)
+    assert f"{where}: {TOO_LONG if trouble == 'long' else TOO_MANY}" in err
+    assert preferences(config) == {}
+
+
+@pytest.mark.parametrize("trouble", ["long", "many"])
+def test_the_preferences_form_refuses_keywords_too_long_or_too_many_and_keeps_them(
+    site: Site, trouble: str
+) -> None:
+    before = Preferences(interests="faces", keywords=("gan",))
+    sub = site.subs.add("ann@example.org", NOW, status="active", source="cli", prefs=before)
+    token = site.pages.tokens.make("preferences", sub)
+    keywords = "\n".join(["optical flow", LONG_KEYWORD] if trouble == "long" else MANY)
+    typed = {"action": "save", "cadence": "weekly:fri", "max_papers": "7", "interests": "video clips",
+             "keywords": keywords, "exclude": "survey"}  # fmt: skip
+    with site.client() as browser:
+        page = browser.get("preferences", params={"t": token})
+        answer = browser.post("preferences", params={"t": token}, data={**typed, "csrf": csrf_of(page.text)})
+    assert answer.status_code == 400
+    shown = unescape(answer.text)
+    assert f"Not saved: {TOO_LONG if trouble == 'long' else TOO_MANY}" in shown and "Saved." not in shown
+    assert field(answer.text, "keywords") == keywords
+    assert field(answer.text, "exclude") == "survey"
+    assert field(answer.text, "interests") == "video clips"
+    assert site.subs.get("ann@example.org").preferences == before  # type: ignore[union-attr]
