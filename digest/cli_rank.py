@@ -44,7 +44,7 @@ def add_parser(add: Any) -> None:
     rank.add_argument(
         "--as-emailed",
         action="store_true",
-        help="rank by the votes cast up to the digest's time, as its personal email did "
+        help="rank by the votes in force at the digest's time, as its personal email did "
         "(default: the current votes, as the personal page and feeds)",
     )
     rank.set_defaults(func=cmd_rank)
@@ -63,7 +63,7 @@ def _at_least_one(text: str) -> int:
 
 def subscriber_profile(store: Store, address: str, until: datetime | None = None) -> Profile:
     """The ranking profile of the subscriber ``address`` (their preferences and votes,
-    those cast up to ``until`` when given)."""
+    those in force at ``until`` when given)."""
     from digest.errors import DigestError
     from digest.personal import profile_of
     from digest.store.subscribers import Subscribers
@@ -72,7 +72,7 @@ def subscriber_profile(store: Store, address: str, until: datetime | None = None
     sub = subs.get(address)
     if sub is None:
         raise DigestError(f"no subscriber {address!r}; see `digest subscribers list`")
-    return profile_of(sub.preferences, [v for v in subs.votes(sub.id) if until is None or v.at <= until])
+    return profile_of(sub.preferences, subs.votes(sub.id, until))
 
 
 def _with_options(profile: Profile, args: argparse.Namespace) -> Profile:

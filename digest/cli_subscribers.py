@@ -277,9 +277,10 @@ def cmd_set(args: argparse.Namespace, config: Config) -> int:
         for key, value in votes:
             subs.vote(sub.id, key, value, _now())
         for key, title, value in unvotes:
-            # Withdrawn as the preferences page's undo does: the row goes, so the next
-            # ranking (email, personal page and feeds, digest rank) no longer reads it.
-            if value is not None and subs.unvote(sub.id, key):
+            # Withdrawn as the preferences page's undo does: from now on no ranking reads
+            # it (the personal page and feeds, digest rank, the next digest's email); an
+            # email made before keeps ranking by it when rebuilt (invariant 12).
+            if value is not None and subs.unvote(sub.id, key, _now()):
                 print(f"{sub.address}: {'like' if value > 0 else 'dislike'} of {title!r} withdrawn")
             else:  # already so: nothing to do, said in one line
                 print(f"{sub.address}: no vote on {title!r} to withdraw")

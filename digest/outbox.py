@@ -137,7 +137,7 @@ def row_renderer(config: Config, store: Store) -> Callable[[Delivery, tuple[int,
     sends: what :func:`deliver_pending` sends, and what rebuilding a delivery gives
     (invariant 12). A subscriber with a profile gets their own email
     (:mod:`digest.personal_mail`): of the row's digest, or for a weekly row, of its
-    range, ranked by the votes cast up to the row's making
+    range, ranked by the votes in force at the row's making
     (:class:`digest.personal_mail.Week`); anyone else the digest's shared email
     (:func:`wire_renderer`) or the weekly one (:func:`weekly_message`)."""
     from digest.personal_mail import PersonalMail, Week

@@ -46,8 +46,8 @@ class DigestRanking:
     and the personal page and feeds (:mod:`digest.personal_site`).
 
     The corpus is defined once, from the state alone: the ``CORPUS_PAPERS`` newest papers
-    up to the digest, plus every paper anyone voted on (votes cast up to ``until``; every
-    vote when None), plus ``extra`` (the ad hoc ``--like``/``--dislike`` of ``digest
+    up to the digest, plus every paper anyone has a vote on (the votes in force at
+    ``until``; the current ones when None), plus ``extra`` (the ad hoc ``--like``/``--dislike`` of ``digest
     rank``). It does not depend on who asks, so one fit serves every reader, and a
     reader's order is the same whichever path ranks them at the same moment. The email
     ranks at the digest's time (a retry renders the same bytes); the feeds and ``digest

@@ -12,8 +12,9 @@ shared email (:mod:`digest.outbox`). An email shows one listing at one moment:
 
 For each listing a delivery run meets, :class:`PersonalMail` keeps, once:
 
-- every subscriber's votes cast up to the moment (``store.rank.votes_as_of``, read once
-  per moment) and the profiles they make with the preferences;
+- every subscriber's votes in force at the moment (``store.rank.votes_as_of``, read once
+  per moment: one cast, flipped or withdrawn later does not count) and the profiles
+  they make with the preferences;
 - the carrying digest's corpus as of the moment fitted once
   (:class:`digest.personal.DigestRanking`, the ranking of ``digest rank`` and of the
   personal feeds; shared by a digest's daily and weekly listings at one moment), which
@@ -22,8 +23,8 @@ For each listing a delivery run meets, :class:`PersonalMail` keeps, once:
 - the listing's papers prepared for rendering (:class:`PersonalDigest`).
 
 A retried delivery renders the same bytes: the papers, the corpus (bounded by the
-digest, plus the papers voted on up to the moment) and the votes (up to the moment) are
-those of the first attempt. What the subscriber changed since in their preferences
+digest, plus the papers with a vote in force at the moment) and the votes (those in
+force at the moment) are those of the first attempt. What the subscriber changed since in their preferences
 (interests, keywords, exclusions, max papers, only-top) is read as it is now, like their
 address and links.
 """
@@ -65,7 +66,7 @@ def has_profile(prefs: Preferences, votes: Sequence[Vote]) -> bool:
 @dataclass(frozen=True, slots=True)
 class Week:
     """What a weekly outbox row holds: the seq range of its papers (``store/weekly.py``)
-    and when the row was made, the moment its email ranks at (the votes cast up to
+    and when the row was made, the moment its email ranks at (the votes in force
     then), as a daily email ranks at its digest's time."""
 
     span: tuple[int, int]
@@ -162,7 +163,7 @@ class PersonalMail:
         self._rankings: dict[tuple[int, datetime], DigestRanking] = {}
 
     def votes(self, until: datetime) -> dict[int, list[Vote]]:
-        """Every subscriber's votes cast up to ``until`` (read once per moment)."""
+        """Every subscriber's votes in force at ``until`` (read once per moment)."""
         if until not in self._votes:
             from digest.store.rank import votes_as_of
 

@@ -14,7 +14,8 @@ digest's top picks for the reader, its first ``max_papers`` papers (their "top p
 number, 10 unless they chose another) in the reader's order
 (:class:`digest.personal.DigestRanking`, the order ``digest rank`` and their email give),
 papers matching an excluded keyword left out. The votes are the current ones (a vote
-shows on the next run), where their email ranks by the votes cast up to its digest.
+shows on the next run), where their email ranks by the votes in force at its digest's
+time.
 The whole digest stays on the site's feeds and archive; a reader's feed is what they
 would read first, and its cost per reader is bounded by their number, not by the
 digest's size. Each item carries its reasons and,

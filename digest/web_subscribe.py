@@ -406,7 +406,7 @@ class SubscriberPages:
             if not self._csrf_ok(request, form, "preferences"):
                 return self._csrf_refused(request)
             if form.get("action") == "unvote":
-                await run_in_threadpool(self.subs.unvote, sub.id, form.get("paper", ""))
+                await run_in_threadpool(self.subs.unvote, sub.id, form.get("paper", ""), self.clock())
                 notice = "Vote removed."
             else:
                 typed = {

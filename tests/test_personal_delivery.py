@@ -75,8 +75,7 @@ class World:
         subs = Subscribers(self.store)
         sub = subs.get(address)
         assert sub is not None
-        cast = [v for v in subs.votes(sub.id) if v.at <= self.digest.created]
-        profile = profile_of(sub.preferences, cast)
+        profile = profile_of(sub.preferences, subs.votes(sub.id, self.digest.created))
         return rank_digest(self.store, self.digest, profile, sub.preferences.max_papers)
 
 

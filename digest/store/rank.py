@@ -14,6 +14,7 @@ from digest.identity import paper_key
 from digest.rank import shown_title_key, unknown_paper
 from digest.rank.text import arxiv_id
 from digest.store import Store
+from digest.store import votes as store_votes
 from digest.store.schema import papers_t
 from digest.subscribers import Vote
 
@@ -81,33 +82,21 @@ def resolve(store: Store, names: Sequence[str]) -> tuple[str, ...]:
 
 
 def votes_as_of(store: Store, until: datetime) -> dict[int, list[Vote]]:
-    """Every subscriber's votes cast at or before ``until`` (a digest's time), by
-    subscriber id, in paper-key order: what a personal email for that digest ranks by, so
-    that a vote cast later does not change an email already made (a retry's bytes)."""
-    from digest.store.subscribers import votes as votes_t
-
-    query = (
-        sa.select(votes_t)
-        .where(votes_t.c.voted_at <= until)
-        .order_by(votes_t.c.subscriber_id, votes_t.c.paper_key)
+    """Every subscriber's votes in force at ``until`` (a digest's time), by subscriber id,
+    in paper-key order: what a personal email for that digest ranks by. A vote cast,
+    flipped or withdrawn later does not change it, so an email already made is made
+    again to the same bytes (a retry, ``digest rank --as-emailed``)."""
+    query = store_votes.in_force(until).order_by(
+        store_votes.vote_events.c.subscriber_id, store_votes.vote_events.c.paper_key
     )
-    out: dict[int, list[Vote]] = {}
     with store.transaction(read=True) as conn:
-        for r in conn.execute(query):
-            out.setdefault(r.subscriber_id, []).append(
-                Vote(r.subscriber_id, r.paper_key, r.value, r.voted_at)
-            )
-    return out
+        return store_votes.by_subscriber(store_votes.read(conn, query))
 
 
 def voted_keys(store: Store, until: datetime | None = None) -> list[str]:
-    """The keys of every paper anyone has voted on (cast at or before ``until`` when
-    given), sorted: what a digest's corpus adds to its newest papers
+    """The keys of every paper someone has a vote on (in force at ``until`` when given,
+    else now), sorted: what a digest's corpus adds to its newest papers
     (:class:`digest.personal.DigestRanking`), so that one fit serves every reader."""
-    from digest.store.subscribers import votes as votes_t
-
-    query = sa.select(votes_t.c.paper_key).distinct()
-    if until is not None:
-        query = query.where(votes_t.c.voted_at <= until)
+    cast = store_votes.in_force(until).subquery()
     with store.transaction(read=True) as conn:
-        return sorted({r.paper_key for r in conn.execute(query)})
+        return sorted({r.paper_key for r in conn.execute(sa.select(cast.c.paper_key).distinct())})

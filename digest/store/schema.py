@@ -213,6 +213,7 @@ MIGRATIONS: list[Callable[[Connection], None]] = [
     lambda conn: _bounces_migration(conn),  # handled bounce reports and events (bounces.py)
     _create_indexes(*_CLAIM_INDEXES),  # several instances on one state
     _claim_columns,  # outbox claims with a lease: several instances send at once
+    lambda conn: _vote_history_migration(conn),  # votes become an append-only history (votes.py)
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -236,8 +237,15 @@ def _bounces_migration(conn: Connection) -> None:
     migrate_bounces(conn)
 
 
-def migrate(engine: Engine) -> int:
-    """Brings the schema to :data:`SCHEMA_VERSION`; refuses a newer database."""
+def _vote_history_migration(conn: Connection) -> None:
+    from digest.store.votes import migrate as migrate_votes
+
+    migrate_votes(conn)
+
+
+def migrate(engine: Engine, version: int = SCHEMA_VERSION) -> int:
+    """Brings the schema to :data:`SCHEMA_VERSION` (to ``version``: a test making a
+    database as an older paper-digest did); refuses a newer database."""
     with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             # Several instances may open one fresh database at once (invariant 9).
@@ -253,8 +261,8 @@ def migrate(engine: Engine) -> int:
                 f"the state database has schema version {current}, newer than this "
                 f"paper-digest knows ({SCHEMA_VERSION}); upgrade paper-digest"
             )
-        for version in range(current + 1, SCHEMA_VERSION + 1):
-            MIGRATIONS[version - 1](conn)
+        for step in range(current + 1, version + 1):
+            MIGRATIONS[step - 1](conn)
             conn.execute(sa.delete(schema_version_t))
-            conn.execute(sa.insert(schema_version_t).values(version=version))
-    return SCHEMA_VERSION
+            conn.execute(sa.insert(schema_version_t).values(version=step))
+    return max(current, version)

@@ -4,7 +4,9 @@ Tables (in :data:`digest.store.schema.metadata`, created by migration 8):
 
 - ``subscribers``: the address as given and ``address_key`` (:func:`normalise`, unique),
   status, source, times, the secret token, ``since_seq`` and the preferences.
-- ``votes``: subscriber × paper key → +1 / -1, when.
+- ``vote_events`` (:mod:`digest.store.votes`, migration 13): every like, dislike and
+  withdrawal, so the votes in force at any moment can be read back. Migration 8 made
+  ``votes`` (one row per subscriber × paper); migration 13 turned its rows into events.
 - ``delivery_ranges``: for an outbox row that carries more than its digest (a weekly
   email), the seq range of the papers it holds. A row without one holds its digest.
 - ``meta`` (:mod:`digest.store.meta`) row ``token_key``: the key links are signed with
@@ -29,6 +31,7 @@ from sqlalchemy.exc import IntegrityError
 
 from digest.errors import StoreError
 from digest.store import meta as store_meta
+from digest.store import votes as store_votes
 from digest.store.schema import UTCDateTime, deliveries_t, digests_t, metadata, papers_t, suppressions_t
 from digest.subscribers import STATUSES, Preferences, Source, Status, Subscriber, Vote, normalise
 
@@ -59,11 +62,13 @@ subscribers = sa.Table(
 )
 sa.Index("subscribers_status", subscribers.c.status)
 
-votes = sa.Table(
+# What migration 8 made, kept apart from ``metadata``: migration 13 moves its rows into
+# ``vote_events`` and drops it (a database is always migrated through 8 to 13).
+_votes_v8 = sa.Table(
     "votes",
-    metadata,
+    sa.MetaData(),
     sa.Column(
-        "subscriber_id", sa.Integer, sa.ForeignKey("subscribers.id", ondelete="CASCADE"), primary_key=True
+        "subscriber_id", sa.Integer, sa.ForeignKey(subscribers.c.id, ondelete="CASCADE"), primary_key=True
     ),
     sa.Column("paper_key", sa.Text, primary_key=True),
     sa.Column("value", sa.SmallInteger, nullable=False),
@@ -91,7 +96,8 @@ def migrate(conn: Connection) -> None:
     """Schema 6: the subscriber tables; every suppressed address becomes an
     ``unsubscribed`` subscriber (source ``suppression``), with its time, in the same
     transaction. The suppressions table is left as it was (nothing reads it any more)."""
-    metadata.create_all(conn, tables=[subscribers, votes, delivery_ranges])
+    metadata.create_all(conn, tables=[subscribers, delivery_ranges])
+    _votes_v8.create(conn, checkfirst=True)
     # The token key is made here, once: a dry run (rolled back) must sign with the key
     # the real run will use, or a preview would not be the email that is sent.
     if store_meta.get(conn, TOKEN_KEY) is None:
@@ -303,7 +309,7 @@ class Subscribers:
             if sub_id is None:
                 return False
             _cancel_pending(conn, key, "cancelled: the subscriber was removed", now)
-            conn.execute(sa.delete(votes).where(votes.c.subscriber_id == sub_id))
+            store_votes.forget(conn, sub_id)
             conn.execute(sa.delete(subscribers).where(subscribers.c.id == sub_id))
         return True
 
@@ -368,46 +374,36 @@ class Subscribers:
     # --- votes -----------------------------------------------------------------------------
 
     def vote(self, subscriber_id: int, paper_key: str, value: int, now: datetime) -> None:
-        """Records a like (+1) or dislike (-1), replacing an earlier vote on the paper."""
+        """Records a like (+1) or dislike (-1) cast at ``now``, replacing an earlier vote on
+        the paper from then on (the earlier one stays in force before it)."""
         if value not in (1, -1):
             raise ValueError(f"a vote is +1 or -1, not {value}")
         with self.store.transaction() as conn:
-            conn.execute(
-                sa.delete(votes).where(votes.c.subscriber_id == subscriber_id, votes.c.paper_key == paper_key)
-            )
-            conn.execute(
-                sa.insert(votes).values(
-                    subscriber_id=subscriber_id, paper_key=paper_key, value=value, voted_at=now
-                )
-            )
+            store_votes.record(conn, subscriber_id, paper_key, value, now)
 
-    def unvote(self, subscriber_id: int, paper_key: str) -> bool:
+    def unvote(self, subscriber_id: int, paper_key: str, now: datetime) -> bool:
+        """Withdraws the subscriber's vote on the paper from ``now`` on (it stays in force
+        before it: an email made earlier ranks the same when rebuilt). False when there
+        was no vote to withdraw, and nothing is recorded."""
         with self.store.transaction() as conn:
-            result = conn.execute(
-                sa.delete(votes).where(votes.c.subscriber_id == subscriber_id, votes.c.paper_key == paper_key)
-            )
-        return bool(result.rowcount)
+            if not store_votes.read(conn, store_votes.in_force(None, subscriber_id, paper_key)):
+                return False
+            store_votes.record(conn, subscriber_id, paper_key, store_votes.WITHDRAWN, now)
+        return True
 
     def all_votes(self) -> dict[int, list[Vote]]:
-        """Every subscriber's votes (subscriber id → votes, newest first), in one query."""
-        query = sa.select(votes).order_by(votes.c.subscriber_id, votes.c.voted_at.desc(), votes.c.paper_key)
-        out: dict[int, list[Vote]] = {}
+        """Every subscriber's current votes (subscriber id → votes, newest first), in one
+        query."""
         with self.store.transaction(read=True) as conn:
-            for r in conn.execute(query):
-                out.setdefault(r.subscriber_id, []).append(
-                    Vote(r.subscriber_id, r.paper_key, r.value, r.voted_at)
-                )
-        return out
+            cast = store_votes.read(conn, store_votes.newest_first(store_votes.in_force()))
+        return store_votes.by_subscriber(cast)
 
-    def votes(self, subscriber_id: int) -> list[Vote]:
-        """The subscriber's votes, newest first (ties by paper key)."""
-        query = (
-            sa.select(votes)
-            .where(votes.c.subscriber_id == subscriber_id)
-            .order_by(votes.c.voted_at.desc(), votes.c.paper_key)
-        )
+    def votes(self, subscriber_id: int, until: datetime | None = None) -> list[Vote]:
+        """The subscriber's votes, newest first (ties by paper key): the current ones, or
+        those in force at ``until`` (what their email for a digest of then ranked by)."""
+        query = store_votes.newest_first(store_votes.in_force(until, subscriber_id))
         with self.store.transaction(read=True) as conn:
-            return [Vote(r.subscriber_id, r.paper_key, r.value, r.voted_at) for r in conn.execute(query)]
+            return store_votes.read(conn, query)
 
     def titles(self, paper_keys: Sequence[str]) -> dict[str, str]:
         """paper key → title, for the keys the state holds."""
