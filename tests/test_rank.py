@@ -202,3 +202,20 @@ def test_similar_to_names_the_liked_paper_as_the_pages_show_its_title() -> None:
     )
     [first, *_] = Ranker([liked, other, new]).rank([new, other], Profile(likes=(liked.key,)))
     assert first.key == "new" and "similar to: Fréchet Video Distance" in first.reasons, first.reasons
+
+
+def test_a_dislike_counts_beside_a_like() -> None:
+    """'Less like this' weighs as much as 'more like this': with a like on another video
+    paper, the disliked video-inpainting paper and its kind go down, not up."""
+    papers, _, _ = dev()
+    liked = paper_key("Particle Video Revisited: Tracking Through Occlusions Using Point Trajectories")
+    disliked = "ProPainter: Improving Propagation and Transformer for Video Inpainting"
+    like = Profile(likes=(liked,))
+    both = replace(like, dislikes=(paper_key(disliked),))
+    before, after = ranker().rank(papers, like), ranker().rank(papers, both)
+    assert position(before, disliked) < 20  # the like alone brings it up
+    assert position(after, disliked) > len(papers) * 0.9
+    assert "you disliked this paper" in after[position(after, disliked)].reasons
+    inpainting = [p.title for p in papers if "inpaint" in p.title.lower() and p.title != disliked]
+    assert len(inpainting) >= 3
+    assert all(position(after, t) > position(before, t) for t in inpainting)

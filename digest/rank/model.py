@@ -83,7 +83,8 @@ class Settings:
     paper_char: float = 0.2  # the same between two papers (likes, feedback): words say more there
     title_repeat: int = 2
     svm_c: float = 0.01
-    dislike_weight: float = 3.0  # a dislike counts as this many negatives from history
+    dislike: float = 1.0  # weight of the disliked papers' centroid against the liked one
+    dislike_weight: float = 3.0  # "svm": a dislike counts as this many negatives from history
     like_mode: str = "rocchio"  # "rocchio", "svm", "knn", "max" or "mix": see Ranker.like_scores
     negative: float = 2.0  # Rocchio: weight of the centroid of the papers not liked (see README)
     prf: float = 0.0  # query expansion: share of the query moved to its top corpus docs
@@ -224,15 +225,18 @@ class Ranker:
         """How much each paper of the digest resembles what the reader liked rather than
         the rest (None without votes).
 
-        "rocchio" (default): the liked papers' centroid minus the centroid of every other
-        corpus paper, dislikes counted ``dislike_weight`` times: the small-C limit of the
-        class-balanced linear SVM of arxiv-sanity-lite (every example a margin violator),
-        computed from the digest's similarities to the corpus, so a reader costs a few
-        row lookups. "svm" fits that SVM (LinearSVC, C=``svm_c``) per reader; "knn" is the
-        mean similarity to the liked papers. "max" standardises each liked paper's Rocchio
-        score over the digest and keeps the best (a reader whose likes are on different
-        topics); "mix" blends that best with their mean (``like_max``). On the judged sets
-        neither beats the centroid (bench/rank_tune.py).
+        "rocchio" (default): the liked papers' centroid minus ``negative`` times the
+        centroid of every other corpus paper: the small-C limit of the class-balanced linear
+        SVM of arxiv-sanity-lite (every example a margin violator), computed from the
+        digest's similarities to the corpus, so a reader costs a few row lookups; minus
+        ``dislike`` times the disliked papers' centroid, so "less like this" weighs as much
+        as "more like this" (in the background alone one dislike among thousands of papers
+        is lost). "svm" fits that SVM (LinearSVC, C=``svm_c``, a dislike weighing
+        ``dislike_weight`` examples) per reader; "knn" is the mean similarity to the liked
+        papers. "max" standardises each liked paper's Rocchio score over the digest and keeps
+        the best (a reader whose likes are on different topics); "mix" blends that best with
+        their mean (``like_max``). On the judged sets neither beats the centroid
+        (bench/rank_tune.py).
         """
         likes = [self._row[k] for k in dict.fromkeys(profile.likes) if k in self._row]
         dislikes = [self._row[k] for k in dict.fromkeys(profile.dislikes) if k in self._row]
@@ -242,29 +246,25 @@ class Ranker:
         sims = listing.corpus_sims()  # corpus x digest
         if not likes:
             return np.asarray(-sims[dislikes].mean(axis=0))
-        if s.like_mode == "knn":
-            knn = sims[likes].mean(axis=0)
-            return np.asarray(knn - sims[dislikes].mean(axis=0) if dislikes else knn)
+        disliked = [r for r in dislikes if r not in likes]
         if s.like_mode == "svm":
             y = np.zeros(self._matrix.shape[0], dtype=np.int64)
             y[likes] = 1
             weight = np.ones(self._matrix.shape[0])
-            weight[dislikes] = s.dislike_weight
+            weight[disliked] = s.dislike_weight
             clf = LinearSVC(class_weight="balanced", C=s.svm_c, max_iter=10000, tol=1e-6, random_state=0)
             clf.fit(self._matrix, y, sample_weight=weight)
             return np.asarray(clf.decision_function(listing.docs)).ravel()
+        against = s.dislike * sims[disliked].mean(axis=0) if disliked else 0.0
+        if s.like_mode == "knn":
+            return np.asarray(sims[likes].mean(axis=0) - against)
         others = listing.corpus_total() - sims[likes].sum(axis=0)
-        count = self._matrix.shape[0] - len(likes)
-        disliked = [r for r in dislikes if r not in likes]
-        if disliked:
-            others = others + (s.dislike_weight - 1.0) * sims[disliked].sum(axis=0)
-            count += (s.dislike_weight - 1.0) * len(disliked)
-        background = s.negative * others / max(count, 1.0)
+        background = s.negative * others / max(self._matrix.shape[0] - len(likes), 1)
         if s.like_mode in ("max", "mix") and len(likes) > 1:
-            per = np.stack([_z(np.asarray(sims[r] - background), s.robust) for r in likes])
+            per = np.stack([_z(np.asarray(sims[r] - background - against), s.robust) for r in likes])
             best = np.asarray(per.max(axis=0))
             return best if s.like_mode == "max" else s.like_max * best + (1 - s.like_max) * per.mean(axis=0)
-        return np.asarray(sims[likes].mean(axis=0) - background)
+        return np.asarray(sims[likes].mean(axis=0) - background - against)
 
     def extra_scores(self, listing: Listing, profile: Profile) -> np.ndarray | None:
         """More evidence for the digest's papers, added to the score before the feedback
