@@ -167,8 +167,9 @@ class IdeaRanker(Ranker):
             score += o["title_l"] * self._norm(np.asarray((titles @ liked.T).toarray()).mean(axis=1))
         if o.get("lsa_k"):
             score += self._lsa_scores(listing, text, likes_rows)
-        if s.feedback > 0 and score.any():
-            score += s.feedback * self._norm(self._feedback(listing, score))
+        feedback = s.feedback if not text else s.feedback_words  # as the ranker does
+        if feedback > 0 and score.any():
+            score += feedback * self._norm(self._feedback(listing, score))
         score = np.round(score, 6)
         sunk = np.zeros(n, dtype=bool)
         for k in dict.fromkeys(k.strip() for k in profile.exclude):

@@ -40,6 +40,27 @@ class Pick:
         }
 
 
+PICK_FLOOR = 1.0  # a top pick scores at least this: one spread above the typical paper
+
+
+def top_picks(order: Sequence[Pick], max_papers: int) -> tuple[list[Pick], list[Pick]]:
+    """(the reader's top picks, the rest) of ``order`` (a reader's ranking), excluded
+    papers left out of both.
+
+    A pick is among the first ``max_papers`` and scores at least ``PICK_FLOOR``: in a
+    small digest the papers that match nothing the reader said are no picks, however few
+    others there are (in a full digest every one of the first ten of the judged readers
+    scores above it). A reader whose words and votes score nothing (exclusions alone)
+    has the first ``max_papers`` in listing order.
+    """
+    kept = [p for p in order if not p.ranked.excluded]
+    if any(p.ranked.score for p in kept):
+        count = sum(1 for p in kept[:max_papers] if p.ranked.score >= PICK_FLOOR)
+    else:
+        count = min(max_papers, len(kept))
+    return kept[:count], kept[count:]
+
+
 class DigestRanking:
     """One digest ranked for any readers, against the digest's corpus at a moment: the
     one ranking path of ``digest rank``, the personal email (:mod:`digest.personal_mail`)

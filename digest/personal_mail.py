@@ -218,13 +218,15 @@ class PersonalMail:
         if sub.id not in state.profiled:
             return None
         prefs = sub.preferences
+        from digest.personal import top_picks
+
         ranked = state.picks(sub)
-        kept = [p for p in ranked if not p.ranked.excluded]
-        picks = tuple(Choice(p.ranked.index, p.ranked.reasons) for p in kept[: prefs.max_papers])
+        top, rest = top_picks(ranked, prefs.max_papers)
+        picks = tuple(Choice(p.ranked.index, p.ranked.reasons) for p in top)
         also: tuple[Choice, ...] = ()
         if not prefs.only_top:
             sunk = [p for p in ranked if p.ranked.excluded]
-            also = tuple(Choice(p.ranked.index, p.ranked.reasons) for p in (*kept[prefs.max_papers :], *sunk))
+            also = tuple(Choice(p.ranked.index, p.ranked.reasons) for p in (*rest, *sunk))
         served = audience.served(self.config)
         base = self.config.digest.base_url
         signer = self._signer

@@ -52,7 +52,7 @@ from digest.atomic import write_folders
 from digest.config import Config
 from digest.errors import PublishError
 from digest.model import Digest
-from digest.personal import DigestRanking, Pick, profile_of
+from digest.personal import DigestRanking, Pick, profile_of, top_picks
 from digest.render import feed, personal
 from digest.render.view import DigestView, PaperView, digest_view, paper_view
 from digest.site import site_of
@@ -232,7 +232,7 @@ def _groups(
     room = config.feed.max_items_hard
     groups = []
     for digest, order in picks:
-        kept = [p for p in order if not p.ranked.excluded][: reader.subscriber.preferences.max_papers]
+        kept = top_picks(order, reader.subscriber.preferences.max_papers)[0]
         kept = kept[: max(room, 0)]
         room -= len(kept)
         entries = []

@@ -219,3 +219,19 @@ def test_a_dislike_counts_beside_a_like() -> None:
     inpainting = [p.title for p in papers if "inpaint" in p.title.lower() and p.title != disliked]
     assert len(inpainting) >= 3
     assert all(position(after, t) > position(before, t) for t in inpainting)
+
+
+def test_every_top_pick_says_why_and_no_reason_is_a_word_most_papers_have() -> None:
+    """Likes only: papers the feedback brought up are "close to" a better one (they had no
+    reason at all). Words: "work", "models" and "learning" are in a quarter of the papers
+    or more and are never given as the reason."""
+    papers, _, profiles = dev()
+    for p in profiles.values():
+        for setting in ("likes", "all"):
+            assert all(r.reasons for r in ranker().rank(papers, profile_for(p, setting))[:10]), p["name"]
+    chatty = Profile(interests="I work on models for learning video inpainting")
+    terms = [x for r in ranker().rank(papers, chatty)[:10] for x in r.reasons if x.startswith("terms: ")]
+    words = {w for t in terms for w in t.removeprefix("terms: ").replace(",", " ").split()}
+    assert "inpainting" in words and not words & {"work", "models", "learning"}, terms
+    likes_only = ranker().rank(papers, profile_for(profiles["Priya"], "likes"))
+    assert any(x.startswith("close to: ") for r in likes_only[:10] for x in r.reasons)

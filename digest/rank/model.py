@@ -24,6 +24,8 @@ from digest.rank.listing import Listing, reference
 from digest.rank.text import shown, stem, stem_tokens
 
 _STOP = frozenset(stem(w) for w in ENGLISH_STOP_WORDS) | frozenset(ENGLISH_STOP_WORDS)
+COMMON = 0.25  # share of the corpus's papers above which a term is not shown as a reason
+COMMON_MIN = 25  # ... and never below this many papers: in a small corpus the reader's topic is a big share
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +164,8 @@ class Ranker:
             mats.append(self._char.fit_transform(texts) * math.sqrt(s.char_weight))
         self._matrix = sparse.hstack(mats, format="csr")
         self._terms = self._word.get_feature_names_out()
+        # a term in more than a quarter of the papers ("model", "work") says nothing as a reason
+        self._common = word.getnnz(axis=0) > max(COMMON * word.shape[0], COMMON_MIN)
 
     def vectors(self, texts: Sequence[str]) -> Any:
         """Rows of the same space as the corpus (unit length per part)."""
@@ -364,7 +368,8 @@ class Ranker:
         sunk = np.array([bool(e) for e in ex])
         order = [int(i) for i in np.lexsort((np.arange(n), -score, sunk)) if i < listing.real]
         explained = sorted(order if explain is None else order[:explain])
-        why = self._explain(listing, profile, explained, qw) if score.any() else {}
+        leaders = order[: s.feedback_docs]
+        why = self._explain(listing, profile, explained, qw, leaders) if score.any() else {}
         out = []
         for i in order:
             reasons: list[str] = []
@@ -389,9 +394,13 @@ class Ranker:
             fb[top] = (fb[top] * len(top) - inner[top, top]) / (len(top) - 1)
         return fb
 
-    def _explain(self, listing: Listing, profile: Profile, which: list[int], qw: Any) -> dict[int, list[str]]:
-        """Readable reasons: the query terms that weigh most in a paper, and the liked (or
-        disliked) paper it is most similar to."""
+    def _explain(
+        self, listing: Listing, profile: Profile, which: list[int], qw: Any, leaders: Sequence[int] = ()
+    ) -> dict[int, list[str]]:
+        """Readable reasons: the query terms that weigh most in a paper (none that a
+        quarter of the papers have), and the liked (or disliked) paper it is most similar
+        to. A paper with neither, brought up by what it shares with the best (the feedback,
+        the latent space), is "close to" the one of the ``leaders`` it resembles most."""
         if not which:
             return {}
         papers = listing.papers
@@ -401,15 +410,21 @@ class Ranker:
                 why[i].append("you liked this paper")
             elif papers[i].key in profile.dislikes:
                 why[i].append("you disliked this paper")
+        plain: dict[int, str] = {}  # a weak reason, for a paper with no other: common words, a faint like
         if qw is not None and qw.nnz:
             # the query's terms (rows) in the chosen papers (columns), weighted as in the dot product
             contrib = listing.by_term()[qw.indices][:, which].toarray() * qw.data[:, None]
             for j, i in enumerate(which):
                 column = contrib[:, j]
-                best = [int(t) for t in np.lexsort((qw.indices, -column))[:6] if column[t] > 0]
-                if best:
-                    terms = listing.readable(i, [self._terms[qw.indices[t]] for t in best])[:3]
-                    why[i].append("terms: " + ", ".join(terms))
+                found = [int(t) for t in np.lexsort((qw.indices, -column)) if column[t] > 0]
+                rare = [t for t in found if not self._common[qw.indices[t]]]
+                if rare or found:
+                    shown_terms = [self._terms[qw.indices[t]] for t in (rare or found)[:6]]
+                    text = "terms: " + ", ".join(listing.readable(i, shown_terms)[:3])
+                    if rare:
+                        why[i].append(text)
+                    else:
+                        plain[i] = text
         for label, keys in (("similar to", profile.likes), ("like what you disliked", profile.dislikes)):
             known = [k for k in dict.fromkeys(keys) if k in self._row]
             if not known:
@@ -417,6 +432,21 @@ class Ranker:
             sims = listing.word_corpus_sims()[[self._row[k] for k in known]][:, which]
             for j, i in enumerate(which):
                 near = int(np.argmax(sims[:, j]))
-                if sims[near, j] >= 0.05 and known[near] != papers[i].key:
-                    why[i].append(f"{label}: {shown(self.corpus[self._row[known[near]]].title)}")
+                if known[near] == papers[i].key:
+                    continue
+                text = f"{label}: {shown(self.corpus[self._row[known[near]]].title)}"
+                if sims[near, j] >= 0.05:
+                    why[i].append(text)
+                elif label == "similar to":
+                    plain.setdefault(i, text)
+        bare = [i for i in which if not why[i]]
+        if bare and leaders:
+            near_sims = np.asarray((listing.words[bare] @ listing.words[list(leaders)].T).toarray())
+            for j, i in enumerate(bare):
+                row = [(near_sims[j, k], -t) for k, t in enumerate(leaders) if t != i]
+                if row and max(row)[0] >= 0.05:  # words in common, as "similar to" asks
+                    why[i].append(f"close to: {shown(papers[-max(row)[1]].title)}")
+        for i, text in plain.items():
+            if not why[i]:  # weak, but better than none
+                why[i].append(text)
         return why
