@@ -61,3 +61,28 @@ def test_a_browser_signs_up_confirms_sets_weekly_and_unsubscribes(site: Site, tm
         shot("5-unsubscribed.png")
     sub = site.subs.get("reader.one@example.org")
     assert sub is not None and sub.status == "unsubscribed"
+
+
+def test_a_browser_comes_back_from_the_preferences_page_after_unsubscribing(
+    site: Site, tmp_path: Path
+) -> None:
+    from digest.subscribers import Preferences
+
+    lou = site.subs.add(
+        "lou@example.org", NOW, status="active", source="web", prefs=Preferences(cadence="weekly:tue")
+    )
+    tokens = site.pages.tokens
+    with chromium_page(tmp_path) as (page, shot):
+        page.goto(site.base + "unsubscribe?t=" + tokens.make("unsubscribe", lou))
+        page.click("button[type=submit]")
+        assert page.inner_text("h1") == "Unsubscribed"
+        page.goto(site.base + "preferences?t=" + tokens.make("preferences", lou))
+        assert "You are unsubscribed" in page.inner_text("#status-head")
+        assert page.locator("a", has_text="Unsubscribe").count() == 0
+        shot("6-preferences-unsubscribed.png")
+        page.click("text=Subscribe again")
+        assert "Subscribed again" in page.inner_text(".notice")
+        assert page.locator("#status-head").count() == 0
+        shot("7-subscribed-again.png")
+    sub = site.subs.get("lou@example.org")
+    assert sub is not None and sub.status == "active" and sub.preferences.cadence == "weekly:tue"
