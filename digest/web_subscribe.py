@@ -206,8 +206,12 @@ class SubscriberPages:
         status: int = 200,
         *,
         form_name: str | None = None,
+        csrf_cookie: bool = True,
         **context: Any,
     ) -> HTMLResponse:
+        """The page ``name`` with its CSRF token; ``csrf_cookie`` False for a page with no
+        CSRF form, which then sets no cookie (the unsubscribe page and its one-click answer:
+        RFC 8058, README "no redirect, no cookie, no login")."""
         base = self.config.digest.base_url
         cookie, fresh = _csrf_cookie(request)
         html = templates.render(
@@ -229,7 +233,7 @@ class SubscriberPages:
             **context,
         )
         response = HTMLResponse(html, status_code=status, headers=SECURITY_HEADERS)
-        if fresh:
+        if fresh and csrf_cookie:
             response.set_cookie(
                 CSRF_COOKIE, cookie, httponly=True, samesite="strict", secure=request.url.scheme == "https"
             )
@@ -399,19 +403,18 @@ class SubscriberPages:
             form = await _read_form(request)
             token = (form or {}).get("t", "")
         sub = await run_in_threadpool(self._claimed, "unsubscribe", token)
+
+        def page(heading: str, status: int = 200, **context: Any) -> HTMLResponse:
+            # Its one form is the one-click POST itself: no CSRF token, so no cookie either.
+            return self._page(request, "unsubscribe.html", heading, status, csrf_cookie=False, **context)
+
         if sub is None:
-            return self._page(
-                request, "unsubscribe.html", "Link not valid", 403, state="invalid", token="", address=""
-            )
+            return page("Link not valid", 403, state="invalid", token="", address="")
         if request.method != "POST":
-            return self._page(
-                request, "unsubscribe.html", "Unsubscribe", state="ask", token=token, address=sub.address
-            )
+            return page("Unsubscribe", state="ask", token=token, address=sub.address)
         # RFC 8058 one-click: no cookie, no CSRF token, no redirect; 200 at once.
         await run_in_threadpool(self._leave, sub)
-        return self._page(
-            request, "unsubscribe.html", "Unsubscribed", state="done", token="", address=sub.address
-        )
+        return page("Unsubscribed", state="done", token="", address=sub.address)
 
     def _leave(self, sub: Subscriber) -> None:
         if sub.status != "unsubscribed":
