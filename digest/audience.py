@@ -12,6 +12,7 @@ rebuilding it gives the same bytes (docs/DESIGN.md, invariant 12).
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime
 from email.message import EmailMessage
@@ -130,9 +131,12 @@ def valid_for(seconds: float) -> str:
     return f"{max(1, int(seconds // 60))} minutes"
 
 
-def confirmation_message(config: Config, signer: Tokens, sub: Subscriber, now: datetime) -> EmailMessage:
-    """The email a sign-up sends: a confirmation link (valid ``subscribe.confirm_for``),
-    or, for an address already active, a note with its preferences link."""
+def confirmation_message(
+    config: Config, signer: Tokens, sub: Subscriber, now: datetime, asked: Mapping[str, str] | None = None
+) -> EmailMessage:
+    """The email a sign-up sends: a confirmation link (valid ``subscribe.confirm_for``,
+    carrying ``asked``, what the form chose, applied on confirming), or, for an address
+    already active, a note with its preferences link."""
     base, title = config.digest.base_url, config.digest.title
     body = templates.render(
         "confirm_email.txt",
@@ -140,7 +144,7 @@ def confirmation_message(config: Config, signer: Tokens, sub: Subscriber, now: d
         address=sub.address,
         title=title,
         valid_for=valid_for(config.subscribe.confirm_for),
-        confirm_url=link(base, "confirm", signer.make("confirm", sub, now=now)),
+        confirm_url=link(base, "confirm", signer.make("confirm", sub, now=now, asked=asked)),
         preferences_url=link(base, "preferences", signer.make("preferences", sub)),
     )
     msg = EmailMessage()
@@ -157,9 +161,11 @@ def confirmation_message(config: Config, signer: Tokens, sub: Subscriber, now: d
     return msg
 
 
-def send_confirmation(config: Config, signer: Tokens, sub: Subscriber, now: datetime) -> None:
+def send_confirmation(
+    config: Config, signer: Tokens, sub: Subscriber, now: datetime, asked: Mapping[str, str] | None = None
+) -> None:
     """Sends :func:`confirmation_message` through ``email.transport`` at once."""
     transport = make_transport(config)
     with transport:
-        transport.send(confirmation_message(config, signer, sub, now), sub.address)
+        transport.send(confirmation_message(config, signer, sub, now, asked), sub.address)
     log.info("sent a %s email", "preferences" if sub.status == "active" else "confirmation")

@@ -1,6 +1,7 @@
 """Edge: bounces applied to subscribers (issue 19): the delivery reports of
 ``email.bounces_source`` (:func:`process`, behind ``digest bounces`` and every poll of
-``digest serve``) and a recipient refused at ``RCPT TO`` (:func:`refused`, from the outbox).
+``digest serve``) and a recipient refused at ``RCPT TO`` (:func:`refused`, from the outbox);
+and the unsubscribe requests mailed to the same mailbox.
 
 A subscriber is marked ``bounced`` after one hard (5.x.x) bounce, or after
 ``email.soft_bounce_limit`` soft (4.x.x) ones within 7 days; only events since they last
@@ -11,6 +12,14 @@ Each report is known by its hash; a hash handled before is never counted again (
 is read whole every time, an IMAP message may be fetched again after a crash). A message
 that is not a delivery report, or names nobody we know, is kept in the mailbox and
 logged once: its hash is remembered as kept, so later runs pass it by quietly.
+
+An unsubscribe request (the ``mailto:`` of ``List-Unsubscribe``: Subject ``unsubscribe
+<token>``, :mod:`digest.unsubscribe_mail`) whose token is valid for the purpose
+"unsubscribe" unsubscribes the subscriber it names, as the web one-click POST does,
+whoever sent it: the signed token is the capability. One without a valid token (a bare
+"unsubscribe", a token cut short, forged or revoked by ``--new-token``) changes nothing
+and is kept for a human like other mail: a From header is trivially forged, so it never
+decides whom to unsubscribe.
 """
 
 from __future__ import annotations
@@ -19,21 +28,26 @@ import hashlib
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
+from email.utils import parseaddr
 from typing import TYPE_CHECKING
 
-from digest import bounces
-from digest.mailboxes import open_source
+from digest import audience, bounces, unsubscribe_mail
+from digest.mailboxes import Item, open_source
 from digest.store import bounces as store_bounces
 from digest.store.subscribers import Subscribers
 from digest.subscribers import normalise
+from digest.tokens import BadToken
 
 if TYPE_CHECKING:
     from digest.config import Config
     from digest.store import Store
+    from digest.subscribers import Subscriber
+    from digest.tokens import Tokens
 
 log = logging.getLogger(__name__)
 
 KEPT = "kept: "  # the outcome of a report left for a human starts with it
+NO_TOKEN = "an unsubscribe request without a valid link"
 
 
 @dataclass
@@ -43,17 +57,26 @@ class Summary:
     kept: list[str] = field(default_factory=list)  # not a report / nobody known: left in place
     bounced: list[str] = field(default_factory=list)  # subscribers marked bounced now
     soft: int = 0
+    unsubscribed: list[str] = field(default_factory=list)  # by a valid emailed request, now
+    no_token: int = 0  # unsubscribe requests without a valid token (also in ``kept``)
 
     def line(self) -> str:
-        return (
+        text = (
             f"{self.read} reports read, {self.skipped} handled before, {len(self.kept)} kept unread; "
             f"{len(self.bounced)} marked bounced" + (f": {', '.join(self.bounced)}" if self.bounced else "")
         )
+        if self.unsubscribed:
+            text += f"; {len(self.unsubscribed)} unsubscribed by email: {', '.join(self.unsubscribed)}"
+        if self.no_token:
+            s = "s" if self.no_token > 1 else ""
+            text += f"; {self.no_token} unsubscribe request{s} without a valid link kept"
+        return text
 
 
 def process(config: Config, store: Store, now: datetime) -> Summary:
     """Handles every report of ``email.bounces_source`` once; see the module docstring."""
     out = Summary()
+    signer: list[Tokens] = []  # made on the first request: reading bounces needs no key
     with open_source(config) as items:
         for item in items:
             sha = hashlib.sha256(item.raw).hexdigest()
@@ -63,6 +86,12 @@ def process(config: Config, store: Store, now: datetime) -> Summary:
                 (item.keep if before.startswith(KEPT) else item.done)()
                 continue
             out.read += 1
+            asked = unsubscribe_mail.request_tokens(item.raw)
+            if asked is not None:
+                if not signer:
+                    signer.append(audience.tokens(config, store))
+                _unsubscribe(store, signer[0], item, sha, asked, now, out)
+                continue
             events = _events(config, store, item.raw)
             known = {key for key in events if Subscribers(store).get(key) is not None}
             if not known:
@@ -78,6 +107,50 @@ def process(config: Config, store: Store, now: datetime) -> Summary:
             out.soft += sum(kind == "soft" for kind, _ in kept.values())
             item.done()
     return out
+
+
+def _unsubscribe(
+    store: Store, signer: Tokens, item: Item, sha: str, tokens: tuple[str, ...], now: datetime, out: Summary
+) -> None:
+    """One emailed unsubscribe request: the subscriber its valid token names is
+    unsubscribed (then the request is recorded, so a crash in between only repeats a
+    harmless step); without one it is kept for a human and logged once."""
+    sub = _named(store, signer, tokens)
+    if sub is None:
+        store_bounces.record(store, sha, [], outcome=KEPT + NO_TOKEN, now=now)
+        item.keep()
+        out.kept.append(item.where)
+        out.no_token += 1
+        sender = parseaddr(unsubscribe_mail.header_of(item.raw, "From"))[1]
+        log.warning(
+            "%s: %s (From: %r, which proves nothing); left in the mailbox: check it and run "
+            "'digest unsubscribe ADDRESS' if it is genuine",
+            item.where,
+            NO_TOKEN,
+            sender,
+        )
+        return
+    subs = Subscribers(store)
+    if sub.status != "unsubscribed":
+        subs.set_status(sub.id, "unsubscribed", now, "unsubscribed by email")
+        out.unsubscribed.append(sub.address)
+        log.info("%s unsubscribed by email", sub.address)
+    store_bounces.record(store, sha, [], outcome=f"unsubscribed {sub.key}", now=now)
+    item.done()
+
+
+def _named(store: Store, signer: Tokens, tokens: tuple[str, ...]) -> Subscriber | None:
+    """The subscriber the first valid unsubscribe token of ``tokens`` names, with the
+    secret it was made with (a renewed secret revokes it); None when none is."""
+    for token in tokens:
+        try:
+            claim = signer.read("unsubscribe", token)
+        except BadToken:
+            continue
+        sub = Subscribers(store).by_id(claim.subscriber_id)
+        if claim.matches(sub):
+            return sub
+    return None
 
 
 def _events(config: Config, store: Store, raw: bytes) -> dict[str, tuple[str, str]]:

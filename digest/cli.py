@@ -127,6 +127,19 @@ def cmd_check_config(args: argparse.Namespace, config: Config) -> int:
             "List-Unsubscribe should be https (RFC 8058); fine for a local trial",
             file=sys.stderr,
         )
+    if config.email.enabled and not config.email.bounces_source:
+        from digest.audience import mailbox, served
+
+        # Every email's List-Unsubscribe and footer offer a mailto: to this address; without
+        # the pages (http.listen) it is the reader's only way out.
+        print(
+            f"digest: warning: email.bounces_source is not set, so unsubscribe requests mailed to "
+            f"{mailbox(config)} (the mailto: in every email) are never read"
+            + ("" if served(config) else ", and without http.listen that is the only way to unsubscribe")
+            + "; point email.bounces_source at that address's mailbox "
+            "(README: Unsubscribe requests by email)",
+            file=sys.stderr,
+        )
     if problems:
         print(
             f"digest: error: `digest run` would refuse this config ({len(problems)} above)", file=sys.stderr

@@ -1,6 +1,7 @@
 """``digest bounces``: read the delivery reports of ``email.bounces_source`` once and mark
-the subscribers they name ``bounced`` (issue 19); the work is :func:`digest.bouncing.process`,
-which ``digest serve`` also runs on every poll."""
+the subscribers they name ``bounced`` (issue 19), and act on the unsubscribe requests
+mailed there; the work is :func:`digest.bouncing.process`, which ``digest serve`` also
+runs on every poll."""
 
 from __future__ import annotations
 
@@ -30,10 +31,12 @@ def cmd_bounces(args: argparse.Namespace, config: Config) -> int:
 def add_parser(add: Any) -> None:
     p = add(
         "bounces",
-        help="read delivery reports from email.bounces_source; mark bounced subscribers",
+        help="read delivery reports and unsubscribe requests from email.bounces_source",
         description="Read the delivery reports in email.bounces_source (a maildir, an mbox or an "
         "IMAP mailbox); a hard bounce, or email.soft_bounce_limit soft ones within 7 days, marks "
         "the subscriber bounced (no more mail; 'digest subscribers set ADDRESS --status active' "
-        "undoes it). digest serve does this on every poll.",
+        "undoes it). An unsubscribe request mailed there (the mailto: of List-Unsubscribe) "
+        "whose subject carries a valid token unsubscribes its reader; one without is kept "
+        "for a human. digest serve does this on every poll.",
     )
     p.set_defaults(func=cmd_bounces)

@@ -6,7 +6,10 @@ one purpose (or by another install, or for another list) never passes for anothe
 The payload names the subscriber by id and by a fingerprint of their secret token:
 giving a subscriber a new secret revokes every link issued before.
 
-- ``confirm`` carries a timestamp and expires after ``subscribe.confirm_for``.
+- ``confirm`` carries a timestamp and expires after ``subscribe.confirm_for``, and what
+  the sign-up form asked for (cadence, interests when given), applied on confirming: an
+  address signing up again (unsubscribed, bounced, or still pending) gets what this form
+  said, and a link forged to ask for something else fails its signature.
 - ``unsubscribe``, ``preferences`` and ``vote`` carry none: the same state gives the same
   link, so a subscriber's email is the same bytes when rebuilt (invariant 12).
 
@@ -20,6 +23,7 @@ import base64
 import hashlib
 import hmac
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -36,13 +40,21 @@ SECRET_ENV = "DIGEST_SECRET_KEY"
 CSRF_MAX_AGE = 4 * 3600
 
 
+ASKED = ("cadence", "interests")  # what a confirmation link may carry from its sign-up form
+
+
 class BadToken(Exception):
     """A token that is forged, truncated, for another purpose or install, or expired.
-    ``expired`` is set (with the subscriber id) when only its age is wrong."""
+    ``expired`` is the claim (the subscriber id, what the form asked for) when only its
+    age is wrong."""
 
-    def __init__(self, reason: str, *, expired_id: int | None = None) -> None:
+    def __init__(self, reason: str, *, expired: Claim | None = None) -> None:
         super().__init__(reason)
-        self.expired_id = expired_id
+        self.expired = expired
+
+    @property
+    def expired_id(self) -> int | None:
+        return self.expired.subscriber_id if self.expired is not None else None
 
 
 def fingerprint(subscriber_token: str) -> str:
@@ -52,13 +64,15 @@ def fingerprint(subscriber_token: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Claim:
-    """What a valid token says: the subscriber's id and secret fingerprint, and for a
-    vote the paper key and value."""
+    """What a valid token says: the subscriber's id and secret fingerprint; for a vote
+    the paper key and value; for a confirmation what its sign-up form asked for
+    (``asked``: (name, value) pairs of :data:`ASKED`, none in a link made before)."""
 
     subscriber_id: int
     fingerprint: str
     paper_key: str | None = None
     value: int | None = None
+    asked: tuple[tuple[str, str], ...] = ()
 
     def matches(self, subscriber: Subscriber | None) -> bool:
         """Whether ``subscriber`` is the one named, with the secret the link was made with."""
@@ -94,11 +108,22 @@ class Tokens:
     def _timed(self, purpose: str, now: datetime) -> URLSafeTimedSerializer:
         return URLSafeTimedSerializer(self._key, salt=f"paper-digest.{purpose}", signer=_clocked_signer(now))
 
-    def make(self, purpose: Purpose, subscriber: Subscriber, *, now: datetime | None = None) -> str:
+    def make(
+        self,
+        purpose: Purpose,
+        subscriber: Subscriber,
+        *,
+        now: datetime | None = None,
+        asked: Mapping[str, str] | None = None,
+    ) -> str:
+        """A token for ``purpose``; a confirmation one is dated ``now`` and carries
+        ``asked`` (the sign-up form's choices, keys of :data:`ASKED`) when given."""
         payload: list[Any] = [subscriber.id, fingerprint(subscriber.token)]
         if purpose == "confirm":
             if now is None:
                 raise ValueError("a confirmation token needs the time it is made")
+            if asked:
+                payload.append({k: str(asked[k]) for k in ASKED if k in asked})
             return str(self._timed(purpose, now).dumps(payload))
         return str(self._plain(purpose).dumps(payload))
 
@@ -124,12 +149,14 @@ class Tokens:
                 try:
                     payload = serializer.loads(token, max_age=int(max_age))
                 except SignatureExpired as err:
-                    # Genuine but old: say so, naming whom, so a new link can be offered.
+                    # Genuine but old: say so, naming whom and what they asked for, so a
+                    # new link can be offered for the same choices.
                     value = serializer.load_payload(err.payload) if err.payload is not None else None
-                    who = (
-                        value[0] if isinstance(value, list) and value and isinstance(value[0], int) else None
-                    )
-                    raise BadToken("this confirmation link has expired", expired_id=who) from err
+                    try:
+                        old: Claim | None = _claim(purpose, value)
+                    except BadToken:
+                        old = None
+                    raise BadToken("this confirmation link has expired", expired=old) from err
             else:
                 payload = self._plain(purpose).loads(token)
         except BadData as err:
@@ -175,8 +202,8 @@ def _b64(data: bytes) -> bytes:
 
 
 def _claim(purpose: str, payload: Any) -> Claim:
-    size = 4 if purpose == "vote" else 2
-    if not isinstance(payload, list) or len(payload) != size:
+    sizes = {"vote": (4,), "confirm": (2, 3)}.get(purpose, (2,))
+    if not isinstance(payload, list) or len(payload) not in sizes:
         raise BadToken("this link is not valid")
     sub_id, fp = payload[0], payload[1]
     if not isinstance(sub_id, int) or not isinstance(fp, str):
@@ -186,6 +213,13 @@ def _claim(purpose: str, payload: Any) -> Claim:
         if not isinstance(key, str) or value not in (1, -1):
             raise BadToken("this link is not valid")
         return Claim(sub_id, fp, key, value)
+    if len(payload) == 3:  # a confirmation carrying its form's choices
+        asked = payload[2]
+        if not isinstance(asked, dict) or not all(
+            k in ASKED and isinstance(v, str) for k, v in asked.items()
+        ):
+            raise BadToken("this link is not valid")
+        return Claim(sub_id, fp, asked=tuple((k, asked[k]) for k in ASKED if k in asked))
     return Claim(sub_id, fp)
 
 

@@ -3,7 +3,8 @@
     GET/POST /subscribe     form; POST makes a pending subscriber and mails a confirmation
     GET/POST /confirm       ?t= a page with one button; POST activates
     GET/POST /unsubscribe   ?t= a page with one button; POST unsubscribes at once (RFC 8058)
-    GET/POST /preferences   ?t= cadence, top picks, interests, keywords; see and undo votes
+    GET/POST /preferences   ?t= cadence, top picks, interests, keywords; see and undo votes;
+                            subscribe again (digest/web_preferences.py)
     GET/POST /vote          ?t= more/less like this: a page with one button; POST records
                             (digest/web_vote.py)
 
@@ -15,7 +16,10 @@ capability, and it answers 200, never a redirect.
 ``POST /subscribe`` answers the same page whatever the address's state (no
 enumeration), and does its work (the store, the email) on a worker thread after the
 answer, so the answer takes the same time too. Per-client and per-address limits bound
-abuse; a hidden ``website`` field catches form-filling robots.
+abuse; a hidden ``website`` field catches form-filling robots. The confirmation link
+carries what the form asked for (cadence, interests when given): confirming applies it
+to an address that was not active (new, pending, unsubscribed or bounced), never to an
+active one.
 """
 
 from __future__ import annotations
@@ -43,9 +47,16 @@ from digest.mailaddr import ascii_address
 from digest.render import templates
 from digest.store import Store
 from digest.store.subscribers import Subscribers
-from digest.subscribers import WEEKDAYS, Preferences, Subscriber, preferences_from
-from digest.text import display
+from digest.subscribers import (
+    WEEKDAYS,
+    Preferences,
+    Subscriber,
+    cadence_weekday,
+    parse_cadence,
+    preferences_from,
+)
 from digest.tokens import BadToken, Tokens, link
+from digest.web_preferences import PreferencesPage
 from digest.web_vote import VotePage
 
 log = logging.getLogger(__name__)
@@ -178,7 +189,7 @@ class SubscriberPages:
             Route("/subscribe", self.subscribe, methods=["GET", "HEAD", "POST"]),
             Route("/confirm", self.confirm, methods=["GET", "HEAD", "POST"]),
             Route("/unsubscribe", self.unsubscribe, methods=["GET", "HEAD", "POST"]),
-            Route("/preferences", self.preferences, methods=["GET", "HEAD", "POST"]),
+            PreferencesPage(self).route(),
             VotePage(self).route(),
         ]
 
@@ -195,8 +206,12 @@ class SubscriberPages:
         status: int = 200,
         *,
         form_name: str | None = None,
+        csrf_cookie: bool = True,
         **context: Any,
     ) -> HTMLResponse:
+        """The page ``name`` with its CSRF token; ``csrf_cookie`` False for a page with no
+        CSRF form, which then sets no cookie (the unsubscribe page and its one-click answer:
+        RFC 8058, README "no redirect, no cookie, no login")."""
         base = self.config.digest.base_url
         cookie, fresh = _csrf_cookie(request)
         html = templates.render(
@@ -218,7 +233,7 @@ class SubscriberPages:
             **context,
         )
         response = HTMLResponse(html, status_code=status, headers=SECURITY_HEADERS)
-        if fresh:
+        if fresh and csrf_cookie:
             response.set_cookie(
                 CSRF_COOKIE, cookie, httponly=True, samesite="strict", secure=request.url.scheme == "https"
             )
@@ -271,12 +286,14 @@ class SubscriberPages:
             return self._page(request, "subscribe.html", "Subscribe", 400, form=shown, error=str(err))
         robot = bool(form.get("website"))
         if not robot and self.per_address.allow(address.lower()):
-            self.worker.submit(lambda: self._sign_up(address, prefs))
+            asked = {"cadence": prefs.cadence, **({"interests": prefs.interests} if prefs.interests else {})}
+            self.worker.submit(lambda: self._sign_up(address, prefs, asked))
         return self._page(request, "subscribe_sent.html", "Check your inbox", address=address)
 
-    def _sign_up(self, address: str, prefs: Preferences) -> None:
+    def _sign_up(self, address: str, prefs: Preferences, asked: dict[str, str]) -> None:
         """On the worker: a new address becomes a pending subscriber; anyone not active
-        gets a confirmation link; an active one a note with their preferences link."""
+        gets a confirmation link carrying ``asked`` (the form's choices, applied on
+        confirming); an active one a note with their preferences link."""
         now = self.clock()
         sub = self.subs.get(address)
         if sub is None:
@@ -286,30 +303,32 @@ class SubscriberPages:
                 sub = self.subs.get(address)
                 if sub is None:
                     return
-        self._send_confirmation(sub, now)
-
-    def _send_confirmation(self, sub: Subscriber, now: datetime) -> None:
-        audience.send_confirmation(self.config, self.tokens, sub, now)
+        audience.send_confirmation(self.config, self.tokens, sub, now, asked)
 
     # --- /confirm --------------------------------------------------------------------------
 
-    def _confirm_claim(self, token: str) -> tuple[str, Subscriber | None]:
+    def _confirm_claim(self, token: str) -> tuple[str, Subscriber | None, dict[str, str]]:
+        """(``ask``, ``expired`` or ``invalid``; the subscriber; what the form asked for)."""
         try:
             claim = self.tokens.read(
                 "confirm", token, now=self.clock(), max_age=self.config.subscribe.confirm_for
             )
         except BadToken as err:
-            if err.expired_id is not None:
-                return "expired", self.subs.by_id(err.expired_id)
-            return "invalid", None
+            if err.expired is not None:
+                return "expired", self.subs.by_id(err.expired.subscriber_id), dict(err.expired.asked)
+            return "invalid", None, {}
         sub = self.subs.by_id(claim.subscriber_id)
-        return ("ask", sub) if claim.matches(sub) else ("invalid", None)
+        return ("ask", sub, dict(claim.asked)) if claim.matches(sub) else ("invalid", None, {})
 
-    def _claim_page(self, request: Request, state: str, sub: Subscriber | None, token: str) -> Response:
-        """The confirm page before the button: asking, or why the link does not work."""
+    def _claim_page(
+        self, request: Request, state: str, sub: Subscriber | None, token: str, asked: dict[str, str]
+    ) -> Response:
+        """The confirm page before the button: asking (with what confirming will set), or
+        why the link does not work (an expired one offers a new link for the same choices)."""
         status, heading = {"ask": (200, "Confirm"), "expired": (410, "Link expired")}.get(
             state, (400, "Link not valid")
         )
+        cadence, when = _when(asked.get("cadence", "daily"))
         return self._page(
             request,
             "confirm.html",
@@ -319,25 +338,31 @@ class SubscriberPages:
             state=state,
             token=token,
             address=sub.address if sub is not None else "",
+            asked_interests=asked.get("interests", ""),
+            asked_cadence=cadence,
+            # What confirming sets: only for an address not active yet (an active
+            # subscriber's preferences change on their preferences page only).
+            show_asked=bool(asked) and sub is not None and sub.status != "active",
+            asked_when=when,
         )
 
     async def confirm(self, request: Request) -> Response:
         if request.method != "POST":
             token = request.query_params.get("t", "")
-            state, sub = await run_in_threadpool(self._confirm_claim, token)
+            state, sub, asked = await run_in_threadpool(self._confirm_claim, token)
             if state == "expired" and sub is None:
                 state = "invalid"
-            return self._claim_page(request, state, sub, token)
+            return self._claim_page(request, state, sub, token, asked)
         form = await _read_form(request)
         if form is None:
             return self._refused(request, 413, "That was too much text.")
         if not self._csrf_ok(request, form, "confirm"):
             return self._csrf_refused(request)
         token = form.get("t", "")
-        state, sub = await run_in_threadpool(self._confirm_claim, token)
+        state, sub, asked = await run_in_threadpool(self._confirm_claim, token)
         if state != "ask" or sub is None:
-            return self._claim_page(request, state, sub, "")
-        await run_in_threadpool(self._activate, sub)
+            return self._claim_page(request, state, sub, "", asked)
+        await run_in_threadpool(self._activate, sub, asked)
         prefs = link(self.config.digest.base_url, "preferences", self.tokens.make("preferences", sub))
         return self._page(
             request,
@@ -348,9 +373,19 @@ class SubscriberPages:
             preferences_url=prefs,
         )
 
-    def _activate(self, sub: Subscriber) -> None:
-        if sub.status != "active":  # confirming twice is harmless
-            self.subs.set_status(sub.id, "active", self.clock())
+    def _activate(self, sub: Subscriber, asked: dict[str, str]) -> None:
+        """Makes ``sub`` active with what its sign-up form ``asked`` for (on their other
+        preferences); confirming an active subscriber again changes nothing."""
+        if sub.status == "active":  # confirming twice is harmless
+            return
+        try:
+            prefs = preferences_from(asked, sub.preferences)
+        except ValueError as err:  # signed by us, but a limit may have changed since
+            log.warning("a confirmation's choices not applied: %s", err)
+            prefs = sub.preferences
+        if prefs != sub.preferences:
+            self.subs.set_preferences(sub.id, prefs)
+        self.subs.set_status(sub.id, "active", self.clock())
 
     # --- /unsubscribe ----------------------------------------------------------------------
 
@@ -368,104 +403,33 @@ class SubscriberPages:
             form = await _read_form(request)
             token = (form or {}).get("t", "")
         sub = await run_in_threadpool(self._claimed, "unsubscribe", token)
+
+        def page(heading: str, status: int = 200, **context: Any) -> HTMLResponse:
+            # Its one form is the one-click POST itself: no CSRF token, so no cookie either.
+            return self._page(request, "unsubscribe.html", heading, status, csrf_cookie=False, **context)
+
         if sub is None:
-            return self._page(
-                request, "unsubscribe.html", "Link not valid", 403, state="invalid", token="", address=""
-            )
+            return page("Link not valid", 403, state="invalid", token="", address="")
         if request.method != "POST":
-            return self._page(
-                request, "unsubscribe.html", "Unsubscribe", state="ask", token=token, address=sub.address
-            )
+            return page("Unsubscribe", state="ask", token=token, address=sub.address)
         # RFC 8058 one-click: no cookie, no CSRF token, no redirect; 200 at once.
         await run_in_threadpool(self._leave, sub)
-        return self._page(
-            request, "unsubscribe.html", "Unsubscribed", state="done", token="", address=sub.address
-        )
+        return page("Unsubscribed", state="done", token="", address=sub.address)
 
     def _leave(self, sub: Subscriber) -> None:
         if sub.status != "unsubscribed":
             self.subs.set_status(sub.id, "unsubscribed", self.clock(), "unsubscribed by its link")
 
-    # --- /preferences ----------------------------------------------------------------------
 
-    async def preferences(self, request: Request) -> Response:
-        token = request.query_params.get("t", "")
-        sub = await run_in_threadpool(self._claimed, "preferences", token)
-        if sub is None:
-            return self._page(
-                request, "preferences.html", "Link not valid", 403, state="invalid", token="", address=""
-            )
-        notice = error = None
-        prefs = sub.preferences
-        shown = _prefs_form(prefs)
-        status = 200
-        if request.method == "POST":
-            form = await _read_form(request)
-            if form is None:
-                return self._refused(request, 413, "That was too much text.")
-            if not self._csrf_ok(request, form, "preferences"):
-                return self._csrf_refused(request)
-            if form.get("action") == "unvote":
-                await run_in_threadpool(self.subs.unvote, sub.id, form.get("paper", ""), self.clock())
-                notice = "Vote removed."
-            else:
-                typed = {
-                    "cadence": form.get("cadence") or prefs.cadence,
-                    "max_papers": form.get("max_papers") or str(prefs.max_papers),
-                    "only_top": form.get("only_top", ""),
-                    "interests": form.get("interests", ""),
-                    "keywords": form.get("keywords", ""),
-                    "exclude": form.get("exclude", ""),
-                }
-                try:
-                    prefs = preferences_from(typed, prefs)
-                except ValueError as err:
-                    # Nothing saved; the form shows what they typed, to mend and send again.
-                    error, status = f"Not saved: {err}", 400
-                    shown = {**typed, "only_top": bool(typed["only_top"])}
-                else:
-                    await run_in_threadpool(self.subs.set_preferences, sub.id, prefs)
-                    notice = "Saved."
-                    shown = _prefs_form(prefs)
-        votes = await run_in_threadpool(self._votes, sub)
-        base = self.config.digest.base_url
-        return self._page(
-            request,
-            "preferences.html",
-            "Your preferences",
-            status,
-            state="ask",
-            token=token,
-            address=sub.address,
-            form=shown,
-            votes=votes,
-            notice=notice,
-            error=error,
-            unsubscribe_url=link(base, "unsubscribe", self.tokens.make("unsubscribe", sub)),
-        )
-
-    def _votes(self, sub: Subscriber) -> list[dict[str, Any]]:
-        """The subscriber's votes, each titled as the other pages show a title (LaTeX
-        leftovers as text; the template escapes it)."""
-        votes = self.subs.votes(sub.id)
-        titles = self.subs.titles([v.paper_key for v in votes]) if votes else {}
-        return [
-            {
-                "paper_key": v.paper_key,
-                "value": v.value,
-                "title": display(titles.get(v.paper_key, v.paper_key)),
-            }
-            for v in votes
-        ]
-
-
-def _prefs_form(prefs: Preferences) -> dict[str, Any]:
-    """The preferences form's fields for ``prefs``: terms one per line."""
-    return {
-        **prefs.as_dict(),
-        "keywords": "\n".join(prefs.keywords),
-        "exclude": "\n".join(prefs.exclude),
-    }
+def _when(cadence: str) -> tuple[str, str]:
+    """``cadence`` (daily when it does not parse) and in words: "every digest",
+    "weekly, on Tuesday"."""
+    try:
+        cadence = parse_cadence(cadence)
+    except ValueError:
+        cadence = "daily"
+    day = cadence_weekday(cadence)
+    return cadence, "every digest" if day is None else f"weekly, on {DAY_NAMES[day]}"
 
 
 def _csrf_cookie(request: Request) -> tuple[str, bool]:

@@ -184,7 +184,9 @@ def test_check_config_prints_the_effective_config_in_the_files_own_terms(
 
     assert main(["-c", str(config_file), "check-config"]) == 0
     captured = capsys.readouterr()
-    assert captured.err.strip() == "config OK"
+    *warnings, last = captured.err.strip().splitlines()
+    assert last == "config OK"
+    assert all("email.bounces_source is not set" in w for w in warnings)  # the one warning
     text = captured.out
     assert 'poll = "5m"' in text and 'retry_for = "3d"' in text and 'timeout = "30s"' in text
     assert 'unsubscribe = ["mailto:digest@localhost?subject=unsubscribe"]' in text

@@ -76,6 +76,32 @@ def test_rfc8058_one_click_unsubscribes_exactly_that_recipient(site: Site) -> No
     assert again.status_code == 200
 
 
+def test_the_unsubscribe_page_and_its_one_click_post_set_no_cookie(site: Site) -> None:
+    """README: "no redirect, no cookie, no login". The pages with a CSRF form still set theirs."""
+    sub = site.subs.add("ann@example.org", NOW, status="active", source="cli")
+    url = site.base + "unsubscribe?t=" + site.pages.tokens.make("unsubscribe", sub)
+    # Each request on its own, as a mail client's one-click POST comes: no cookie sent.
+    answer = httpx.post(
+        url,
+        content=b"List-Unsubscribe=One-Click",
+        headers={"content-type": "application/x-www-form-urlencoded"},
+        timeout=10,
+    )
+    page = httpx.get(url, timeout=10)
+    invalid = httpx.post(
+        site.base + "unsubscribe?t=forged", content=b"List-Unsubscribe=One-Click", timeout=10
+    )
+    prefs = httpx.get(
+        site.base + "preferences", params={"t": site.pages.tokens.make("preferences", sub)}, timeout=10
+    )
+    assert answer.status_code == 200 and "Unsubscribed" in answer.text
+    assert "set-cookie" not in answer.headers and "location" not in answer.headers
+    assert page.status_code == 200 and "set-cookie" not in page.headers
+    assert invalid.status_code == 403 and "set-cookie" not in invalid.headers
+    assert site.subs.get("ann@example.org").status == "unsubscribed"  # type: ignore[union-attr]
+    assert prefs.headers["set-cookie"].startswith("digest_csrf=")  # its forms need one
+
+
 def test_forged_truncated_and_other_list_tokens_are_refused_and_change_nothing(site: Site) -> None:
     got = delivered(site, "ann@example.org")
     url = one_click_url(got["ann@example.org"])

@@ -218,7 +218,10 @@ class EmailSection:
         "", BOUNCE_ADDRESS, 'envelope sender bounces+TOKEN@domain per delivery (VERP); "" = From'
     )
     bounces_source: str = key(
-        "", MAILBOX, '"maildir:PATH", "mbox:PATH" or "imap:MAILBOX": where `digest bounces` reads'
+        "",
+        MAILBOX,
+        '"maildir:PATH", "mbox:PATH" or "imap:MAILBOX": where `digest bounces` reads reports '
+        "and mailed unsubscribe requests",
     )
     soft_bounce_limit: int = key(3, integer(1), "soft bounces within 7 days that mark a subscriber bounced")
 
