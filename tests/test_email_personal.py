@@ -24,7 +24,7 @@ from digest.identity import message_id, site_url
 from digest.model import Digest, Paper
 from digest.render import email as render
 from digest.render import qp
-from digest.render.email_personal import DEFAULT_SUBJECT, Choice, PersonalDigest, Reader
+from digest.render.email_personal import DEFAULT_SUBJECT, NO_PICKS, Choice, PersonalDigest, Reader
 from digest.render.view import digest_view, paper_view
 from digest.subscribers import Subscriber
 from digest.tokens import Tokens, fingerprint, link, unsubscribe_urls, vote_urls
@@ -159,6 +159,22 @@ def test_only_top_shows_the_picks_alone_and_the_subject_counts_them() -> None:
     assert msg["Subject"] == "1 pick for you · 4 new papers · 22 Nov 2026"
     assert "Also new" not in html + text and "<li" not in html
     assert "more paper" not in html + text
+
+
+def test_no_picks_says_so_in_the_subject_and_both_parts() -> None:
+    """A digest where nothing scores as a pick (personal.top_picks): the subject and both
+    parts say so, with or without the rest listed; the bytes are the email package's."""
+    papers = golden_papers()
+    for also in ((Choice(2, ()), Choice(0, ())), ()):  # the rest listed; only-top
+        who = reader((), also)
+        shared = personal_digest(papers)
+        data = shared.wire(who).data
+        msg, text, html = parsed(data)
+        assert msg["Subject"] == "No picks for you · 4 new papers · 22 Nov 2026"
+        assert NO_PICKS in html and NO_PICKS in " ".join(text.split())
+        assert "Top picks for you" not in html + text
+        assert ("Also new: 2 more papers" in html) == bool(also)
+        assert render.to_bytes(shared.message(who)) == data
 
 
 @pytest.mark.parametrize("recipient", ["o'brien@example.org", "émile@exämple.org", "x" * 90 + "@example.org"])

@@ -116,6 +116,9 @@ class Laid:
     votes: Callable[[Choice], tuple[str, str] | None]
 
 
+NO_PICKS = "No paper here matches what you asked for closely enough to be a top pick."
+
+
 def subject_line(template: str, digest: DigestView, first: str, picks: int) -> str:
     """``email.personal_subject`` filled in (the placeholders of ``email.subject`` and
     ``{picks}``/``{ps}``)."""
@@ -125,7 +128,7 @@ def subject_line(template: str, digest: DigestView, first: str, picks: int) -> s
             s="" if digest.count == 1 else "s",
             date=digest.day_label,
             title=first,
-            picks=picks,
+            picks=picks or "No",
             ps="" if picks == 1 else "s",
         )
     )
@@ -173,6 +176,7 @@ class PersonalDigest:
         self._votes_line = str(mine.votes_line(_MORE, _LESS))
         self._close = str(mine.pick_close())
         self._picks_open = str(mine.picks_open())
+        self._no_picks = str(mine.no_picks(NO_PICKS))
         self._titles_close = str(blocks.titles_close())
         self._tail_votes = str(mine.also_tail("", _MORE, _LESS))
         self._tail_plain = str(mine.also_tail("", None, None))
@@ -271,7 +275,7 @@ class PersonalDigest:
         n = len(items)
         subject, top, bottom = self._frame(reader, len(reader.picks))
         frame = len(self._enc(top)) + len(self._enc(bottom))
-        frame += len(self._enc(self._picks_open, True)) if reader.picks else 0
+        frame += len(self._enc(self._picks_open if reader.picks else self._no_picks, True))
         encoded: dict[tuple[bool, int], list[bytes]] = {}
 
         def enc(c: Choice, full: bool) -> list[bytes]:
@@ -294,6 +298,8 @@ class PersonalDigest:
         body: list[bytes] = [self._enc(top)]
         if shown.full:
             body.append(self._enc(self._picks_open, True))
+        elif not reader.picks:
+            body.append(self._enc(self._no_picks, True))
         for c in shown.full:
             body += enc(c, True)
         if shown.titles:
@@ -310,7 +316,7 @@ class PersonalDigest:
         """The HTML part as a string (what :meth:`layout` encodes piece by piece)."""
         mine, shown, votes = _personal_blocks(), laid.shown, laid.votes
         _, top, bottom = self._frame(reader, len(shown.full))
-        out = [top, self._picks_open if shown.full else ""]
+        out = [top, self._picks_open if shown.full else "" if reader.picks else self._no_picks]
         for c in shown.full:
             out += [p for p, _ in self._full_pieces(c, votes(c))]
         if shown.titles:
@@ -343,6 +349,8 @@ class PersonalDigest:
         out = [(top, False)]
         if shown.full:
             out.append(("\n\nTop picks for you\n-----------------\n", True))
+        elif not reader.picks:
+            out.append(("\n\n" + NO_PICKS + "\n", True))
         number = 0
         for full, group in ((True, shown.full), (False, shown.titles)):
             if not full and group:
