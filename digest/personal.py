@@ -40,22 +40,21 @@ class Pick:
         }
 
 
-PICK_FLOOR = 1.0  # a top pick scores at least this: one spread above the typical paper
-
-
 def top_picks(order: Sequence[Pick], max_papers: int) -> tuple[list[Pick], list[Pick]]:
     """(the reader's top picks, the rest) of ``order`` (a reader's ranking), excluded
     papers left out of both.
 
-    A pick is among the first ``max_papers`` and scores at least ``PICK_FLOOR``: in a
+    A pick is among the first ``max_papers`` and scores at least :data:`digest.rank.model.PICK`: in a
     small digest the papers that match nothing the reader said are no picks, however few
     others there are (in a full digest every one of the first ten of the judged readers
     scores above it). A reader whose words and votes score nothing (exclusions alone)
     has the first ``max_papers`` in listing order.
     """
+    from digest.rank.model import PICK
+
     kept = [p for p in order if not p.ranked.excluded]
     if any(p.ranked.score for p in kept):
-        count = sum(1 for p in kept[:max_papers] if p.ranked.score >= PICK_FLOOR)
+        count = sum(1 for p in kept[:max_papers] if p.ranked.score >= PICK)
     else:
         count = min(max_papers, len(kept))
     return kept[:count], kept[count:]

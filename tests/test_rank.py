@@ -235,3 +235,16 @@ def test_every_top_pick_says_why_and_no_reason_is_a_word_most_papers_have() -> N
     assert "inpainting" in words and not words & {"work", "models", "learning"}, terms
     likes_only = ranker().rank(papers, profile_for(profiles["Priya"], "likes"))
     assert any(x.startswith("close to: ") for r in likes_only[:10] for x in r.reasons)
+
+
+def test_a_paper_below_the_pick_floor_gets_no_weak_reason() -> None:
+    """A reader whose topic the digest lacks: nothing scores as a pick, and no paper is
+    said to be "close to" another or "similar to" a like it barely resembles."""
+    from digest.rank.model import PICK
+
+    papers, _, _ = dev()
+    absent = Profile(interests="quantum chromodynamics on the lattice")
+    ranking = ranker().rank(papers, absent)
+    low = [r for r in ranking if r.score < PICK]
+    assert len(low) > len(papers) // 2
+    assert not any(x.startswith("close to: ") for r in low for x in r.reasons)

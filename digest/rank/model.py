@@ -24,6 +24,7 @@ from digest.rank.listing import Listing, reference
 from digest.rank.text import shown, stem, stem_tokens
 
 _STOP = frozenset(stem(w) for w in ENGLISH_STOP_WORDS) | frozenset(ENGLISH_STOP_WORDS)
+PICK = 1.0  # a top pick scores at least this: one spread above the typical paper
 COMMON = 0.25  # share of the corpus's papers above which a term is not shown as a reason
 COMMON_MIN = 25  # ... and never below this many papers: in a small corpus the reader's topic is a big share
 
@@ -369,7 +370,8 @@ class Ranker:
         order = [int(i) for i in np.lexsort((np.arange(n), -score, sunk)) if i < listing.real]
         explained = sorted(order if explain is None else order[:explain])
         leaders = order[: s.feedback_docs]
-        why = self._explain(listing, profile, explained, qw, leaders) if score.any() else {}
+        weak = {i for i in explained if score[i] >= PICK}  # may be given a weak reason
+        why = self._explain(listing, profile, explained, qw, leaders, weak) if score.any() else {}
         out = []
         for i in order:
             reasons: list[str] = []
@@ -395,12 +397,20 @@ class Ranker:
         return fb
 
     def _explain(
-        self, listing: Listing, profile: Profile, which: list[int], qw: Any, leaders: Sequence[int] = ()
+        self,
+        listing: Listing,
+        profile: Profile,
+        which: list[int],
+        qw: Any,
+        leaders: Sequence[int] = (),
+        weak: set[int] | frozenset[int] = frozenset(),
     ) -> dict[int, list[str]]:
         """Readable reasons: the query terms that weigh most in a paper (none that a
         quarter of the papers have), and the liked (or disliked) paper it is most similar
         to. A paper with neither, brought up by what it shares with the best (the feedback,
-        the latent space), is "close to" the one of the ``leaders`` it resembles most."""
+        the latent space), is "close to" the one of the ``leaders`` it resembles most. These
+        weaker reasons (and common words, a faint like) go to the papers in ``weak`` only
+        (the picks): a paper that scores low has no reason to be there."""
         if not which:
             return {}
         papers = listing.papers
@@ -439,7 +449,7 @@ class Ranker:
                     why[i].append(text)
                 elif label == "similar to":
                     plain.setdefault(i, text)
-        bare = [i for i in which if not why[i]]
+        bare = [i for i in which if not why[i] and i in weak]
         if bare and leaders:
             near_sims = np.asarray((listing.words[bare] @ listing.words[list(leaders)].T).toarray())
             for j, i in enumerate(bare):
@@ -447,6 +457,6 @@ class Ranker:
                 if row and max(row)[0] >= 0.05:  # words in common, as "similar to" asks
                     why[i].append(f"close to: {shown(papers[-max(row)[1]].title)}")
         for i, text in plain.items():
-            if not why[i]:  # weak, but better than none
+            if not why[i] and i in weak:  # weak, but better than none
                 why[i].append(text)
         return why
