@@ -103,9 +103,9 @@ def personal(config: Config, signer: Tokens, subscriber: Subscriber) -> Personal
 
 def weekly_papers(store: Store, first_seq: int, last_seq: int) -> list[tuple[StoredPaper, Digest]]:
     """The digested papers with ``first_seq <= seq <= last_seq``, oldest first, each with
-    the digest that carried it."""
+    the digest that carried it; none of a backfilled digest (history, never mailed)."""
     found = store.recent_papers(last_seq - first_seq + 1, last_seq)
-    return [(p, d) for p, d in reversed(found) if p.seq >= first_seq]
+    return [(p, d) for p, d in reversed(found) if p.seq >= first_seq and not d.backfilled]
 
 
 def weekly_views(

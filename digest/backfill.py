@@ -4,7 +4,8 @@ Dumps are ingested in name order as a normal run does, and right after each dump
 brought new papers, a digest of exactly those papers is made in the same commit group
 (so a crash loses a dump and its digest together). It is dated by the dump's listing
 date when the dump printed one (:mod:`digest.dating`), else by the file's modification
-time, and it is never mailed: no delivery rows are made.
+time, and it is never mailed: no delivery rows are made, and it is marked backfilled so
+that no weekly email holds its papers either.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ class Backfill:
             day=moment.astimezone(self.config.tz).date(),
             recipients=(),  # a backfill is never mailed
             message_id=identity.message_ids(self.config.email.domain, store.install_id()),
+            backfilled=True,  # nor is it in a weekly email
         )
         if digest is None:
             return  # nothing new in this dump

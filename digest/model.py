@@ -74,6 +74,7 @@ class Digest:
     last_seq: int
     paper_count: int
     published: datetime | None = None
+    backfilled: bool = False  # made by ``digest run --backfill``: history, never mailed
 
 
 @dataclass(frozen=True, slots=True)

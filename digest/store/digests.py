@@ -54,20 +54,28 @@ class DigestsMixin(StoreBase):
         day: date,
         recipients: Sequence[str],
         message_id: Callable[[int, str], str],
+        backfilled: bool = False,
     ) -> Digest | None:
         """Gathers every paper first seen since the last digest into a new digest, with a
         pending delivery per recipient, in one transaction. None when nothing is new.
+        ``backfilled`` marks a digest of history (``digest run --backfill``): no weekly
+        email holds its papers (:mod:`digest.store.weekly`).
 
         ``message_id(digest_id, recipient)`` gives each delivery its Message-ID (see
         :func:`digest.identity.message_ids`): minted here, once, so every retry sends the
         same one.
         """
         with _unless_made_first_elsewhere():
-            return self._insert_digest(now, day, recipients, message_id)
+            return self._insert_digest(now, day, recipients, message_id, backfilled)
         return None
 
     def _insert_digest(
-        self, now: datetime, day: date, recipients: Sequence[str], message_id: Callable[[int, str], str]
+        self,
+        now: datetime,
+        day: date,
+        recipients: Sequence[str],
+        message_id: Callable[[int, str], str],
+        backfilled: bool,
     ) -> Digest | None:
         with self.transaction() as conn:
             last = conn.execute(sa.select(sa.func.max(papers_t.c.seq))).scalar() or 0
@@ -87,7 +95,12 @@ class DigestsMixin(StoreBase):
                 slug = f"{base}-{n}"
             digest_id = conn.execute(
                 sa.insert(digests_t).values(
-                    slug=slug, created_at=now, first_seq=done + 1, last_seq=last, paper_count=count
+                    slug=slug,
+                    created_at=now,
+                    first_seq=done + 1,
+                    last_seq=last,
+                    paper_count=count,
+                    backfilled=backfilled,
                 )
             ).inserted_primary_key[0]  # type: ignore[index]
             from digest.store.subscribers import subscribers as subscribers_t  # built on this schema

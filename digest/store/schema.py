@@ -97,6 +97,9 @@ digests_t = sa.Table(
     sa.Column("last_seq", sa.Integer, nullable=False),
     sa.Column("paper_count", sa.Integer, nullable=False),
     sa.Column("published_at", UTCDateTime),
+    # Made by ``digest run --backfill`` (history, never mailed): no weekly email holds its
+    # papers either (digest/store/weekly.py).
+    sa.Column("backfilled", sa.Boolean, nullable=False, default=False, server_default=sa.false()),
     sqlite_autoincrement=True,
 )
 
@@ -192,6 +195,14 @@ def _claim_columns(conn: Connection) -> None:
             conn.execute(sa.text(f"ALTER TABLE deliveries ADD COLUMN {name} {sql_type}"))
 
 
+def _backfilled_column(conn: Connection) -> None:
+    # Added by ALTER (migration 1's create_all makes it already on a new state). Digests
+    # backfilled before it cannot be told apart: they stay unmarked.
+    if "backfilled" not in {c["name"] for c in sa.inspect(conn).get_columns("digests")}:
+        false = "FALSE" if conn.dialect.name == "postgresql" else "0"
+        conn.execute(sa.text(f"ALTER TABLE digests ADD COLUMN backfilled BOOLEAN NOT NULL DEFAULT {false}"))
+
+
 def _create(*tables: sa.Table) -> Callable[[Connection], None]:
     def migrate(conn: Connection) -> None:
         metadata.create_all(conn, tables=list(tables))
@@ -214,6 +225,7 @@ MIGRATIONS: list[Callable[[Connection], None]] = [
     _create_indexes(*_CLAIM_INDEXES),  # several instances on one state
     _claim_columns,  # outbox claims with a lease: several instances send at once
     lambda conn: _vote_history_migration(conn),  # votes become an append-only history (votes.py)
+    _backfilled_column,  # backfilled digests are left out of weekly emails (weekly.py)
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -1,7 +1,10 @@
 """Edge: weekly emails in the outbox (issue 14). A weekly row is an ordinary delivery
-carried by the latest digest, plus a ``delivery_ranges`` row naming the seq range of the
-papers it holds; what a subscriber was sent is read back from the outbox, so restarts
-neither skip nor repeat papers."""
+carried by the latest digest not backfilled, plus a ``delivery_ranges`` row naming the
+seq range of the papers it holds; what a subscriber was sent is read back from the
+outbox, so restarts neither skip nor repeat papers. A weekly email holds only papers of
+digests that were (or would have been) mailed: a backfilled digest's papers (``digest
+run --backfill``, never mailed) neither start a range nor carry it, and are left out of
+one that spans them (:func:`digest.audience.weekly_papers`)."""
 
 from __future__ import annotations
 
@@ -29,7 +32,8 @@ def create_weekly(
     """For each weekly subscriber in ``recipients`` whose weekday it is (in ``tz``) and
     who got no email yet today: one pending delivery holding every digested paper
     after the last one they were sent (or after ``since_seq``), carried by the latest
-    digest. Idempotent for a day: a second run, or a restart, adds nothing.
+    digest that is not backfilled; backfilled digests before the first mailed one are
+    skipped. Idempotent for a day: a second run, or a restart, adds nothing.
     Returns how many were created."""
     local = now.astimezone(tz)
     today = [s for s in recipients if s.preferences.weekday == local.weekday()]
@@ -38,9 +42,14 @@ def create_weekly(
     day_start = local.replace(hour=0, minute=0, second=0, microsecond=0)
     created = 0
     with store.transaction() as conn:
-        latest = conn.execute(sa.select(digests_t).order_by(digests_t.c.id.desc()).limit(1)).one_or_none()
+        latest = conn.execute(
+            sa.select(digests_t)
+            .where(digests_t.c.backfilled.is_(False))
+            .order_by(digests_t.c.id.desc())
+            .limit(1)
+        ).one_or_none()
         if latest is None:
-            return 0
+            return 0  # no digest, or only backfilled ones: nothing that would have been mailed
         for sub in today:
             covered, last_created = _covered(conn, sub)
             if latest.last_seq <= covered:
@@ -66,7 +75,7 @@ def create_weekly(
             ).inserted_primary_key[0]  # type: ignore[index]
             conn.execute(
                 sa.insert(delivery_ranges).values(
-                    delivery_id=delivery_id, first_seq=covered + 1, last_seq=latest.last_seq
+                    delivery_id=delivery_id, first_seq=_first_mailed(conn, covered), last_seq=latest.last_seq
                 )
             )
             created += 1
@@ -81,6 +90,17 @@ def ranges(store: Store, delivery_ids: Iterable[int]) -> dict[int, tuple[int, in
     with store.transaction(read=True) as conn:
         rows = conn.execute(sa.select(delivery_ranges).where(delivery_ranges.c.delivery_id.in_(ids))).all()
     return {r.delivery_id: (r.first_seq, r.last_seq) for r in rows}
+
+
+def _first_mailed(conn: Connection, covered: int) -> int:
+    """The first seq after ``covered`` in a digest that is not backfilled (one exists:
+    the carrying digest)."""
+    first = conn.execute(
+        sa.select(sa.func.min(digests_t.c.first_seq)).where(
+            digests_t.c.backfilled.is_(False), digests_t.c.last_seq > covered
+        )
+    ).scalar_one()
+    return max(covered + 1, int(first))
 
 
 def _covered(conn: Connection, sub: Subscriber) -> tuple[int, datetime | None]:
