@@ -112,12 +112,14 @@ def weekly_views(
     config: Config, store: Store, digest: Digest, span: tuple[int, int]
 ) -> tuple[DigestView, list[PaperView], list[StoredPaper]]:
     """What a weekly row shows: the carrying ``digest``'s view counting the papers of
-    ``span`` (first and last seq), those papers oldest first, each linked to its own
+    ``span`` (first and last seq) and linking to the archive's index (the email's
+    "view in a browser" and "On the web:"; the week spans several digests, the carrying
+    one holds only the newest), those papers oldest first, each linked to its own
     digest's page, and the same papers as stored (what a personal email ranks)."""
     base, size = config.digest.base_url, config.archive.page_size
     held = weekly_papers(store, *span)
     views = [paper_view(p, d.slug, base, page_of(p.seq, d.first_seq, size)) for p, d in held]
-    view = replace(digest_view(digest, base, config.tz), count=len(views))
+    view = replace(digest_view(digest, base, config.tz), count=len(views), url=base)
     return view, views, [p for p, _ in held]
 
 

@@ -106,7 +106,7 @@ class _Listing:
             else:
                 store, span = self.mail.store, self.week.span
                 view, views, self._papers = audience.weekly_views(config, store, digest, span)
-                rest_url = base  # the rest come from the week's digests: the archive lists them all
+                rest_url = view.url  # the archive's index: the rest come from the week's digests
             subject = config.email.personal_subject
             render = PersonalDigest(self.mail.settings, subject, view, views, rest_url=rest_url)
             self._ready = ranking, render, profiles

@@ -124,7 +124,8 @@ def test_a_fortnight_of_weekly_and_daily_subscribers(
 def test_a_weekly_email_without_a_profile_matches_its_golden(make_config: MakeConfig, inbox: Path) -> None:
     """The shared weekly email, pinned byte for byte (golden made before weekly emails
     became personal for readers with a profile): papers of three digests, oldest first,
-    each linked to its own digest's page; dated by the digest carrying the row."""
+    each linked to its own digest's page; dated by the digest carrying the row; "view in
+    a browser" and "On the web:" link the archive's index (the week spans three digests)."""
     config = make_config(email={"to": []}, sources={"settle_seconds": 0})
     store = Store.open(config.state.url)
     Subscribers(store).add("nora@example.org", START, prefs=Preferences(cadence="weekly:mon"))

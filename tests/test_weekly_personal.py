@@ -252,6 +252,22 @@ def test_a_weekly_reader_without_a_profile_gets_todays_weekly_email(world: World
     assert msg["Subject"].startswith(f"{span[1] - span[0] + 1} new papers · ")
 
 
+_BROWSER = re.compile(r'<a href="([^"]+)"[^>]*>view in a browser</a>')
+
+
+@pytest.mark.slow
+def test_a_weekly_email_links_the_archive_index_not_the_digest_carrying_it(world: World) -> None:
+    """The week spans three digests: "view in a browser" and "On the web:" go to the
+    archive's index, which lists them all, in the personal and the shared email alike;
+    each paper still links to its own digest's page."""
+    base = world.config.digest.base_url
+    for address in ("wes@example.org", "nora@example.org"):
+        _, text, html, _ = world.received(address)
+        assert [unescape(u) for u in _BROWSER.findall(html)] == [base], address
+        (line,) = [t for t in text.splitlines() if "On the web:" in t and "new paper" in t]
+        assert line.endswith(f"new papers. On the web: {base}"), address
+
+
 @pytest.mark.slow
 def test_rebuilding_a_weekly_delivery_gives_the_same_bytes_even_after_a_new_vote(world: World) -> None:
     """Invariant 12: the email ranks by the votes cast up to the row's making; a retry
