@@ -73,7 +73,8 @@ def cmd_run(args: argparse.Namespace, config: Config) -> int:
 def _where_outputs_went(
     config: Config, options: RunOptions, report: RunReport, transport: Transport
 ) -> list[str]:
-    """Where ``digest run`` put the site and the email, in words."""
+    """Where ``digest run`` put the site and the email, in words; when no email went
+    out, why: deliveries that were tried and failed, else what kept any from being due."""
     from digest.text import counted
     from digest.transports import SmtpTransport
 
@@ -88,7 +89,13 @@ def _where_outputs_went(
             lines.append(f"email: {counted(sent, '.eml file')} written into {outbox}")
     elif sent:
         lines.append(f"email: {counted(sent, 'message')} sent via SMTP {transport.where}")
-    if not sent:
+    pending, failed = report.delivery.pending, report.delivery.failed
+    if not sent and (pending or failed):
+        # Something was due and did not go out: say so, not why nothing was due.
+        outcome = [f"{pending} pending, will be retried on the next run"] if pending else []
+        outcome += [f"{failed} failed for good"] if failed else []
+        lines.append(f"email: none sent: {'; '.join(outcome)}")
+    elif not sent:
         why = (
             "--backfill never mails"
             if options.backfill

@@ -207,6 +207,18 @@ def test_a_550_for_one_recipient_fails_only_that_one(
     assert len(handler.accepted) == 2
 
 
+def test_a_run_whose_every_delivery_was_refused_says_so(
+    sink_config: SinkConfig, store: Store, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Not "nothing to deliver": three messages were due and refused for good."""
+    handler = Recorder(rcpt_replies=dict.fromkeys(READERS, "554 5.7.1 rejected by policy"))
+    assert run(sink_config(handler)) == 1
+    out = capsys.readouterr().out
+    assert "email: none sent: 3 failed for good" in out.splitlines()
+    assert "nothing to deliver" not in out
+    assert {r.status for r in store.deliveries()} == {"failed"}
+
+
 def test_server_down_loses_nothing_and_a_later_run_delivers(
     start_server: StartServer,
     smtp_config: SmtpConfig,
@@ -218,8 +230,11 @@ def test_server_down_loses_nothing_and_a_later_run_delivers(
     config = smtp_config(port)
     drop(inbox, DUMP_000)
     assert run(config) == 1
-    err = capsys.readouterr().err
+    out, err = capsys.readouterr()
     assert "connection refused" in err and "retried on the next run" in err
+    # The failed attempts are what happened, not "nothing to deliver".
+    assert "email: none sent: 3 pending, will be retried on the next run" in out.splitlines()
+    assert "nothing to deliver" not in out
     rows = store.deliveries()
     assert [(r.status, r.attempts) for r in rows] == [("pending", 1)] * 3
     drop(inbox, DUMP_002)  # a second digest waits behind the first
