@@ -6,6 +6,7 @@ with a renewed secret and goes when its reader goes."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from collections.abc import Iterator
 from dataclasses import replace
@@ -193,6 +194,24 @@ def test_a_feed_carries_each_digests_top_picks_only(cfg: Config, db: Store, inbo
     ]
     page = (folder / "index.html").read_text(encoding="utf-8")
     assert ": 1 paper of 4</h2>" in page and ": 2 papers of 6</h2>" in page
+
+
+def test_two_digests_of_one_day_are_headed_as_the_archive_labels_them(
+    cfg: Config, db: Store, inbox: Path
+) -> None:
+    write(inbox, "a.txt", DUMP_1)
+    run(cfg, db)
+    Subscribers(db).set_preferences(reader(db).id, PREFS)
+    write(inbox, "b.txt", DUMP_2)
+    run(cfg, db, hours=1)  # the same day: its second digest
+    second, first = db.digests()
+    assert (first.slug, second.slug) == ("2026-11-22", "2026-11-22-2")
+    page = (cfg.feed.output_dir / Tokens(KEY).personal_dir(reader(db)) / "index.html").read_text("utf-8")
+    time = '<time datetime="2026-11-22">22 Nov 2026</time>'
+    headings = re.findall(r"<h2 id=\"d-([^\"]+)\"><a [^>]+>(.*?)</a>: ", page)
+    assert headings == [("2026-11-22-2", f"Digest of {time} (#2)"), ("2026-11-22", f"Digest of {time}")]
+    index = (cfg.feed.output_dir / "index.html").read_text("utf-8")
+    assert f"{time} (#2)</a>" in index and f'"digests/2026-11-22-2.html">{time} (#2)' in index
 
 
 def test_titles_and_reasons_are_escaped_everywhere(make_config: MakeConfig, inbox: Path) -> None:

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 from digest import identity
 from digest.render import feed, templates
-from digest.render.archive import FEEDS, Site
+from digest.render.archive import FEEDS, Site, edition
 from digest.render.feed import Note
 from digest.render.view import DigestView, PaperView
 
@@ -77,12 +77,14 @@ def feeds(channel: feed.Channel, groups: Sequence[Group]) -> dict[str, bytes]:
 def page(site: Site, folder: str, groups: Sequence[Group], *, preferences_url: str | None) -> bytes:
     """The reader's page, ``<folder>/index.html`` (``folder`` relative to the site root,
     two levels deep: ``for/<hex>``): links to their feeds and preferences, then each
-    digest's papers in their order."""
+    digest's papers in their order, headed by the digest's date as the archive labels
+    it ("30 Nov 2026 (#2)" for a day's second digest)."""
     depth = folder.strip("/").count("/") + 1
     html = templates.render(
         "personal.html",
         site=site,
         groups=groups,
+        editions={g.digest.id: edition(g.digest) for g in groups},
         feeds=[
             {
                 "name": f.name,
