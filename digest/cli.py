@@ -154,6 +154,7 @@ def cmd_publish(args: argparse.Namespace, config: Config) -> int:
 
     from digest.pipeline import republish
     from digest.store import Store
+    from digest.text import counted
 
     output = Path(args.output).resolve() if args.output else None
     with Store.open(config.state.url) as store:
@@ -164,10 +165,14 @@ def cmd_publish(args: argparse.Namespace, config: Config) -> int:
         return 0
     pages = sum(1 for f in report.files if f.parent.name == "digests")
     years = sum(1 for f in report.files if f.parent.name == "archive")
-    feeds = len(report.files) - pages - years - 1
+    # A reader's folder, for/<hex>/, holds their page and feeds: not the site's feeds.
+    readers = {f.parent for f in report.files if f.parent.parent.name == "for"}
+    mine = sum(1 for f in report.files if f.parent in readers)
+    feeds = len(report.files) - pages - years - mine - 1
+    own = f", and the own pages and feeds of {counted(len(readers), 'reader')}" if readers else ""
     print(
         f"published {len(report.files)} files into {target}: {pages} digest pages, "
-        f"{years} year page{'' if years == 1 else 's'}, the index and {feeds} feeds"
+        f"{years} year page{'' if years == 1 else 's'}, the index and {feeds} feeds{own}"
     )
     return 0
 
@@ -213,11 +218,7 @@ def cmd_unsubscribe(args: argparse.Namespace, config: Config) -> int:
     with Store.open(config.state.url) as store:
         if args.undo:
             removed = store.unsuppress(address, _now())
-            print(
-                f"{address} removed from the suppression list"
-                if removed
-                else f"{address} was not on the suppression list"
-            )
+            print(f"{address} no longer unsubscribed" if removed else f"{address} had not unsubscribed")
             return 0
         cancelled = store.suppress(address, _now())
     print(
@@ -326,6 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
     common = _common_options()
 
     def add(name: str, **kwargs: Any) -> argparse.ArgumentParser:
+        kwargs.setdefault("description", kwargs.get("help"))  # `digest CMD --help` says it too
         return sub.add_parser(name, parents=[common], **kwargs)
 
     run = add("run", help="ingest new dumps, build the digest, publish it and deliver it")
@@ -354,7 +356,11 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true", help="print only JSON on stdout")
     status.set_defaults(func=cmd_status)
 
-    publish = add("publish", help="rebuild the whole site: every digest page, the index and the three feeds")
+    publish = add(
+        "publish",
+        help="rebuild the whole site: every digest and year page, the index, the six feeds "
+        "and each reader's own page and feeds",
+    )
     publish.add_argument(
         "--output", metavar="DIR", help="write into DIR instead of feed.output_dir; change no state"
     )
@@ -375,10 +381,15 @@ def build_parser() -> argparse.ArgumentParser:
     send_test.set_defaults(func=cmd_send_test)
 
     unsub = add(
-        "unsubscribe", help="stop mailing ADDRESS (suppression list) and cancel its pending deliveries"
+        "unsubscribe",
+        help="make ADDRESS an unsubscribed subscriber: no more deliveries, its pending ones cancelled",
     )
     unsub.add_argument("address", metavar="ADDRESS", help="the address to stop mailing")
-    unsub.add_argument("--undo", action="store_true", help="take ADDRESS off the suppression list again")
+    unsub.add_argument(
+        "--undo",
+        action="store_true",
+        help="take it back: an address that was no subscriber is forgotten, any other is active again",
+    )
     unsub.set_defaults(func=cmd_unsubscribe)
 
     prev = add(

@@ -49,7 +49,10 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _prefs_args(parser: argparse.ArgumentParser) -> None:
+def _prefs_args(parser: argparse.ArgumentParser, *, changing: bool = False) -> None:
+    """The preference options of ``add`` and (``changing``) of ``set``, where a list
+    given replaces the stored one."""
+    replaces = "; replaces the list, {} '' clears it" if changing else ""
     parser.add_argument("--cadence", metavar="C", help="daily, or weekly:mon … weekly:sun")
     parser.add_argument("--max-papers", type=int, metavar="N", help="top picks shown in full (default 10)")
     parser.add_argument(
@@ -57,9 +60,17 @@ def _prefs_args(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--interests", metavar="TEXT", help="a sentence or two about what to put first")
     parser.add_argument(
-        "--keyword", action="append", metavar="K", help="a word or phrase that weighs heavily (repeat)"
+        "--keyword",
+        action="append",
+        metavar="K",
+        help="a word or phrase that weighs heavily (repeat)" + replaces.format("--keyword"),
     )
-    parser.add_argument("--exclude", action="append", metavar="K", help="papers matching it sink (repeat)")
+    parser.add_argument(
+        "--exclude",
+        action="append",
+        metavar="K",
+        help="papers matching it sink (repeat)" + replaces.format("--exclude"),
+    )
     parser.add_argument(
         "--like",
         action="append",
@@ -160,7 +171,7 @@ def add_parser(add: Any) -> None:
     set_.add_argument(
         "--new-token", action="store_true", help="a new secret: every link sent so far stops working"
     )
-    _prefs_args(set_)
+    _prefs_args(set_, changing=True)
     set_.add_argument(
         "--unvote",
         action="append",

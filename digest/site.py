@@ -161,7 +161,11 @@ def publish(
 
     recent = _listed(config, store, store.digests_between(_recent_start(config, latest[0].created)))
     digest_count, paper_count = store.digest_totals()
-    index = archive.index_page(site, recent, years, digest_count=digest_count, paper_count=paper_count)
+    # The sign-up page exists when the subscriber pages are served (audience.served).
+    signup = bool(config.http.listen)
+    index = archive.index_page(
+        site, recent, years, digest_count=digest_count, paper_count=paper_count, signup=signup
+    )
     written.append(_write(output_dir / "index.html", index))
     written.extend(_feeds(config, store, output_dir, newest))
     if track:

@@ -32,6 +32,29 @@ def test_every_command_has_help() -> None:
         assert command.description or any(c.dest == name and c.help for c in sub._choices_actions), name  # type: ignore[attr-defined]
 
 
+def _help(capsys: pytest.CaptureFixture[str], *args: str) -> str:
+    """What ``digest ARGS --help`` prints, its line wrapping undone."""
+    with pytest.raises(SystemExit) as done:
+        main([*args, "--help"])
+    assert done.value.code == 0
+    return " ".join(capsys.readouterr().out.split())
+
+
+def test_help_says_what_the_commands_do_now(capsys: pytest.CaptureFixture[str]) -> None:
+    # publish writes the six feeds (README), every year page and the readers' own folders.
+    top = _help(capsys)
+    assert "every digest and year page, the index, the six feeds and each reader's own page and feeds" in top
+    assert "three feeds" not in top
+    # unsubscribe makes an unsubscribed subscriber: there is no suppression list any more.
+    unsub = _help(capsys, "unsubscribe")
+    assert "make ADDRESS an unsubscribed subscriber" in unsub and "suppression" not in unsub
+    # set replaces a list it is given (and '' clears it); add has no list to replace.
+    changing = _help(capsys, "subscribers", "set")
+    assert "replaces the list, --keyword '' clears it" in changing
+    assert "replaces the list, --exclude '' clears it" in changing
+    assert "replaces" not in _help(capsys, "subscribers", "add")
+
+
 @pytest.mark.parametrize(
     ("command", "code", "says"),
     [

@@ -66,6 +66,27 @@ def test_add_list_show_set_remove(config: Config, capsys: pytest.CaptureFixture[
         assert secret not in printed.out + printed.err
 
 
+def test_set_replaces_the_keywords_and_exclusions_and_an_empty_one_clears_them(
+    config: Config, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """As ``subscribers set --help`` says."""
+    assert cli(config, "subscribers", "add", "ann@example.org", "--keyword", "diffusion", "--keyword", "faces",
+               "--exclude", "survey", "--exclude", "benchmark") == 0  # fmt: skip
+
+    def shown() -> tuple[list[str], list[str]]:
+        capsys.readouterr()
+        assert cli(config, "subscribers", "show", "ann@example.org", "--json") == 0
+        data = json.loads(capsys.readouterr().out)
+        return data["keywords"], data["exclude"]
+
+    assert cli(config, "subscribers", "set", "ann@example.org", "--keyword", "video") == 0
+    assert shown() == (["video"], ["survey", "benchmark"])  # replaced, not added to
+    assert cli(config, "subscribers", "set", "ann@example.org", "--exclude", "") == 0
+    assert shown() == (["video"], [])
+    assert cli(config, "subscribers", "set", "ann@example.org", "--keyword", "") == 0
+    assert shown() == ([], [])
+
+
 def test_add_pending_mails_a_confirmation(config: Config, capsys: pytest.CaptureFixture[str]) -> None:
     assert cli(config, "subscribers", "add", "new@example.org", "--pending") == 0
     assert "pending" in capsys.readouterr().out

@@ -79,8 +79,14 @@ def test_unsubscribe_cancels_pending_and_suppresses_future_digests(
         (2, "ann@example.org", "sent"),
     ]
     # --undo takes the address off the list; the next digest reaches it again.
+    capsys.readouterr()
     assert main(["-c", str(config.path), "unsubscribe", "--undo", "BOB@example.org"]) == 0
     assert store.suppressed() == frozenset()
+    assert main(["-c", str(config.path), "unsubscribe", "--undo", "bob@example.org"]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "BOB@example.org no longer unsubscribed",
+        "bob@example.org had not unsubscribed",
+    ]
 
 
 def test_pending_rows_to_addresses_removed_from_the_config_are_cancelled(

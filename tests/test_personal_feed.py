@@ -117,7 +117,11 @@ def personal_state(cfg: Config, db: Store, inbox: Path) -> Path:
 
 
 def test_the_golden_personal_feed_and_a_rebuild_gives_the_same_bytes(
-    cfg: Config, db: Store, inbox: Path, monkeypatch: pytest.MonkeyPatch
+    cfg: Config,
+    db: Store,
+    inbox: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     folder = personal_state(cfg, db, inbox)
     assert folder.parent.name == "for" and len(folder.name) == 32
@@ -127,7 +131,11 @@ def test_the_golden_personal_feed_and_a_rebuild_gives_the_same_bytes(
     # A run with nothing new writes nothing; `digest publish` rewrites the same bytes.
     assert run(cfg, db, hours=25).published.files == ()
     monkeypatch.setenv("DIGEST_SECRET_KEY", KEY)  # as the run had it
+    capsys.readouterr()
     assert main(["-c", str(cfg.path), "publish"]) == 0
+    assert capsys.readouterr().out.endswith(
+        "2 digest pages, 1 year page, the index and 6 feeds, and the own pages and feeds of 1 reader\n"
+    )  # the reader's folder is not counted as feeds of the site
     assert {name: (folder / name).read_bytes() for name in FILES} == before
     # The path comes from the secret under the key, not from the address or the id.
     assert folder.name not in json.dumps([READER, reader(db).id])

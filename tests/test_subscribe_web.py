@@ -7,13 +7,16 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+from dataclasses import replace
 from datetime import timedelta
 from email.message import EmailMessage
-from urllib.parse import parse_qs, urlsplit
+from pathlib import Path
+from urllib.parse import parse_qs, urljoin, urlsplit
 
 import httpx
 import pytest
 
+from digest.pipeline import republish
 from digest.store.subscribers import Subscribers
 from digest.subscribers import Preferences
 from digest.tokens import Tokens
@@ -374,3 +377,19 @@ def test_a_non_ascii_local_part_is_refused_and_an_idn_domain_mailed_in_ascii(sit
     [mail] = site.mails_to("zoe@xn--exmple-cua.org")
     assert str(mail["To"]) == "zoe@xn--exmple-cua.org"
     assert {r for got in site.sink.accepted for r in got.rcpt_tos} == {"zoe@xn--exmple-cua.org"}
+
+
+def test_the_archive_index_links_the_sign_up_page_only_when_it_is_served(site: Site, tmp_path: Path) -> None:
+    write_dump(site.inbox, "d1.txt", ["Sparse attention at scale"])
+    site.run(NOW)
+    with site.client() as client:
+        index = client.get("index.html")
+        hrefs = re.findall(r'href="([^"]*subscribe[^"]*)"', index.text)
+        assert hrefs == ["subscribe"]  # beside the feeds
+        form = client.get(urljoin(str(index.url), hrefs[0]))
+    assert form.status_code == 200 and 'action="subscribe"' in form.text
+    # Without http.listen nothing answers /subscribe: the index does not link it.
+    unserved = replace(site.config, http=replace(site.config.http, listen=""))
+    republish(unserved, site.store, NOW, output_dir=tmp_path / "unserved")
+    unserved_index = (tmp_path / "unserved" / "index.html").read_text("utf-8")
+    assert re.findall(r'href="([^"]*subscribe[^"]*)"', unserved_index) == []

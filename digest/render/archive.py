@@ -162,11 +162,18 @@ def digest_pages(
 
 
 def index_page(
-    site: Site, recent: Sequence[DigestView], years: Sequence[Year], *, digest_count: int, paper_count: int
+    site: Site,
+    recent: Sequence[DigestView],
+    years: Sequence[Year],
+    *,
+    digest_count: int,
+    paper_count: int,
+    signup: bool = False,
 ) -> bytes:
     """The archive's front page: the ``recent`` digests (newest first, grouped by month)
     with their paper counts, a link to each year's page, the totals of the whole archive
-    and the feeds (linked and announced for autodiscovery)."""
+    and the feeds (linked and announced for autodiscovery), and with ``signup`` (the
+    subscriber pages are served) a link to the sign-up page, ``subscribe``."""
     html = templates.render(
         "index.html",
         site=site,
@@ -177,6 +184,7 @@ def index_page(
         paper_count=paper_count,
         feeds=_feeds(site),
         digest_feeds=_feeds(site, DIGEST_FEEDS),
+        signup=signup,
         canonical=site.base_url,
         root="",
     )
