@@ -234,11 +234,11 @@ def cmd_preview(args: argparse.Namespace, config: Config) -> int:
     from pathlib import Path
 
     from digest.atomic import write_atomic
-    from digest.outbox import preview
+    from digest.preview import preview
     from digest.store import Store
 
     with Store.open(config.state.url) as store:
-        rendered = preview(config, store, _now())
+        rendered = preview(config, store, _now(), to=args.to)
     if rendered is None:
         raise DigestError("nothing to preview: no paper has been ingested yet; run `digest run` first")
     out = Path(args.out).resolve() if args.out else Path(tempfile.mkdtemp(prefix="digest-preview-"))
@@ -395,6 +395,11 @@ def build_parser() -> argparse.ArgumentParser:
     prev = add(
         "preview",
         help="render the next (or latest) digest email to an .html and an .eml file; change nothing",
+    )
+    prev.add_argument(
+        "--to",
+        metavar="ADDRESS",
+        help="the email this subscriber would get for that digest (their own, or their weekly one)",
     )
     prev.add_argument(
         "--out", metavar="DIR", help="folder for the two files (default: a new temporary folder)"

@@ -10,10 +10,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from email import policy
 from email.message import EmailMessage
-from email.parser import BytesParser
-from email.utils import parseaddr
 
 from digest import audience, bounces, bouncing, identity
 from digest.config import Config
@@ -295,66 +292,6 @@ def deliver_pending(
                 crash_point("outbox.marked_sent")
                 sent += 1
     return DeliveryReport(sent=sent, pending=retry, failed=failed, errors=tuple(errors))
-
-
-@dataclass(frozen=True, slots=True)
-class Rendered:
-    """An email rendered for a look, not for sending: what ``digest preview`` writes."""
-
-    digest: Digest
-    recipient: str
-    wire: email.Wire  # the bytes the row would send
-    what: str  # "the next digest", "a pending delivery" or "the latest digest"
-
-    @property
-    def message(self) -> EmailMessage:
-        return BytesParser(policy=policy.default).parsebytes(self.wire.data)
-
-    @property
-    def html(self) -> str:
-        part = self.message.get_body(("html",))
-        return str(part.get_content()) if part is not None else ""
-
-
-def preview(config: Config, store: Store, now: datetime) -> Rendered | None:
-    """The email ``digest run`` would send next, changing nothing: the digest the papers
-    waiting would make, else the oldest pending delivery (a weekly row's weekly email),
-    else the latest digest. Built by :func:`row_renderer`, so a pending row previews as
-    the bytes it sends; the other two as a daily row for the first ``email.to`` address
-    (else the sender). None when there is no paper at all."""
-    default_to = config.email.to[0] if config.email.to else parseaddr(config.email.from_)[1]
-    with store.dry_run() as scratch:
-        render = row_renderer(config, scratch)
-        what = "the next digest"
-        digest = scratch.create_digest(
-            now=now,
-            day=now.astimezone(config.tz).date(),
-            recipients=(),
-            message_id=identity.message_ids(config.email.domain, scratch.install_id()),
-        )
-        if digest is None:
-            pending = scratch.deliveries("pending")
-            if pending:
-                row = pending[0]
-                span = store_weekly.ranges(scratch, [row.id]).get(row.id)
-                wire = render(row, span)
-                return Rendered(scratch.digest(row.digest_id), row.recipient, wire, "a pending delivery")
-            latest = scratch.digests(limit=1)
-            if not latest:
-                return None
-            what, digest = "the latest digest", latest[0]
-        mid = identity.message_id(digest.id, default_to, config.email.domain, scratch.install_id())
-        row = Delivery(
-            id=0,
-            digest_id=digest.id,
-            recipient=default_to,
-            status="pending",
-            attempts=0,
-            message_id=mid,
-            created=digest.created,
-        )
-        wire = render(row, None)
-    return Rendered(digest=digest, recipient=default_to, wire=wire, what=what)
 
 
 SAMPLE = Paper(

@@ -28,10 +28,16 @@ class OutboxMixin(StoreBase):
         with self.transaction(read=True) as conn:
             return meta.install_id(conn)
 
-    def deliveries(self, status: DeliveryStatus | None = None) -> list[Delivery]:
+    def deliveries(
+        self, status: DeliveryStatus | None = None, *, recipient: str | None = None
+    ) -> list[Delivery]:
+        """Outbox rows, oldest digest first; only those of ``status``, and of ``recipient``
+        (compared case-insensitively), when given."""
         query = sa.select(deliveries_t).order_by(deliveries_t.c.digest_id, deliveries_t.c.id)
         if status:
             query = query.where(deliveries_t.c.status == status)
+        if recipient is not None:
+            query = query.where(sa.func.lower(deliveries_t.c.recipient) == recipient.strip().lower())
         with self.transaction(read=True) as conn:
             return [delivery_row(r) for r in conn.execute(query)]
 

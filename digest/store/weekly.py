@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -42,12 +42,7 @@ def create_weekly(
     day_start = local.replace(hour=0, minute=0, second=0, microsecond=0)
     created = 0
     with store.transaction() as conn:
-        latest = conn.execute(
-            sa.select(digests_t)
-            .where(digests_t.c.backfilled.is_(False))
-            .order_by(digests_t.c.id.desc())
-            .limit(1)
-        ).one_or_none()
+        latest = _carrier(conn)
         if latest is None:
             return 0  # no digest, or only backfilled ones: nothing that would have been mailed
         for sub in today:
@@ -56,30 +51,60 @@ def create_weekly(
                 continue
             if last_created is not None and last_created >= day_start:
                 continue  # one email a day at most: the rest waits for next week
-            taken = conn.execute(
-                sa.select(deliveries_t.c.id).where(
-                    deliveries_t.c.digest_id == latest.id, deliveries_t.c.recipient == sub.address
-                )
-            ).scalar_one_or_none()
-            if taken is not None:
-                continue
-            delivery_id = conn.execute(
-                sa.insert(deliveries_t).values(
-                    digest_id=latest.id,
-                    recipient=sub.address,
-                    status="pending",
-                    attempts=0,
-                    message_id=message_id(latest.id, sub.address, domain, store_meta.install_id(conn)),
-                    created_at=now,
-                )
-            ).inserted_primary_key[0]  # type: ignore[index]
-            conn.execute(
-                sa.insert(delivery_ranges).values(
-                    delivery_id=delivery_id, first_seq=_first_mailed(conn, covered), last_seq=latest.last_seq
-                )
-            )
-            created += 1
+            created += _add_row(conn, sub, latest, covered, now, domain) is not None
     return created
+
+
+def create_row_now(store: Store, sub: Subscriber, now: datetime, domain: str) -> int | None:
+    """The row :func:`create_weekly` would give ``sub`` were it their weekday and had they
+    no email today: what ``digest preview --to`` renders, inside a dry run. Its delivery
+    id; None when no paper was digested for them since their last email."""
+    with store.transaction() as conn:
+        latest = _carrier(conn)
+        if latest is None:
+            return None
+        covered, _ = _covered(conn, sub)
+        if latest.last_seq <= covered:
+            return None
+        return _add_row(conn, sub, latest, covered, now, domain)
+
+
+def _carrier(conn: Connection) -> sa.Row[Any] | None:
+    """The digest a weekly row made now is carried by: the latest not backfilled."""
+    query = sa.select(digests_t).where(digests_t.c.backfilled.is_(False)).order_by(digests_t.c.id.desc())
+    return conn.execute(query.limit(1)).one_or_none()
+
+
+def _add_row(
+    conn: Connection, sub: Subscriber, latest: sa.Row[Any], covered: int, now: datetime, domain: str
+) -> int | None:
+    """A pending row for ``sub`` carried by ``latest``, holding the papers after
+    ``covered`` up to it; None when ``sub`` has a row of that digest already."""
+    taken = conn.execute(
+        sa.select(deliveries_t.c.id).where(
+            deliveries_t.c.digest_id == latest.id, deliveries_t.c.recipient == sub.address
+        )
+    ).scalar_one_or_none()
+    if taken is not None:
+        return None
+    delivery_id = int(
+        conn.execute(
+            sa.insert(deliveries_t).values(
+                digest_id=latest.id,
+                recipient=sub.address,
+                status="pending",
+                attempts=0,
+                message_id=message_id(latest.id, sub.address, domain, store_meta.install_id(conn)),
+                created_at=now,
+            )
+        ).inserted_primary_key[0]  # type: ignore[index]
+    )
+    conn.execute(
+        sa.insert(delivery_ranges).values(
+            delivery_id=delivery_id, first_seq=_first_mailed(conn, covered), last_seq=latest.last_seq
+        )
+    )
+    return delivery_id
 
 
 def ranges(store: Store, delivery_ids: Iterable[int]) -> dict[int, tuple[int, int]]:
