@@ -21,12 +21,11 @@ from sklearn.svm import LinearSVC
 
 from digest.rank.bm25 import BM25
 from digest.rank.listing import Listing, reference
+from digest.rank.reasons import Reasons
 from digest.rank.text import shown, stem, stem_tokens
 
 _STOP = frozenset(stem(w) for w in ENGLISH_STOP_WORDS) | frozenset(ENGLISH_STOP_WORDS)
 PICK = 1.0  # a top pick scores at least this: one spread above the typical paper
-COMMON = 0.25  # share of the corpus's papers above which a term is not shown as a reason
-COMMON_MIN = 25  # ... and never below this many papers: in a small corpus the reader's topic is a big share
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,8 +164,7 @@ class Ranker:
             mats.append(self._char.fit_transform(texts) * math.sqrt(s.char_weight))
         self._matrix = sparse.hstack(mats, format="csr")
         self._terms = self._word.get_feature_names_out()
-        # a term in more than a quarter of the papers ("model", "work") says nothing as a reason
-        self._common = word.getnnz(axis=0) > max(COMMON * word.shape[0], COMMON_MIN)
+        self._reasons = Reasons(self.corpus, self._row, self._terms, word)
 
     def vectors(self, texts: Sequence[str]) -> Any:
         """Rows of the same space as the corpus (unit length per part)."""
@@ -371,7 +369,7 @@ class Ranker:
         explained = sorted(order if explain is None else order[:explain])
         leaders = order[: s.feedback_docs]
         weak = {i for i in explained if score[i] >= PICK}  # may be given a weak reason
-        why = self._explain(listing, profile, explained, qw, leaders, weak) if score.any() else {}
+        why = self._reasons.explain(listing, profile, explained, qw, leaders, weak) if score.any() else {}
         out = []
         for i in order:
             reasons: list[str] = []
@@ -395,68 +393,3 @@ class Ranker:
         if len(top) > 1:
             fb[top] = (fb[top] * len(top) - inner[top, top]) / (len(top) - 1)
         return fb
-
-    def _explain(
-        self,
-        listing: Listing,
-        profile: Profile,
-        which: list[int],
-        qw: Any,
-        leaders: Sequence[int] = (),
-        weak: set[int] | frozenset[int] = frozenset(),
-    ) -> dict[int, list[str]]:
-        """Readable reasons: the query terms that weigh most in a paper (none that a
-        quarter of the papers have), and the liked (or disliked) paper it is most similar
-        to. A paper with neither, brought up by what it shares with the best (the feedback,
-        the latent space), is "close to" the one of the ``leaders`` it resembles most. These
-        weaker reasons (and common words, a faint like) go to the papers in ``weak`` only
-        (the picks): a paper that scores low has no reason to be there."""
-        if not which:
-            return {}
-        papers = listing.papers
-        why: dict[int, list[str]] = {i: [] for i in which}
-        for i in which:
-            if papers[i].key in profile.likes:
-                why[i].append("you liked this paper")
-            elif papers[i].key in profile.dislikes:
-                why[i].append("you disliked this paper")
-        plain: dict[int, str] = {}  # a weak reason, for a paper with no other: common words, a faint like
-        if qw is not None and qw.nnz:
-            # the query's terms (rows) in the chosen papers (columns), weighted as in the dot product
-            contrib = listing.by_term()[qw.indices][:, which].toarray() * qw.data[:, None]
-            for j, i in enumerate(which):
-                column = contrib[:, j]
-                found = [int(t) for t in np.lexsort((qw.indices, -column)) if column[t] > 0]
-                rare = [t for t in found if not self._common[qw.indices[t]]]
-                if rare or found:
-                    shown_terms = [self._terms[qw.indices[t]] for t in (rare or found)[:6]]
-                    text = "terms: " + ", ".join(listing.readable(i, shown_terms)[:3])
-                    if rare:
-                        why[i].append(text)
-                    else:
-                        plain[i] = text
-        for label, keys in (("similar to", profile.likes), ("like what you disliked", profile.dislikes)):
-            known = [k for k in dict.fromkeys(keys) if k in self._row]
-            if not known:
-                continue
-            sims = listing.word_corpus_sims()[[self._row[k] for k in known]][:, which]
-            for j, i in enumerate(which):
-                near = int(np.argmax(sims[:, j]))
-                if known[near] == papers[i].key:
-                    continue
-                text = f"{label}: {shown(self.corpus[self._row[known[near]]].title)}"
-                if sims[near, j] >= 0.05:
-                    why[i].append(text)
-                elif label == "similar to":
-                    plain.setdefault(i, text)
-        bare = [i for i in which if not why[i] and i in weak]
-        if bare and leaders:
-            near_sims = np.asarray((listing.words[bare] @ listing.words[list(leaders)].T).toarray())
-            for j, i in enumerate(bare):
-                row = [(near_sims[j, k], -t) for k, t in enumerate(leaders) if t != i]
-                if row and max(row)[0] >= 0.05:  # words in common, as "similar to" asks
-                    why[i].append(f"close to: {shown(papers[-max(row)[1]].title)}")
-        for i, text in plain.items():
-            if not why[i] and i in weak:  # weak, but better than none
-                why[i].append(text)
-        return why
