@@ -66,10 +66,12 @@ class DigestRanking:
     and the personal page and feeds (:mod:`digest.personal_site`).
 
     The corpus is defined once, from the state alone: the ``CORPUS_PAPERS`` newest papers
-    up to the digest, plus every paper anyone has a vote on (the votes in force at
-    ``until``; the current ones when None), plus ``extra`` (the ad hoc ``--like``/``--dislike`` of ``digest
-    rank``). It does not depend on who asks, so one fit serves every reader, and a
-    reader's order is the same whichever path ranks them at the same moment. The email
+    up to the digest, plus every paper up to the digest anyone has a vote on (the votes in
+    force at ``until``; the current ones when None), plus ``extra`` (the ad hoc
+    ``--like``/``--dislike`` of ``digest rank``, wherever listed). It does not depend on
+    who asks, so one fit serves every reader, and a reader's order is the same whichever
+    path ranks them at the same moment. A vote on a paper newer than the digest leaves its
+    corpus, and so every other reader's order in it, as it was. The email
     ranks at the digest's time (a retry renders the same bytes); the feeds and ``digest
     rank`` at the current votes (a vote shows on the next run).
 
@@ -82,7 +84,8 @@ class DigestRanking:
 
         self.store, self.digest, self.until = store, digest, until
         self.stored = store.digest_papers(digest)
-        self.voted = sorted({*store_rank.voted_keys(store, until), *extra})
+        self.voted = sorted(store_rank.voted_keys(store, until))
+        self.named = sorted(set(extra))
         self._corpus: list[Doc] | None = None
         self._hash: str | None = None
         self._ranker: Ranker | None = None
@@ -92,12 +95,13 @@ class DigestRanking:
         if self._corpus is None:
             from digest.store import rank as store_rank
 
-            self._corpus = store_rank.corpus(self.store, self.digest.last_seq, self.voted)
+            self._corpus = store_rank.corpus(self.store, self.digest.last_seq, self.voted, named=self.named)
         return self._corpus
 
     def corpus_hash(self) -> str:
-        """A hash of the corpus's papers: it changes when a vote on an older paper widens
-        it (everyone's order may then change), not with a vote on a paper inside it."""
+        """A hash of the corpus's papers: it changes when a vote on a paper older than the
+        newest ``CORPUS_PAPERS`` widens it (everyone's order may then change), not with a
+        vote on a paper inside it or newer than the digest."""
         if self._hash is None:
             keys = "\n".join(d.key for d in self.corpus())
             self._hash = hashlib.sha256(keys.encode()).hexdigest()

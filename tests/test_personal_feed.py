@@ -426,7 +426,7 @@ def test_a_vote_that_widens_the_corpus_rewrites_every_folder_as_publish_would(
 ) -> None:
     """The corpus is everyone's: another reader's vote on a paper older than it changes
     it, so the reader's folder is rewritten, with the bytes ``digest publish`` writes; a
-    vote on a paper already in it changes nobody else's folder."""
+    vote on a paper already in it, or newer than the digest, changes nobody else's folder."""
     from functools import partial
 
     from digest.store import rank as store_rank
@@ -437,6 +437,10 @@ def test_a_vote_that_widens_the_corpus_rewrites_every_folder_as_publish_would(
     Subscribers(db).vote(other.id, "fast tokenizers for source code", -1, NOW)  # in both corpora
     written = run(cfg, db, hours=25).published.files
     assert folder / "feed.xml" not in written and written  # only the other's new folder
+    # Newer than the first digest: its corpus, and the reader's order in it, stay as they were.
+    Subscribers(db).vote(other.id, "robot arms that fold laundry", 1, NOW)
+    written = run(cfg, db, hours=25.5).published.files
+    assert folder / "feed.xml" not in written and written  # only the other's folder
     Subscribers(db).vote(other.id, "graph networks for weather forecasts", 1, NOW)  # older
     assert folder / "feed.xml" in run(cfg, db, hours=26).published.files
     before = {name: (folder / name).read_bytes() for name in FILES}

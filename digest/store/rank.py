@@ -30,11 +30,18 @@ SUGGEST_FROM = 20000
 
 
 def corpus(
-    store: Store, up_to_seq: int, extra_keys: Iterable[str] = (), limit: int = CORPUS_PAPERS
+    store: Store,
+    up_to_seq: int,
+    voted: Iterable[str] = (),
+    limit: int = CORPUS_PAPERS,
+    named: Iterable[str] = (),
 ) -> list[Doc]:
     """The ``limit`` newest papers with seq ≤ ``up_to_seq`` (oldest first), then the papers
-    of ``extra_keys`` (likes, dislikes) that are older. Bounded by the digest, so ranking
-    an old digest again gives the same order whatever was ingested since."""
+    of ``voted`` that are older than those (listed up to the digest too: a vote on a
+    newer paper leaves the digest's corpus, and every reader's order in it, as it was),
+    then those of ``named`` (``digest rank``'s ad hoc likes) wherever they are listed.
+    Bounded by the digest, so ranking an old digest again gives the same order whatever
+    was ingested since."""
     from digest.rank.model import Doc
 
     cols = (papers_t.c.seq, papers_t.c.key, papers_t.c.title, papers_t.c.abstract)
@@ -42,12 +49,14 @@ def corpus(
     with store.transaction(read=True) as conn:
         rows = list(conn.execute(newest))[::-1]
         have = {r.key for r in rows}
-        wanted = sorted(set(extra_keys) - have)
-        for start in range(0, len(wanted), 500):
-            chunk = wanted[start : start + 500]
-            rows += list(
-                conn.execute(sa.select(*cols).where(papers_t.c.key.in_(chunk)).order_by(papers_t.c.seq))
-            )
+        for keys, bound in ((voted, papers_t.c.seq <= up_to_seq), (named, sa.true())):
+            wanted = sorted(set(keys) - have)
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start : start + 500]
+                query = sa.select(*cols).where(papers_t.c.key.in_(chunk), bound).order_by(papers_t.c.seq)
+                found = list(conn.execute(query))
+                rows += found
+                have.update(r.key for r in found)
     return [Doc(r.key, r.title, r.abstract) for r in rows]
 
 
