@@ -24,7 +24,8 @@ when the built-in pages are served (``http.listen``), the more/less-like-this li
 
 When: every run and ``digest publish``, under the run lock, after the site. A folder is
 rewritten only when what it is made of changed (its digests and their corpora, which a
-vote by anyone on a paper older than a corpus (and no newer than its digest) widens, the reader's profile and secret,
+vote by anyone on a paper older than a corpus (and no newer than its digest) widens,
+the reader's profile and secret,
 the config it shows): a digest of those inputs is kept in ``<folder>/.inputs``,
 written last, so a run killed midway redoes the folder. Files are written atomically,
 ``WRITE_CHUNK`` folders at a time (:func:`digest.atomic.write_folders`: their fsyncs
