@@ -239,3 +239,34 @@ def test_instances_racing_to_ingest_their_copies_of_one_dump_ingest_it_once(
     finally:
         for store in stores:
             store.close()
+
+
+def test_the_run_lock_of_another_database_on_the_server_is_not_this_ones(
+    pg_url: str,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """Advisory locks are per database, and so is the holder /healthz names: another
+    install on the same PostgreSQL server holding its run lock is no holder here."""
+    import uuid
+
+    from digest.lock import state_lock
+    from digest.store.pglock import lock_holder
+    from tests.test_store_postgres import _admin
+
+    other = f"digest_test_{uuid.uuid4().hex[:12]}"
+    with _admin() as admin:
+        admin.execute(f'CREATE DATABASE "{other}"')
+    try:
+        other_url = pg_url.rsplit("/", 1)[0] + f"/{other}"
+        Store.open(other_url).close()
+        with Store.open(pg_url) as store, state_lock(tmp_path / "unused.lock", other_url, holder="elsewhere"):
+            with store.transaction(read=True) as conn:
+                assert lock_holder(conn) is None
+            with (
+                state_lock(tmp_path / "unused2.lock", pg_url, holder="here"),
+                store.transaction(read=True) as conn,
+            ):
+                assert (lock_holder(conn) or "").startswith("here (pid ")
+    finally:
+        with _admin() as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{other}" WITH (FORCE)')

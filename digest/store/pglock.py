@@ -66,6 +66,7 @@ def lock_holder(conn: Connection, key: int = RUN_LOCK) -> str | None:
             "SELECT l.pid, a.application_name FROM pg_locks l "
             "LEFT JOIN pg_stat_activity a ON a.pid = l.pid "
             "WHERE l.locktype = 'advisory' AND l.granted "
+            "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
             "AND ((l.classid::bigint << 32) | l.objid::bigint) = :k LIMIT 1"
         ),
         {"k": key},
