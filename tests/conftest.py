@@ -71,3 +71,13 @@ def store(config: Config) -> Iterator[Store]:
     s = Store.open(config.state.url)
     yield s
     s.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A new state's URL: a SQLite file, then a fresh PostgreSQL database (``pg_url``,
+    which the module using this imports from tests/test_store_postgres.py)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'digest.db'}"
+    else:
+        yield request.getfixturevalue("pg_url")

@@ -6,11 +6,9 @@ backfilled digests keeps every digest there was, unmarked, on SQLite and Postgre
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pytest
 import sqlalchemy as sa
 
 from digest.config import Config
@@ -110,14 +108,6 @@ def test_a_backfill_between_mailed_digests_is_left_out_of_the_week(
         assert len(store.deliveries()) == 1
     finally:
         store.close()
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'digest.db'}"
-    else:
-        yield request.getfixturevalue("pg_url")
 
 
 def test_the_migration_keeps_every_digest_unmarked(url: str) -> None:

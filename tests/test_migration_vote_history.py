@@ -4,11 +4,8 @@ events, on SQLite and on PostgreSQL; the migrated votes are then a history like 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 
-import pytest
 import sqlalchemy as sa
 
 from digest.store import SCHEMA_VERSION, Store, create_engine, migrate
@@ -37,14 +34,6 @@ CAST = {
     2: [("alpha", -1, NOW + H), ("delta", 1, NOW + 3 * H)],
     3: [],
 }
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'digest.db'}"
-    else:
-        yield request.getfixturevalue("pg_url")
 
 
 def make_old_state(url: str) -> None:
