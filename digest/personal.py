@@ -37,6 +37,7 @@ class Pick:
             "score": self.ranked.score,
             "reasons": list(self.ranked.reasons),
             "excluded": self.ranked.excluded,
+            "pick": self.ranked.pick,
         }
 
 
@@ -44,20 +45,19 @@ def top_picks(order: Sequence[Pick], max_papers: int) -> tuple[list[Pick], list[
     """(the reader's top picks, the rest) of ``order`` (a reader's ranking), excluded
     papers left out of both.
 
-    A pick is among the first ``max_papers`` and scores at least :data:`digest.rank.model.PICK`: in a
-    small digest the papers that match nothing the reader said are no picks, however few
-    others there are (in a full digest every one of the first ten of the judged readers
-    scores above it). A reader whose words and votes score nothing (exclusions alone)
-    has the first ``max_papers`` in listing order.
+    A pick is among the first ``max_papers`` and is a ranker's pick
+    (:attr:`digest.rank.model.Ranked.pick`): it scores at least one spread above the
+    typical paper, for a reason the reader gave (a keyword, their rarer words, a liked
+    paper it is like, a better pick it is close to). In a small digest the papers that
+    match nothing the reader said are no picks, however few others there are. A reader
+    whose words and votes score nothing (exclusions alone) has the first ``max_papers``
+    in listing order.
     """
-    from digest.rank.model import PICK
-
     kept = [p for p in order if not p.ranked.excluded]
-    if any(p.ranked.score for p in kept):
-        count = sum(1 for p in kept[:max_papers] if p.ranked.score >= PICK)
-    else:
-        count = min(max_papers, len(kept))
-    return kept[:count], kept[count:]
+    if not any(p.ranked.score for p in kept):
+        return kept[:max_papers], kept[max_papers:]
+    chosen = {id(p) for p in kept[:max_papers] if p.ranked.pick}
+    return [p for p in kept if id(p) in chosen], [p for p in kept if id(p) not in chosen]
 
 
 class DigestRanking:

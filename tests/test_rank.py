@@ -248,3 +248,26 @@ def test_a_paper_below_the_pick_floor_gets_no_weak_reason() -> None:
     low = [r for r in ranking if r.score < PICK]
     assert len(low) > len(papers) // 2
     assert not any(x.startswith("close to: ") for r in low for x in r.reasons)
+
+
+def test_in_a_digest_of_papers_off_every_topic_nothing_is_a_pick() -> None:
+    """Three papers on nothing the readers said (new-user trial): a like lifts them above
+    the reference papers (they are unlike everything, so unlike the background too) and
+    "models" is in most abstracts, yet neither makes a pick; an on-topic paper is one."""
+    papers, _, profiles = dev()
+    off = [
+        Doc("soil", "Soil Moisture Forecasting with Gradient Boosted Trees", "We forecast soil moisture."),
+        Doc(
+            "traffic", "A Survey of Traffic Signal Control with Queueing Models", "We survey queueing models."
+        ),
+        Doc("bread", "Sourdough Fermentation Kinetics", "Yeast and bacteria in bread dough over time."),
+    ]
+    lena = Profile(
+        interests="3D scene reconstruction and novel view synthesis",
+        likes=(paper_key("Wild-GS: Real-Time Novel View Synthesis from Unconstrained Photo Collections"),),
+    )
+    for profile in (lena, Profile(keywords=("diffusion models",)), profile_for(profiles["Lena"], "likes")):
+        assert not any(r.pick for r in ranker().rank(off, profile)), profile
+    splat = next(p for p in papers if "Gaussian Splatting" in p.title)
+    ranked = ranker().rank([*off, splat], lena)
+    assert [r.key for r in ranked if r.pick] == [splat.key]

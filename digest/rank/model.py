@@ -57,13 +57,15 @@ class Profile:
 @dataclass(frozen=True, slots=True)
 class Ranked:
     """One paper of the digest in a reader's order. ``index`` is its listing position
-    (0-based); ``excluded`` is true when an excluded keyword matched (it sorts last)."""
+    (0-based); ``excluded`` is true when an excluded keyword matched (it sorts last);
+    ``pick`` is known for the explained papers only (see :meth:`Ranker.rank`)."""
 
     index: int
     key: str
     score: float
     reasons: tuple[str, ...]
     excluded: bool = False
+    pick: bool = False  # a top pick: scores PICK or more, for a reason the reader gave
 
 
 @dataclass(frozen=True, slots=True)
@@ -369,7 +371,11 @@ class Ranker:
         explained = sorted(order if explain is None else order[:explain])
         leaders = order[: s.feedback_docs]
         weak = {i for i in explained if score[i] >= PICK}  # may be given a weak reason
-        why = self._reasons.explain(listing, profile, explained, qw, leaders, weak) if score.any() else {}
+        why, grounded = (
+            self._reasons.explain(listing, profile, explained, qw, leaders, weak)
+            if score.any()
+            else ({}, set())
+        )
         out = []
         for i in order:
             reasons: list[str] = []
@@ -378,7 +384,8 @@ class Ranker:
             reasons.extend(why.get(i, ()))
             if ex[i]:
                 reasons.append("excluded: " + ", ".join(ex[i]))
-            out.append(Ranked(i, papers[i].key, float(score[i]), tuple(reasons), bool(ex[i])))
+            pick = i in weak and not ex[i] and (bool(hits[i]) or i in grounded)
+            out.append(Ranked(i, papers[i].key, float(score[i]), tuple(reasons), bool(ex[i]), pick))
         return tuple(out)
 
     def _feedback(self, listing: Listing, score: np.ndarray) -> np.ndarray:

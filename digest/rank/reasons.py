@@ -18,6 +18,10 @@ if TYPE_CHECKING:
     from digest.rank.model import Doc, Profile
 
 COMMON = 0.25  # share of the corpus's papers above which a term is not shown as a reason
+# Terms (words, word pairs; none of the common ones) a paper must share with a liked paper
+# or a better pick for the likeness to make it a pick: a short abstract off every topic
+# shares one word ("time") with a like, and its cosine can still pass 0.05.
+GROUNDS = 3
 COMMON_MIN = 25  # ... and never below this many papers: in a small corpus the reader's topic is a big share
 
 
@@ -31,6 +35,12 @@ class Reasons:
         self.terms = terms
         # a term in more than a quarter of the papers ("model", "work") says nothing as a reason
         self.common = words.getnnz(axis=0) > max(COMMON * words.shape[0], COMMON_MIN)
+        self.words = words
+
+    def _shares(self, a: Any, b: Any) -> bool:
+        """Whether word rows ``a`` and ``b`` share ``GROUNDS`` terms that are not common."""
+        both = np.intersect1d(a.indices, b.indices)
+        return int((~self.common[both]).sum()) >= GROUNDS
 
     def explain(
         self,
@@ -40,20 +50,26 @@ class Reasons:
         qw: Any,
         leaders: Sequence[int] = (),
         weak: set[int] | frozenset[int] = frozenset(),
-    ) -> dict[int, list[str]]:
+    ) -> tuple[dict[int, list[str]], set[int]]:
         """Readable reasons: the query terms that weigh most in a paper (none that a
         quarter of the papers have), and the liked (or disliked) paper it is most similar
         to. A paper with neither, brought up by what it shares with the best (the feedback,
         the latent space), is "close to" the one of the ``leaders`` it resembles most. These
         weaker reasons (and common words, a faint like) go to the papers in ``weak`` only
-        (the picks): a paper that scores low has no reason to be there."""
+        (the picks): a paper that scores low has no reason to be there.
+
+        Returns the reasons and the papers ``grounded`` in what the reader said (liked
+        themselves, rare words of theirs, like a liked paper, close to a better pick): the
+        others, however high they score, only look less unlike it than the rest."""
+        grounded: set[int] = set()
         if not which:
-            return {}
+            return {}, grounded
         papers = listing.papers
         why: dict[int, list[str]] = {i: [] for i in which}
         for i in which:
             if papers[i].key in profile.likes:
                 why[i].append("you liked this paper")
+                grounded.add(i)
             elif papers[i].key in profile.dislikes:
                 why[i].append("you disliked this paper")
         plain: dict[int, str] = {}  # a weak reason, for a paper with no other: common words, a faint like
@@ -69,6 +85,7 @@ class Reasons:
                     text = "terms: " + ", ".join(listing.readable(i, shown_terms)[:3])
                     if rare:
                         why[i].append(text)
+                        grounded.add(i)
                     else:
                         plain[i] = text
         for label, keys in (("similar to", profile.likes), ("like what you disliked", profile.dislikes)):
@@ -78,11 +95,15 @@ class Reasons:
             sims = listing.word_corpus_sims()[[self.row[k] for k in known]][:, which]
             for j, i in enumerate(which):
                 near = int(np.argmax(sims[:, j]))
-                if known[near] == papers[i].key:
+                if known[near] == papers[i].key or (label != "similar to" and papers[i].key in profile.likes):
                     continue
                 text = f"{label}: {shown(self.corpus[self.row[known[near]]].title)}"
                 if sims[near, j] >= 0.05:
                     why[i].append(text)
+                    if label == "similar to" and self._shares(
+                        listing.words[i], self.words[self.row[known[near]]]
+                    ):
+                        grounded.add(i)
                 elif label == "similar to":
                     plain.setdefault(i, text)
         bare = [i for i in which if not why[i] and i in weak]
@@ -92,7 +113,9 @@ class Reasons:
                 row = [(near_sims[j, k], -t) for k, t in enumerate(leaders) if t != i]
                 if row and max(row)[0] >= 0.05:  # words in common, as "similar to" asks
                     why[i].append(f"close to: {shown(papers[-max(row)[1]].title)}")
+                    if self._shares(listing.words[i], listing.words[-max(row)[1]]):
+                        grounded.add(i)
         for i, text in plain.items():
             if not why[i] and i in weak:  # weak, but better than none
                 why[i].append(text)
-        return why
+        return why, grounded
