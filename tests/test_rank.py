@@ -271,3 +271,17 @@ def test_in_a_digest_of_papers_off_every_topic_nothing_is_a_pick() -> None:
     splat = next(p for p in papers if "Gaussian Splatting" in p.title)
     ranked = ranker().rank([*off, splat], lena)
     assert [r.key for r in ranked if r.pick] == [splat.key]
+
+
+def test_a_reason_shows_words_as_the_paper_writes_them_never_a_pair_it_does_not() -> None:
+    """'data for training' in the reader's words and in the paper: the pair
+    the analyzer made across the stop word is shown as its two words (second trial)."""
+    paper = Doc("p", "Label Noise", "We need less labeled data for training a classifier of birds.")
+    others = [Doc(f"o{i}", f"Other {i}", f"Graph networks forecast weather {i}.") for i in range(4)]
+    [first, *_] = Ranker([paper, *others]).rank([paper, *others], Profile(interests="the data for training"))
+    terms = next(r for r in first.reasons if r.startswith("terms: "))
+    assert (
+        first.key == "p"
+        and "data training" not in terms
+        and {"data", "training"} <= set(terms.removeprefix("terms: ").split(", "))
+    ), terms

@@ -149,13 +149,14 @@ def _readable(terms: list[str], surface: dict[str, str]) -> list[str]:
     earlier one already shows."""
     shown: list[str] = []
     seen: list[set[str]] = []
-    for term in terms:
+    # A pair the paper writes across a stop word ("data for training") is not in
+    # ``surface``: its words go one by one, not as a pair it never writes.
+    split = [[t] if t in surface or " " not in t else t.split(" ") for t in terms]
+    for term in (t for group in split for t in group):
         parts = term.split(" ")
         if any(set(parts) <= s for s in seen):
             continue
-        # a bigram across a stop word is not in ``surface``: its words one by one
-        text = surface.get(term) or " ".join(surface.get(p, p) for p in parts)
         seen.append(set(parts))
-        shown.append(text)
+        shown.append(surface.get(term, term))
     # "click" says less than "click rate" shown beside it
     return [t for t, w in zip(shown, seen, strict=True) if not any(w < other for other in seen)]
