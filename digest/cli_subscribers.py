@@ -127,7 +127,7 @@ def _prefs_from_args(args: argparse.Namespace, base: Any = None) -> Any:
     try:
         return preferences_from(data, base)
     except ValueError as err:
-        raise DigestError(f"{err}; see digest subscribers add --help") from None
+        raise DigestError(f"{err}; see digest subscribers {args.subcommand} --help") from None
 
 
 def checked_address(value: str) -> str:

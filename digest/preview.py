@@ -83,6 +83,8 @@ def _for_subscriber(config: Config, scratch: Store, now: datetime, address: str)
                 f"nothing to preview for {sub.address}: no paper digested since their last weekly "
                 "email (or since they subscribed) would be in one"
             )
+    if sub.preferences.weekday is not None:  # the row is their week's, not one digest's
+        what = f"the weekly email ({sub.preferences.cadence}) that {what} carries"
     if sub.status != "active":
         what += f" (they are {sub.status}: no email goes to them now)"
     return _render(config, scratch, row, what)

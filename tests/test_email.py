@@ -258,7 +258,9 @@ def test_footer_says_why_and_how_to_leave() -> None:
         assert "because reader@example.org is on the recipient list of Test Digest" in flat
         assert "digest@example.org" in part and "unsubscribe" in part
     # the mailto whole, its subject (with the reader's token, when there is one) filled in
-    assert text.rstrip().endswith("by email (keep the subject the link fills in):\nmailto:digest@example.org?subject=unsubscribe")
+    assert text.rstrip().endswith(
+        "by email (keep the subject the link fills in):\nmailto:digest@example.org?subject=unsubscribe"
+    )
 
 
 def test_text_part_reads_well_alone() -> None:

@@ -81,7 +81,7 @@ def test_a_weekly_subscriber_previews_their_weekly_email_on_any_day(config: Conf
     """Sunday, nothing waiting: the latest digest. Wes's row of it would be his weekly
     email of its 81 papers; Bob's is the one he was sent."""
     wes = preview(config, store, NOW + timedelta(hours=1), to=WES)
-    assert wes is not None and wes.what == "the latest digest"
+    assert wes is not None and wes.what == "the weekly email (weekly:mon) that the latest digest carries"
     assert PICKS.fullmatch(wes.message["Subject"].removesuffix(" · 81 new papers · 22 Nov 2026"))
     assert "view in a browser" in wes.html and 'href="https://example.org/digest/"' in wes.html
     bob = preview(config, store, NOW + timedelta(hours=1), to=BOB)
@@ -108,5 +108,6 @@ def test_an_unknown_address_is_one_line_and_exit_2(
     assert main(["-c", str(config.path), "preview", "--to", WES, "--out", str(out)]) == 0
     captured = capsys.readouterr()
     head, _, subject = captured.err.partition(": ")
-    assert head == f"# the next digest for {WES}" and " picks for you · 297 new papers · " in subject
+    assert head == f"# the weekly email (weekly:mon) that the next digest carries for {WES}"
+    assert " picks for you · 297 new papers · " in subject
     assert [Path(p).parent for p in captured.out.split()] == [out, out]
