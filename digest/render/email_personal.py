@@ -288,7 +288,8 @@ class PersonalDigest:
             room=self.settings.max_bytes - frame,
             full=lambda c: sum(map(len, enc(c, True))),
             title=lambda c: sum(map(len, enc(c, False))),
-            titles_section=len(self._enc(str(mine.also_open(n)))) + len(self._enc(self._titles_close, True)),
+            titles_section=len(self._enc(str(mine.also_open(n, bool(reader.picks)))))
+            + len(self._enc(self._titles_close, True)),
             rest_line=len(self._enc(str(_blocks().rest_line(n, self.rest_url)))),
         )
         chosen = budget.split(items, costs, len(reader.picks))
@@ -303,7 +304,7 @@ class PersonalDigest:
         for c in shown.full:
             body += enc(c, True)
         if shown.titles:
-            body.append(self._enc(str(mine.also_open(len(shown.titles) + shown.rest))))
+            body.append(self._enc(str(mine.also_open(len(shown.titles) + shown.rest, bool(reader.picks)))))
             for c in shown.titles:
                 body += enc(c, False)
             body.append(self._enc(self._titles_close, True))
@@ -320,7 +321,7 @@ class PersonalDigest:
         for c in shown.full:
             out += [p for p, _ in self._full_pieces(c, votes(c))]
         if shown.titles:
-            out.append(str(mine.also_open(len(shown.titles) + shown.rest)))
+            out.append(str(mine.also_open(len(shown.titles) + shown.rest, bool(reader.picks))))
             out += [p for c in shown.titles for p, _ in self._title_pieces(c, votes(c))]
             out.append(self._titles_close)
         if shown.rest:
@@ -355,7 +356,8 @@ class PersonalDigest:
         for full, group in ((True, shown.full), (False, shown.titles)):
             if not full and group:
                 count = len(shown.titles) + shown.rest
-                heading = f"Also new: {count} more paper{'' if count == 1 else 's'}, best first for you"
+                more = " more" if reader.picks else ""
+                heading = f"Also new: {count}{more} paper{'' if count == 1 else 's'}, best first for you"
                 out.append((f"\n\n{heading}\n{'-' * len(heading)}\n", False))
             for c in group:
                 number += 1
