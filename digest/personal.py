@@ -56,8 +56,10 @@ def top_picks(order: Sequence[Pick], max_papers: int) -> tuple[list[Pick], list[
     kept = [p for p in order if not p.ranked.excluded]
     if not any(p.ranked.score for p in kept):
         return kept[:max_papers], kept[max_papers:]
-    chosen = {id(p) for p in kept[:max_papers] if p.ranked.pick}
-    return [p for p in kept if id(p) in chosen], [p for p in kept if id(p) not in chosen]
+    chosen = [n < max_papers and p.ranked.pick for n, p in enumerate(kept)]
+    return [p for p, c in zip(kept, chosen, strict=True) if c], [
+        p for p, c in zip(kept, chosen, strict=True) if not c
+    ]
 
 
 class DigestRanking:

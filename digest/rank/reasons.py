@@ -18,11 +18,11 @@ if TYPE_CHECKING:
     from digest.rank.model import Doc, Profile
 
 COMMON = 0.25  # share of the corpus's papers above which a term is not shown as a reason
+COMMON_MIN = 25  # ... and never below this many papers: in a small corpus the reader's topic is a big share
 # Terms (words, word pairs; none of the common ones) a paper must share with a liked paper
 # or a better pick for the likeness to make it a pick: a short abstract off every topic
 # shares one word ("time") with a like, and its cosine can still pass 0.05.
 GROUNDS = 3
-COMMON_MIN = 25  # ... and never below this many papers: in a small corpus the reader's topic is a big share
 
 
 class Reasons:
